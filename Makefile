@@ -1,0 +1,118 @@
+# llmrouter — see README.md. `make demo` and `make test` install what they
+# need (Debian packages through config/install-deps.sh) and work as the first
+# command on a fresh Debian 12 machine.
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+DESTDIR  ?=
+PKGS     := libmicrohttpd libcurl libcjson yaml-0.1
+PYTHON   ?= python3
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Iinclude $(PKG_CFLAGS) -MMD -MP
+LDLIBS   := $(PKG_LIBS) -lpthread -lm
+
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+SRCS     := $(wildcard src/*.c) $(wildcard src/providers/*.c)
+LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+
+# Normal build -> build/, sanitizer build -> build/asan/
+OBJS      := $(SRCS:%.c=build/%.o)
+LIB_OBJS  := $(LIB_SRCS:%.c=build/%.o)
+ASAN_OBJS := $(SRCS:%.c=build/asan/%.o)
+ASAN_LIB_OBJS := $(LIB_SRCS:%.c=build/asan/%.o)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
+ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
+
+.PHONY: all asan asan-build test check unit unit-asan integration sdk demo run deps install uninstall clean lint
+
+all: build/llmrouter
+
+build/llmrouter: $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+build/asan/llmrouter: $(ASAN_OBJS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+build/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+# The installed binary looks for its configuration under SYSCONFDIR.
+build/installed/main.o: src/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DLLMROUTER_DEFAULT_CONFIG='"$(SYSCONFDIR)/llmrouter/llmrouter.yaml"' -c -o $@ $<
+
+build/installed/llmrouter: build/installed/main.o $(LIB_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- tests ----
+build/tests/%: tests/unit/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) -lcmocka
+
+build/asan/tests/%: tests/unit/%.c $(ASAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $< $(ASAN_LIB_OBJS) $(LDLIBS) -lcmocka
+
+deps:
+	@sh config/install-deps.sh
+
+unit: $(UNIT_BINS)
+	@$(PYTHON) tests/run_unit.py $(UNIT_BINS)
+
+unit-asan: $(ASAN_UNIT_BINS)
+	@$(PYTHON) tests/run_unit.py $(ASAN_UNIT_BINS)
+
+integration: build/llmrouter
+	@$(PYTHON) tests/integration/run.py
+
+sdk: build/llmrouter
+	@$(PYTHON) tests/with_daemon.py -- sh tests/sdk/run.sh
+
+# Everything, on the normal build.
+check: deps build/llmrouter unit integration sdk lint
+
+# Everything again on the AddressSanitizer + UBSan build.
+asan: deps build/asan/llmrouter unit-asan
+	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/run.py
+	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/with_daemon.py -- sh tests/sdk/run.sh
+
+# The test command of the README and CI: both builds.
+test: check asan
+
+demo: deps build/llmrouter
+	@$(PYTHON) tests/demo/demo.py
+
+run: deps build/llmrouter
+	./build/llmrouter -c config/llmrouter.yaml
+
+lint:
+	@sh tests/lint.sh
+
+install: build/installed/llmrouter
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)/llmrouter
+	install -m 0755 build/installed/llmrouter $(DESTDIR)$(PREFIX)/bin/llmrouter
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.yaml ]; then \
+	  echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.yaml"; \
+	else install -m 0644 config/llmrouter.yaml $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.yaml; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/llmrouter
+	@echo "left $(DESTDIR)$(SYSCONFDIR)/llmrouter/ in place (your configuration)"
+
+clean:
+	rm -rf build
+
+-include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d)

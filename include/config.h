@@ -1,0 +1,114 @@
+/* config: loads and validates the YAML configuration (libyaml) into an
+ * immutable, reference-counted snapshot. Every error names the file, line and
+ * column. A snapshot is shared read-only by all loop threads; it is swapped
+ * on reload (SIGHUP) and freed when its last reference is dropped.
+ * config_load/config_free may run on any thread; a snapshot is never mutated
+ * after config_load returns. */
+#ifndef LLMROUTER_CONFIG_H
+#define LLMROUTER_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct curl_slist;
+
+enum provider_type { PROVIDER_OPENAI = 0 };
+
+typedef struct cfg_provider {
+    char *name;
+    enum provider_type type;
+    char *base_url;    /* without trailing '/' */
+    char *api_key_env; /* NULL for keyless providers */
+    bool key_missing;  /* api_key_env set but the variable is empty/unset */
+    uint32_t connect_timeout_ms;
+    uint32_t first_byte_timeout_ms;
+    uint32_t idle_timeout_ms;
+    uint32_t timeout_ms;
+    /* Prebuilt upstream request headers (Content-Type, Accept, Authorization
+     * with the key, no Expect). Read-only; shared by all threads. */
+    struct curl_slist *headers;
+    int line; /* where it was defined, for messages */
+} cfg_provider_t;
+
+typedef struct cfg_model {
+    char *name;     /* the name clients and tiers use */
+    char *upstream; /* the model name sent to the provider */
+    int provider;   /* index into providers */
+    double input_per_mtok;
+    double output_per_mtok;
+    double cached_input_per_mtok;
+    int tier; /* first tier listing it, -1 if none */
+} cfg_model_t;
+
+typedef struct cfg_tier {
+    char *name;
+    int *models; /* indexes into models, in failover order */
+    size_t n_models;
+} cfg_tier_t;
+
+typedef struct config {
+    atomic_uint refs;
+    char *path;
+    /* server */
+    char *listen_host;
+    uint16_t listen_port;
+    unsigned threads; /* resolved: >= 1 */
+    size_t max_body_bytes;
+    size_t max_response_bytes;
+    unsigned max_connections;
+    unsigned connection_timeout_s;
+    unsigned shutdown_grace_ms;
+    int log_level;
+    /* catalogue */
+    cfg_provider_t *providers;
+    size_t n_providers;
+    cfg_model_t *models;
+    size_t n_models;
+    cfg_tier_t *tiers;
+    size_t n_tiers;
+    /* routing */
+    int default_tier;
+    char **routable; /* client model names routed like "auto" */
+    size_t n_routable;
+    /* derived */
+    char *models_json; /* body of GET /v1/models */
+    size_t models_json_len;
+    int64_t loaded_at; /* unix seconds */
+} config_t;
+
+/* Loads and validates path. On success returns a snapshot with one
+ * reference. On failure returns NULL and writes every error, one per line
+ * ("FILE:LINE:COL: message"), to errbuf (always NUL-terminated).
+ * Warnings (e.g. a provider key variable that is not set) are appended to
+ * warnbuf when it is not NULL. */
+config_t *config_load(const char *path, char *errbuf, size_t errlen, char *warnbuf,
+                      size_t warnlen);
+
+/* Same, from a string; name is used in messages. */
+config_t *config_load_string(const char *name, const char *yaml, size_t len, char *errbuf,
+                             size_t errlen, char *warnbuf, size_t warnlen);
+
+/* Takes / drops a reference. The last config_unref frees the snapshot. */
+config_t *config_ref(config_t *cfg);
+void config_unref(config_t *cfg);
+
+/* Lookups by name (exact match); -1 when absent. */
+int config_find_model(const config_t *cfg, const char *name);
+int config_find_tier(const config_t *cfg, const char *name);
+bool config_is_routable(const config_t *cfg, const char *name);
+
+/* The process-wide current snapshot (the only shared mutable thing):
+ * config_publish takes over one reference of cfg and makes it current;
+ * config_current returns a new reference to the current one (NULL before the
+ * first publish); config_generation changes on every publish, so a loop can
+ * cheaply notice a reload. Thread-safe. */
+void config_publish(config_t *cfg);
+config_t *config_current(void);
+unsigned config_generation(void);
+
+/* Writes a human-readable summary (for --check-config) to f. */
+void config_print_summary(const config_t *cfg, void *file);
+
+#endif

@@ -1,0 +1,27 @@
+/* json: byte-level helpers on JSON text that avoid a parse/serialise round
+ * trip on the hot path: locating the value of a top-level key so it can be
+ * spliced out, and writing JSON string literals. Pure functions; any thread. */
+#ifndef LLMROUTER_JSON_H
+#define LLMROUTER_JSON_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+typedef struct json_span {
+    size_t off; /* offset of the value's first byte */
+    size_t len; /* length of the value, quotes included for strings */
+} json_span_t;
+
+/* Finds every occurrence of key `key` in the top-level object of the JSON
+ * text s[0..n) and stores the spans of their values in spans (at most max).
+ * The text must already be known to be valid JSON (this scanner does not
+ * validate). Returns the number found (which may exceed max), or -1 if the
+ * top level is not an object. */
+int json_find_top_key(const char *s, size_t n, const char *key, json_span_t *spans, int max);
+
+/* Appends str (len bytes, UTF-8) to b as a quoted JSON string literal.
+ * Returns 0 or -1 if b's cap was reached. */
+int json_append_string(buf_t *b, const char *str, size_t len);
+
+#endif

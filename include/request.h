@@ -1,0 +1,126 @@
+/* request: the state of one client request, from the first header to the
+ * last byte, and the parsing/validation of its body. A request lives on one
+ * shard (loop thread) for its whole life; all its memory is owned here and
+ * freed in one place, request_free(), called when libmicrohttpd reports the
+ * request completed. Not thread-safe: only its shard's thread touches it. */
+#ifndef LLMROUTER_REQUEST_H
+#define LLMROUTER_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "json.h"
+#include "loop.h"
+#include "router.h"
+#include "sse.h"
+
+struct shard;
+struct MHD_Connection;
+struct MHD_Response;
+
+enum endpoint { EP_NONE = 0, EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS };
+
+enum req_state {
+    RS_BODY,      /* reading the request body */
+    RS_UPSTREAM,  /* suspended, waiting for an upstream answer */
+    RS_READY,     /* a response is prepared; queued at the next handler call */
+    RS_RESPONDED, /* response queued (plain or streaming) */
+};
+
+typedef struct attempt {
+    int model;      /* index into cfg->models */
+    unsigned status; /* upstream HTTP status, 0 if none */
+    char error[112]; /* why it failed, "" if it did not */
+} attempt_t;
+
+/* Why an attempt was abandoned; also an error for the whole request. */
+typedef struct req_error {
+    unsigned status;
+    const char *type;
+    const char *code;
+    const char *param;
+    char message[512];
+} req_error_t;
+
+typedef struct req {
+    struct shard *shard;
+    struct MHD_Connection *conn;
+    config_t *cfg; /* reference held for the request's life */
+    struct req *prev, *next; /* shard's list of live requests */
+    enum endpoint ep;
+    enum req_state state;
+    uint64_t t_start_us;
+    char id[80]; /* x-request-id */
+    char method[8];
+    char path[64];
+
+    /* body */
+    buf_t body;
+    bool too_large;
+
+    /* parsed from the body */
+    bool stream;
+    bool want_base64;   /* embeddings: encoding_format == "base64" */
+    json_span_t model_span;
+    route_t route;
+    size_t next_link;   /* next index into route.chain to try */
+    attempt_t attempts[ROUTE_MAX_CHAIN];
+    size_t n_attempts;
+    int model;          /* model of the current/last attempt, -1 before any */
+
+    /* current upstream attempt (owned by upstream.c) */
+    void *easy;         /* CURL * */
+    char *fwd_body;     /* body sent upstream: client body with "model" replaced */
+    size_t fwd_len;
+    unsigned up_status;
+    bool up_headers_done;
+    bool passthrough;   /* non-2xx the client must see as is (400, 404, 422, ...) */
+    bool attempt_failed;
+    char fail_reason[112];
+    bool committed;     /* streaming: the first event went to the client */
+    bool saw_done;      /* streaming: upstream sent data: [DONE] */
+    bool up_done;       /* streaming: upstream finished (cleanly or not) */
+    bool up_paused;     /* curl transfer paused by backpressure */
+    bool in_unpause;    /* queued on the shard's unpause list */
+    struct req *unpause_next;
+    uint64_t out_base;  /* absolute stream offset of out's read position (pre-commit) */
+    sse_scan_t sse;
+    buf_t out;          /* streaming: bytes waiting for the client; else the full response */
+    char *tail;         /* streaming: final bytes after out drains (error event / [DONE]) */
+    size_t tail_len, tail_off;
+    loop_timer_t timer; /* first-byte timeout, then idle timeout */
+    uint64_t last_data_ms;
+
+    /* client side */
+    bool suspended;
+    bool client_gone;
+    bool watching;
+    loop_io_t client_io;
+    struct MHD_Response *response;
+    unsigned resp_status;
+    double cost_usd;    /* < 0 when unknown */
+} req_t;
+
+/* Allocates a request for conn on shard, holding a reference to cfg. */
+req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *cfg);
+
+/* Frees everything the request owns (the upstream must already be
+ * cancelled). */
+void request_free(req_t *req);
+
+/* Parses and validates the body for req->ep, resolves the route and fills
+ * req's parsed fields. Returns 0, or -1 with *err describing the 4xx answer. */
+int request_parse(req_t *req, req_error_t *err);
+
+/* Builds req->fwd_body for model index m: the client's body with the value
+ * of its top-level "model" replaced by the model's upstream name. */
+void request_build_forward(req_t *req, int m);
+
+/* Sets req->id from the client's x-request-id when it is safe to echo
+ * (1-128 chars of [A-Za-z0-9._:-]), else generates one from rnd. */
+void request_set_id(req_t *req, const char *client_id, uint64_t rnd);
+
+#endif

@@ -1,0 +1,130 @@
+/* json: a single forward pass over already-validated JSON that tracks depth
+ * and string state, to find top-level keys without building a tree. */
+#include "json.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static size_t skip_ws(const char *s, size_t n, size_t i)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* s[i] == '"'; returns the offset just past the closing quote. */
+static size_t skip_string(const char *s, size_t n, size_t i)
+{
+    for (i++; i < n; i++) {
+        if (s[i] == '\\')
+            i++;
+        else if (s[i] == '"')
+            return i + 1;
+    }
+    return n;
+}
+
+/* Skips one value starting at s[i] (no leading whitespace). */
+static size_t skip_value(const char *s, size_t n, size_t i)
+{
+    size_t depth = 0;
+    if (i >= n)
+        return n;
+    if (s[i] == '"')
+        return skip_string(s, n, i);
+    if (s[i] != '{' && s[i] != '[') {
+        while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' &&
+               s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+            i++;
+        return i;
+    }
+    for (; i < n; i++) {
+        char ch = s[i];
+        if (ch == '"') {
+            i = skip_string(s, n, i) - 1;
+        } else if (ch == '{' || ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (--depth == 0)
+                return i + 1;
+        }
+    }
+    return n;
+}
+
+int json_find_top_key(const char *s, size_t n, const char *key, json_span_t *spans, int max)
+{
+    size_t klen = strlen(key), i = skip_ws(s, n, 0);
+    int found = 0;
+    if (i >= n || s[i] != '{')
+        return -1;
+    i++;
+    for (;;) {
+        size_t kstart, kend;
+        i = skip_ws(s, n, i);
+        if (i >= n || s[i] == '}')
+            return found;
+        if (s[i] == ',') {
+            i++;
+            continue;
+        }
+        if (s[i] != '"')
+            return found;
+        kstart = i + 1;
+        i = skip_string(s, n, i);
+        kend = i - 1;
+        i = skip_ws(s, n, i);
+        if (i >= n || s[i] != ':')
+            return found;
+        i = skip_ws(s, n, i + 1);
+        if (kend - kstart == klen && memcmp(s + kstart, key, klen) == 0) {
+            size_t end = skip_value(s, n, i);
+            if (found < max) {
+                spans[found].off = i;
+                spans[found].len = end - i;
+            }
+            found++;
+            i = end;
+        } else {
+            i = skip_value(s, n, i);
+        }
+    }
+}
+
+int json_append_string(buf_t *b, const char *str, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = 0;
+    if (buf_append(b, "\"", 1) < 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)str[i];
+        char esc[6];
+        size_t elen = 2;
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        if (buf_append(b, str + start, i - start) < 0)
+            return -1;
+        esc[0] = '\\';
+        switch (ch) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            elen = 6;
+        }
+        if (buf_append(b, esc, elen) < 0)
+            return -1;
+        start = i + 1;
+    }
+    if (buf_append(b, str + start, len - start) < 0)
+        return -1;
+    return buf_append(b, "\"", 1);
+}

@@ -1,0 +1,260 @@
+/* main: command line, configuration, signals and the shard threads.
+ * The main thread only waits for signals: SIGHUP reloads the configuration
+ * (published as a new snapshot the shards adopt), SIGINT/SIGTERM stop the
+ * shards gracefully. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "shard.h"
+#include "util.h"
+#include "version.h"
+
+#ifndef LLMROUTER_DEFAULT_CONFIG
+#define LLMROUTER_DEFAULT_CONFIG "config/llmrouter.yaml"
+#endif
+
+#define MAX_SHARDS 256
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: llmrouter [OPTIONS]\n"
+            "An OpenAI-compatible proxy that routes each request to the cheapest fitting model,\n"
+            "with failover down a chain of providers.\n"
+            "\n"
+            "  -c, --config FILE    configuration file (default: %s)\n"
+            "  -l, --listen ADDR    listen on HOST:PORT instead of server.listen\n"
+            "  -t, --threads N      event-loop threads instead of server.threads\n"
+            "      --check-config   validate the configuration, print a summary and exit\n"
+            "  -V, --version        print the version and exit\n"
+            "  -h, --help           print this help and exit\n"
+            "\n"
+            "Signals: SIGHUP reloads the configuration; SIGINT/SIGTERM stop gracefully.\n"
+            "Documentation: README.md and docs/ in the source tree.\n",
+            LLMROUTER_DEFAULT_CONFIG);
+}
+
+static config_t *load(const char *path, bool quiet_warnings)
+{
+    char err[8192], warn[4096];
+    config_t *cfg = config_load(path, err, sizeof err, warn, sizeof warn);
+    if (cfg == NULL) {
+        fprintf(stderr, "%s", err);
+        return NULL;
+    }
+    if (warn[0] && !quiet_warnings)
+        fprintf(stderr, "%s", warn);
+    return cfg;
+}
+
+static int override_listen(config_t *cfg, const char *addr)
+{
+    char yaml[512], err[512];
+    config_t *tmp;
+    /* Reuse the config parser's address syntax through a tiny document. */
+    snprintf(yaml, sizeof yaml,
+             "server: {listen: \"%s\"}\nproviders: {p: {type: openai, base_url: \"http://x\"}}\n"
+             "models: {m: {provider: p}}\ntiers: {t: [m]}\nrouting: {default_tier: t}\n",
+             addr);
+    tmp = config_load_string("--listen", yaml, strlen(yaml), err, sizeof err, NULL, 0);
+    if (tmp == NULL) {
+        fprintf(stderr, "llmrouter: --listen: expected HOST:PORT, got \"%s\"\n", addr);
+        return -1;
+    }
+    free(cfg->listen_host);
+    cfg->listen_host = xstrdup(tmp->listen_host);
+    cfg->listen_port = tmp->listen_port;
+    config_unref(tmp);
+    return 0;
+}
+
+/* SO_REUSEPORT would let us silently share a port with another running
+ * instance; a plain bind first tells "address in use" apart. */
+static int probe_listen(const config_t *cfg)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    char port[8];
+    int fd, rc, one = 1;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(port, sizeof port, "%u", cfg->listen_port);
+    rc = getaddrinfo(cfg->listen_host, port, &hints, &ai);
+    if (rc != 0) {
+        log_error("cannot resolve listen address %s: %s", cfg->listen_host, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        freeaddrinfo(ai);
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    rc = bind(fd, ai->ai_addr, ai->ai_addrlen);
+    if (rc < 0)
+        log_error("cannot listen on %s:%u: %s", cfg->listen_host, cfg->listen_port,
+                  strerror(errno));
+    close(fd);
+    freeaddrinfo(ai);
+    return rc < 0 ? -1 : 0;
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("cannot raise the open-file limit: %s", strerror(errno));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
+        {"threads", required_argument, NULL, 't'}, {"check-config", no_argument, NULL, 'C'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *path = LLMROUTER_DEFAULT_CONFIG, *listen = NULL;
+    long threads = -1;
+    bool check = false;
+    shard_t *shards[MAX_SHARDS];
+    unsigned n_shards = 0;
+    config_t *cfg;
+    sigset_t set;
+    int c, rc = 1;
+
+    while ((c = getopt_long(argc, argv, "c:l:t:Vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 't': {
+            char *end;
+            threads = strtol(optarg, &end, 10);
+            if (*end != '\0' || threads < 1 || threads > MAX_SHARDS) {
+                fprintf(stderr, "llmrouter: --threads: expected 1..%d\n", MAX_SHARDS);
+                return 2;
+            }
+            break;
+        }
+        case 'C':
+            check = true;
+            break;
+        case 'V':
+            printf("llmrouter %s (libcurl %s)\n", LLMROUTER_VERSION, curl_version_info(CURLVERSION_NOW)->version);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "llmrouter: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "llmrouter: libcurl failed to initialise\n");
+        return 1;
+    }
+    cfg = load(path, false);
+    if (cfg == NULL)
+        goto out;
+    if (listen && override_listen(cfg, listen) < 0)
+        goto out_cfg;
+    if (threads > 0)
+        cfg->threads = (unsigned)threads;
+    if (check) {
+        config_print_summary(cfg, stdout);
+        rc = 0;
+        goto out_cfg;
+    }
+    log_set_level((enum log_level)cfg->log_level);
+    raise_fd_limit();
+    if (probe_listen(cfg) < 0)
+        goto out_cfg;
+
+    /* Signals are handled by this thread only; SIGPIPE is ignored (sockets
+     * use MSG_NOSIGNAL, but a stray write must never kill the daemon). */
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    config_publish(config_ref(cfg));
+    for (unsigned i = 0; i < cfg->threads && i < MAX_SHARDS; i++) {
+        char err[256];
+        shard_t *s = shard_new(i, cfg, err, sizeof err);
+        if (s == NULL) {
+            log_error("%s", err);
+            goto stop;
+        }
+        shards[n_shards++] = s;
+    }
+    for (unsigned i = 0; i < n_shards; i++) {
+        if (shard_start(shards[i]) < 0) {
+            log_error("cannot start thread %u", i);
+            goto stop;
+        }
+    }
+    log_info("llmrouter %s listening on %s:%u with %u thread%s (config %s)", LLMROUTER_VERSION,
+             cfg->listen_host, cfg->listen_port, n_shards, n_shards == 1 ? "" : "s", path);
+    for (;;) {
+        int sig;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            config_t *next = load(path, false);
+            if (next == NULL) {
+                log_error("reload failed; keeping the running configuration");
+                continue;
+            }
+            if (strcmp(next->listen_host, cfg->listen_host) != 0 ||
+                (listen == NULL && next->listen_port != cfg->listen_port) || next->threads != cfg->threads)
+                log_warn("reload: server.listen and server.threads take effect only on restart");
+            if (listen)
+                override_listen(next, listen);
+            log_set_level((enum log_level)next->log_level);
+            config_publish(next);
+            log_info("configuration reloaded from %s", path);
+            continue;
+        }
+        log_info("received signal %d, shutting down", sig);
+        break;
+    }
+    rc = 0;
+stop:
+    for (unsigned i = 0; i < n_shards; i++)
+        shard_stop(shards[i]);
+    for (unsigned i = 0; i < n_shards; i++) {
+        shard_join(shards[i]);
+        shard_free(shards[i]);
+    }
+    config_publish(NULL);
+out_cfg:
+    config_unref(cfg);
+out:
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,212 @@
+/* request: per-request state, body validation and the forwarded body.
+ * The client's body is parsed once with cJSON to validate it and read the
+ * few fields routing needs; the tree is freed right away. The body sent
+ * upstream is the client's bytes with only the "model" value spliced, so
+ * every other field passes through untouched and nothing is re-serialised. */
+#include "request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "util.h"
+
+req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *cfg)
+{
+    req_t *req = xcalloc(1, sizeof *req);
+    req->shard = shard;
+    req->conn = conn;
+    req->cfg = config_ref(cfg);
+    req->t_start_us = util_now_us();
+    req->model = -1;
+    req->cost_usd = -1;
+    req->client_io.fd = -1;
+    buf_init(&req->body, cfg->max_body_bytes);
+    buf_init(&req->out, 0);
+    return req;
+}
+
+void request_free(req_t *req)
+{
+    if (req == NULL)
+        return;
+    buf_free(&req->body);
+    buf_free(&req->out);
+    free(req->fwd_body);
+    free(req->tail);
+    config_unref(req->cfg);
+    free(req);
+}
+
+void request_set_id(req_t *req, const char *client_id, uint64_t rnd)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (client_id != NULL) {
+        size_t n = strlen(client_id);
+        bool ok = n > 0 && n <= 128 && n < sizeof req->id;
+        for (size_t i = 0; ok && i < n; i++) {
+            char ch = client_id[i];
+            ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '-' || ch == '_' || ch == '.' || ch == ':';
+        }
+        if (ok) {
+            memcpy(req->id, client_id, n + 1);
+            return;
+        }
+    }
+    memcpy(req->id, "req_", 4);
+    for (int i = 0; i < 16; i++)
+        req->id[4 + i] = hex[(rnd >> (60 - 4 * i)) & 15];
+    req->id[20] = '\0';
+}
+
+static int fail(req_error_t *err, unsigned status, const char *code, const char *param,
+                const char *fmt, const char *arg)
+{
+    err->status = status;
+    err->type = "invalid_request_error";
+    err->code = code;
+    err->param = param;
+    snprintf(err->message, sizeof err->message, fmt, arg ? arg : "");
+    return -1;
+}
+
+static int unknown_model(req_t *req, req_error_t *err, const char *model)
+{
+    const config_t *cfg = req->cfg;
+    size_t o;
+    int n = snprintf(err->message, sizeof err->message,
+                     "The model '%.100s' does not exist. Known models: auto", model);
+    o = n > 0 ? (size_t)n : 0;
+    for (size_t i = 0; i < cfg->n_tiers && o < sizeof err->message; i++) {
+        n = snprintf(err->message + o, sizeof err->message - o, ", %s", cfg->tiers[i].name);
+        o += n > 0 ? (size_t)n : 0;
+    }
+    for (size_t i = 0; i < cfg->n_models && o < sizeof err->message; i++) {
+        n = snprintf(err->message + o, sizeof err->message - o, ", %s", cfg->models[i].name);
+        o += n > 0 ? (size_t)n : 0;
+    }
+    if (o >= sizeof err->message)
+        memcpy(err->message + sizeof err->message - 5, " ...", 5);
+    err->status = 404;
+    err->type = "invalid_request_error";
+    err->code = "model_not_found";
+    err->param = "model";
+    return -1;
+}
+
+int request_parse(req_t *req, req_error_t *err)
+{
+    const char *text = buf_cstr(&req->body);
+    size_t len = buf_len(&req->body);
+    cJSON *root, *model, *item;
+    json_span_t spans[2];
+    int rc = -1, found;
+
+    if (len == 0)
+        return fail(err, 400, "invalid_json", NULL,
+                    "The request body is empty; expected a JSON object.%s", NULL);
+    root = cJSON_ParseWithLength(text, len);
+    if (root == NULL)
+        return fail(err, 400, "invalid_json", NULL,
+                    "The request body is not valid JSON (or nests deeper than 1000 levels).%s",
+                    NULL);
+    if (!cJSON_IsObject(root)) {
+        fail(err, 400, "invalid_json", NULL, "The request body must be a JSON object.%s", NULL);
+        goto out;
+    }
+    model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (model == NULL) {
+        fail(err, 400, "missing_required_parameter", "model",
+             "You must provide a model parameter.%s", NULL);
+        goto out;
+    }
+    if (!cJSON_IsString(model) || model->valuestring[0] == '\0') {
+        fail(err, 400, "invalid_type", "model", "'model' must be a non-empty string.%s", NULL);
+        goto out;
+    }
+    item = cJSON_GetObjectItemCaseSensitive(root, "stream");
+    if (item != NULL && !cJSON_IsBool(item) && !cJSON_IsNull(item)) {
+        fail(err, 400, "invalid_type", "stream", "'stream' must be a boolean.%s", NULL);
+        goto out;
+    }
+    req->stream = cJSON_IsTrue(item) && req->ep != EP_EMBEDDINGS;
+
+    switch (req->ep) {
+    case EP_CHAT:
+        item = cJSON_GetObjectItemCaseSensitive(root, "messages");
+        if (item == NULL) {
+            fail(err, 400, "missing_required_parameter", "messages",
+                 "Missing required parameter: 'messages'.%s", NULL);
+            goto out;
+        }
+        if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) == 0) {
+            fail(err, 400, "invalid_value", "messages",
+                 "'messages' must be a non-empty array of message objects.%s", NULL);
+            goto out;
+        }
+        for (cJSON *m = item->child; m != NULL; m = m->next) {
+            cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+            if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
+                fail(err, 400, "invalid_value", "messages",
+                     "Each message must be an object with a string 'role'.%s", NULL);
+                goto out;
+            }
+        }
+        break;
+    case EP_COMPLETIONS:
+        if (cJSON_GetObjectItemCaseSensitive(root, "prompt") == NULL) {
+            fail(err, 400, "missing_required_parameter", "prompt",
+                 "Missing required parameter: 'prompt'.%s", NULL);
+            goto out;
+        }
+        break;
+    case EP_EMBEDDINGS:
+        if (cJSON_GetObjectItemCaseSensitive(root, "input") == NULL) {
+            fail(err, 400, "missing_required_parameter", "input",
+                 "Missing required parameter: 'input'.%s", NULL);
+            goto out;
+        }
+        item = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
+        req->want_base64 = cJSON_IsString(item) && strcmp(item->valuestring, "base64") == 0;
+        break;
+    case EP_NONE:
+        break;
+    }
+
+    found = json_find_top_key(text, len, "model", spans, 2);
+    if (found != 1) {
+        fail(err, 400, "invalid_value", "model",
+             "The request body has more than one 'model' key.%s", NULL);
+        goto out;
+    }
+    req->model_span = spans[0];
+    if (router_resolve(req->cfg, model->valuestring, &req->route) < 0) {
+        unknown_model(req, err, model->valuestring);
+        goto out;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+void request_build_forward(req_t *req, int m)
+{
+    const char *body = buf_ptr(&req->body);
+    size_t len = buf_len(&req->body);
+    const char *name = req->cfg->models[m].upstream;
+    buf_t b;
+    size_t cap = len - req->model_span.len + strlen(name) * 6 + 3;
+
+    buf_init(&b, cap);
+    buf_append(&b, body, req->model_span.off);
+    json_append_string(&b, name, strlen(name));
+    buf_append(&b, body + req->model_span.off + req->model_span.len,
+               len - req->model_span.off - req->model_span.len);
+    free(req->fwd_body);
+    req->fwd_len = buf_len(&b);
+    req->fwd_body = b.data;
+}

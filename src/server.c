@@ -1,0 +1,423 @@
+/* server: libmicrohttpd glue. The access handler is called (1) once after
+ * the headers, (2) per body piece, (3) once more when the body is complete,
+ * and (4) again after every resume. State lives in req_t (con_cls); it is
+ * freed in on_completed, the one place a request ends. */
+#include "server.h"
+
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "apierror.h"
+#include "log.h"
+#include "shard.h"
+#include "upstream.h"
+#include "util.h"
+
+#define STREAM_BLOCK_SIZE 4096
+
+/* ---- responses ---- */
+
+static void add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
+{
+    const config_t *cfg = req->cfg;
+    char num[32];
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(r, "x-request-id", req->id);
+    if (req->route.n == 0)
+        return;
+    MHD_add_response_header(r, "x-router-tier", router_tier_name(cfg, &req->route));
+    if (req->model >= 0) {
+        const cfg_model_t *m = &cfg->models[req->model];
+        MHD_add_response_header(r, "x-router-model", m->name);
+        MHD_add_response_header(r, "x-router-provider", cfg->providers[m->provider].name);
+    }
+    snprintf(num, sizeof num, "%zu", req->n_attempts);
+    MHD_add_response_header(r, "x-router-attempts", num);
+    if (req->cost_usd >= 0) {
+        snprintf(num, sizeof num, "%.10f", req->cost_usd);
+        MHD_add_response_header(r, "x-router-cost-usd", num);
+    }
+}
+
+static void resume(req_t *req)
+{
+    if (req->suspended) {
+        req->suspended = false;
+        MHD_resume_connection(req->conn);
+    }
+}
+
+static void set_ready(req_t *req, struct MHD_Response *r, unsigned status)
+{
+    if (req->response)
+        MHD_destroy_response(req->response);
+    req->response = r;
+    req->resp_status = status;
+    req->state = RS_READY;
+    resume(req);
+}
+
+void server_respond(req_t *req, unsigned status, char *body, size_t len, const char *ctype)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
+        free(body);
+        log_error("request %s: cannot create a response", req->id);
+        req->client_gone = true;
+        resume(req);
+        return;
+    }
+    add_headers(req, r, ctype ? ctype : "application/json");
+    if (status == 502 && req->model < 0)
+        MHD_add_response_header(r, "x-should-retry", "false");
+    set_ready(req, r, status);
+}
+
+void server_respond_error(req_t *req, const req_error_t *err, const char *extra_json)
+{
+    size_t len;
+    char *body = apierror_body(err->message, err->type ? err->type
+                                                       : apierror_type_for_status(err->status),
+                               err->param, err->code, extra_json, &len);
+    server_respond(req, err->status, body, len, NULL);
+}
+
+static enum MHD_Result queue_ready(req_t *req)
+{
+    enum MHD_Result ret = MHD_queue_response(req->conn, req->resp_status, req->response);
+    MHD_destroy_response(req->response);
+    req->response = NULL;
+    req->state = RS_RESPONDED;
+    return ret;
+}
+
+/* A response that does not depend on a request (health, models, early
+ * errors) queued at once. */
+static enum MHD_Result respond_now(req_t *req, unsigned status, const char *body, size_t len,
+                                   const char *allow)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret;
+    if (r == NULL)
+        return MHD_NO;
+    add_headers(req, r, "application/json");
+    if (allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    req->resp_status = status;
+    req->state = RS_RESPONDED;
+    ret = MHD_queue_response(req->conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result error_now(req_t *req, unsigned status, const char *code, const char *msg,
+                                 const char *allow)
+{
+    size_t len;
+    char *body = apierror_body(msg, apierror_type_for_status(status), NULL, code, NULL, &len);
+    enum MHD_Result ret = respond_now(req, status, body, len, allow);
+    free(body);
+    return ret;
+}
+
+/* ---- streaming ---- */
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+    req_t *req = cls;
+    size_t n;
+    (void)pos;
+    if (req->client_gone)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    n = buf_len(&req->out);
+    if (n > 0) {
+        if (n > max)
+            n = max;
+        memcpy(out, buf_ptr(&req->out), n);
+        buf_consume(&req->out, n);
+        if (req->up_paused && buf_len(&req->out) <= req->out.cap / 2)
+            shard_queue_unpause(req->shard, req);
+        return (ssize_t)n;
+    }
+    if (req->up_done) {
+        if (req->tail_off < req->tail_len) {
+            n = req->tail_len - req->tail_off;
+            if (n > max)
+                n = max;
+            memcpy(out, req->tail + req->tail_off, n);
+            req->tail_off += n;
+            return (ssize_t)n;
+        }
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    /* Nothing to send yet: suspend (returning 0 without suspending would
+     * make libmicrohttpd poll in a busy loop). */
+    req->suspended = true;
+    MHD_suspend_connection(req->conn);
+    return 0;
+}
+
+void server_stream_begin(req_t *req)
+{
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK_SIZE,
+                                                               stream_reader, req, NULL);
+    if (r == NULL) {
+        log_error("request %s: cannot create a stream response", req->id);
+        req->client_gone = true;
+        resume(req);
+        return;
+    }
+    add_headers(req, r, "text/event-stream");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(r, "x-accel-buffering", "no");
+    set_ready(req, r, 200);
+}
+
+void server_stream_wake(req_t *req)
+{
+    if (req->state == RS_RESPONDED)
+        resume(req);
+}
+
+void server_release(req_t *req)
+{
+    req->client_gone = true;
+    resume(req);
+}
+
+/* ---- client disconnect detection while suspended ---- */
+
+static void on_client_io(loop_t *loop, loop_io_t *io, uint32_t events)
+{
+    req_t *req = io->arg;
+    (void)events;
+    loop_io_del(loop, io);
+    req->watching = false;
+    if (!req->client_gone) {
+        req->client_gone = true;
+        log_debug("request %s: client closed the connection", req->id);
+        upstream_cancel(shard_upstream(req->shard), req);
+    }
+    resume(req);
+}
+
+/* libmicrohttpd 0.9.75 does not notice a peer that closes while its
+ * connection is suspended, so watch the socket for a hang-up ourselves. */
+static void watch_client(req_t *req)
+{
+    const union MHD_ConnectionInfo *ci;
+    if (req->watching)
+        return;
+    ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL)
+        return;
+    req->client_io.fd = ci->connect_fd;
+    req->client_io.cb = on_client_io;
+    req->client_io.arg = req;
+    if (loop_io_set(shard_loop(req->shard), &req->client_io, EPOLLRDHUP) == 0)
+        req->watching = true;
+}
+
+static void suspend(req_t *req)
+{
+    if (!req->suspended) {
+        req->suspended = true;
+        MHD_suspend_connection(req->conn);
+    }
+    watch_client(req);
+}
+
+/* ---- routing of paths ---- */
+
+static enum endpoint post_endpoint(const char *p)
+{
+    if (strcmp(p, "/chat/completions") == 0)
+        return EP_CHAT;
+    if (strcmp(p, "/completions") == 0)
+        return EP_COMPLETIONS;
+    if (strcmp(p, "/embeddings") == 0)
+        return EP_EMBEDDINGS;
+    return EP_NONE;
+}
+
+static enum MHD_Result on_first_call(req_t *req, const char *url, const char *method)
+{
+    const char *p = url;
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    bool post = strcmp(method, "POST") == 0;
+    const char *cl;
+
+    if (strncmp(p, "/v1/", 4) == 0)
+        p += 3;
+    if (strcmp(p, "/healthz") == 0 || strcmp(p, "/readyz") == 0) {
+        if (!get)
+            return error_now(req, 405, "method_not_allowed", "Use GET for this path.", "GET, HEAD");
+        if (strcmp(p, "/readyz") == 0 && shard_stopping(req->shard))
+            return respond_now(req, 503, "{\"status\":\"stopping\"}", 21, NULL);
+        return respond_now(req, 200, "{\"status\":\"ok\"}", 15, NULL);
+    }
+    if (strcmp(p, "/models") == 0) {
+        if (!get)
+            return error_now(req, 405, "method_not_allowed", "Use GET for /v1/models.",
+                             "GET, HEAD");
+        return respond_now(req, 200, req->cfg->models_json, req->cfg->models_json_len, NULL);
+    }
+    req->ep = post_endpoint(p);
+    if (req->ep == EP_NONE) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Unknown request URL: %s %.100s.", method, url);
+        return error_now(req, 404, "unknown_url", msg, NULL);
+    }
+    if (!post)
+        return error_now(req, 405, "method_not_allowed", "Use POST for this path.", "POST");
+    cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl != NULL) {
+        uint64_t n;
+        if (util_parse_u64(cl, strlen(cl), &n) == 0 && n > req->cfg->max_body_bytes) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "The request body (%llu bytes) is larger than the limit of %zu bytes.",
+                     (unsigned long long)n, req->cfg->max_body_bytes);
+            return error_now(req, 413, "request_too_large", msg, NULL);
+        }
+    }
+    req->state = RS_BODY;
+    return MHD_YES;
+}
+
+static void on_body_complete(req_t *req)
+{
+    req_error_t err = {0};
+    if (req->too_large) {
+        err.status = 413;
+        err.code = "request_too_large";
+        snprintf(err.message, sizeof err.message,
+                 "The request body is larger than the limit of %zu bytes.",
+                 req->cfg->max_body_bytes);
+        server_respond_error(req, &err, NULL);
+        return;
+    }
+    if (request_parse(req, &err) < 0) {
+        server_respond_error(req, &err, NULL);
+        return;
+    }
+    req->state = RS_UPSTREAM;
+    upstream_start(shard_upstream(req->shard), req);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+    shard_t *sh = cls;
+    req_t *req = *con_cls;
+    (void)version;
+
+    if (req == NULL) {
+        req = request_new(sh, conn, shard_config(sh));
+        *con_cls = req;
+        shard_link(sh, req);
+        request_set_id(req, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-request-id"),
+                       shard_random(sh));
+        snprintf(req->method, sizeof req->method, "%s", method);
+        snprintf(req->path, sizeof req->path, "%s", url);
+        return on_first_call(req, url, method);
+    }
+    if (req->state == RS_BODY) {
+        if (*upload_size > 0) {
+            if (!req->too_large && buf_append(&req->body, upload, *upload_size) < 0) {
+                req->too_large = true;
+                buf_free(&req->body);
+            }
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        on_body_complete(req);
+    }
+    if (req->state == RS_READY)
+        return queue_ready(req);
+    if (req->client_gone)
+        return MHD_NO;
+    if (req->state == RS_UPSTREAM)
+        suspend(req);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    shard_t *sh = cls;
+    req_t *req = *con_cls;
+    (void)conn;
+    if (req == NULL)
+        return;
+    if (req->watching)
+        loop_io_del(shard_loop(sh), &req->client_io);
+    upstream_cancel(shard_upstream(sh), req);
+    shard_dequeue_unpause(sh, req);
+    shard_unlink(sh, req);
+    if (req->response)
+        MHD_destroy_response(req->response);
+    if (log_get_level() >= LOG_INFO && req->ep != EP_NONE) {
+        const config_t *cfg = req->cfg;
+        log_info("%s %s %s %u tier=%s model=%s attempts=%zu%s %.1fms%s", req->id, req->method,
+                 req->path, req->resp_status, req->route.n ? router_tier_name(cfg, &req->route) : "-",
+                 req->model >= 0 ? cfg->models[req->model].name : "-", req->n_attempts,
+                 req->stream ? " stream" : "", (double)(util_now_us() - req->t_start_us) / 1000.0,
+                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+    }
+    request_free(req);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    size_t n;
+    (void)cls;
+    vsnprintf(line, sizeof line, fmt, ap);
+    n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    log_warn("http: %s", line);
+}
+
+struct MHD_Daemon *server_start(struct shard *shard, const config_t *cfg, char *err,
+                                size_t errlen)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    char port[8];
+    struct MHD_Daemon *d;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    unsigned limit = cfg->max_connections / cfg->threads;
+    int rc;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(port, sizeof port, "%u", cfg->listen_port);
+    rc = getaddrinfo(cfg->listen_host, port, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve listen address %s: %s", cfg->listen_host,
+                 gai_strerror(rc));
+        return NULL;
+    }
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, shard, MHD_OPTION_EXTERNAL_LOGGER,
+                         on_mhd_log, shard, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                         MHD_OPTION_CONNECTION_LIMIT, limit ? limit : 1,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+                         MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
+                         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, shard, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (d == NULL)
+        snprintf(err, errlen, "cannot listen on %s:%u", cfg->listen_host, cfg->listen_port);
+    return d;
+}

@@ -1,0 +1,604 @@
+/* upstream: libcurl multi_socket driven by the shard loop.
+ *
+ * Per attempt: a new easy handle POSTs req->fwd_body to the model's
+ * provider. The header callback classifies the status as soon as headers
+ * end: 2xx goes on, a client-fault 4xx is passed through as is, anything
+ * else aborts the transfer and fails over. A non-streamed answer is
+ * collected whole (capped) and checked before the client sees it. A stream
+ * is held back until its first data event proves sound (valid JSON, not an
+ * error), then committed: after that no failover, and an abnormal end
+ * becomes a final `data: {"error":...}` event. See
+ * docs/internals/upstream.md. */
+#include "upstream.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include <cjson/cJSON.h>
+
+#include "apierror.h"
+#include "json.h"
+#include "log.h"
+#include "provider.h"
+#include "server.h"
+#include "shard.h"
+#include "util.h"
+
+#define STREAM_OUT_CAP (64 * 1024)
+#define CURL_BUF_SIZE (16 * 1024)
+
+typedef struct sock_watch {
+    loop_io_t io;
+    upstream_t *up;
+    struct sock_watch *next_dead;
+} sock_watch_t;
+
+struct upstream {
+    shard_t *shard;
+    loop_t *loop;
+    CURLM *multi;
+    loop_timer_t timer;
+    sock_watch_t *dead;
+};
+
+static void check_done(upstream_t *up);
+static void next_attempt(upstream_t *up, req_t *req);
+
+/* ---- multi_socket plumbing ---- */
+
+static void on_sock_io(loop_t *loop, loop_io_t *io, uint32_t events)
+{
+    sock_watch_t *w = (sock_watch_t *)io;
+    upstream_t *up = w->up;
+    int flags = 0, running;
+    (void)loop;
+    if (events & EPOLLIN)
+        flags |= CURL_CSELECT_IN;
+    if (events & EPOLLOUT)
+        flags |= CURL_CSELECT_OUT;
+    if (events & (EPOLLERR | EPOLLHUP))
+        flags |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(up->multi, io->fd, flags, &running);
+    check_done(up);
+}
+
+static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    upstream_t *up = userp;
+    sock_watch_t *w = socketp;
+    uint32_t ev = 0;
+    (void)e;
+    if (what == CURL_POLL_REMOVE) {
+        if (w != NULL) {
+            loop_io_del(up->loop, &w->io);
+            curl_multi_assign(up->multi, s, NULL);
+            w->next_dead = up->dead; /* freed after this batch of events */
+            up->dead = w;
+        }
+        return 0;
+    }
+    if (w == NULL) {
+        w = xcalloc(1, sizeof *w);
+        w->io.fd = s;
+        w->io.cb = on_sock_io;
+        w->up = up;
+        curl_multi_assign(up->multi, s, w);
+    }
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        ev |= EPOLLIN;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        ev |= EPOLLOUT;
+    if (loop_io_set(up->loop, &w->io, ev) < 0)
+        log_warn("upstream: cannot watch socket %d", (int)s);
+    return 0;
+}
+
+static void on_multi_timer(loop_t *loop, loop_timer_t *t)
+{
+    upstream_t *up = t->arg;
+    int running;
+    (void)loop;
+    curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(up);
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    upstream_t *up = userp;
+    (void)multi;
+    if (timeout_ms < 0)
+        loop_timer_stop(up->loop, &up->timer);
+    else
+        loop_timer_start(up->loop, &up->timer, (uint64_t)timeout_ms);
+    return 0;
+}
+
+upstream_t *upstream_new(struct shard *shard, loop_t *loop)
+{
+    upstream_t *up = xcalloc(1, sizeof *up);
+    up->shard = shard;
+    up->loop = loop;
+    up->multi = curl_multi_init();
+    if (up->multi == NULL) {
+        free(up);
+        return NULL;
+    }
+    up->timer.cb = on_multi_timer;
+    up->timer.arg = up;
+    curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
+    curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
+    curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    return up;
+}
+
+void upstream_tick(upstream_t *up)
+{
+    while (up->dead) {
+        sock_watch_t *w = up->dead;
+        up->dead = w->next_dead;
+        free(w);
+    }
+}
+
+void upstream_free(upstream_t *up)
+{
+    if (up == NULL)
+        return;
+    curl_multi_cleanup(up->multi); /* closes pooled connections (REMOVE callbacks) */
+    loop_timer_stop(up->loop, &up->timer);
+    upstream_tick(up);
+    free(up);
+}
+
+/* ---- one attempt ---- */
+
+static void end_transfer(upstream_t *up, req_t *req)
+{
+    if (req->easy != NULL) {
+        curl_multi_remove_handle(up->multi, req->easy);
+        curl_easy_cleanup(req->easy);
+        req->easy = NULL;
+    }
+    loop_timer_stop(up->loop, &req->timer);
+    if (req->in_unpause)
+        shard_dequeue_unpause(up->shard, req);
+    req->up_paused = false;
+}
+
+void upstream_cancel(upstream_t *up, req_t *req)
+{
+    end_transfer(up, req);
+}
+
+static void fail_attempt(req_t *req, const char *fmt, const char *arg)
+{
+    if (req->attempt_failed)
+        return;
+    req->attempt_failed = true;
+    snprintf(req->fail_reason, sizeof req->fail_reason, fmt, arg ? arg : "");
+}
+
+static bool is_failover_status(unsigned s)
+{
+    /* A bad provider key (401/403) is the provider's fault, not the client's. */
+    return s == 401 || s == 403 || s == 408 || s == 429 || s >= 500 || s < 200 ||
+           (s >= 300 && s < 400);
+}
+
+static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
+{
+    req_t *req = ud;
+    size_t n = size * nmemb;
+    if (n >= 12 && memcmp(p, "HTTP/", 5) == 0) {
+        const char *sp = memchr(p, ' ', n);
+        uint64_t st;
+        req->up_status = 0;
+        if (sp && (size_t)(sp - p) + 4 <= n && util_parse_u64(sp + 1, 3, &st) == 0)
+            req->up_status = (unsigned)st;
+        return n;
+    }
+    if (n > 2 || (p[0] != '\r' && p[0] != '\n'))
+        return n;
+    /* end of a header block */
+    if (req->up_status >= 100 && req->up_status < 200)
+        return n; /* interim response; the real one follows */
+    if (is_failover_status(req->up_status)) {
+        char st[16];
+        snprintf(st, sizeof st, "%u", req->up_status);
+        fail_attempt(req, "HTTP %s", st);
+        return 0; /* aborts the transfer */
+    }
+    req->up_headers_done = true;
+    req->passthrough = req->up_status < 200 || req->up_status >= 300;
+    if (!req->stream || req->passthrough) {
+        /* The first byte arrived; from here the overall timeout applies. */
+        loop_timer_stop(shard_loop(req->shard), &req->timer);
+        buf_free(&req->out);
+        buf_init(&req->out, req->cfg->max_response_bytes);
+    }
+    return n;
+}
+
+/* Joins the data: lines of the event [start, end) (offsets into out). */
+static char *event_data(const char *p, size_t len)
+{
+    buf_t b;
+    size_t i = 0;
+    buf_init(&b, len + 1);
+    while (i < len) {
+        size_t e = i;
+        while (e < len && p[e] != '\n' && p[e] != '\r')
+            e++;
+        if (e - i >= 5 && memcmp(p + i, "data:", 5) == 0) {
+            size_t v = i + 5;
+            if (v < e && p[v] == ' ')
+                v++;
+            if (buf_len(&b) > 0)
+                buf_append(&b, "\n", 1);
+            buf_append(&b, p + v, e - v);
+        }
+        i = e + 1;
+    }
+    buf_cstr(&b);
+    return b.data;
+}
+
+/* The first data event decides whether this attempt is sound. */
+static bool first_event_ok(req_t *req, const sse_event_t *ev)
+{
+    size_t off = req->out.r + (size_t)(ev->start - req->out_base);
+    char *data = event_data(req->out.data + off, (size_t)(ev->end - ev->start));
+    cJSON *root;
+    bool ok = false;
+    if (ev->is_done) {
+        fail_attempt(req, "stream ended before any content%s", NULL);
+    } else if ((root = cJSON_Parse(data)) == NULL || !cJSON_IsObject(root)) {
+        fail_attempt(req, "invalid JSON in the first stream event%s", NULL);
+        cJSON_Delete(root);
+    } else {
+        cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
+        if (err != NULL && !cJSON_IsNull(err)) {
+            cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
+            fail_attempt(req, "error event: %.80s",
+                         cJSON_IsString(msg) ? msg->valuestring : "(no message)");
+        } else {
+            ok = true;
+        }
+        cJSON_Delete(root);
+    }
+    free(data);
+    return ok;
+}
+
+static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
+{
+    req_t *req = ud;
+    size_t n = size * nmemb, off = 0;
+    if (req->attempt_failed)
+        return 0;
+    if (!req->stream || req->passthrough) {
+        if (buf_append(&req->out, p, n) < 0) {
+            fail_attempt(req, "answer larger than server.max_response_bytes%s", NULL);
+            return 0;
+        }
+        return n;
+    }
+    if (buf_room(&req->out) < n) {
+        if (!req->committed) {
+            fail_attempt(req, "no event in the first 64 KiB of the stream%s", NULL);
+            return 0;
+        }
+        req->up_paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    buf_append(&req->out, p, n);
+    while (off < n) {
+        sse_event_t ev;
+        bool got;
+        off += sse_feed(&req->sse, p + off, n - off, &ev, &got);
+        if (!got)
+            continue;
+        if (ev.is_done)
+            req->saw_done = true;
+        if (req->committed) {
+            if (ev.has_data)
+                req->last_data_ms = loop_now_ms(shard_loop(req->shard));
+            continue;
+        }
+        if (!ev.has_data) {
+            /* keep-alive comments while the provider queues us: drop */
+            buf_consume(&req->out, (size_t)(ev.end - req->out_base));
+            req->out_base = ev.end;
+            continue;
+        }
+        if (!first_event_ok(req, &ev))
+            return 0;
+        buf_consume(&req->out, (size_t)(ev.start - req->out_base));
+        req->out_base = ev.start;
+        req->committed = true;
+        req->last_data_ms = loop_now_ms(shard_loop(req->shard));
+        loop_timer_start(shard_loop(req->shard), &req->timer,
+                         req->cfg->providers[req->cfg->models[req->model].provider].idle_timeout_ms);
+        server_stream_begin(req);
+    }
+    if (req->committed)
+        server_stream_wake(req);
+    return n;
+}
+
+static void set_tail(req_t *req, const char *s, size_t len)
+{
+    free(req->tail);
+    req->tail = xstrndup(s, len);
+    req->tail_len = len;
+    req->tail_off = 0;
+}
+
+/* Ends a committed stream: [DONE] if the upstream ended cleanly without one,
+ * an error event if it broke off. */
+static void finish_stream(upstream_t *up, req_t *req, const char *error)
+{
+    end_transfer(up, req);
+    if (error != NULL) {
+        char msg[256];
+        size_t len;
+        char *body;
+        buf_t b;
+        snprintf(msg, sizeof msg, "The upstream stream from %s ended abnormally: %s",
+                 req->cfg->models[req->model].name, error);
+        body = apierror_body(msg, "server_error", NULL, "upstream_stream_interrupted", NULL, &len);
+        buf_init(&b, len + 16);
+        buf_append(&b, "data: ", 6);
+        buf_append(&b, body, len);
+        buf_append(&b, "\n\n", 2);
+        set_tail(req, buf_ptr(&b), buf_len(&b));
+        buf_free(&b);
+        free(body);
+        log_warn("request %s: %s", req->id, msg);
+    } else if (!req->saw_done) {
+        set_tail(req, "data: [DONE]\n\n", 14);
+    }
+    req->up_done = true;
+    server_stream_wake(req);
+}
+
+static void on_req_timer(loop_t *loop, loop_timer_t *t)
+{
+    req_t *req = t->arg;
+    upstream_t *up = shard_upstream(req->shard);
+    const cfg_provider_t *p = &req->cfg->providers[req->cfg->models[req->model].provider];
+    if (req->committed) {
+        uint64_t idle = loop_now_ms(loop) - req->last_data_ms;
+        if (req->up_paused || idle < p->idle_timeout_ms) {
+            /* data flowed (or the client is the slow side): check again later */
+            loop_timer_start(loop, t, req->up_paused ? p->idle_timeout_ms : p->idle_timeout_ms - idle);
+            return;
+        }
+        finish_stream(up, req, "no data within idle_timeout_ms");
+        return;
+    }
+    {
+        char ms[32];
+        snprintf(ms, sizeof ms, "%u", p->first_byte_timeout_ms);
+        fail_attempt(req, "no answer within %s ms (first_byte_timeout_ms)", ms);
+    }
+    end_transfer(up, req);
+    next_attempt(up, req);
+}
+
+static int start_transfer(upstream_t *up, req_t *req, int m)
+{
+    const config_t *cfg = req->cfg;
+    const cfg_provider_t *p = &cfg->providers[cfg->models[m].provider];
+    const char *path = req->ep == EP_CHAT ? "/chat/completions"
+                       : req->ep == EP_COMPLETIONS ? "/completions"
+                                                   : "/embeddings";
+    char url[2048];
+    CURL *e;
+
+    if ((size_t)snprintf(url, sizeof url, "%s%s", p->base_url, path) >= sizeof url)
+        return -1;
+    e = curl_easy_init();
+    if (e == NULL)
+        return -1;
+    request_build_forward(req, m);
+    req->easy = e;
+    req->up_status = 0;
+    req->up_headers_done = req->passthrough = req->attempt_failed = false;
+    req->committed = req->saw_done = req->up_done = req->up_paused = false;
+    req->fail_reason[0] = '\0';
+    req->out_base = 0;
+    sse_init(&req->sse);
+    buf_free(&req->out);
+    buf_init(&req->out, req->stream ? STREAM_OUT_CAP : cfg->max_response_bytes);
+
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->fwd_body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->fwd_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->headers);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)p->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)CURL_BUF_SIZE);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, req);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (curl_multi_add_handle(up->multi, e) != CURLM_OK) {
+        curl_easy_cleanup(e);
+        req->easy = NULL;
+        return -1;
+    }
+    req->timer.cb = on_req_timer;
+    req->timer.arg = req;
+    loop_timer_start(up->loop, &req->timer, p->first_byte_timeout_ms);
+    return 0;
+}
+
+static void record(req_t *req, int m, unsigned status, const char *error)
+{
+    attempt_t *a;
+    if (req->n_attempts >= ROUTE_MAX_CHAIN)
+        return;
+    a = &req->attempts[req->n_attempts++];
+    a->model = m;
+    a->status = status;
+    snprintf(a->error, sizeof a->error, "%s", error ? error : "");
+}
+
+static void all_failed(req_t *req)
+{
+    const config_t *cfg = req->cfg;
+    req_error_t err = {.status = 502, .type = "upstream_error", .code = "all_upstreams_failed"};
+    buf_t extra;
+    size_t o;
+    int n;
+
+    buf_init(&extra, 16384);
+    buf_append(&extra, "\"attempts\":[", 12);
+    n = snprintf(err.message, sizeof err.message, "All %zu upstream attempt%s failed:",
+                 req->n_attempts, req->n_attempts == 1 ? "" : "s");
+    o = n > 0 ? (size_t)n : 0;
+    for (size_t i = 0; i < req->n_attempts; i++) {
+        const attempt_t *a = &req->attempts[i];
+        const cfg_model_t *m = &cfg->models[a->model];
+        const char *prov = cfg->providers[m->provider].name;
+        char st[16];
+        if (o < sizeof err.message) {
+            n = snprintf(err.message + o, sizeof err.message - o, "%s %s (%s): %s",
+                         i ? ";" : "", m->name, prov, a->error);
+            o += n > 0 ? (size_t)n : 0;
+        }
+        if (i)
+            buf_append(&extra, ",", 1);
+        buf_append(&extra, "{\"model\":", 9);
+        json_append_string(&extra, m->name, strlen(m->name));
+        buf_append(&extra, ",\"provider\":", 12);
+        json_append_string(&extra, prov, strlen(prov));
+        snprintf(st, sizeof st, "%u", a->status);
+        buf_append(&extra, ",\"status\":", 10);
+        if (a->status)
+            buf_append(&extra, st, strlen(st));
+        else
+            buf_append(&extra, "null", 4);
+        buf_append(&extra, ",\"error\":", 9);
+        json_append_string(&extra, a->error, strlen(a->error));
+        buf_append(&extra, "}", 1);
+    }
+    buf_append(&extra, "]", 1);
+    req->model = -1;
+    log_warn("request %s: %s", req->id, err.message);
+    server_respond_error(req, &err, buf_cstr(&extra));
+    buf_free(&extra);
+}
+
+/* Tries the next usable model of the chain, or answers 502. */
+static void next_attempt(upstream_t *up, req_t *req)
+{
+    const config_t *cfg = req->cfg;
+    if (req->model >= 0 && req->attempt_failed) {
+        record(req, req->model, req->up_status >= 200 ? req->up_status : 0, req->fail_reason);
+        log_info("request %s: %s failed (%s), failing over", req->id, cfg->models[req->model].name,
+                 req->fail_reason);
+    }
+    while (req->next_link < req->route.n) {
+        int m = req->route.chain[req->next_link++];
+        const cfg_provider_t *p = &cfg->providers[cfg->models[m].provider];
+        req->model = m;
+        if (p->key_missing) {
+            char why[112];
+            snprintf(why, sizeof why, "skipped: environment variable %s is not set", p->api_key_env);
+            record(req, m, 0, why);
+            continue;
+        }
+        if (start_transfer(up, req, m) == 0)
+            return;
+        record(req, m, 0, "could not start the transfer");
+    }
+    all_failed(req);
+}
+
+void upstream_start(upstream_t *up, req_t *req)
+{
+    req->next_link = 0;
+    req->n_attempts = 0;
+    req->model = -1;
+    next_attempt(up, req);
+}
+
+void upstream_unpause(upstream_t *up, req_t *req)
+{
+    (void)up;
+    if (req->easy != NULL && req->up_paused) {
+        req->up_paused = false;
+        /* may call on_write right away */
+        curl_easy_pause(req->easy, CURLPAUSE_CONT);
+    }
+}
+
+static void on_done(upstream_t *up, req_t *req, CURLcode res)
+{
+    provider_result_t pr = {.cost_usd = -1};
+    char why[112];
+
+    if (req->committed) {
+        finish_stream(up, req, res == CURLE_OK ? NULL : curl_easy_strerror(res));
+        return;
+    }
+    if (!req->attempt_failed && res != CURLE_OK)
+        fail_attempt(req, "%s", curl_easy_strerror(res));
+    if (!req->attempt_failed && req->stream && !req->passthrough)
+        fail_attempt(req, "stream ended before any event%s", NULL);
+    if (!req->attempt_failed && !req->passthrough) {
+        if (provider_check_answer(req->cfg, req->model, buf_ptr(&req->out), buf_len(&req->out),
+                                  req->want_base64, &pr, why, sizeof why) < 0)
+            fail_attempt(req, "%s", why);
+    }
+    end_transfer(up, req);
+    if (req->attempt_failed) {
+        next_attempt(up, req);
+        return;
+    }
+    record(req, req->model, req->up_status, NULL);
+    if (req->passthrough) {
+        size_t len = buf_len(&req->out);
+        char *body = xmalloc(len + 1);
+        memcpy(body, buf_ptr(&req->out), len);
+        server_respond(req, req->up_status, body, len, NULL);
+        return;
+    }
+    req->cost_usd = pr.cost_usd;
+    if (pr.new_body != NULL) {
+        server_respond(req, 200, pr.new_body, pr.new_len, NULL);
+    } else {
+        size_t len = buf_len(&req->out);
+        char *body = xmalloc(len + 1);
+        memcpy(body, buf_ptr(&req->out), len);
+        server_respond(req, req->up_status, body, len, NULL);
+    }
+    buf_free(&req->out);
+}
+
+static void check_done(upstream_t *up)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(up->multi, &left)) != NULL) {
+        req_t *req = NULL;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req);
+        if (req != NULL)
+            on_done(up, req, msg->data.result);
+    }
+}

@@ -1,0 +1,907 @@
+#!/usr/bin/env python3
+"""Simulated OpenAI-compatible upstream provider with fault injection.
+
+Used by the llmrouter integration tests, the SDK tests and `make demo`.
+Python 3.11 standard library only.
+
+Usage:
+    python3 tests/sim/simprovider.py --port 0 [--host 127.0.0.1]
+                                     [--port-file PATH] [--verbose]
+
+After binding, prints exactly "LISTENING <port>" on stdout.
+
+Fault options are given as a path prefix:
+    /sim/<key=value,key=value,...>[/v1]/<api path>
+e.g. /sim/status=429,retry_after=1/v1/chat/completions
+See tests/sim/README.md for the option list and the control endpoints.
+"""
+
+import argparse
+import base64
+import collections
+import hashlib
+import http.server
+import itertools
+import json
+import os
+import re
+import signal
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+
+VERBOSE = False
+
+# Options whose value is kept as a string; all others are parsed as integers.
+STRING_OPTS = {"require_key"}
+
+CONN_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError,
+               socket.timeout, TimeoutError)
+
+MODELS = [{"id": "sim-mini", "object": "model", "created": 0, "owned_by": "sim"}]
+
+
+def log(msg):
+    if VERBOSE:
+        sys.stderr.write("simprovider: %s\n" % msg)
+        sys.stderr.flush()
+
+
+def dumps(obj):
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------
+# Shared state (thread-safe)
+# --------------------------------------------------------------------------
+
+class State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.ids = itertools.count(1)
+        self._zero()
+
+    def _zero(self):
+        self.requests = 0
+        self.by_path = {}
+        self.streams_started = 0
+        self.streams_completed = 0
+        self.streams_aborted = 0
+        self.streams_cut = 0
+        self.streams_error_event = 0
+        self.active_streams = 0
+        self.bytes_streamed = 0
+        self.recent = collections.deque(maxlen=50)
+
+    def reset(self):
+        with self.lock:
+            self._zero()
+
+    def next_id(self):
+        with self.lock:
+            return next(self.ids)
+
+    def record(self, entry):
+        with self.lock:
+            self.requests += 1
+            p = entry["api_path"]
+            self.by_path[p] = self.by_path.get(p, 0) + 1
+            self.recent.append(entry)
+
+    def add(self, **kw):
+        with self.lock:
+            for k, v in kw.items():
+                setattr(self, k, getattr(self, k) + v)
+
+    def stats(self):
+        with self.lock:
+            return {
+                "requests": self.requests,
+                "by_path": dict(self.by_path),
+                "streams_started": self.streams_started,
+                "streams_completed": self.streams_completed,
+                "streams_aborted": self.streams_aborted,
+                "streams_cut": self.streams_cut,
+                "streams_error_event": self.streams_error_event,
+                "active_streams": self.active_streams,
+                "bytes_streamed": self.bytes_streamed,
+            }
+
+    def recent_list(self):
+        with self.lock:
+            return list(self.recent)
+
+
+STATE = State()
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+class ClientGone(Exception):
+    """The client went away while we were writing."""
+
+
+class BadRequest(Exception):
+    def __init__(self, message, code=None, param=None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.param = param
+
+
+SIM_RE = re.compile(r"^/sim/([^/]*)(/.*)?$")
+
+
+def parse_path(raw_path):
+    """Return (opts, api_path) for a request target."""
+    path = raw_path.split("?", 1)[0].split("#", 1)[0]
+    opts = {}
+    m = SIM_RE.match(path)
+    if m:
+        for item in m.group(1).split(","):
+            item = item.strip()
+            if not item:
+                continue
+            key, sep, val = item.partition("=")
+            key = urllib.parse.unquote(key).strip()
+            val = urllib.parse.unquote(val) if sep else "1"
+            if key in STRING_OPTS:
+                opts[key] = val
+            else:
+                try:
+                    opts[key] = int(val)
+                except ValueError:
+                    opts[key] = val
+        path = m.group(2) or "/"
+    if path == "/v1" or path.startswith("/v1/"):
+        path = path[3:] or "/"
+    if len(path) > 1:
+        path = path.rstrip("/") or "/"
+    return opts, path
+
+
+def iopt(opts, key, default=0):
+    v = opts.get(key, default)
+    return v if isinstance(v, int) else default
+
+
+def error_type_for(status):
+    if status == 400:
+        return "invalid_request_error"
+    if status == 401:
+        return "authentication_error"
+    if status == 403:
+        return "permission_error"
+    if status == 404:
+        return "not_found_error"
+    if status == 429:
+        return "rate_limit_error"
+    if status >= 500:
+        return "server_error"
+    return "invalid_request_error"
+
+
+def error_body(status, message, code, etype=None, param=None):
+    return {"error": {"message": message,
+                      "type": etype or error_type_for(status),
+                      "param": param,
+                      "code": code}}
+
+
+def content_text(content):
+    """Text of a message content: a string, or a list of parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif isinstance(part, str):
+                texts.append(part)
+        return " ".join(texts)
+    return ""
+
+
+def split_reply(reply, n):
+    """Split reply into exactly n non-empty pieces whose concatenation is the
+    reply (padding the reply with filler words if it is too short)."""
+    n = max(1, n)
+    if len(reply) < n:
+        i = 0
+        while len(reply) < n:
+            i += 1
+            reply += " w%d" % i
+    tokens = re.findall(r"\s*\S+\s*", reply) if reply.strip() else [reply]
+    if len(tokens) >= n:
+        pieces = []
+        for k in range(n):
+            a = k * len(tokens) // n
+            b = (k + 1) * len(tokens) // n
+            pieces.append("".join(tokens[a:b]))
+        if "".join(pieces) == reply:
+            return pieces, reply
+    pieces = []
+    for k in range(n):
+        a = k * len(reply) // n
+        b = (k + 1) * len(reply) // n
+        pieces.append(reply[a:b])
+    return pieces, reply
+
+
+def fixed_pieces(n, size):
+    pieces = []
+    for i in range(1, max(1, n) + 1):
+        tag = str(i)
+        if size > len(tag):
+            pieces.append(tag + "x" * (size - len(tag)))
+        else:
+            pieces.append("x" * size)
+    return pieces
+
+
+def make_reply(model, user_text, opts):
+    """Return (pieces, full_text, completion_tokens)."""
+    chunks = iopt(opts, "chunks", 5)
+    if chunks < 1:
+        chunks = 1
+    cb = iopt(opts, "chunk_bytes", 0)
+    if cb > 0:
+        pieces = fixed_pieces(chunks, cb)
+        text = "".join(pieces)
+        ctoks = max(1, len(text) // 4)
+        return pieces, text, ctoks
+    base = "Simulated reply from %s: %s" % (model, user_text[:60])
+    pieces, text = split_reply(base, chunks)
+    ctoks = len(text.split())
+    return pieces, text, ctoks
+
+
+def embedding_vector(text, dims):
+    out = []
+    counter = 0
+    buf = b""
+    while len(out) < dims:
+        if len(buf) < 4:
+            buf += hashlib.sha256(("%d:" % counter).encode() +
+                                  text.encode("utf-8")).digest()
+            counter += 1
+        u = int.from_bytes(buf[:4], "little")
+        buf = buf[4:]
+        v = (u / 0xFFFFFFFF) * 2.0 - 1.0
+        # round to float32 so a float<->base64 conversion is exact
+        v = struct.unpack("<f", struct.pack("<f", v))[0]
+        out.append(v)
+    return out
+
+
+# --------------------------------------------------------------------------
+# HTTP server
+# --------------------------------------------------------------------------
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def server_bind(self):
+        # Skip HTTPServer.server_bind's getfqdn() (can be slow).
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = host
+        self.server_port = port
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, CONN_ERRORS) or isinstance(exc, OSError):
+            log("connection error from %s: %r" % (client_address, exc))
+            return
+        sys.stderr.write("simprovider: error handling request from %s\n"
+                         % (client_address,))
+        traceback.print_exc(file=sys.stderr)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "simprovider/1.0"
+
+    def version_string(self):
+        return self.server_version
+
+    # ---- plumbing -------------------------------------------------------
+
+    def setup(self):
+        try:
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        super().setup()
+
+    def log_message(self, format, *args):
+        if VERBOSE:
+            sys.stderr.write("simprovider: %s - %s\n"
+                             % (self.address_string(), format % args))
+
+    def do_GET(self):
+        self.dispatch()
+
+    def do_POST(self):
+        self.dispatch()
+
+    def do_PUT(self):
+        self.dispatch()
+
+    def do_DELETE(self):
+        self.dispatch()
+
+    def do_PATCH(self):
+        self.dispatch()
+
+    def do_OPTIONS(self):
+        self.dispatch()
+
+    def read_body(self):
+        te = (self.headers.get("Transfer-Encoding") or "").lower()
+        if "chunked" in te:
+            data = bytearray()
+            while True:
+                line = self.rfile.readline(65537)
+                if not line:
+                    raise ConnectionResetError("eof in chunked body")
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    # trailers until blank line
+                    while True:
+                        t = self.rfile.readline(65537)
+                        if not t or t in (b"\r\n", b"\n"):
+                            break
+                    break
+                chunk = self.rfile.read(size)
+                if len(chunk) < size:
+                    raise ConnectionResetError("eof in chunked body")
+                data += chunk
+                self.rfile.readline(65537)  # CRLF after the chunk
+            return bytes(data)
+        cl = self.headers.get("Content-Length")
+        if cl:
+            n = int(cl)
+            data = self.rfile.read(n) if n > 0 else b""
+            if len(data) < n:
+                raise ConnectionResetError("eof in body")
+            return data
+        return b""
+
+    def write(self, data):
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except CONN_ERRORS as e:
+            raise ClientGone(repr(e))
+        except OSError as e:
+            raise ClientGone(repr(e))
+
+    def send_bytes(self, status, body, ctype="application/json",
+                   headers=None):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if status in (204, 304):
+            self.end_headers()
+            return
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()  # writes the header buffer
+        self.write(body)
+
+    def send_json(self, status, obj, headers=None):
+        self.send_bytes(status, dumps(obj).encode("utf-8"),
+                        headers=headers)
+
+    def send_error_json(self, status, message, code, etype=None, param=None,
+                        headers=None):
+        self.send_json(status, error_body(status, message, code, etype, param),
+                       headers=headers)
+
+    def abort_rst(self):
+        """Close the connection with a TCP RST, sending nothing."""
+        self.close_connection = True
+        try:
+            self.request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                    struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        try:
+            self.rfile.close()
+        except OSError:
+            pass
+        try:
+            self.request.close()
+        except OSError:
+            pass
+
+    def abort_fin(self):
+        """Close the connection (FIN) in the middle of a response."""
+        self.close_connection = True
+        try:
+            self.request.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # ---- dispatch -------------------------------------------------------
+
+    def dispatch(self):
+        try:
+            self._dispatch()
+        except ClientGone as e:
+            log("client went away: %s" % e)
+            self.close_connection = True
+        except CONN_ERRORS as e:
+            log("connection error: %r" % (e,))
+            self.close_connection = True
+        except Exception:
+            sys.stderr.write("simprovider: internal error on %s %s\n"
+                             % (self.command, self.path))
+            traceback.print_exc(file=sys.stderr)
+            self.close_connection = True
+            try:
+                self.send_error_json(500, "simulator internal error",
+                                     "sim_internal")
+            except Exception:
+                pass
+
+    def _dispatch(self):
+        raw = self.read_body()
+        path_only = self.path.split("?", 1)[0]
+
+        if path_only == "/_sim" or path_only.startswith("/_sim/"):
+            return self.control(path_only)
+
+        opts, api_path = parse_path(self.path)
+        body = None
+        body_ok = False
+        if raw:
+            try:
+                body = json.loads(raw.decode("utf-8"))
+                body_ok = True
+            except (ValueError, UnicodeDecodeError):
+                body = None
+        STATE.record({
+            "method": self.command,
+            "path": self.path,
+            "api_path": api_path,
+            "opts": opts,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "body": body,
+        })
+        log("%s %s opts=%s" % (self.command, api_path, opts))
+
+        delay = iopt(opts, "delay_ms", 0)
+        if delay > 0:
+            time.sleep(delay / 1000.0)
+
+        if iopt(opts, "reset", 0):
+            return self.abort_rst()
+
+        if "require_key" in opts:
+            want = "Bearer %s" % opts["require_key"]
+            if (self.headers.get("Authorization") or "").strip() != want:
+                return self.send_error_json(
+                    401, "Incorrect API key provided (simulated)",
+                    "invalid_api_key", etype="invalid_request_error")
+
+        status = iopt(opts, "status", 0)
+        if status and status != 200:
+            return self.send_status_fault(status, opts)
+
+        streaming = isinstance(body, dict) and body.get("stream") is True
+        if iopt(opts, "error_event", 0) and not streaming:
+            return self.send_status_fault(500, opts)
+
+        try:
+            if api_path == "/chat/completions" and self.command == "POST":
+                return self.chat(raw, body, body_ok, opts)
+            if api_path == "/completions" and self.command == "POST":
+                return self.completions(raw, body, body_ok, opts)
+            if api_path == "/embeddings" and self.command == "POST":
+                return self.embeddings(raw, body, body_ok, opts)
+            if api_path == "/models" and self.command == "GET":
+                return self.respond_ok({"object": "list",
+                                        "data": list(MODELS)}, opts)
+        except BadRequest as e:
+            return self.send_error_json(400, e.message, e.code,
+                                        etype="invalid_request_error",
+                                        param=e.param)
+        return self.send_error_json(
+            404, "Unknown request URL: %s %s (simulated)"
+            % (self.command, api_path), "unknown_url",
+            etype="invalid_request_error")
+
+    def send_status_fault(self, status, opts):
+        headers = {}
+        if status == 429:
+            ra = iopt(opts, "retry_after", 1)
+            headers["Retry-After"] = str(ra)
+            headers["retry-after-ms"] = str(ra * 1000)
+        self.send_error_json(status, "simulated %d" % status,
+                             "sim_%d" % status, headers=headers)
+
+    # ---- control endpoints ---------------------------------------------
+
+    def control(self, path):
+        if path == "/_sim/stats" and self.command == "GET":
+            return self.send_json(200, STATE.stats())
+        if path == "/_sim/requests" and self.command == "GET":
+            return self.send_json(200, STATE.recent_list())
+        if path == "/_sim/reset" and self.command in ("POST", "GET"):
+            STATE.reset()
+            return self.send_json(200, {"ok": True})
+        if path == "/_sim/health" and self.command == "GET":
+            return self.send_json(200, {"ok": True})
+        return self.send_error_json(404, "unknown control endpoint",
+                                    "unknown_url")
+
+    # ---- response emitters with faults -----------------------------------
+
+    def respond_ok(self, obj, opts):
+        """Non-streamed 200 JSON response, honouring invalid_json,
+        keepalive and cut_after."""
+        if iopt(opts, "invalid_json", 0):
+            payload = b'{"id": "broken", "choices": ['
+        else:
+            payload = dumps(obj).encode("utf-8")
+        ka = max(0, iopt(opts, "keepalive", 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(ka + len(payload)))
+        self.end_headers()
+        for _ in range(ka):
+            self.write(b"\n")
+            time.sleep(0.05)
+        if "cut_after" in opts:
+            self.write(payload[: len(payload) // 2])
+            return self.abort_fin()
+        self.write(payload)
+
+    def stream(self, opts, first_event, content_events, final_events,
+               pace_first=True):
+        """Write an SSE stream with chunked framing, honouring the fault
+        options. Events are already-serialised JSON objects (str)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        STATE.add(streams_started=1, active_streams=1)
+        outcome = "aborted"
+        try:
+            try:
+                self.end_headers()
+            except CONN_ERRORS as e:
+                raise ClientGone(repr(e))
+            except OSError as e:
+                raise ClientGone(repr(e))
+            outcome = self._stream_body(opts, first_event, content_events,
+                                        final_events, pace_first)
+        except ClientGone as e:
+            log("stream aborted: %s" % e)
+            outcome = "aborted"
+            self.close_connection = True
+        finally:
+            if outcome == "completed":
+                STATE.add(active_streams=-1, streams_completed=1)
+            elif outcome == "cut":
+                STATE.add(active_streams=-1, streams_cut=1)
+            elif outcome == "error_event":
+                STATE.add(active_streams=-1, streams_error_event=1)
+            else:
+                STATE.add(active_streams=-1, streams_aborted=1)
+
+    def chunk(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if not data:
+            return
+        self.write(b"%x\r\n" % len(data) + data + b"\r\n")
+        STATE.add(bytes_streamed=len(data))
+
+    def event(self, payload):
+        self.chunk("data: %s\n\n" % payload)
+
+    def terminate(self):
+        self.write(b"0\r\n\r\n")
+
+    def _stream_body(self, opts, first_event, content_events, final_events,
+                     pace_first):
+        for _ in range(max(0, iopt(opts, "keepalive", 0))):
+            self.chunk(": keep-alive\n\n")
+            time.sleep(0.05)
+
+        if iopt(opts, "error_event", 0):
+            self.event(dumps(error_body(500, "simulated overload",
+                                        "overloaded", etype="server_error")))
+            self.terminate()
+            return "error_event"
+
+        if iopt(opts, "invalid_json", 0):
+            self.chunk("data: {not json\n\n")
+            self.event("[DONE]")
+            self.terminate()
+            return "completed"
+
+        interval = max(0, iopt(opts, "interval_ms", 0)) / 1000.0
+        cut = iopt(opts, "cut_after", -1) if "cut_after" in opts else None
+
+        sent_any = False
+        if first_event is not None:
+            self.event(first_event)
+            sent_any = True
+        for i, ev in enumerate(content_events):
+            if cut is not None and i >= cut:
+                break
+            if interval and sent_any and (pace_first or i > 0):
+                time.sleep(interval)
+            self.event(ev)
+            sent_any = True
+        if cut is not None:
+            self.abort_fin()
+            return "cut"
+        for ev in final_events:
+            if interval and sent_any:
+                time.sleep(interval)
+            self.event(ev)
+        self.event("[DONE]")
+        self.terminate()
+        return "completed"
+
+    # ---- API endpoints ------------------------------------------------
+
+    @staticmethod
+    def require_object(body, body_ok):
+        if not body_ok:
+            raise BadRequest("We could not parse the JSON body of your "
+                             "request. (simulated)", code="invalid_json")
+        if not isinstance(body, dict):
+            raise BadRequest("Request body must be a JSON object "
+                             "(simulated)", code="invalid_json")
+
+    def chat(self, raw, body, body_ok, opts):
+        self.require_object(body, body_ok)
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise BadRequest("'messages' is a required property (simulated)",
+                             code="missing_required_parameter",
+                             param="messages")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            model = "sim-mini"
+
+        total_chars = 0
+        last_user = ""
+        for m in messages:
+            if not isinstance(m, dict):
+                continue
+            t = content_text(m.get("content"))
+            total_chars += len(t)
+            if m.get("role") == "user":
+                last_user = t
+        prompt_tokens = max(1, total_chars // 4)
+        pieces, text, completion_tokens = make_reply(model, last_user, opts)
+        usage = {"prompt_tokens": prompt_tokens,
+                 "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
+        cid = "chatcmpl-sim%d" % STATE.next_id()
+        created = int(time.time())
+
+        if body.get("stream") is not True:
+            return self.respond_ok({
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text,
+                                "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }],
+                "usage": usage,
+                "system_fingerprint": "fp_sim",
+            }, opts)
+
+        so = body.get("stream_options")
+        include_usage = isinstance(so, dict) and so.get("include_usage") is True
+
+        def chunk_obj(delta, finish):
+            o = {"id": cid, "object": "chat.completion.chunk",
+                 "created": created, "model": model,
+                 "system_fingerprint": "fp_sim",
+                 "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                              "finish_reason": finish}]}
+            if include_usage:
+                o["usage"] = None
+            return dumps(o)
+
+        first = chunk_obj({"role": "assistant", "content": ""}, None)
+        contents = [chunk_obj({"content": p}, None) for p in pieces]
+        finals = [chunk_obj({}, "stop")]
+        if include_usage:
+            finals.append(dumps({"id": cid, "object": "chat.completion.chunk",
+                                 "created": created, "model": model,
+                                 "system_fingerprint": "fp_sim",
+                                 "choices": [], "usage": usage}))
+        self.stream(opts, first, contents, finals)
+
+    def completions(self, raw, body, body_ok, opts):
+        self.require_object(body, body_ok)
+        prompt = body.get("prompt")
+        if isinstance(prompt, str):
+            prompts = [prompt]
+        elif isinstance(prompt, list) and prompt:
+            if all(isinstance(p, str) for p in prompt):
+                prompts = list(prompt)
+            else:
+                # token arrays: treat as a single prompt text
+                prompts = [" ".join(str(p) for p in prompt)]
+        else:
+            raise BadRequest("'prompt' is a required property (simulated)",
+                             code="missing_required_parameter",
+                             param="prompt")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            model = "sim-mini"
+
+        prompt_tokens = max(1, sum(len(p) for p in prompts) // 4)
+        replies = [make_reply(model, p, opts) for p in prompts]
+        completion_tokens = sum(r[2] for r in replies)
+        usage = {"prompt_tokens": prompt_tokens,
+                 "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
+        cid = "cmpl-sim%d" % STATE.next_id()
+        created = int(time.time())
+
+        if body.get("stream") is not True:
+            return self.respond_ok({
+                "id": cid,
+                "object": "text_completion",
+                "created": created,
+                "model": model,
+                "choices": [{"text": r[1], "index": i, "logprobs": None,
+                             "finish_reason": "stop"}
+                            for i, r in enumerate(replies)],
+                "usage": usage,
+                "system_fingerprint": "fp_sim",
+            }, opts)
+
+        so = body.get("stream_options")
+        include_usage = isinstance(so, dict) and so.get("include_usage") is True
+
+        def chunk_obj(idx, text, finish):
+            o = {"id": cid, "object": "text_completion", "created": created,
+                 "model": model, "system_fingerprint": "fp_sim",
+                 "choices": [{"text": text, "index": idx, "logprobs": None,
+                              "finish_reason": finish}]}
+            if include_usage:
+                o["usage"] = None
+            return dumps(o)
+
+        contents = []
+        for i, r in enumerate(replies):
+            contents.extend(chunk_obj(i, p, None) for p in r[0])
+        finals = [chunk_obj(i, "", "stop") for i in range(len(replies))]
+        if include_usage:
+            finals.append(dumps({"id": cid, "object": "text_completion",
+                                 "created": created, "model": model,
+                                 "system_fingerprint": "fp_sim",
+                                 "choices": [], "usage": usage}))
+        self.stream(opts, None, contents, finals, pace_first=False)
+
+    def embeddings(self, raw, body, body_ok, opts):
+        self.require_object(body, body_ok)
+        inp = body.get("input")
+        if isinstance(inp, str):
+            inputs = [inp]
+        elif (isinstance(inp, list) and inp
+              and all(isinstance(x, str) for x in inp)):
+            inputs = list(inp)
+        else:
+            raise BadRequest("'input' must be a string or a list of strings "
+                             "(simulated)", code="invalid_input",
+                             param="input")
+        dims = body.get("dimensions", 8)
+        if dims is None:
+            dims = 8
+        if not isinstance(dims, int) or isinstance(dims, bool) or \
+                dims < 1 or dims > 65536:
+            raise BadRequest("'dimensions' must be a positive integer "
+                             "(simulated)", code="invalid_value",
+                             param="dimensions")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            model = "sim-embed"
+        as_b64 = (body.get("encoding_format") == "base64"
+                  and not iopt(opts, "no_base64", 0))
+        data = []
+        for i, text in enumerate(inputs):
+            vec = embedding_vector(text, dims)
+            if as_b64:
+                emb = base64.b64encode(
+                    struct.pack("<%df" % len(vec), *vec)).decode("ascii")
+            else:
+                emb = vec
+            data.append({"object": "embedding", "index": i,
+                         "embedding": emb})
+        ptoks = max(1, sum(len(t) for t in inputs) // 4)
+        self.respond_ok({"object": "list", "data": data, "model": model,
+                         "usage": {"prompt_tokens": ptoks,
+                                   "total_tokens": ptoks}}, opts)
+
+
+# --------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------
+
+def main(argv=None):
+    global VERBOSE
+    ap = argparse.ArgumentParser(
+        description="Simulated OpenAI-compatible provider with fault "
+                    "injection (see tests/sim/README.md)")
+    ap.add_argument("--port", type=int, required=True,
+                    help="port to listen on (0 = pick a free port)")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port-file", help="write the bound port to this file")
+    ap.add_argument("--verbose", action="store_true",
+                    help="log requests to stderr")
+    args = ap.parse_args(argv)
+    VERBOSE = args.verbose
+
+    Server.address_family = (socket.AF_INET6 if ":" in args.host
+                             else socket.AF_INET)
+    try:
+        server = Server((args.host, args.port), Handler)
+    except OSError as e:
+        sys.stderr.write("simprovider: cannot listen on %s:%d: %s\n"
+                         % (args.host, args.port, e))
+        return 1
+    port = server.server_address[1]
+
+    if args.port_file:
+        tmp = "%s.tmp.%d" % (args.port_file, os.getpid())
+        with open(tmp, "w") as f:
+            f.write("%d\n" % port)
+        os.replace(tmp, args.port_file)
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    t = threading.Thread(target=server.serve_forever,
+                         kwargs={"poll_interval": 0.2}, daemon=True)
+    t.start()
+
+    sys.stdout.write("LISTENING %d\n" % port)
+    sys.stdout.flush()
+
+    while not stop.wait(0.5):
+        if not t.is_alive():
+            break
+    server.shutdown()
+    server.server_close()
+    log("shut down")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
