@@ -79,7 +79,7 @@ integration: build/llmrouter
 	@$(PYTHON) tests/integration/run.py
 
 sdk: build/llmrouter
-	@$(PYTHON) tests/with_daemon.py -- sh tests/sdk/run.sh
+	@$(PYTHON) tests/with_daemon.py -- bash tests/sdk/run.sh
 
 # Everything, on the normal build.
 check: deps build/llmrouter unit integration sdk lint
@@ -87,7 +87,7 @@ check: deps build/llmrouter unit integration sdk lint
 # Everything again on the AddressSanitizer + UBSan build.
 asan: deps build/asan/llmrouter unit-asan
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/run.py
-	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/with_daemon.py -- sh tests/sdk/run.sh
+	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/with_daemon.py -- bash tests/sdk/run.sh
 
 # The test command of the README and CI: both builds.
 test: check asan

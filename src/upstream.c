@@ -46,6 +46,7 @@ struct upstream {
 
 static void check_done(upstream_t *up);
 static void next_attempt(upstream_t *up, req_t *req);
+static void record(req_t *req, int m, unsigned status, const char *error);
 
 /* ---- multi_socket plumbing ---- */
 
@@ -321,6 +322,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
         buf_consume(&req->out, (size_t)(ev.start - req->out_base));
         req->out_base = ev.start;
         req->committed = true;
+        record(req, req->model, req->up_status, NULL);
         req->last_data_ms = loop_now_ms(shard_loop(req->shard));
         loop_timer_start(shard_loop(req->shard), &req->timer,
                          req->cfg->providers[req->cfg->models[req->model].provider].idle_timeout_ms);
