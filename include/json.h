@@ -20,7 +20,8 @@ typedef struct json_span {
  * top level is not an object. */
 int json_find_top_key(const char *s, size_t n, const char *key, json_span_t *spans, int max);
 
-/* Appends str (len bytes, UTF-8) to b as a quoted JSON string literal.
+/* Appends str (len bytes, UTF-8) to b as a quoted JSON string literal;
+ * bytes that are not valid UTF-8 become U+FFFD so the output is valid JSON.
  * Returns 0 or -1 if b's cap was reached. */
 int json_append_string(buf_t *b, const char *str, size_t len);
 

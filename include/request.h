@@ -60,6 +60,7 @@ typedef struct req {
     /* body */
     buf_t body;
     bool too_large;
+    bool discard_body; /* the answer is already prepared (404, 405, health, models) */
 
     /* parsed from the body */
     bool stream;

@@ -2,6 +2,7 @@
  * and string state, to find top-level keys without building a tree. */
 #include "json.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -91,38 +92,83 @@ int json_find_top_key(const char *s, size_t n, const char *key, json_span_t *spa
     }
 }
 
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is invalid
+ * (overlong forms, surrogates and code points above U+10FFFF included). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+    if (s[0] < 0xC2)
+        return 0;
+    if (s[0] < 0xE0) {
+        len = 2;
+        cp = s[0] & 0x1F;
+    } else if (s[0] < 0xF0) {
+        len = 3;
+        cp = s[0] & 0x0F;
+    } else if (s[0] < 0xF5) {
+        len = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
 int json_append_string(buf_t *b, const char *str, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)str;
     size_t start = 0;
     if (buf_append(b, "\"", 1) < 0)
         return -1;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)str[i];
+    for (size_t i = 0; i < len;) {
+        unsigned char ch = u[i];
         char esc[6];
-        size_t elen = 2;
-        if (ch >= 0x20 && ch != '"' && ch != '\\')
-            continue;
-        if (buf_append(b, str + start, i - start) < 0)
-            return -1;
-        esc[0] = '\\';
-        switch (ch) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[ch >> 4];
-            esc[5] = hex[ch & 15];
+        size_t elen = 2, skip = 1;
+        if (ch >= 0x80) {
+            size_t n = utf8_seq(u + i, len - i);
+            if (n > 0) {
+                i += n;
+                continue;
+            }
+            /* invalid UTF-8 would make the whole document invalid JSON */
+            memcpy(esc, "\\ufffd", 6);
             elen = 6;
+        } else if (ch >= 0x20 && ch != '"' && ch != '\\') {
+            i++;
+            continue;
+        } else {
+            esc[0] = '\\';
+            switch (ch) {
+            case '"': esc[1] = '"'; break;
+            case '\\': esc[1] = '\\'; break;
+            case '\n': esc[1] = 'n'; break;
+            case '\r': esc[1] = 'r'; break;
+            case '\t': esc[1] = 't'; break;
+            default:
+                esc[1] = 'u';
+                esc[2] = '0';
+                esc[3] = '0';
+                esc[4] = hex[ch >> 4];
+                esc[5] = hex[ch & 15];
+                elen = 6;
+            }
         }
-        if (buf_append(b, esc, elen) < 0)
+        if (buf_append(b, str + start, i - start) < 0 || buf_append(b, esc, elen) < 0)
             return -1;
-        start = i + 1;
+        i += skip;
+        start = i;
     }
     if (buf_append(b, str + start, len - start) < 0)
         return -1;

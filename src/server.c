@@ -126,6 +126,34 @@ static enum MHD_Result error_now(req_t *req, unsigned status, const char *code, 
     return ret;
 }
 
+/* libmicrohttpd 0.9.75 closes the connection when a response is queued
+ * from the first handler call (before the body), so answers that need not
+ * close it are prepared now and queued once the body — empty, or discarded
+ * unread — has been consumed. */
+static enum MHD_Result defer(req_t *req, unsigned status, const char *code, const char *msg,
+                             const char *allow, const char *raw, size_t rawlen)
+{
+    struct MHD_Response *r;
+    char *body = NULL;
+    size_t len = rawlen;
+    if (raw == NULL)
+        body = apierror_body(msg, apierror_type_for_status(status), NULL, code, NULL, &len);
+    r = MHD_create_response_from_buffer(len, body ? body : (void *)raw,
+                                        body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+    if (r == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    add_headers(req, r, "application/json");
+    if (allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    req->response = r;
+    req->resp_status = status;
+    req->state = RS_BODY;
+    req->discard_body = true;
+    return MHD_YES;
+}
+
 /* ---- streaming ---- */
 
 static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
@@ -257,25 +285,27 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
         p += 3;
     if (strcmp(p, "/healthz") == 0 || strcmp(p, "/readyz") == 0) {
         if (!get)
-            return error_now(req, 405, "method_not_allowed", "Use GET for this path.", "GET, HEAD");
+            return defer(req, 405, "method_not_allowed", "Use GET for this path.", "GET, HEAD",
+                         NULL, 0);
         if (strcmp(p, "/readyz") == 0 && shard_stopping(req->shard))
-            return respond_now(req, 503, "{\"status\":\"stopping\"}", 21, NULL);
-        return respond_now(req, 200, "{\"status\":\"ok\"}", 15, NULL);
+            return defer(req, 503, NULL, NULL, NULL, "{\"status\":\"stopping\"}", 21);
+        return defer(req, 200, NULL, NULL, NULL, "{\"status\":\"ok\"}", 15);
     }
     if (strcmp(p, "/models") == 0) {
         if (!get)
-            return error_now(req, 405, "method_not_allowed", "Use GET for /v1/models.",
-                             "GET, HEAD");
-        return respond_now(req, 200, req->cfg->models_json, req->cfg->models_json_len, NULL);
+            return defer(req, 405, "method_not_allowed", "Use GET for /v1/models.", "GET, HEAD",
+                         NULL, 0);
+        return defer(req, 200, NULL, NULL, NULL, req->cfg->models_json,
+                     req->cfg->models_json_len);
     }
     req->ep = post_endpoint(p);
     if (req->ep == EP_NONE) {
         char msg[160];
         snprintf(msg, sizeof msg, "Unknown request URL: %s %.100s.", method, url);
-        return error_now(req, 404, "unknown_url", msg, NULL);
+        return defer(req, 404, "unknown_url", msg, NULL, NULL, 0);
     }
     if (!post)
-        return error_now(req, 405, "method_not_allowed", "Use POST for this path.", "POST");
+        return defer(req, 405, "method_not_allowed", "Use POST for this path.", "POST", NULL, 0);
     cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL) {
         uint64_t n;
@@ -330,6 +360,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (req->state == RS_BODY) {
         if (*upload_size > 0) {
+            if (req->discard_body) {
+                *upload_size = 0;
+                return MHD_YES;
+            }
             if (!req->too_large && buf_append(&req->body, upload, *upload_size) < 0) {
                 req->too_large = true;
                 buf_free(&req->body);
@@ -337,6 +371,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             *upload_size = 0;
             return MHD_YES;
         }
+        if (req->discard_body)
+            return queue_ready(req);
         on_body_complete(req);
     }
     if (req->state == RS_READY)
@@ -384,7 +420,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
-    log_warn("http: %s", line);
+    log_debug("http: %s", line);
 }
 
 struct MHD_Daemon *server_start(struct shard *shard, const config_t *cfg, char *err,
