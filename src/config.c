@@ -378,7 +378,7 @@ static void parse_provider(ctx_t *c, cfg_provider_t *p, yaml_node_t *map)
 {
     const char *k;
     yaml_node_t *kn, *v;
-    bool have_type = false;
+    bool have_type = false, have_url = false;
     char where[200];
     snprintf(where, sizeof where, "providers.%s", p->name);
     p->connect_timeout_ms = 5000;
@@ -390,12 +390,14 @@ static void parse_provider(ctx_t *c, cfg_provider_t *p, yaml_node_t *map)
         return;
     MAP_FOREACH(c, map, k, kn, v)
     {
+        char what[256];
+        snprintf(what, sizeof what, "%s.%s", where, k);
         if (strcmp(k, "type") == 0) {
-            char *s = get_str(c, v, "type");
+            char *s = get_str(c, v, what);
+            have_type = true;
             if (s) {
                 if (strcmp(s, "openai") == 0) {
                     p->type = PROVIDER_OPENAI;
-                    have_type = true;
                 } else {
                     err_at(c, v, "%s.type: unknown provider type \"%s\" (expected: openai — any "
                                  "OpenAI-compatible API)",
@@ -404,7 +406,8 @@ static void parse_provider(ctx_t *c, cfg_provider_t *p, yaml_node_t *map)
                 free(s);
             }
         } else if (strcmp(k, "base_url") == 0) {
-            char *s = get_str(c, v, "base_url");
+            char *s = get_str(c, v, what);
+            have_url = true;
             if (s) {
                 size_t n = strlen(s);
                 while (n > 0 && s[n - 1] == '/')
@@ -419,7 +422,7 @@ static void parse_provider(ctx_t *c, cfg_provider_t *p, yaml_node_t *map)
                 }
             }
         } else if (strcmp(k, "api_key_env") == 0) {
-            char *s = get_str(c, v, "api_key_env");
+            char *s = get_str(c, v, what);
             if (s) {
                 free(p->api_key_env);
                 p->api_key_env = s;
@@ -429,13 +432,13 @@ static void parse_provider(ctx_t *c, cfg_provider_t *p, yaml_node_t *map)
                           "environment variable and name it with api_key_env",
                    where);
         } else if (strcmp(k, "connect_timeout_ms") == 0) {
-            get_u32(c, v, "connect_timeout_ms", 1, 600000, &p->connect_timeout_ms);
+            get_u32(c, v, what, 1, 600000, &p->connect_timeout_ms);
         } else if (strcmp(k, "first_byte_timeout_ms") == 0) {
-            get_u32(c, v, "first_byte_timeout_ms", 1, 3600000, &p->first_byte_timeout_ms);
+            get_u32(c, v, what, 1, 3600000, &p->first_byte_timeout_ms);
         } else if (strcmp(k, "idle_timeout_ms") == 0) {
-            get_u32(c, v, "idle_timeout_ms", 1, 3600000, &p->idle_timeout_ms);
+            get_u32(c, v, what, 1, 3600000, &p->idle_timeout_ms);
         } else if (strcmp(k, "timeout_ms") == 0) {
-            get_u32(c, v, "timeout_ms", 1, 86400000, &p->timeout_ms);
+            get_u32(c, v, what, 1, 86400000, &p->timeout_ms);
         } else {
             unknown_key(c, kn, where,
                         "type, base_url, api_key_env, connect_timeout_ms, first_byte_timeout_ms, "
@@ -444,7 +447,7 @@ static void parse_provider(ctx_t *c, cfg_provider_t *p, yaml_node_t *map)
     }
     if (!have_type)
         err_at(c, map, "%s: missing \"type\" (expected: openai)", where);
-    if (p->base_url == NULL)
+    if (!have_url)
         err_at(c, map, "%s: missing \"base_url\"", where);
 }
 
@@ -488,29 +491,33 @@ static void parse_model(ctx_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *ma
         return;
     MAP_FOREACH(c, map, k, kn, v)
     {
+        char what[256];
+        snprintf(what, sizeof what, "%s.%s", where, k);
         if (strcmp(k, "provider") == 0) {
-            char *s = get_str(c, v, "provider");
+            char *s = get_str(c, v, what);
             if (s) {
                 m->provider = find_provider(cfg, s);
-                if (m->provider < 0)
+                if (m->provider < 0) {
                     err_at(c, v, "%s.provider: no provider named \"%s\" is defined under providers",
                            where, s);
+                    m->provider = -2;
+                }
                 free(s);
             } else {
                 m->provider = -2;
             }
         } else if (strcmp(k, "model") == 0) {
-            char *s = get_str(c, v, "model");
+            char *s = get_str(c, v, what);
             if (s) {
                 free(m->upstream);
                 m->upstream = s;
             }
         } else if (strcmp(k, "input_per_mtok") == 0) {
-            get_price(c, v, "input_per_mtok", &m->input_per_mtok);
+            get_price(c, v, what, &m->input_per_mtok);
         } else if (strcmp(k, "output_per_mtok") == 0) {
-            get_price(c, v, "output_per_mtok", &m->output_per_mtok);
+            get_price(c, v, what, &m->output_per_mtok);
         } else if (strcmp(k, "cached_input_per_mtok") == 0) {
-            have_cached = get_price(c, v, "cached_input_per_mtok", &m->cached_input_per_mtok);
+            have_cached = get_price(c, v, what, &m->cached_input_per_mtok);
         } else {
             unknown_key(c, kn, where,
                         "provider, model, input_per_mtok, output_per_mtok, cached_input_per_mtok");
@@ -568,8 +575,8 @@ static void parse_tiers(ctx_t *c, config_t *cfg, yaml_node_t *map)
         if (!expect_kind(c, v, YAML_SEQUENCE_NODE, where))
             continue;
         n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-        if (n == 0) {
-            err_at(c, v, "%s: a tier needs at least one model", where);
+        if (n == 0 || n > 31) {
+            err_at(c, v, "%s: a tier needs 1 to 31 models, found %zu", where, n);
             continue;
         }
         t = &cfg->tiers[cfg->n_tiers++];

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""`make demo`: llmrouter end to end, offline.
+
+Starts the simulated provider and llmrouter with config/demo.yaml, sends a
+few requests with curl, and prints where each was routed and what it cost.
+Python standard library + curl only.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BASELINE = ("gpt-4o", 2.50, 10.00)  # what an application without routing would use
+
+REQUESTS = [
+    ("auto: a quick question", {"model": "auto", "messages": [
+        {"role": "user", "content": "What is the capital of France?"}]}, False),
+    ("hard-coded gpt-4o, routed like auto", {"model": "gpt-4o", "messages": [
+        {"role": "user", "content": "Translate 'good morning' into Spanish."}]}, False),
+    ("tier by name: budget", {"model": "budget", "messages": [
+        {"role": "user", "content": "Summarise: the cat sat on the mat."}]}, False),
+    ("premium tier (its first provider is down: failover)", {"model": "premium", "messages": [
+        {"role": "system", "content": "You are a careful reviewer."},
+        {"role": "user", "content": "Review this proof that there are infinitely many primes."}]}, False),
+    ("streamed answer", {"model": "auto", "stream": True, "stream_options": {"include_usage": True}, "messages": [
+        {"role": "user", "content": "Write a haiku about routers."}]}, True),
+    ("a model that does not exist", {"model": "gpt-7", "messages": [
+        {"role": "user", "content": "hi"}]}, False),
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def curl(port, body):
+    """Runs curl, returns (status, headers dict, body text)."""
+    with tempfile.NamedTemporaryFile("w+", suffix=".hdr") as hdr:
+        out = subprocess.run(
+            ["curl", "-sS", "-N", "-D", hdr.name, "-H", "Content-Type: application/json",
+             "-H", "Authorization: Bearer demo-client-key",
+             "--data-binary", json.dumps(body), f"http://127.0.0.1:{port}/v1/chat/completions"],
+            capture_output=True, text=True, timeout=30)
+        hdr.seek(0)
+        lines = hdr.read().splitlines()
+    status = int(lines[0].split()[1]) if lines else 0
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    return status, headers, out.stdout
+
+
+def usage_of(text, streamed):
+    if not streamed:
+        try:
+            return json.loads(text).get("usage") or {}
+        except ValueError:
+            return {}
+    return {}
+
+
+def main():
+    py = sys.executable
+    sim = subprocess.Popen([py, os.path.join(ROOT, "tests/sim/simprovider.py"), "--port", "0"],
+                           stdout=subprocess.PIPE, text=True)
+    sim_port = int(sim.stdout.readline().split()[1])
+    port = free_port()
+    env = dict(os.environ, LLMROUTER_SIM_URL=f"http://127.0.0.1:{sim_port}")
+    daemon = subprocess.Popen([os.path.join(ROOT, "build/llmrouter"), "-c", os.path.join(ROOT, "config/demo.yaml"),
+                               "--listen", f"127.0.0.1:{port}"], env=env)
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        print(f"llmrouter is listening on http://127.0.0.1:{port}/v1 (simulated providers on port {sim_port})\n")
+        total = base_total = 0.0
+        for title, body, streamed in REQUESTS:
+            status, h, text = curl(port, body)
+            print(f"== {title}")
+            print(f"   asked for model \"{body['model']}\"{' (stream)' if streamed else ''} -> HTTP {status}")
+            if status != 200:
+                try:
+                    print(f"   error: {json.loads(text)['error']['message'][:110]}")
+                except (ValueError, KeyError):
+                    print(f"   body: {text[:110]}")
+                print()
+                continue
+            print(f"   routed: tier {h.get('x-router-tier')} -> model {h.get('x-router-model')} "
+                  f"(provider {h.get('x-router-provider')}), attempts {h.get('x-router-attempts')}")
+            if streamed:
+                events = [l for l in text.splitlines() if l.startswith("data: ")]
+                content = "".join(
+                    (json.loads(e[6:])["choices"] or [{}])[0].get("delta", {}).get("content") or ""
+                    for e in events if e != "data: [DONE]")
+                usage = {}
+                for e in events:
+                    if e != "data: [DONE]":
+                        usage = json.loads(e[6:]).get("usage") or usage
+                print(f"   {len(events)} events streamed; text: {content[:90]!r}")
+                print(f"   tokens (from the final usage chunk): {usage.get('prompt_tokens')} in / "
+                      f"{usage.get('completion_tokens')} out")
+            else:
+                answer = json.loads(text)["choices"][0]["message"]["content"]
+                u = usage_of(text, False)
+                cost = float(h.get("x-router-cost-usd", "0"))
+                base = (u.get("prompt_tokens", 0) * BASELINE[1] + u.get("completion_tokens", 0) * BASELINE[2]) / 1e6
+                total += cost
+                base_total += base
+                print(f"   answer: {answer[:90]!r}")
+                print(f"   tokens: {u.get('prompt_tokens')} in / {u.get('completion_tokens')} out; "
+                      f"cost ${cost:.8f} (on {BASELINE[0]}: ${base:.8f})")
+            print()
+        if base_total > 0:
+            print(f"Total for the plain requests: ${total:.8f} routed vs ${base_total:.8f} all on {BASELINE[0]} "
+                  f"({100 * (1 - total / base_total):.0f}% saved).")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=10)
+        sim.terminate()
+        sim.wait(timeout=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
