@@ -40,14 +40,16 @@ build/llmrouter: $(OBJS)
 
 build/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "CC $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 build/asan/llmrouter: $(ASAN_OBJS)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+	@echo "CC [asan] $<"
+	@$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
 # The installed binary looks for its configuration under SYSCONFDIR.
 build/installed/main.o: src/main.c
@@ -69,6 +71,10 @@ build/asan/tests/%: tests/unit/%.c $(ASAN_LIB_OBJS)
 deps:
 	@sh config/install-deps.sh
 
+# The entry points below first run `deps`, then a sub-make, so that
+# pkg-config is evaluated after the packages exist on a fresh machine.
+SUBMAKE = $(MAKE) --no-print-directory
+
 unit: $(UNIT_BINS)
 	@$(PYTHON) tests/run_unit.py $(UNIT_BINS)
 
@@ -81,21 +87,32 @@ integration: build/llmrouter
 sdk: build/llmrouter
 	@$(PYTHON) tests/with_daemon.py -- bash tests/sdk/run.sh
 
-# Everything, on the normal build.
-check: deps build/llmrouter unit integration sdk lint
+# Everything on the normal build.
+check: deps
+	@$(SUBMAKE) lint build/llmrouter
+	@$(SUBMAKE) unit
+	@$(SUBMAKE) integration
+	@$(SUBMAKE) sdk
 
 # Everything again on the AddressSanitizer + UBSan build.
-asan: deps build/asan/llmrouter unit-asan
+asan: deps
+	@$(SUBMAKE) build/asan/llmrouter
+	@$(SUBMAKE) unit-asan
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/run.py
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/with_daemon.py -- bash tests/sdk/run.sh
 
 # The test command of the README and CI: both builds.
-test: check asan
+test: deps
+	@$(SUBMAKE) check
+	@$(SUBMAKE) asan
+	@echo "make test: all suites passed on the normal and the sanitizer builds"
 
-demo: deps build/llmrouter
+demo: deps
+	@$(SUBMAKE) build/llmrouter
 	@$(PYTHON) tests/demo/demo.py
 
-run: deps build/llmrouter
+run: deps
+	@$(SUBMAKE) build/llmrouter
 	./build/llmrouter -c config/llmrouter.yaml
 
 lint:

@@ -180,12 +180,30 @@ static char *quote(const char *s, size_t n, size_t cap, int *rc)
     return out;
 }
 
+/* Printable form of s for failure messages (no raw non-ASCII bytes). */
+static const char *printable(const char *s, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (; *s && o + 5 < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x20 && ch < 0x7f)
+            out[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(out + o, cap - o, "<%02x>", ch);
+    }
+    out[o] = '\0';
+    return out;
+}
+
 static void expect_quoted(const char *in, size_t n, const char *want)
 {
     int rc;
     char *got = quote(in, n, 4096, &rc);
+    char p1[512], p2[512];
     assert_int_equal(rc, 0);
-    assert_string_equal(got, want);
+    if (strcmp(got, want) != 0)
+        fail_msg("got %s, expected %s", printable(got, p1, sizeof p1),
+                 printable(want, p2, sizeof p2));
     free(got);
 }
 
@@ -235,8 +253,34 @@ static void test_append_keeps_utf8(void **state)
     (void)state;
     expect_quoted("caf\xc3\xa9 \xe2\x98\x83 \xf0\x9f\x98\x80", 14,
                   "\"caf\xc3\xa9 \xe2\x98\x83 \xf0\x9f\x98\x80\"");
-    /* DEL and invalid UTF-8 bytes pass through as bytes */
-    expect_quoted("\x7f\xff\xfe", 3, "\"\x7f\xff\xfe\"");
+    /* DEL is a valid character */
+    expect_quoted("a\x7f", 2, "\"a\x7f\"");
+    /* boundaries of the valid ranges */
+    expect_quoted("\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf", 18,
+                  "\"\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\"");
+}
+
+/* Bytes that are not valid UTF-8 become \ufffd (one per bad byte), so the
+ * output is always valid JSON; valid neighbours are kept. */
+static void test_append_replaces_invalid_utf8(void **state)
+{
+    (void)state;
+    expect_quoted("\xff", 1, "\"\\ufffd\"");
+    expect_quoted("a\xfe\xff" "b", 4, "\"a\\ufffd\\ufffdb\"");
+    /* lone continuation byte */
+    expect_quoted("\x80", 1, "\"\\ufffd\"");
+    /* overlong encodings of '/' and NUL */
+    expect_quoted("\xc0\xaf", 2, "\"\\ufffd\\ufffd\"");
+    expect_quoted("\xe0\x80\x80", 3, "\"\\ufffd\\ufffd\\ufffd\"");
+    /* UTF-16 surrogate encoded in UTF-8 */
+    expect_quoted("\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\"");
+    /* above U+10FFFF */
+    expect_quoted("\xf4\x90\x80\x80", 4, "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
+    /* truncated sequence at the end of the input, then valid text after a bad lead */
+    expect_quoted("ok\xe2\x98", 4, "\"ok\\ufffd\\ufffd\"");
+    expect_quoted("\xe2x\xc3\xa9", 4, "\"\\ufffdx\xc3\xa9\"");
+    /* the length bound is respected: a sequence cut by len is invalid */
+    expect_quoted("\xc3\xa9", 1, "\"\\ufffd\"");
 }
 
 static void test_append_respects_cap(void **state)
@@ -268,6 +312,13 @@ static void test_append_respects_cap(void **state)
     buf_init(&b, 8);
     assert_int_equal(json_append_string(&b, "\x01", 1), 0);
     assert_string_equal(buf_cstr(&b), "\"\\u0001\"");
+    buf_free(&b);
+    /* a replaced invalid byte needs 6 bytes */
+    buf_init(&b, 7);
+    assert_int_equal(json_append_string(&b, "\xff", 1), -1);
+    buf_free(&b);
+    buf_init(&b, 8);
+    assert_int_equal(json_append_string(&b, "\xff", 1), 0);
     buf_free(&b);
 }
 
@@ -302,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_append_escapes),
         cmocka_unit_test(test_append_control_chars),
         cmocka_unit_test(test_append_keeps_utf8),
+        cmocka_unit_test(test_append_replaces_invalid_utf8),
         cmocka_unit_test(test_append_respects_cap),
         cmocka_unit_test(test_append_after_existing_content),
     };

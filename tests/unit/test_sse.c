@@ -1,0 +1,364 @@
+/* Unit tests for src/sse.c: event boundaries under arbitrary feed splits,
+ * the three line endings, keep-alive comments and data: [DONE]. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sse.h"
+
+#define MAX_EV 64
+
+typedef struct result {
+    sse_event_t ev[MAX_EV];
+    size_t n;
+} result_t;
+
+/* Feeds s[0..n) in chunks whose sizes come from next_chunk (0 = whole rest),
+ * re-feeding the unconsumed rest of a chunk after each event. */
+static void run(const char *s, size_t n, size_t (*next_chunk)(void *), void *arg, result_t *r)
+{
+    sse_scan_t sc;
+    size_t off = 0;
+    sse_init(&sc);
+    r->n = 0;
+    while (off < n) {
+        size_t len = next_chunk ? next_chunk(arg) : 0, c = 0;
+        if (len == 0 || len > n - off)
+            len = n - off;
+        while (c < len) {
+            sse_event_t ev;
+            bool got = true;
+            size_t used = sse_feed(&sc, s + off + c, len - c, &ev, &got);
+            assert_true(used > 0);
+            assert_true(used <= len - c);
+            c += used;
+            if (got) {
+                assert_true(r->n < MAX_EV);
+                r->ev[r->n++] = ev;
+                /* it stops right after the event */
+                assert_int_equal(ev.end, off + c);
+            } else {
+                assert_int_equal(c, len);
+            }
+        }
+        off += len;
+        assert_int_equal(sc.pos, off);
+    }
+}
+
+static size_t one_byte(void *arg)
+{
+    (void)arg;
+    return 1;
+}
+
+static size_t random_chunk(void *arg)
+{
+    unsigned *seed = arg;
+    *seed = *seed * 1103515245u + 12345u;
+    return 1 + (*seed >> 16) % 13;
+}
+
+static void assert_same(const result_t *a, const result_t *b, const char *how)
+{
+    if (a->n != b->n)
+        fail_msg("%s: %zu events, expected %zu", how, b->n, a->n);
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->ev[i].start != b->ev[i].start || a->ev[i].end != b->ev[i].end ||
+            a->ev[i].has_data != b->ev[i].has_data || a->ev[i].is_done != b->ev[i].is_done)
+            fail_msg("%s: event %zu is [%llu,%llu) data=%d done=%d, expected [%llu,%llu) "
+                     "data=%d done=%d",
+                     how, i, (unsigned long long)b->ev[i].start, (unsigned long long)b->ev[i].end,
+                     b->ev[i].has_data, b->ev[i].is_done, (unsigned long long)a->ev[i].start,
+                     (unsigned long long)a->ev[i].end, a->ev[i].has_data, a->ev[i].is_done);
+    }
+}
+
+/* Checks that every way of splitting s gives the same events as feeding it
+ * whole: byte by byte, every two-piece split, and random chunkings. */
+static void check_all_splits(const char *s, size_t n, result_t *whole)
+{
+    result_t *other = malloc(sizeof *other);
+    assert_non_null(other);
+    run(s, n, NULL, NULL, whole);
+    run(s, n, one_byte, NULL, other);
+    assert_same(whole, other, "byte by byte");
+    for (size_t cut = 1; cut < n; cut++) {
+        sse_scan_t sc;
+        size_t off = 0;
+        other->n = 0;
+        sse_init(&sc);
+        /* first piece s[0..cut), then s[cut..n) */
+        for (int piece = 0; piece < 2; piece++) {
+            size_t end = piece == 0 ? cut : n;
+            while (off < end) {
+                sse_event_t ev;
+                bool got;
+                off += sse_feed(&sc, s + off, end - off, &ev, &got);
+                if (got)
+                    other->ev[other->n++] = ev;
+            }
+        }
+        assert_same(whole, other, "two pieces");
+    }
+    for (unsigned seed = 1; seed <= 50; seed++) {
+        unsigned st = seed;
+        run(s, n, random_chunk, &st, other);
+        assert_same(whole, other, "random chunks");
+    }
+    free(other);
+}
+
+typedef struct piece {
+    const char *text;
+    bool has_data, is_done;
+} piece_t;
+
+/* Builds the stream from pieces (one event each, "\n" or "\r" endings) and
+ * checks each event's exact [start, end) and flags under every split. */
+static void check_pieces(const piece_t *p, size_t np)
+{
+    char s[2048];
+    size_t off[32], n = 0;
+    result_t *r = malloc(sizeof *r);
+    assert_non_null(r);
+    for (size_t i = 0; i < np; i++) {
+        size_t len = strlen(p[i].text);
+        off[i] = n;
+        memcpy(s + n, p[i].text, len);
+        n += len;
+    }
+    off[np] = n;
+    check_all_splits(s, n, r);
+    assert_int_equal(r->n, np);
+    for (size_t i = 0; i < np; i++) {
+        assert_int_equal(r->ev[i].start, off[i]);
+        assert_int_equal(r->ev[i].end, off[i + 1]);
+        if (r->ev[i].has_data != p[i].has_data || r->ev[i].is_done != p[i].is_done)
+            fail_msg("event %zu (%s): data=%d done=%d, expected data=%d done=%d", i, p[i].text,
+                     r->ev[i].has_data, r->ev[i].is_done, p[i].has_data, p[i].is_done);
+    }
+    free(r);
+}
+
+static void test_lf_events_and_offsets(void **state)
+{
+    static const piece_t p[] = {
+        {"data: {\"id\":1}\n\n", true, false},
+        {"data: {\"id\":2,\"choices\":[{\"delta\":{\"content\":\"hello world\"}}]}\n\n", true,
+         false},
+        {"data: [DONE]\n\n", true, true},
+    };
+    (void)state;
+    check_pieces(p, 3);
+}
+
+static void test_cr_line_endings(void **state)
+{
+    static const piece_t p[] = {
+        {"data: a\r\r", true, false},
+        {"event: message\rdata: b\r\r", true, false},
+        {"data: [DONE]\r\r", true, true},
+    };
+    (void)state;
+    check_pieces(p, 3);
+}
+
+static void test_comment_only_events(void **state)
+{
+    static const piece_t p[] = {
+        {": keep-alive\n\n", false, false},
+        {":\n\n", false, false},
+        {": ping\n: another comment\n\n", false, false},
+        {"event: ping\nid: 7\nretry: 100\n\n", false, false},
+        {": c\ndata: x\n\n", true, false},
+        {": data: [DONE]\n\n", false, false},
+    };
+    (void)state;
+    check_pieces(p, 6);
+}
+
+static void test_done_detection(void **state)
+{
+    static const piece_t p[] = {
+        {"data: [DONE]\n\n", true, true},
+        {"data:[DONE]\n\n", true, true},
+        {"data: [DONE]x\n\n", true, false},
+        {"data: [DONE] \n\n", true, false},
+        {"data:  [DONE]\n\n", true, false},
+        {"data: [DONE\n\n", true, false},
+        {"data: [done]\n\n", true, false},
+        {"Data: [DONE]\n\n", false, false},
+        {"data: \"[DONE]\"\n\n", true, false},
+        {"data: [DONE]xxxxxxxxxxxxxxxxxxxxxxxxxx\n\n", true, false},
+        {"event: end\ndata: [DONE]\n\n", true, true},
+    };
+    (void)state;
+    check_pieces(p, sizeof p / sizeof p[0]);
+}
+
+static void test_multiline_data(void **state)
+{
+    static const piece_t p[] = {
+        {"data: line one\ndata: line two\ndata: line three\n\n", true, false},
+        {"data: [DONE]\ndata: more\n\n", true, false},
+        {"id: 1\ndata: {\"a\":\ndata: 1}\n\n", true, false},
+    };
+    (void)state;
+    check_pieces(p, sizeof p / sizeof p[0]);
+}
+
+/* The event's data is "x\n[DONE]", which is not the [DONE] sentinel. */
+static void test_multiline_data_ending_in_done_is_not_done(void **state)
+{
+    static const piece_t p[] = {
+        {"data: x\ndata: [DONE]\n\n", true, false},
+    };
+    (void)state;
+    check_pieces(p, 1);
+}
+
+static void test_long_lines(void **state)
+{
+    char s[3000];
+    result_t *r = malloc(sizeof *r);
+    size_t n;
+    (void)state;
+    assert_non_null(r);
+    memcpy(s, "data: {\"content\":\"", 18);
+    memset(s + 18, 'x', 2000);
+    memcpy(s + 2018, "\"}\n\ndata: [DONE]\n\n", 18);
+    n = 2036;
+    check_all_splits(s, n, r);
+    assert_int_equal(r->n, 2);
+    assert_int_equal(r->ev[0].start, 0);
+    assert_int_equal(r->ev[0].end, 2022);
+    assert_true(r->ev[0].has_data);
+    assert_false(r->ev[0].is_done);
+    assert_int_equal(r->ev[1].start, 2022);
+    assert_int_equal(r->ev[1].end, 2036);
+    assert_true(r->ev[1].is_done);
+    free(r);
+}
+
+/* \r\n: the event is reported at the CR of the blank line (without waiting
+ * for the next byte); the LF that follows belongs to no event and the next
+ * event starts after it. */
+static void test_crlf_line_endings(void **state)
+{
+    const char *s = "data: a\r\n\r\n"          /* 0..11 */
+                    "event: x\r\ndata: [DONE]\r\n\r\n" /* 11..37 */
+                    ": ka\r\n\r\n";            /* 37..45 */
+    result_t *r = malloc(sizeof *r);
+    (void)state;
+    assert_non_null(r);
+    check_all_splits(s, strlen(s), r);
+    assert_int_equal(r->n, 3);
+    assert_int_equal(r->ev[0].start, 0);
+    assert_int_equal(r->ev[0].end, 10);
+    assert_true(r->ev[0].has_data);
+    assert_false(r->ev[0].is_done);
+    assert_int_equal(r->ev[1].start, 11);
+    assert_int_equal(r->ev[1].end, 36);
+    assert_true(r->ev[1].has_data);
+    assert_true(r->ev[1].is_done);
+    assert_int_equal(r->ev[2].start, 37);
+    assert_int_equal(r->ev[2].end, 44);
+    assert_false(r->ev[2].has_data);
+    free(r);
+}
+
+static void test_mixed_line_endings(void **state)
+{
+    /* a line ended by \r then one ended by \n, then \r\n: three lines, one event */
+    const char *s = "data: a\rdata: b\ndata: [DONE]\r\n\n"
+                    "data: c\n\r\n";
+    result_t *r = malloc(sizeof *r);
+    (void)state;
+    assert_non_null(r);
+    check_all_splits(s, strlen(s), r);
+    assert_int_equal(r->n, 2);
+    assert_int_equal(r->ev[0].start, 0);
+    assert_int_equal(r->ev[0].end, 31);
+    assert_true(r->ev[0].is_done);
+    assert_int_equal(r->ev[1].start, 31);
+    assert_true(r->ev[1].has_data);
+    assert_false(r->ev[1].is_done);
+    free(r);
+}
+
+static void test_incomplete_event_not_reported(void **state)
+{
+    sse_scan_t sc;
+    sse_event_t ev;
+    bool got = true;
+    const char *a = "data: partial\n", *b = "\n";
+    (void)state;
+    sse_init(&sc);
+    assert_int_equal(sse_feed(&sc, a, strlen(a), &ev, &got), strlen(a));
+    assert_false(got);
+    assert_int_equal(sse_feed(&sc, "", 0, &ev, &got), 0);
+    assert_false(got);
+    assert_int_equal(sse_feed(&sc, b, 1, &ev, &got), 1);
+    assert_true(got);
+    assert_int_equal(ev.start, 0);
+    assert_int_equal(ev.end, 15);
+    assert_true(ev.has_data);
+}
+
+/* Flags belong to one event: they do not leak into the next. */
+static void test_flags_reset_between_events(void **state)
+{
+    static const piece_t p[] = {
+        {"data: [DONE]\n\n", true, true},
+        {": after\n\n", false, false},
+        {"data: x\n\n", true, false},
+        {"\n", false, false}, /* a lone blank line */
+    };
+    (void)state;
+    check_pieces(p, 4);
+}
+
+static void test_offsets_are_absolute_across_feeds(void **state)
+{
+    sse_scan_t sc;
+    sse_event_t ev;
+    bool got;
+    const char *ev1 = "data: 1\n\n";
+    size_t total = 0;
+    (void)state;
+    sse_init(&sc);
+    for (int i = 0; i < 100; i++) {
+        size_t used = sse_feed(&sc, ev1, strlen(ev1), &ev, &got);
+        assert_int_equal(used, strlen(ev1));
+        assert_true(got);
+        assert_int_equal(ev.start, total);
+        total += used;
+        assert_int_equal(ev.end, total);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lf_events_and_offsets),
+        cmocka_unit_test(test_cr_line_endings),
+        cmocka_unit_test(test_crlf_line_endings),
+        cmocka_unit_test(test_mixed_line_endings),
+        cmocka_unit_test(test_comment_only_events),
+        cmocka_unit_test(test_done_detection),
+        cmocka_unit_test(test_multiline_data),
+        cmocka_unit_test(test_multiline_data_ending_in_done_is_not_done),
+        cmocka_unit_test(test_long_lines),
+        cmocka_unit_test(test_incomplete_event_not_reported),
+        cmocka_unit_test(test_flags_reset_between_events),
+        cmocka_unit_test(test_offsets_are_absolute_across_feeds),
+    };
+    return cmocka_run_group_tests_name("sse", tests, NULL, NULL);
+}
