@@ -41,6 +41,10 @@ static inline size_t buf_room(const buf_t *b)
  * exceed the cap. */
 int buf_append(buf_t *b, const void *p, size_t n);
 
+/* Appends a NUL-terminated string (e.g. a literal). Same result as
+ * buf_append. */
+int buf_puts(buf_t *b, const char *s);
+
 /* Marks n readable bytes consumed (n <= buf_len). */
 void buf_consume(buf_t *b, size_t n);
 

@@ -34,6 +34,7 @@ struct loop_io {
 struct loop_timer {
     uint64_t due_ms;
     size_t heap_idx; /* 0 = not armed; 1-based index otherwise */
+    uint64_t armed_pass; /* private: timer pass during which it was armed */
     loop_timer_cb cb;
     void *arg;
 };

@@ -53,7 +53,7 @@ typedef struct req {
     enum endpoint ep;
     enum req_state state;
     uint64_t t_start_us;
-    char id[80]; /* x-request-id */
+    char id[136]; /* x-request-id */
     char method[8];
     char path[64];
 

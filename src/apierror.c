@@ -13,25 +13,25 @@ char *apierror_body(const char *message, const char *type, const char *param, co
     char *out;
     size_t cap = strlen(message) * 6 + (extra_json ? strlen(extra_json) : 0) + 512;
     buf_init(&b, cap);
-    buf_append(&b, "{\"error\":{\"message\":", 20);
+    buf_puts(&b, "{\"error\":{\"message\":");
     json_append_string(&b, message, strlen(message));
-    buf_append(&b, ",\"type\":", 8);
+    buf_puts(&b, ",\"type\":");
     json_append_string(&b, type, strlen(type));
-    buf_append(&b, ",\"param\":", 9);
+    buf_puts(&b, ",\"param\":");
     if (param)
         json_append_string(&b, param, strlen(param));
     else
-        buf_append(&b, "null", 4);
-    buf_append(&b, ",\"code\":", 8);
+        buf_puts(&b, "null");
+    buf_puts(&b, ",\"code\":");
     if (code)
         json_append_string(&b, code, strlen(code));
     else
-        buf_append(&b, "null", 4);
+        buf_puts(&b, "null");
     if (extra_json) {
-        buf_append(&b, ",", 1);
+        buf_puts(&b, ",");
         buf_append(&b, extra_json, strlen(extra_json));
     }
-    buf_append(&b, "}}", 2);
+    buf_puts(&b, "}}");
     buf_cstr(&b);
     *len = buf_len(&b);
     out = b.data; /* r is 0: nothing was consumed */

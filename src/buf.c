@@ -52,6 +52,11 @@ int buf_append(buf_t *b, const void *p, size_t n)
     return 0;
 }
 
+int buf_puts(buf_t *b, const char *s)
+{
+    return buf_append(b, s, strlen(s));
+}
+
 void buf_consume(buf_t *b, size_t n)
 {
     b->r += n;

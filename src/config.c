@@ -262,6 +262,17 @@ static bool map_pair(ctx_t *c, const yaml_node_t *map, yaml_node_pair_t *p, cons
     return true;
 }
 
+static bool valid_env_name(const char *s)
+{
+    if (s[0] == '\0' || (s[0] >= '0' && s[0] <= '9') || strlen(s) > 128)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
+            return false;
+    return true;
+}
+
 static bool valid_name(ctx_t *c, const yaml_node_t *n, const char *kind, const char *name)
 {
     size_t len = strlen(name);
@@ -300,6 +311,8 @@ static bool parse_listen(const char *s, char **host, uint16_t *port)
         colon = strrchr(s, ':');
         if (colon == NULL)
             return false;
+        if (memchr(s, ':', (size_t)(colon - s)) != NULL)
+            return false; /* IPv6 needs brackets: [::1]:8080 */
         *host = colon == s ? xstrdup("0.0.0.0") : xstrndup(s, (size_t)(colon - s));
     }
     if (util_parse_u64(colon + 1, strlen(colon + 1), &p) < 0 || p == 0 || p > 65535) {
@@ -422,10 +435,16 @@ static void parse_provider(ctx_t *c, cfg_provider_t *p, yaml_node_t *map)
                 }
             }
         } else if (strcmp(k, "api_key_env") == 0) {
-            char *s = get_str(c, v, what);
-            if (s) {
+            /* Taken literally (no ${} expansion) and never echoed: a key
+             * pasted here by mistake must not end up in messages. */
+            const char *raw = (const char *)v->data.scalar.value;
+            if (v->type != YAML_SCALAR_NODE || !valid_env_name(raw)) {
+                err_at(c, v, "%s: expected the name of an environment variable (letters, digits "
+                             "and _, not starting with a digit), not its value",
+                       what);
+            } else {
                 free(p->api_key_env);
-                p->api_key_env = s;
+                p->api_key_env = xstrdup(raw);
             }
         } else if (strcmp(k, "api_key") == 0) {
             err_at(c, kn, "%s: keys are never written in the configuration; put the key in an "
@@ -683,8 +702,10 @@ static void resolve_keys(ctx_t *c, config_t *cfg)
                        "configuration reloaded\n",
                        c->file, p->line, p->name, p->api_key_env);
             } else if (strpbrk(key, "\r\n") != NULL) {
-                err_at(c, NULL, "provider \"%s\": environment variable %s contains a line break",
-                       p->name, p->api_key_env);
+                c->nerr++;
+                append(c->err, c->errlen, &c->erruse,
+                       "%s:%d:1: provider \"%s\": environment variable %s contains a line break\n",
+                       c->file, p->line, p->name, p->api_key_env);
             } else {
                 size_t n = strlen(key) + 32;
                 char *line = xmalloc(n);
@@ -739,8 +760,11 @@ static void parse_root(ctx_t *c, config_t *cfg, yaml_node_t *root)
     yaml_node_t *default_node = NULL;
 
     if (root == NULL || is_null_scalar(root)) {
-        err_at(c, NULL, "the configuration is empty (expected a mapping with providers, models, "
-                        "tiers and routing)");
+        c->nerr++;
+        append(c->err, c->errlen, &c->erruse,
+               "%s:1:1: the configuration is empty (expected a mapping with providers, models, "
+               "tiers and routing)\n",
+               c->file);
         return;
     }
     if (!expect_kind(c, root, YAML_MAPPING_NODE, "top level"))
@@ -815,6 +839,24 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
 
     parse_root(&c, cfg, yaml_document_get_root_node(&doc));
     yaml_document_delete(&doc);
+    if (c.nerr == 0) {
+        yaml_document_t more;
+        if (!yaml_parser_load(parser, &more)) {
+            c.nerr++;
+            append(errbuf, errlen, &c.erruse, "%s:%zu:%zu: YAML syntax error: %s\n", name,
+                   parser->problem_mark.line + 1, parser->problem_mark.column + 1,
+                   parser->problem ? parser->problem : "unknown problem");
+        } else {
+            yaml_node_t *r = yaml_document_get_root_node(&more);
+            if (r != NULL) {
+                c.nerr++;
+                append(errbuf, errlen, &c.erruse,
+                       "%s:%zu:%zu: a second YAML document; the configuration is one document\n",
+                       name, r->start_mark.line + 1, r->start_mark.column + 1);
+            }
+            yaml_document_delete(&more);
+        }
+    }
     if (c.nerr == 0)
         resolve_keys(&c, cfg);
     if (c.nerr > 0) {

@@ -24,6 +24,7 @@ struct loop {
     size_t heap_len;
     size_t heap_alloc;
     uint64_t now_ms;
+    uint64_t pass; /* run_timers invocations */
     bool stop;
     loop_hook_cb hook;
     void *hook_arg;
@@ -165,6 +166,7 @@ void loop_timer_start(loop_t *loop, loop_timer_t *t, uint64_t after_ms)
 {
     loop_timer_stop(loop, t);
     t->due_ms = loop->now_ms + after_ms;
+    t->armed_pass = loop->pass;
     if (loop->heap_len + 1 >= loop->heap_alloc) {
         loop->heap_alloc *= 2;
         loop->heap = xrealloc(loop->heap, loop->heap_alloc * sizeof *loop->heap);
@@ -181,7 +183,11 @@ uint64_t loop_now_ms(const loop_t *loop)
 
 static void run_timers(loop_t *loop)
 {
-    while (loop->heap_len > 0 && loop->heap[1]->due_ms <= loop->now_ms) {
+    uint64_t pass = ++loop->pass;
+    /* A timer (re)armed during this pass waits for the next one, so a
+     * callback that re-arms itself with 0 ms cannot spin here. */
+    while (loop->heap_len > 0 && loop->heap[1]->due_ms <= loop->now_ms &&
+           loop->heap[1]->armed_pass != pass) {
         loop_timer_t *t = loop->heap[1];
         loop_timer_stop(loop, t);
         t->cb(loop, t);

@@ -97,6 +97,14 @@ static int unknown_model(req_t *req, req_error_t *err, const char *model)
     return -1;
 }
 
+static int count_keys(const cJSON *obj, const char *key)
+{
+    int n = 0;
+    for (const cJSON *c = obj->child; c != NULL; c = c->next)
+        n += c->string != NULL && strcmp(c->string, key) == 0;
+    return n;
+}
+
 int request_parse(req_t *req, req_error_t *err)
 {
     const char *text = buf_cstr(&req->body);
@@ -108,7 +116,19 @@ int request_parse(req_t *req, req_error_t *err)
     if (len == 0)
         return fail(err, 400, "invalid_json", NULL,
                     "The request body is empty; expected a JSON object.%s", NULL);
-    root = cJSON_ParseWithLength(text, len);
+    {
+        const char *end = NULL;
+        root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+        /* cJSON stops after the first value: anything but whitespace after
+         * it is an invalid body, not something to forward. */
+        while (root != NULL && end != NULL && end < text + len &&
+               (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+            end++;
+        if (root != NULL && end != text + len) {
+            cJSON_Delete(root);
+            root = NULL;
+        }
+    }
     if (root == NULL)
         return fail(err, 400, "invalid_json", NULL,
                     "The request body is not valid JSON (or nests deeper than 1000 levels).%s",
@@ -177,9 +197,13 @@ int request_parse(req_t *req, req_error_t *err)
     }
 
     found = json_find_top_key(text, len, "model", spans, 2);
-    if (found != 1) {
+    /* cJSON compares unescaped keys, the scanner raw ones: both must see
+     * exactly one, or an escaped duplicate ("mod\u0065l") could smuggle a
+     * second model past the router to the provider. */
+    if (found != 1 || count_keys(root, "model") != 1) {
         fail(err, 400, "invalid_value", "model",
-             "The request body has more than one 'model' key.%s", NULL);
+             "The request body must have exactly one 'model' key, written without escapes.%s",
+             NULL);
         goto out;
     }
     req->model_span = spans[0];

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "apierror.h"
+#include "json.h"
 #include "log.h"
 #include "shard.h"
 #include "upstream.h"
@@ -274,6 +275,34 @@ static enum endpoint post_endpoint(const char *p)
     return EP_NONE;
 }
 
+/* GET /v1/models/{id}: the entry of GET /v1/models for one name. */
+static enum MHD_Result model_entry(req_t *req, const char *id)
+{
+    const config_t *cfg = req->cfg;
+    int m = config_find_model(cfg, id);
+    const char *owner = m >= 0 ? cfg->providers[cfg->models[m].provider].name : "llmrouter";
+    enum MHD_Result ret;
+    buf_t b;
+    char num[32];
+    if (m < 0 && config_find_tier(cfg, id) < 0 && !config_is_routable(cfg, id)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "The model '%.100s' does not exist.", id);
+        return defer(req, 404, "model_not_found", msg, NULL, NULL, 0);
+    }
+    buf_init(&b, strlen(id) * 6 + strlen(owner) * 6 + 128);
+    buf_puts(&b, "{\"id\":");
+    json_append_string(&b, id, strlen(id));
+    snprintf(num, sizeof num, "%lld", (long long)cfg->loaded_at);
+    buf_puts(&b, ",\"object\":\"model\",\"created\":");
+    buf_append(&b, num, strlen(num));
+    buf_puts(&b, ",\"owned_by\":");
+    json_append_string(&b, owner, strlen(owner));
+    buf_puts(&b, "}");
+    ret = defer(req, 200, NULL, NULL, NULL, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+    return ret;
+}
+
 static enum MHD_Result on_first_call(req_t *req, const char *url, const char *method)
 {
     const char *p = url;
@@ -297,6 +326,12 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
                          NULL, 0);
         return defer(req, 200, NULL, NULL, NULL, req->cfg->models_json,
                      req->cfg->models_json_len);
+    }
+    if (strncmp(p, "/models/", 8) == 0) {
+        if (!get)
+            return defer(req, 405, "method_not_allowed", "Use GET for /v1/models/{model}.",
+                         "GET, HEAD", NULL, 0);
+        return model_entry(req, p + 8);
     }
     req->ep = post_endpoint(p);
     if (req->ep == EP_NONE) {

@@ -14,12 +14,14 @@ static void end_line(sse_scan_t *s, uint64_t line_len)
     if (s->head_len >= 5 && memcmp(s->head, "data:", 5) == 0) {
         const char *v = s->head + 5;
         uint64_t vlen = line_len - 5;
+        bool first = !s->has_data;
         s->has_data = true;
         if (vlen > 0 && *v == ' ') {
             v++;
             vlen--;
         }
-        s->is_done = vlen == 6 && s->head_len == line_len && memcmp(v, "[DONE]", 6) == 0;
+        /* only an event whose whole data is "[DONE]" ends the stream */
+        s->is_done = first && vlen == 6 && s->head_len == line_len && memcmp(v, "[DONE]", 6) == 0;
     }
 }
 

@@ -240,7 +240,7 @@ static char *event_data(const char *p, size_t len)
             if (v < e && p[v] == ' ')
                 v++;
             if (buf_len(&b) > 0)
-                buf_append(&b, "\n", 1);
+                buf_puts(&b, "\n");
             buf_append(&b, p + v, e - v);
         }
         i = e + 1;
@@ -355,9 +355,9 @@ static void finish_stream(upstream_t *up, req_t *req, const char *error)
                  req->cfg->models[req->model].name, error);
         body = apierror_body(msg, "server_error", NULL, "upstream_stream_interrupted", NULL, &len);
         buf_init(&b, len + 16);
-        buf_append(&b, "data: ", 6);
+        buf_puts(&b, "data: ");
         buf_append(&b, body, len);
-        buf_append(&b, "\n\n", 2);
+        buf_puts(&b, "\n\n");
         set_tail(req, buf_ptr(&b), buf_len(&b));
         buf_free(&b);
         free(body);
@@ -467,7 +467,7 @@ static void all_failed(req_t *req)
     int n;
 
     buf_init(&extra, 16384);
-    buf_append(&extra, "\"attempts\":[", 12);
+    buf_puts(&extra, "\"attempts\":[");
     n = snprintf(err.message, sizeof err.message, "All %zu upstream attempt%s failed:",
                  req->n_attempts, req->n_attempts == 1 ? "" : "s");
     o = n > 0 ? (size_t)n : 0;
@@ -482,22 +482,22 @@ static void all_failed(req_t *req)
             o += n > 0 ? (size_t)n : 0;
         }
         if (i)
-            buf_append(&extra, ",", 1);
-        buf_append(&extra, "{\"model\":", 9);
+            buf_puts(&extra, ",");
+        buf_puts(&extra, "{\"model\":");
         json_append_string(&extra, m->name, strlen(m->name));
-        buf_append(&extra, ",\"provider\":", 12);
+        buf_puts(&extra, ",\"provider\":");
         json_append_string(&extra, prov, strlen(prov));
         snprintf(st, sizeof st, "%u", a->status);
-        buf_append(&extra, ",\"status\":", 10);
+        buf_puts(&extra, ",\"status\":");
         if (a->status)
             buf_append(&extra, st, strlen(st));
         else
-            buf_append(&extra, "null", 4);
-        buf_append(&extra, ",\"error\":", 9);
+            buf_puts(&extra, "null");
+        buf_puts(&extra, ",\"error\":");
         json_append_string(&extra, a->error, strlen(a->error));
-        buf_append(&extra, "}", 1);
+        buf_puts(&extra, "}");
     }
-    buf_append(&extra, "]", 1);
+    buf_puts(&extra, "]");
     req->model = -1;
     log_warn("request %s: %s", req->id, err.message);
     server_respond_error(req, &err, buf_cstr(&extra));

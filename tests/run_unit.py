@@ -8,7 +8,7 @@ import sys
 
 passed = failed = 0
 for binary in sys.argv[1:]:
-    p = subprocess.run([binary], capture_output=True, text=True)
+    p = subprocess.run([binary], capture_output=True, text=True, errors="replace")
     out = p.stdout + p.stderr
     sys.stdout.write(out)
     ok = re.findall(r"^\[  PASSED  \] (\d+) test", out, re.M)

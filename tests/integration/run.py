@@ -1970,6 +1970,42 @@ def test_fuzz_raw_http():
 
 
 @test
+def test_sigterm_with_active_stream():
+    """A second daemon gets SIGTERM while a 20-s stream is in flight: it must
+    still exit 0 within 5 s, and the client's stream must end."""
+    check("slowstream" in TIERS, "tier slowstream missing from the test config")
+    d = E.new_daemon(tag="daemon-sigterm").start()
+    s = None
+    ok, msg, el = False, "not stopped", 0.0
+    try:
+        s = RawHTTP(d.port, "POST", "/v1/chat/completions", chat_body("slowstream", "term", stream=True),
+                    timeout=8).read_head()
+        eq(s.status, 200, "status")
+        n = 0
+        while n < 2:
+            ev = s.next_event()
+            check(ev is not None, "stream ended early")
+            n += event_data(ev) is not None
+        t0 = time.monotonic()
+        ok, msg = d.stop()
+        el = time.monotonic() - t0
+        ended = False
+        try:
+            read_stream(s)
+            ended = True
+        except (Fail, OSError, UnicodeDecodeError):
+            ended = True  # a cut stream is an acceptable ending here
+        check(ended, "client stream did not end")
+    finally:
+        if s is not None:
+            s.close()
+        d.kill()
+    if not ok:
+        print(d.stderr_tail(), file=sys.stderr)
+    check(ok, f"{msg} (after {el:.1f} s)")
+
+
+@test
 def test_health_after_everything():
     check(E.alive(), "daemon not alive")
     for p in ("/healthz", "/readyz"):

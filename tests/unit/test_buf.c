@@ -271,6 +271,22 @@ static void test_reuse_after_free(void **state)
     buf_free(&b);
 }
 
+static void test_puts(void **state)
+{
+    buf_t b;
+    (void)state;
+    buf_init(&b, 8);
+    assert_int_equal(buf_puts(&b, "abc"), 0);
+    assert_int_equal(buf_puts(&b, ""), 0);
+    assert_int_equal(buf_len(&b), 3);
+    /* all or nothing, like buf_append */
+    assert_int_equal(buf_puts(&b, "defghi"), -1);
+    assert_int_equal(buf_len(&b), 3);
+    assert_int_equal(buf_puts(&b, "defgh"), 0);
+    assert_string_equal(buf_cstr(&b), "abcdefgh");
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_cstr_on_fresh_buffer),
         cmocka_unit_test(test_reset_keeps_storage),
         cmocka_unit_test(test_reuse_after_free),
+        cmocka_unit_test(test_puts),
     };
     return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }
