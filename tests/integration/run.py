@@ -2010,8 +2010,8 @@ def test_health_after_everything():
     check(E.alive(), "daemon not alive")
     for p in ("/healthz", "/readyz"):
         eq(E.get(p).status, 200, p)
-    st = E.sim_stats()
-    eq(st.get("active_streams"), 0, "simulator active_streams at the end")
+    st = wait_sim(lambda st: st.get("active_streams") == 0, timeout=3.0)
+    eq(st.get("active_streams"), 0, "simulator active_streams at the end (after waiting 3 s)")
     check(CLIENT_SECRET not in E.stderr_text(), "client secret in daemon stderr")
     check(GOOD_KEY not in E.stderr_text(), "provider key in daemon stderr")
 
