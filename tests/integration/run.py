@@ -24,6 +24,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import re
 import signal
 import socket
@@ -1839,11 +1840,16 @@ def test_fuzz_json_bodies():
     for body in (b'{"model":"auto","messages":' + b"[" * 100000 + b"]" * 100000 + b"}",):
         r = E.post("/v1/chat/completions", body)
         check_error(r, 413, what="100000-deep nesting (over max body): ")
-    r = E.post("/v1/chat/completions", b'{"model":"auto","messages":' + b"[" * 30000)
-    check_error(r, 400, what="unterminated 30000-deep nesting: ")
-    r = E.post("/v1/chat/completions", b'{"model":"auto","messages":' + b"[" * 30000 + b"]" * 30000 + b"}")
-    check(r.status >= 400, f"30000-deep nested messages got status {r.status}")
-    check_error(r, r.status, what="30000-deep nesting: ")
+    # as deep as fits under max_body_bytes
+    r = E.post("/v1/chat/completions", b'{"model":"auto","messages":' + b"[" * 65000)
+    check_error(r, 400, what="unterminated 65000-deep nesting: ")
+    r = E.post("/v1/chat/completions", b'{"model":"auto","messages":' + b"[" * 32700 + b"]" * 32700 + b"}")
+    check(r.status >= 400, f"32700-deep nested messages got status {r.status}")
+    check_error(r, r.status, what="32700-deep nesting: ")
+    r = E.post("/v1/chat/completions", b'{"model":"auto","messages":[{"role":"user","content":"x"}],"x":'
+               + b'{"a":' * 10000 + b"1" + b"}" * 10000 + b"}")
+    check(r.status in (200, 400), f"10000-deep objects in an extra field: status {r.status} {short(r.body)}")
+    check(E.alive(), "daemon died on deep nesting")
 
 
 def _raw_exchange(data, close_write=True, timeout=3, chunk_delay=None):
@@ -2025,7 +2031,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-k", action="append", default=[], help="run only tests whose name contains this (repeatable)")
     ap.add_argument("--list", action="store_true", help="list test names and exit")
-    ap.add_argument("-v", "--verbose", action="store_true", help="print tracebacks of failures")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print timings, tracebacks of failures")
+    ap.add_argument("--keep-logs", action="store_true", help="keep the log directory even if everything passed")
     args = ap.parse_args()
     VERBOSE[0] = args.verbose
 
@@ -2097,11 +2104,16 @@ def main():
     if failed or E.abnormal:
         print(E.stderr_tail(80), file=sys.stderr)
     if args.verbose:
-        print(f"# tests took {time.monotonic() - t_start:.1f} s; logs in {E.tmp}", flush=True)
+        print(f"# tests took {time.monotonic() - t_start:.1f} s", flush=True)
     _cleanup(E)
+    bad = bool(failed or E.abnormal)
+    if bad or args.keep_logs:
+        print(f"# logs kept in {E.tmp}", file=sys.stderr)
+    else:
+        shutil.rmtree(E.tmp, ignore_errors=True)
     sys.stderr.flush()
     print(f"{passed} passed, {failed} failed", flush=True)
-    return 1 if failed or E.abnormal else 0
+    return 1 if bad else 0
 
 
 def _cleanup(env):
