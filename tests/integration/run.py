@@ -422,7 +422,8 @@ def free_port():
 class Daemon:
     """One llmrouter process with the test config."""
 
-    def __init__(self, bin_path, sim_url, tmp, tag):
+    def __init__(self, bin_path, sim_url, tmp, tag, config=None):
+        self.config = config or CONFIG
         self.bin = bin_path
         self.sim_url = sim_url
         self.tmp = tmp
@@ -443,7 +444,7 @@ class Daemon:
         self.errf = open(self.stderr_path, "wb")
         self.outf = open(self.stdout_path, "wb")
         self.proc = subprocess.Popen(
-            [self.bin, "-c", CONFIG, "--listen", f"127.0.0.1:{self.port}"],
+            [self.bin, "-c", self.config, "--listen", f"127.0.0.1:{self.port}"],
             stdout=self.outf, stderr=self.errf, stdin=subprocess.DEVNULL, cwd=ROOT, env=env)
         deadline = time.monotonic() + 10
         last = None
@@ -579,10 +580,10 @@ class Env:
         check(r.status in (200, 204), f"/_sim/reset -> {r.status}")
 
     # ---- daemons
-    def new_daemon(self, sim_url=None, tag=None):
+    def new_daemon(self, sim_url=None, tag=None, config=None):
         self.runs += 1
         return Daemon(self.bin, sim_url or f"http://127.0.0.1:{self.sim_port}", self.tmp,
-                      tag or f"daemon{self.runs}")
+                      tag or f"daemon{self.runs}", config=config)
 
     def start_daemon(self):
         self.d = self.new_daemon().start()
@@ -1973,6 +1974,89 @@ def test_fuzz_raw_http():
     check(not out.startswith(b"HTTP/1.1 200"), "200-KB header accepted")
     out = _raw_exchange(b"GARBAGE\r\n\r\n")
     check(out == b"" or re.match(rb"HTTP/1\.[01] 4\d\d", out), f"invalid request line answered {out[:60]!r}")
+
+
+@test
+def test_cli():
+    """--version, --help, --check-config (summary, exit codes, file:line:col
+    errors), and the start-up report of a provider key variable that is unset."""
+    def run(args, env=None):
+        e = dict(os.environ, SIM_URL="http://127.0.0.1:1", SIM_KEY_GOOD=GOOD_KEY)
+        e.update(env or {})
+        return subprocess.run([E.bin] + args, capture_output=True, text=True, env=e, timeout=20)
+    p = run(["--version"])
+    eq(p.returncode, 0, "--version exit")
+    check(re.match(r"llmrouter \d+\.\d+\.\d+", p.stdout), f"--version printed {p.stdout!r}")
+    p = run(["--help"])
+    eq(p.returncode, 0, "--help exit")
+    check("--check-config" in p.stdout and "--listen" in p.stdout, "--help lists the options")
+    p = run(["-c", CONFIG, "--check-config"])
+    eq(p.returncode, 0, f"--check-config exit (stderr {p.stderr[-300:]!r})")
+    for word in ("providers (", "models (", "tiers (", "rules (", "good-mini", "f429"):
+        check(word in p.stdout, f"summary lacks {word!r}")
+    check(GOOD_KEY not in p.stdout + p.stderr, "the provider key was printed")
+    p = run(["-c", CONFIG, "--check-config"], env={"SIM_KEY_GOOD": ""})
+    eq(p.returncode, 0, "an unset key variable is a warning, not an error")
+    check("SIM_KEY_GOOD" in p.stderr and "not set" in p.stderr, f"no warning naming SIM_KEY_GOOD: {p.stderr!r}")
+    bad = os.path.join(E.tmp, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write("providers:\n  a: {type: openai, base_url: \"http://x\"}\nmodels:\n  m: {provider: zz}\n"
+                "tiers: {t: [m]}\nrouting: {default_tier: t}\n")
+    p = run(["-c", bad, "--check-config"])
+    check(p.returncode != 0, "a bad config must exit non-zero")
+    check(re.search(r"bad\.yaml:4:17: models\.m\.provider: no provider named \"zz\"", p.stderr),
+          f"error without file:line:col: {p.stderr!r}")
+    p = run(["-c", bad, "--listen", f"127.0.0.1:{free_port()}"])
+    check(p.returncode != 0, "the daemon must refuse to start on a bad config")
+    p = run(["-c", os.path.join(E.tmp, "missing.yaml")])
+    check(p.returncode != 0 and "missing.yaml" in p.stderr, "a missing file is named")
+    p = run(["--bogus"])
+    eq(p.returncode, 2, "unknown option exit")
+    # a port another daemon already serves is refused, not silently shared
+    p = run(["-c", CONFIG, "--listen", f"127.0.0.1:{E.d.port}"])
+    check(p.returncode != 0 and "cannot listen" in p.stderr, f"port in use not reported: {p.stderr!r}")
+
+
+@test
+def test_sighup_reload():
+    """SIGHUP swaps in an edited configuration without dropping the daemon; a
+    broken edit is reported with file:line:col and the running one is kept."""
+    with open(CONFIG) as f:
+        original = f.read()
+    path = os.path.join(E.tmp, "reload.yaml")
+    with open(path, "w") as f:
+        f.write(original)
+    d = E.new_daemon(tag="daemon-reload", config=path).start()
+    try:
+        r = http_request(d.port, "POST", "/v1/chat/completions", chat_body("auto", "before"))
+        eq(r.status, 200, "status before reload")
+        eq(r.headers.get("x-router-model"), "good-mini", "model before reload")
+        with open(path, "w") as f:
+            f.write(original.replace("default_tier: standard", "default_tier: premium"))
+        d.proc.send_signal(signal.SIGHUP)
+        model = None
+        for _ in range(40):
+            r = http_request(d.port, "POST", "/v1/chat/completions", chat_body("auto", "after"))
+            model = r.headers.get("x-router-model")
+            if model == "good-large":
+                break
+            time.sleep(0.05)
+        eq(model, "good-large", "model after reloading default_tier: premium")
+        with open(path, "w") as f:
+            f.write(original.replace("default_tier: standard", "default_tier: nosuchtier"))
+        d.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        check(d.alive(), "daemon died on a broken reload")
+        r = http_request(d.port, "POST", "/v1/chat/completions", chat_body("auto", "kept"))
+        eq(r.status, 200, "status after a broken reload")
+        eq(r.headers.get("x-router-model"), "good-large", "the last good configuration is kept")
+        err = d.stderr_text()
+        check(re.search(r"reload\.yaml:\d+:\d+: routing\.default_tier: no tier named", err),
+              f"broken reload not reported with file:line:col: {err[-400:]!r}")
+        ok, msg = d.stop()
+        check(ok, msg)
+    finally:
+        d.kill()
 
 
 @test
