@@ -31,6 +31,13 @@ int util_parse_u64(const char *s, size_t n, uint64_t *out);
  * mix if the syscall is unavailable). */
 void util_random(void *buf, size_t n);
 
+struct sockaddr_storage;
+
+/* Resolves a listen address (host name or literal, port) into ss/len.
+ * Returns 0, or -1 with a message in err. May block on DNS: start-up only. */
+int util_resolve_listen(const char *host, unsigned port, struct sockaddr_storage *ss,
+                        unsigned *len, char *err, size_t errlen);
+
 #define UTIL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

@@ -5,7 +5,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,30 +82,23 @@ static int override_listen(config_t *cfg, const char *addr)
  * instance; a plain bind first tells "address in use" apart. */
 static int probe_listen(const config_t *cfg)
 {
-    struct addrinfo hints = {0}, *ai = NULL;
-    char port[8];
+    struct sockaddr_storage ss;
+    unsigned len;
+    char err[256];
     int fd, rc, one = 1;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    snprintf(port, sizeof port, "%u", cfg->listen_port);
-    rc = getaddrinfo(cfg->listen_host, port, &hints, &ai);
-    if (rc != 0) {
-        log_error("cannot resolve listen address %s: %s", cfg->listen_host, gai_strerror(rc));
+    if (util_resolve_listen(cfg->listen_host, cfg->listen_port, &ss, &len, err, sizeof err) < 0) {
+        log_error("%s", err);
         return -1;
     }
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        freeaddrinfo(ai);
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
         return -1;
-    }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    rc = bind(fd, ai->ai_addr, ai->ai_addrlen);
+    rc = bind(fd, (struct sockaddr *)&ss, len);
     if (rc < 0)
         log_error("cannot listen on %s:%u: %s", cfg->listen_host, cfg->listen_port,
                   strerror(errno));
     close(fd);
-    freeaddrinfo(ai);
     return rc < 0 ? -1 : 0;
 }
 

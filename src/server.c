@@ -5,7 +5,6 @@
 #include "server.h"
 
 #include <microhttpd.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +87,7 @@ void server_respond_error(req_t *req, const req_error_t *err, const char *extra_
     server_respond(req, err->status, body, len, NULL);
 }
 
+
 static enum MHD_Result queue_ready(req_t *req)
 {
     enum MHD_Result ret = MHD_queue_response(req->conn, req->resp_status, req->response);
@@ -97,42 +97,14 @@ static enum MHD_Result queue_ready(req_t *req)
     return ret;
 }
 
-/* A response that does not depend on a request (health, models, early
- * errors) queued at once. */
-static enum MHD_Result respond_now(req_t *req, unsigned status, const char *body, size_t len,
-                                   const char *allow)
-{
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    enum MHD_Result ret;
-    if (r == NULL)
-        return MHD_NO;
-    add_headers(req, r, "application/json");
-    if (allow)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-    req->resp_status = status;
-    req->state = RS_RESPONDED;
-    ret = MHD_queue_response(req->conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result error_now(req_t *req, unsigned status, const char *code, const char *msg,
-                                 const char *allow)
-{
-    size_t len;
-    char *body = apierror_body(msg, apierror_type_for_status(status), NULL, code, NULL, &len);
-    enum MHD_Result ret = respond_now(req, status, body, len, allow);
-    free(body);
-    return ret;
-}
-
-/* libmicrohttpd 0.9.75 closes the connection when a response is queued
- * from the first handler call (before the body), so answers that need not
- * close it are prepared now and queued once the body — empty, or discarded
- * unread — has been consumed. */
-static enum MHD_Result defer(req_t *req, unsigned status, const char *code, const char *msg,
-                             const char *allow, const char *raw, size_t rawlen)
+/* An answer decided from the headers alone (health, models, 404, 405, 413):
+ * an OpenAI error built from code/msg, or the raw JSON body given.
+ * libmicrohttpd 0.9.75 closes the connection when a response is queued from
+ * the first handler call (before the body), so it is prepared now and queued
+ * once the body — empty, or discarded unread — has been consumed; only a body
+ * we refuse to read (413 on Content-Length) is answered at once, closing. */
+static enum MHD_Result early(req_t *req, unsigned status, const char *code, const char *msg,
+                             const char *allow, const char *raw, size_t rawlen, bool close_now)
 {
     struct MHD_Response *r;
     char *body = NULL;
@@ -150,6 +122,8 @@ static enum MHD_Result defer(req_t *req, unsigned status, const char *code, cons
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     req->response = r;
     req->resp_status = status;
+    if (close_now)
+        return queue_ready(req);
     req->state = RS_BODY;
     req->discard_body = true;
     return MHD_YES;
@@ -287,7 +261,7 @@ static enum MHD_Result model_entry(req_t *req, const char *id)
     if (m < 0 && config_find_tier(cfg, id) < 0 && !config_is_routable(cfg, id)) {
         char msg[200];
         snprintf(msg, sizeof msg, "The model '%.100s' does not exist.", id);
-        return defer(req, 404, "model_not_found", msg, NULL, NULL, 0);
+        return early(req, 404, "model_not_found", msg, NULL, NULL, 0, false);
     }
     buf_init(&b, strlen(id) * 6 + strlen(owner) * 6 + 128);
     buf_puts(&b, "{\"id\":");
@@ -298,7 +272,7 @@ static enum MHD_Result model_entry(req_t *req, const char *id)
     buf_puts(&b, ",\"owned_by\":");
     json_append_string(&b, owner, strlen(owner));
     buf_puts(&b, "}");
-    ret = defer(req, 200, NULL, NULL, NULL, buf_ptr(&b), buf_len(&b));
+    ret = early(req, 200, NULL, NULL, NULL, buf_ptr(&b), buf_len(&b), false);
     buf_free(&b);
     return ret;
 }
@@ -314,33 +288,33 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
         p += 3;
     if (strcmp(p, "/healthz") == 0 || strcmp(p, "/readyz") == 0) {
         if (!get)
-            return defer(req, 405, "method_not_allowed", "Use GET for this path.", "GET, HEAD",
-                         NULL, 0);
+            return early(req, 405, "method_not_allowed", "Use GET for this path.", "GET, HEAD",
+                         NULL, 0, false);
         if (strcmp(p, "/readyz") == 0 && shard_stopping(req->shard))
-            return defer(req, 503, NULL, NULL, NULL, "{\"status\":\"stopping\"}", 21);
-        return defer(req, 200, NULL, NULL, NULL, "{\"status\":\"ok\"}", 15);
+            return early(req, 503, NULL, NULL, NULL, "{\"status\":\"stopping\"}", 21, false);
+        return early(req, 200, NULL, NULL, NULL, "{\"status\":\"ok\"}", 15, false);
     }
     if (strcmp(p, "/models") == 0) {
         if (!get)
-            return defer(req, 405, "method_not_allowed", "Use GET for /v1/models.", "GET, HEAD",
-                         NULL, 0);
-        return defer(req, 200, NULL, NULL, NULL, req->cfg->models_json,
-                     req->cfg->models_json_len);
+            return early(req, 405, "method_not_allowed", "Use GET for /v1/models.", "GET, HEAD",
+                         NULL, 0, false);
+        return early(req, 200, NULL, NULL, NULL, req->cfg->models_json,
+                     req->cfg->models_json_len, false);
     }
     if (strncmp(p, "/models/", 8) == 0) {
         if (!get)
-            return defer(req, 405, "method_not_allowed", "Use GET for /v1/models/{model}.",
-                         "GET, HEAD", NULL, 0);
+            return early(req, 405, "method_not_allowed", "Use GET for /v1/models/{model}.",
+                         "GET, HEAD", NULL, 0, false);
         return model_entry(req, p + 8);
     }
     req->ep = post_endpoint(p);
     if (req->ep == EP_NONE) {
         char msg[160];
         snprintf(msg, sizeof msg, "Unknown request URL: %s %.100s.", method, url);
-        return defer(req, 404, "unknown_url", msg, NULL, NULL, 0);
+        return early(req, 404, "unknown_url", msg, NULL, NULL, 0, false);
     }
     if (!post)
-        return defer(req, 405, "method_not_allowed", "Use POST for this path.", "POST", NULL, 0);
+        return early(req, 405, "method_not_allowed", "Use POST for this path.", "POST", NULL, 0, false);
     cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL) {
         uint64_t n;
@@ -348,7 +322,7 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
             char msg[160];
             snprintf(msg, sizeof msg, "The request body (%llu bytes) is larger than the limit of %zu bytes.",
                      (unsigned long long)n, req->cfg->max_body_bytes);
-            return error_now(req, 413, "request_too_large", msg, NULL);
+            return early(req, 413, "request_too_large", msg, NULL, NULL, 0, true);
         }
     }
     req->state = RS_BODY;
@@ -393,6 +367,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         snprintf(req->path, sizeof req->path, "%s", url);
         return on_first_call(req, url, method);
     }
+    if (req->client_gone && req->state != RS_READY)
+        return MHD_NO; /* shutdown or hang-up: close instead of starting work */
     if (req->state == RS_BODY) {
         if (*upload_size > 0) {
             if (req->discard_body) {
@@ -412,8 +388,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (req->state == RS_READY)
         return queue_ready(req);
-    if (req->client_gone)
-        return MHD_NO;
     if (req->state == RS_UPSTREAM)
         suspend(req);
     return MHD_YES;
@@ -461,33 +435,24 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 struct MHD_Daemon *server_start(struct shard *shard, const config_t *cfg, char *err,
                                 size_t errlen)
 {
-    struct addrinfo hints = {0}, *ai = NULL;
-    char port[8];
+    struct sockaddr_storage ss;
+    unsigned sslen;
     struct MHD_Daemon *d;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     unsigned limit = cfg->max_connections / cfg->threads;
-    int rc;
 
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    snprintf(port, sizeof port, "%u", cfg->listen_port);
-    rc = getaddrinfo(cfg->listen_host, port, &hints, &ai);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot resolve listen address %s: %s", cfg->listen_host,
-                 gai_strerror(rc));
+    if (util_resolve_listen(cfg->listen_host, cfg->listen_port, &ss, &sslen, err, errlen) < 0)
         return NULL;
-    }
-    if (ai->ai_family == AF_INET6)
+    if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, shard, MHD_OPTION_EXTERNAL_LOGGER,
-                         on_mhd_log, shard, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                         on_mhd_log, shard, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                          MHD_OPTION_CONNECTION_LIMIT, limit ? limit : 1,
                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
                          MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
                          MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, shard, MHD_OPTION_END);
-    freeaddrinfo(ai);
     if (d == NULL)
         snprintf(err, errlen, "cannot listen on %s:%u", cfg->listen_host, cfg->listen_port);
     return d;

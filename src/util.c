@@ -2,6 +2,8 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,4 +110,25 @@ void util_random(void *buf, size_t n)
             p[i] = (unsigned char)x;
         }
     }
+}
+
+int util_resolve_listen(const char *host, unsigned port, struct sockaddr_storage *ss,
+                        unsigned *len, char *err, size_t errlen)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    char portstr[8];
+    int rc;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(portstr, sizeof portstr, "%u", port);
+    rc = getaddrinfo(host, portstr, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve listen address %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *len = (unsigned)ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
 }
