@@ -2018,6 +2018,22 @@ def test_cli():
 
 
 @test
+def test_model_retrieve():
+    """GET /v1/models/{id} (the SDK's models.retrieve) for a model, a tier,
+    auto, and an unknown name."""
+    for mid, owner in (("good-mini", "good"), ("premium", "llmrouter"), ("auto", "llmrouter")):
+        for prefix in ("/v1", ""):
+            r = E.get(f"{prefix}/models/{mid}")
+            eq(r.status, 200, f"GET {prefix}/models/{mid}")
+            body = json.loads(r.body)
+            eq(body.get("id"), mid, "id")
+            eq(body.get("object"), "model", "object")
+            eq(body.get("owned_by"), owner, "owned_by")
+            check(isinstance(body.get("created"), int), "created is an integer")
+    check_error(E.get("/v1/models/nope"), 404, "model_not_found", "unknown model")
+
+
+@test
 def test_sighup_reload():
     """SIGHUP swaps in an edited configuration without dropping the daemon; a
     broken edit is reported with file:line:col and the running one is kept."""
