@@ -1,15 +1,13 @@
-/* config: YAML -> immutable snapshot. The document is loaded with libyaml's
- * document API, then walked section by section; every problem is recorded
- * with its position and the walk goes on, so one run reports all errors.
- * Scalars may reference the environment as ${NAME} or ${NAME:-default}. */
+/* config: the schema of llmrouter.yaml -> an immutable snapshot. The
+ * document is loaded with libyaml's document API and walked section by
+ * section with yamlwalk, which records every problem with its position and
+ * lets the walk go on, so one run reports all errors. Also holds the
+ * process-wide current snapshot. */
 #include "config.h"
 
-#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,246 +19,7 @@
 
 #include "log.h"
 #include "util.h"
-
-typedef struct ctx {
-    const char *file;
-    yaml_document_t *doc;
-    char *err;
-    size_t errlen, erruse;
-    int nerr;
-    char *warn;
-    size_t warnlen, warnuse;
-} ctx_t;
-
-static void vappend(char *dst, size_t len, size_t *use, const char *fmt, va_list ap)
-{
-    int n;
-    if (dst == NULL || len == 0 || *use + 1 >= len)
-        return;
-    n = vsnprintf(dst + *use, len - *use, fmt, ap);
-    if (n < 0)
-        return;
-    *use += (size_t)n < len - *use ? (size_t)n : len - *use - 1;
-}
-
-static void append(char *dst, size_t len, size_t *use, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vappend(dst, len, use, fmt, ap);
-    va_end(ap);
-}
-
-__attribute__((format(printf, 3, 4))) static void err_at(ctx_t *c, const yaml_node_t *n,
-                                                          const char *fmt, ...)
-{
-    va_list ap;
-    c->nerr++;
-    if (n)
-        append(c->err, c->errlen, &c->erruse, "%s:%zu:%zu: ", c->file, n->start_mark.line + 1,
-               n->start_mark.column + 1);
-    else
-        append(c->err, c->errlen, &c->erruse, "%s: ", c->file);
-    va_start(ap, fmt);
-    vappend(c->err, c->errlen, &c->erruse, fmt, ap);
-    va_end(ap);
-    append(c->err, c->errlen, &c->erruse, "\n");
-}
-
-static yaml_node_t *node(ctx_t *c, int id)
-{
-    return yaml_document_get_node(c->doc, id);
-}
-
-static const char *kind_name(const yaml_node_t *n)
-{
-    switch (n->type) {
-    case YAML_SCALAR_NODE:
-        return "a scalar";
-    case YAML_SEQUENCE_NODE:
-        return "a list";
-    case YAML_MAPPING_NODE:
-        return "a mapping";
-    default:
-        return "nothing";
-    }
-}
-
-static bool is_null_scalar(const yaml_node_t *n)
-{
-    const char *v = (const char *)n->data.scalar.value;
-    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return false;
-    return n->data.scalar.length == 0 || strcmp(v, "~") == 0 || strcmp(v, "null") == 0;
-}
-
-/* Expands ${NAME} and ${NAME:-default}; "$$" is a literal '$'. */
-static char *expand_env(ctx_t *c, const yaml_node_t *n, const char *s, size_t len)
-{
-    char *out = xmalloc(len + 1);
-    size_t o = 0, cap = len + 1;
-    for (size_t i = 0; i < len;) {
-        const char *val = NULL;
-        size_t vlen = 0;
-        if (s[i] == '$' && i + 1 < len && s[i + 1] == '$') {
-            val = "$";
-            vlen = 1;
-            i += 2;
-        } else if (s[i] == '$' && i + 1 < len && s[i + 1] == '{') {
-            const char *end = memchr(s + i + 2, '}', len - i - 2);
-            const char *name = s + i + 2, *def = NULL;
-            size_t nlen, dlen = 0;
-            char envname[256];
-            if (end == NULL) {
-                err_at(c, n, "unterminated ${ in \"%.*s\"", (int)len, s);
-                free(out);
-                return NULL;
-            }
-            nlen = (size_t)(end - name);
-            for (size_t k = 0; k + 1 < nlen; k++) {
-                if (name[k] == ':' && name[k + 1] == '-') {
-                    def = name + k + 2;
-                    dlen = nlen - k - 2;
-                    nlen = k;
-                    break;
-                }
-            }
-            if (nlen == 0 || nlen >= sizeof envname) {
-                err_at(c, n, "bad environment reference in \"%.*s\"", (int)len, s);
-                free(out);
-                return NULL;
-            }
-            memcpy(envname, name, nlen);
-            envname[nlen] = '\0';
-            val = getenv(envname);
-            if (val != NULL && val[0] != '\0') {
-                vlen = strlen(val);
-            } else if (def != NULL) {
-                val = def;
-                vlen = dlen;
-            } else {
-                err_at(c, n, "environment variable %s is not set (write ${%s:-default} to give a default)",
-                       envname, envname);
-                free(out);
-                return NULL;
-            }
-            i = (size_t)(end - s) + 1;
-        } else {
-            val = s + i;
-            vlen = 1;
-            i++;
-        }
-        if (o + vlen + 1 > cap) {
-            cap = (o + vlen + 1) * 2;
-            out = xrealloc(out, cap);
-        }
-        memcpy(out + o, val, vlen);
-        o += vlen;
-    }
-    out[o] = '\0';
-    return out;
-}
-
-/* Returns a newly allocated, env-expanded string, or NULL after an error. */
-static char *get_str(ctx_t *c, const yaml_node_t *n, const char *what)
-{
-    if (n->type != YAML_SCALAR_NODE) {
-        err_at(c, n, "%s: expected a string, found %s", what, kind_name(n));
-        return NULL;
-    }
-    return expand_env(c, n, (const char *)n->data.scalar.value, n->data.scalar.length);
-}
-
-static bool get_u64(ctx_t *c, const yaml_node_t *n, const char *what, uint64_t min, uint64_t max,
-                    uint64_t *out)
-{
-    char *s = get_str(c, n, what), *end = NULL;
-    unsigned long long v;
-    bool ok = false;
-    if (s == NULL)
-        return false;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (s[0] == '\0' || s[0] == '-' || *end != '\0' || errno != 0)
-        err_at(c, n, "%s: expected a whole number, found \"%s\"", what, s);
-    else if (v < min || v > max)
-        err_at(c, n, "%s: %llu is out of range (%llu..%llu)", what, v, (unsigned long long)min,
-               (unsigned long long)max);
-    else {
-        *out = v;
-        ok = true;
-    }
-    free(s);
-    return ok;
-}
-
-static bool get_u32(ctx_t *c, const yaml_node_t *n, const char *what, uint32_t min, uint32_t max,
-                    uint32_t *out)
-{
-    uint64_t v;
-    if (!get_u64(c, n, what, min, max, &v))
-        return false;
-    *out = (uint32_t)v;
-    return true;
-}
-
-static bool get_price(ctx_t *c, const yaml_node_t *n, const char *what, double *out)
-{
-    char *s = get_str(c, n, what), *end = NULL;
-    double v;
-    bool ok = false;
-    if (s == NULL)
-        return false;
-    errno = 0;
-    v = strtod(s, &end);
-    if (s[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(v) || v < 0)
-        err_at(c, n, "%s: expected a non-negative number (USD per million tokens), found \"%s\"",
-               what, s);
-    else {
-        *out = v;
-        ok = true;
-    }
-    free(s);
-    return ok;
-}
-
-static bool expect_kind(ctx_t *c, const yaml_node_t *n, yaml_node_type_t t, const char *what)
-{
-    static const char *names[] = {"nothing", "a string", "a list", "a mapping"};
-    if (n->type == t)
-        return true;
-    err_at(c, n, "%s: expected %s, found %s", what, names[t], kind_name(n));
-    return false;
-}
-
-/* Iterates a mapping: for each pair, *k is the key string (scalar) and *v the
- * value node. Reports non-scalar and duplicate keys. */
-#define MAP_FOREACH(c, map, kname, knode, vnode)                                                  \
-    for (yaml_node_pair_t *_p = (map)->data.mapping.pairs.start;                                  \
-         _p < (map)->data.mapping.pairs.top; _p++)                                                \
-        if (map_pair((c), (map), _p, &(kname), &(knode), &(vnode)))
-
-static bool map_pair(ctx_t *c, const yaml_node_t *map, yaml_node_pair_t *p, const char **kname,
-                     yaml_node_t **knode, yaml_node_t **vnode)
-{
-    *knode = node(c, p->key);
-    *vnode = node(c, p->value);
-    if ((*knode)->type != YAML_SCALAR_NODE) {
-        err_at(c, *knode, "keys must be plain strings, found %s", kind_name(*knode));
-        return false;
-    }
-    *kname = (const char *)(*knode)->data.scalar.value;
-    for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
-        yaml_node_t *prev = node(c, q->key);
-        if (prev->type == YAML_SCALAR_NODE &&
-            strcmp((const char *)prev->data.scalar.value, *kname) == 0) {
-            err_at(c, *knode, "duplicate key \"%s\" (first at line %zu)", *kname,
-                   prev->start_mark.line + 1);
-            return false;
-        }
-    }
-    return true;
-}
+#include "yamlwalk.h"
 
 static bool valid_env_name(const char *s)
 {
@@ -273,24 +32,24 @@ static bool valid_env_name(const char *s)
     return true;
 }
 
-static bool valid_name(ctx_t *c, const yaml_node_t *n, const char *kind, const char *name)
+static bool valid_name(ywalk_t *c, const yaml_node_t *n, const char *kind, const char *name)
 {
     size_t len = strlen(name);
     if (len == 0 || len > 128) {
-        err_at(c, n, "%s name must be 1 to 128 characters", kind);
+        yw_error(c, n, "%s name must be 1 to 128 characters", kind);
         return false;
     }
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)name[i];
         if (ch <= ' ' || ch == 0x7f || ch == '"' || ch == '\\') {
-            err_at(c, n, "%s name \"%s\" may not contain spaces, quotes, backslashes or control "
+            yw_error(c, n, "%s name \"%s\" may not contain spaces, quotes, backslashes or control "
                          "characters",
                    kind, name);
             return false;
         }
     }
     if (strcmp(name, "auto") == 0) {
-        err_at(c, n, "\"auto\" is reserved (it asks the router to choose); pick another %s name",
+        yw_error(c, n, "\"auto\" is reserved (it asks the router to choose); pick another %s name",
                kind);
         return false;
     }
@@ -324,70 +83,64 @@ static bool parse_listen(const char *s, char **host, uint16_t *port)
     return true;
 }
 
-static void unknown_key(ctx_t *c, const yaml_node_t *k, const char *where, const char *expected)
-{
-    err_at(c, k, "unknown key \"%s\" in %s (expected one of: %s)",
-           (const char *)k->data.scalar.value, where, expected);
-}
-
 /* ---- sections ---- */
 
-static void parse_server(ctx_t *c, config_t *cfg, yaml_node_t *map)
+static void parse_server(ywalk_t *c, config_t *cfg, yaml_node_t *map)
 {
     const char *k;
     yaml_node_t *kn, *v;
-    if (!expect_kind(c, map, YAML_MAPPING_NODE, "server"))
+    if (!yw_expect(c, map, YAML_MAPPING_NODE, "server"))
         return;
-    MAP_FOREACH(c, map, k, kn, v)
+    YW_MAP_FOREACH(c, map, k, kn, v)
     {
         uint64_t u;
         if (strcmp(k, "listen") == 0) {
-            char *s = get_str(c, v, "server.listen");
+            char *s = yw_str(c, v, "server.listen");
             if (s) {
                 free(cfg->listen_host);
                 cfg->listen_host = NULL;
                 if (!parse_listen(s, &cfg->listen_host, &cfg->listen_port))
-                    err_at(c, v, "server.listen: expected \"HOST:PORT\" or \"[IPv6]:PORT\", found \"%s\"",
+                    yw_error(c, v, "server.listen: expected \"HOST:PORT\" or \"[IPv6]:PORT\", found \"%s\"",
                            s);
                 free(s);
             }
         } else if (strcmp(k, "threads") == 0) {
-            if (get_u64(c, v, "server.threads", 0, 256, &u))
+            if (yw_u64(c, v, "server.threads", 0, 256, &u))
                 cfg->threads = (unsigned)u;
         } else if (strcmp(k, "max_body_bytes") == 0) {
-            if (get_u64(c, v, "server.max_body_bytes", 1024, 1ull << 30, &u))
+            if (yw_u64(c, v, "server.max_body_bytes", 1024, 1ull << 30, &u))
                 cfg->max_body_bytes = (size_t)u;
         } else if (strcmp(k, "max_response_bytes") == 0) {
-            if (get_u64(c, v, "server.max_response_bytes", 1024, 1ull << 31, &u))
+            if (yw_u64(c, v, "server.max_response_bytes", 1024, 1ull << 31, &u))
                 cfg->max_response_bytes = (size_t)u;
         } else if (strcmp(k, "max_connections") == 0) {
-            if (get_u64(c, v, "server.max_connections", 1, 1000000, &u))
+            if (yw_u64(c, v, "server.max_connections", 1, 1000000, &u))
                 cfg->max_connections = (unsigned)u;
         } else if (strcmp(k, "connection_timeout_s") == 0) {
-            if (get_u64(c, v, "server.connection_timeout_s", 1, 86400, &u))
+            if (yw_u64(c, v, "server.connection_timeout_s", 1, 86400, &u))
                 cfg->connection_timeout_s = (unsigned)u;
         } else if (strcmp(k, "shutdown_grace_ms") == 0) {
-            if (get_u64(c, v, "server.shutdown_grace_ms", 0, 600000, &u))
+            if (yw_u64(c, v, "server.shutdown_grace_ms", 0, 600000, &u))
                 cfg->shutdown_grace_ms = (unsigned)u;
         } else if (strcmp(k, "log_level") == 0) {
-            char *s = get_str(c, v, "server.log_level");
+            char *s = yw_str(c, v, "server.log_level");
             if (s) {
                 int lv = log_level_parse(s);
                 if (lv < 0)
-                    err_at(c, v, "server.log_level: expected error, warn, info or debug, found \"%s\"", s);
+                    yw_error(c, v, "server.log_level: expected error, warn, info or debug, found \"%s\"", s);
                 else
                     cfg->log_level = lv;
                 free(s);
             }
         } else {
-            unknown_key(c, kn, "server",
+            yw_unknown_key(c, kn, "server",
                         "listen, threads, max_body_bytes, max_response_bytes, max_connections, "
                         "connection_timeout_s, shutdown_grace_ms, log_level");
         }
     }
 }
 
-static void parse_provider(ctx_t *c, cfg_provider_t *p, yaml_node_t *map)
+static void parse_provider(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map)
 {
     const char *k;
     yaml_node_t *kn, *v;
@@ -399,34 +152,34 @@ static void parse_provider(ctx_t *c, cfg_provider_t *p, yaml_node_t *map)
     p->idle_timeout_ms = 120000;
     p->timeout_ms = 600000;
     p->line = (int)map->start_mark.line + 1;
-    if (!expect_kind(c, map, YAML_MAPPING_NODE, where))
+    if (!yw_expect(c, map, YAML_MAPPING_NODE, where))
         return;
-    MAP_FOREACH(c, map, k, kn, v)
+    YW_MAP_FOREACH(c, map, k, kn, v)
     {
         char what[256];
         snprintf(what, sizeof what, "%s.%s", where, k);
         if (strcmp(k, "type") == 0) {
-            char *s = get_str(c, v, what);
+            char *s = yw_str(c, v, what);
             have_type = true;
             if (s) {
                 if (strcmp(s, "openai") == 0) {
                     p->type = PROVIDER_OPENAI;
                 } else {
-                    err_at(c, v, "%s.type: unknown provider type \"%s\" (expected: openai — any "
+                    yw_error(c, v, "%s.type: unknown provider type \"%s\" (expected: openai — any "
                                  "OpenAI-compatible API)",
                            where, s);
                 }
                 free(s);
             }
         } else if (strcmp(k, "base_url") == 0) {
-            char *s = get_str(c, v, what);
+            char *s = yw_str(c, v, what);
             have_url = true;
             if (s) {
                 size_t n = strlen(s);
                 while (n > 0 && s[n - 1] == '/')
                     s[--n] = '\0';
                 if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0) {
-                    err_at(c, v, "%s.base_url: expected an http:// or https:// URL, found \"%s\"",
+                    yw_error(c, v, "%s.base_url: expected an http:// or https:// URL, found \"%s\"",
                            where, s);
                     free(s);
                 } else {
@@ -439,7 +192,7 @@ static void parse_provider(ctx_t *c, cfg_provider_t *p, yaml_node_t *map)
              * pasted here by mistake must not end up in messages. */
             const char *raw = (const char *)v->data.scalar.value;
             if (v->type != YAML_SCALAR_NODE || !valid_env_name(raw)) {
-                err_at(c, v, "%s: expected the name of an environment variable (letters, digits "
+                yw_error(c, v, "%s: expected the name of an environment variable (letters, digits "
                              "and _, not starting with a digit), not its value",
                        what);
             } else {
@@ -447,38 +200,38 @@ static void parse_provider(ctx_t *c, cfg_provider_t *p, yaml_node_t *map)
                 p->api_key_env = xstrdup(raw);
             }
         } else if (strcmp(k, "api_key") == 0) {
-            err_at(c, kn, "%s: keys are never written in the configuration; put the key in an "
+            yw_error(c, kn, "%s: keys are never written in the configuration; put the key in an "
                           "environment variable and name it with api_key_env",
                    where);
         } else if (strcmp(k, "connect_timeout_ms") == 0) {
-            get_u32(c, v, what, 1, 600000, &p->connect_timeout_ms);
+            yw_u32(c, v, what, 1, 600000, &p->connect_timeout_ms);
         } else if (strcmp(k, "first_byte_timeout_ms") == 0) {
-            get_u32(c, v, what, 1, 3600000, &p->first_byte_timeout_ms);
+            yw_u32(c, v, what, 1, 3600000, &p->first_byte_timeout_ms);
         } else if (strcmp(k, "idle_timeout_ms") == 0) {
-            get_u32(c, v, what, 1, 3600000, &p->idle_timeout_ms);
+            yw_u32(c, v, what, 1, 3600000, &p->idle_timeout_ms);
         } else if (strcmp(k, "timeout_ms") == 0) {
-            get_u32(c, v, what, 1, 86400000, &p->timeout_ms);
+            yw_u32(c, v, what, 1, 86400000, &p->timeout_ms);
         } else {
-            unknown_key(c, kn, where,
+            yw_unknown_key(c, kn, where,
                         "type, base_url, api_key_env, connect_timeout_ms, first_byte_timeout_ms, "
                         "idle_timeout_ms, timeout_ms");
         }
     }
     if (!have_type)
-        err_at(c, map, "%s: missing \"type\" (expected: openai)", where);
+        yw_error(c, map, "%s: missing \"type\" (expected: openai)", where);
     if (!have_url)
-        err_at(c, map, "%s: missing \"base_url\"", where);
+        yw_error(c, map, "%s: missing \"base_url\"", where);
 }
 
-static void parse_providers(ctx_t *c, config_t *cfg, yaml_node_t *map)
+static void parse_providers(ywalk_t *c, config_t *cfg, yaml_node_t *map)
 {
     const char *k;
     yaml_node_t *kn, *v;
-    if (!expect_kind(c, map, YAML_MAPPING_NODE, "providers"))
+    if (!yw_expect(c, map, YAML_MAPPING_NODE, "providers"))
         return;
     cfg->providers = xcalloc((size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start),
                              sizeof *cfg->providers);
-    MAP_FOREACH(c, map, k, kn, v)
+    YW_MAP_FOREACH(c, map, k, kn, v)
     {
         cfg_provider_t *p;
         if (!valid_name(c, kn, "provider", k))
@@ -497,7 +250,7 @@ static int find_provider(const config_t *cfg, const char *name)
     return -1;
 }
 
-static void parse_model(ctx_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *map)
+static void parse_model(ywalk_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *map)
 {
     const char *k;
     yaml_node_t *kn, *v;
@@ -506,18 +259,18 @@ static void parse_model(ctx_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *ma
     snprintf(where, sizeof where, "models.%s", m->name);
     m->provider = -1;
     m->tier = -1;
-    if (!expect_kind(c, map, YAML_MAPPING_NODE, where))
+    if (!yw_expect(c, map, YAML_MAPPING_NODE, where))
         return;
-    MAP_FOREACH(c, map, k, kn, v)
+    YW_MAP_FOREACH(c, map, k, kn, v)
     {
         char what[256];
         snprintf(what, sizeof what, "%s.%s", where, k);
         if (strcmp(k, "provider") == 0) {
-            char *s = get_str(c, v, what);
+            char *s = yw_str(c, v, what);
             if (s) {
                 m->provider = find_provider(cfg, s);
                 if (m->provider < 0) {
-                    err_at(c, v, "%s.provider: no provider named \"%s\" is defined under providers",
+                    yw_error(c, v, "%s.provider: no provider named \"%s\" is defined under providers",
                            where, s);
                     m->provider = -2;
                 }
@@ -526,39 +279,39 @@ static void parse_model(ctx_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *ma
                 m->provider = -2;
             }
         } else if (strcmp(k, "model") == 0) {
-            char *s = get_str(c, v, what);
+            char *s = yw_str(c, v, what);
             if (s) {
                 free(m->upstream);
                 m->upstream = s;
             }
         } else if (strcmp(k, "input_per_mtok") == 0) {
-            get_price(c, v, what, &m->input_per_mtok);
+            yw_price(c, v, what, &m->input_per_mtok);
         } else if (strcmp(k, "output_per_mtok") == 0) {
-            get_price(c, v, what, &m->output_per_mtok);
+            yw_price(c, v, what, &m->output_per_mtok);
         } else if (strcmp(k, "cached_input_per_mtok") == 0) {
-            have_cached = get_price(c, v, what, &m->cached_input_per_mtok);
+            have_cached = yw_price(c, v, what, &m->cached_input_per_mtok);
         } else {
-            unknown_key(c, kn, where,
+            yw_unknown_key(c, kn, where,
                         "provider, model, input_per_mtok, output_per_mtok, cached_input_per_mtok");
         }
     }
     if (m->provider == -1)
-        err_at(c, map, "%s: missing \"provider\"", where);
+        yw_error(c, map, "%s: missing \"provider\"", where);
     if (m->upstream == NULL)
         m->upstream = xstrdup(m->name);
     if (!have_cached)
         m->cached_input_per_mtok = m->input_per_mtok;
 }
 
-static void parse_models(ctx_t *c, config_t *cfg, yaml_node_t *map)
+static void parse_models(ywalk_t *c, config_t *cfg, yaml_node_t *map)
 {
     const char *k;
     yaml_node_t *kn, *v;
-    if (!expect_kind(c, map, YAML_MAPPING_NODE, "models"))
+    if (!yw_expect(c, map, YAML_MAPPING_NODE, "models"))
         return;
     cfg->models = xcalloc((size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start),
                           sizeof *cfg->models);
-    MAP_FOREACH(c, map, k, kn, v)
+    YW_MAP_FOREACH(c, map, k, kn, v)
     {
         cfg_model_t *m;
         if (!valid_name(c, kn, "model", k))
@@ -569,15 +322,15 @@ static void parse_models(ctx_t *c, config_t *cfg, yaml_node_t *map)
     }
 }
 
-static void parse_tiers(ctx_t *c, config_t *cfg, yaml_node_t *map)
+static void parse_tiers(ywalk_t *c, config_t *cfg, yaml_node_t *map)
 {
     const char *k;
     yaml_node_t *kn, *v;
-    if (!expect_kind(c, map, YAML_MAPPING_NODE, "tiers"))
+    if (!yw_expect(c, map, YAML_MAPPING_NODE, "tiers"))
         return;
     cfg->tiers = xcalloc((size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start),
                          sizeof *cfg->tiers);
-    MAP_FOREACH(c, map, k, kn, v)
+    YW_MAP_FOREACH(c, map, k, kn, v)
     {
         cfg_tier_t *t;
         size_t n;
@@ -585,17 +338,17 @@ static void parse_tiers(ctx_t *c, config_t *cfg, yaml_node_t *map)
         if (!valid_name(c, kn, "tier", k))
             continue;
         if (config_find_model(cfg, k) >= 0) {
-            err_at(c, kn, "tier \"%s\" has the same name as a model; a request's \"model\" could "
+            yw_error(c, kn, "tier \"%s\" has the same name as a model; a request's \"model\" could "
                           "mean either",
                    k);
             continue;
         }
         snprintf(where, sizeof where, "tiers.%s", k);
-        if (!expect_kind(c, v, YAML_SEQUENCE_NODE, where))
+        if (!yw_expect(c, v, YAML_SEQUENCE_NODE, where))
             continue;
         n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
         if (n == 0 || n > 31) {
-            err_at(c, v, "%s: a tier needs 1 to 31 models, found %zu", where, n);
+            yw_error(c, v, "%s: a tier needs 1 to 31 models, found %zu", where, n);
             continue;
         }
         t = &cfg->tiers[cfg->n_tiers++];
@@ -603,20 +356,20 @@ static void parse_tiers(ctx_t *c, config_t *cfg, yaml_node_t *map)
         t->models = xcalloc(n, sizeof *t->models);
         for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
              it++) {
-            yaml_node_t *mn = node(c, *it);
-            char *s = get_str(c, mn, where);
+            yaml_node_t *mn = yw_node(c, *it);
+            char *s = yw_str(c, mn, where);
             int mi;
             if (s == NULL)
                 continue;
             mi = config_find_model(cfg, s);
             if (mi < 0) {
-                err_at(c, mn, "%s: no model named \"%s\" is defined under models", where, s);
+                yw_error(c, mn, "%s: no model named \"%s\" is defined under models", where, s);
             } else {
                 bool dup = false;
                 for (size_t j = 0; j < t->n_models; j++)
                     dup = dup || t->models[j] == mi;
                 if (dup)
-                    err_at(c, mn, "%s: model \"%s\" is listed twice", where, s);
+                    yw_error(c, mn, "%s: model \"%s\" is listed twice", where, s);
                 else
                     t->models[t->n_models++] = mi;
                 if (cfg->models[mi].tier < 0)
@@ -627,38 +380,38 @@ static void parse_tiers(ctx_t *c, config_t *cfg, yaml_node_t *map)
     }
 }
 
-static void parse_routing(ctx_t *c, config_t *cfg, yaml_node_t *map, yaml_node_t **default_node)
+static void parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node_t **default_node)
 {
     const char *k;
     yaml_node_t *kn, *v;
-    if (!expect_kind(c, map, YAML_MAPPING_NODE, "routing"))
+    if (!yw_expect(c, map, YAML_MAPPING_NODE, "routing"))
         return;
-    MAP_FOREACH(c, map, k, kn, v)
+    YW_MAP_FOREACH(c, map, k, kn, v)
     {
         if (strcmp(k, "default_tier") == 0) {
-            char *s = get_str(c, v, "routing.default_tier");
+            char *s = yw_str(c, v, "routing.default_tier");
             *default_node = v;
             if (s) {
                 cfg->default_tier = config_find_tier(cfg, s);
                 if (cfg->default_tier < 0)
-                    err_at(c, v, "routing.default_tier: no tier named \"%s\" is defined under tiers",
+                    yw_error(c, v, "routing.default_tier: no tier named \"%s\" is defined under tiers",
                            s);
                 free(s);
             }
         } else if (strcmp(k, "routable_models") == 0) {
-            if (!expect_kind(c, v, YAML_SEQUENCE_NODE, "routing.routable_models"))
+            if (!yw_expect(c, v, YAML_SEQUENCE_NODE, "routing.routable_models"))
                 continue;
             cfg->routable = xcalloc(
                 (size_t)(v->data.sequence.items.top - v->data.sequence.items.start) + 1,
                 sizeof *cfg->routable);
             for (yaml_node_item_t *it = v->data.sequence.items.start;
                  it < v->data.sequence.items.top; it++) {
-                yaml_node_t *mn = node(c, *it);
-                char *s = get_str(c, mn, "routing.routable_models");
+                yaml_node_t *mn = yw_node(c, *it);
+                char *s = yw_str(c, mn, "routing.routable_models");
                 if (s == NULL)
                     continue;
                 if (config_find_tier(cfg, s) >= 0) {
-                    err_at(c, mn, "routing.routable_models: \"%s\" is a tier name; a tier name "
+                    yw_error(c, mn, "routing.routable_models: \"%s\" is a tier name; a tier name "
                                   "already selects that tier",
                            s);
                     free(s);
@@ -667,7 +420,7 @@ static void parse_routing(ctx_t *c, config_t *cfg, yaml_node_t *map, yaml_node_t
                 cfg->routable[cfg->n_routable++] = s;
             }
         } else {
-            unknown_key(c, kn, "routing", "default_tier, routable_models");
+            yw_unknown_key(c, kn, "routing", "default_tier, routable_models");
         }
     }
 }
@@ -684,7 +437,7 @@ static struct curl_slist *must_append(struct curl_slist *l, const char *s)
     return n;
 }
 
-static void resolve_keys(ctx_t *c, config_t *cfg)
+static void resolve_keys(ywalk_t *c, config_t *cfg)
 {
     for (size_t i = 0; i < cfg->n_providers; i++) {
         cfg_provider_t *p = &cfg->providers[i];
@@ -696,14 +449,13 @@ static void resolve_keys(ctx_t *c, config_t *cfg)
             const char *key = getenv(p->api_key_env);
             if (key == NULL || key[0] == '\0') {
                 p->key_missing = true;
-                append(c->warn, c->warnlen, &c->warnuse,
+                yw_append_warning(c,
                        "%s:%d: warning: provider \"%s\": environment variable %s is not set; "
                        "its models are skipped in every chain until it is set and the "
                        "configuration reloaded\n",
                        c->file, p->line, p->name, p->api_key_env);
             } else if (strpbrk(key, "\r\n") != NULL) {
-                c->nerr++;
-                append(c->err, c->errlen, &c->erruse,
+                yw_append_error(c,
                        "%s:%d:1: provider \"%s\": environment variable %s contains a line break\n",
                        c->file, p->line, p->name, p->api_key_env);
             } else {
@@ -751,7 +503,7 @@ static void build_models_json(config_t *cfg)
 
 /* ---- load ---- */
 
-static void parse_root(ctx_t *c, config_t *cfg, yaml_node_t *root)
+static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
 {
     const char *k;
     yaml_node_t *kn, *v;
@@ -759,24 +511,23 @@ static void parse_root(ctx_t *c, config_t *cfg, yaml_node_t *root)
     static const char *names[5] = {"server", "providers", "models", "tiers", "routing"};
     yaml_node_t *default_node = NULL;
 
-    if (root == NULL || is_null_scalar(root)) {
-        c->nerr++;
-        append(c->err, c->errlen, &c->erruse,
+    if (root == NULL || yw_is_null(root)) {
+        yw_append_error(c,
                "%s:1:1: the configuration is empty (expected a mapping with providers, models, "
                "tiers and routing)\n",
                c->file);
         return;
     }
-    if (!expect_kind(c, root, YAML_MAPPING_NODE, "top level"))
+    if (!yw_expect(c, root, YAML_MAPPING_NODE, "top level"))
         return;
-    MAP_FOREACH(c, root, k, kn, v)
+    YW_MAP_FOREACH(c, root, k, kn, v)
     {
         size_t i;
         for (i = 0; i < 5; i++)
             if (strcmp(k, names[i]) == 0)
                 break;
         if (i == 5)
-            unknown_key(c, kn, "the top level", "server, providers, models, tiers, routing");
+            yw_unknown_key(c, kn, "the top level", "server, providers, models, tiers, routing");
         else
             sec[i] = v;
     }
@@ -792,13 +543,13 @@ static void parse_root(ctx_t *c, config_t *cfg, yaml_node_t *root)
     if (sec[4])
         parse_routing(c, cfg, sec[4], &default_node);
     if (sec[1] == NULL || cfg->n_providers == 0)
-        err_at(c, root, "no providers are defined (expected a \"providers\" mapping)");
+        yw_error(c, root, "no providers are defined (expected a \"providers\" mapping)");
     if (sec[2] == NULL || cfg->n_models == 0)
-        err_at(c, root, "no models are defined (expected a \"models\" mapping)");
+        yw_error(c, root, "no models are defined (expected a \"models\" mapping)");
     if (sec[3] == NULL || cfg->n_tiers == 0)
-        err_at(c, root, "no tiers are defined (expected a \"tiers\" mapping of failover chains)");
+        yw_error(c, root, "no tiers are defined (expected a \"tiers\" mapping of failover chains)");
     if (default_node == NULL && cfg->n_tiers > 0)
-        err_at(c, sec[4] ? sec[4] : root, "routing.default_tier is missing (the tier that "
+        yw_error(c, sec[4] ? sec[4] : root, "routing.default_tier is missing (the tier that "
                                           "\"auto\" uses when no rule matches)");
 }
 
@@ -807,7 +558,7 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
 {
     yaml_document_t doc;
     config_t *cfg = NULL;
-    ctx_t c = {.file = name, .doc = &doc, .err = errbuf, .errlen = errlen, .warn = warnbuf,
+    ywalk_t c = {.file = name, .doc = &doc, .err = errbuf, .errlen = errlen, .warn = warnbuf,
                .warnlen = warnlen};
     long n;
 
@@ -816,8 +567,7 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
     if (warnbuf && warnlen)
         warnbuf[0] = '\0';
     if (!yaml_parser_load(parser, &doc)) {
-        c.nerr++;
-        append(errbuf, errlen, &c.erruse, "%s:%zu:%zu: YAML syntax error: %s%s%s\n", name,
+        yw_append_error(&c, "%s:%zu:%zu: YAML syntax error: %s%s%s\n", name,
                parser->problem_mark.line + 1, parser->problem_mark.column + 1,
                parser->problem ? parser->problem : "unknown problem",
                parser->context ? " " : "", parser->context ? parser->context : "");
@@ -842,15 +592,13 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
     if (c.nerr == 0) {
         yaml_document_t more;
         if (!yaml_parser_load(parser, &more)) {
-            c.nerr++;
-            append(errbuf, errlen, &c.erruse, "%s:%zu:%zu: YAML syntax error: %s\n", name,
+            yw_append_error(&c, "%s:%zu:%zu: YAML syntax error: %s\n", name,
                    parser->problem_mark.line + 1, parser->problem_mark.column + 1,
                    parser->problem ? parser->problem : "unknown problem");
         } else {
             yaml_node_t *r = yaml_document_get_root_node(&more);
             if (r != NULL) {
-                c.nerr++;
-                append(errbuf, errlen, &c.erruse,
+                yw_append_error(&c,
                        "%s:%zu:%zu: a second YAML document; the configuration is one document\n",
                        name, r->start_mark.line + 1, r->start_mark.column + 1);
             }

@@ -1,0 +1,63 @@
+/* yamlwalk: typed, position-aware access to a loaded libyaml document, for
+ * configuration schemas. Every error is written as "FILE:LINE:COL: message"
+ * to a caller-supplied buffer and counted, so a schema walk can go on and
+ * report every problem at once. Scalars are expanded from the environment:
+ * ${NAME} or ${NAME:-default}; "$$" is a literal '$'. Not thread-safe per
+ * walker; any thread. */
+#ifndef LLMROUTER_YAMLWALK_H
+#define LLMROUTER_YAMLWALK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <yaml.h>
+
+typedef struct ywalk {
+    const char *file;      /* name used in messages */
+    yaml_document_t *doc;  /* borrowed */
+    char *err;             /* messages, one per line; may be NULL */
+    size_t errlen, erruse;
+    int nerr;              /* errors seen */
+    char *warn;            /* warnings; may be NULL */
+    size_t warnlen, warnuse;
+} ywalk_t;
+
+/* Records an error at n's position (n may not be NULL). */
+void yw_error(ywalk_t *c, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Appends raw text (the caller writes the position) as an error / a warning. */
+void yw_append_error(ywalk_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void yw_append_warning(ywalk_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+yaml_node_t *yw_node(ywalk_t *c, int id);
+/* "a scalar", "a list", "a mapping" — for messages. */
+const char *yw_kind(const yaml_node_t *n);
+/* An empty, "~" or "null" plain scalar. */
+bool yw_is_null(const yaml_node_t *n);
+/* Records "WHAT: expected T, found K" unless n has type t. */
+bool yw_expect(ywalk_t *c, const yaml_node_t *n, yaml_node_type_t t, const char *what);
+
+/* A scalar as an env-expanded string (caller frees), or NULL after an error. */
+char *yw_str(ywalk_t *c, const yaml_node_t *n, const char *what);
+/* A whole number within [min, max]; false after an error. */
+bool yw_u64(ywalk_t *c, const yaml_node_t *n, const char *what, uint64_t min, uint64_t max,
+            uint64_t *out);
+bool yw_u32(ywalk_t *c, const yaml_node_t *n, const char *what, uint32_t min, uint32_t max,
+            uint32_t *out);
+/* A finite, non-negative number (a price in USD per million tokens). */
+bool yw_price(ywalk_t *c, const yaml_node_t *n, const char *what, double *out);
+
+/* Unpacks one pair of a mapping; reports non-scalar and duplicate keys. */
+bool yw_map_pair(ywalk_t *c, const yaml_node_t *map, yaml_node_pair_t *p, const char **kname,
+                 yaml_node_t **knode, yaml_node_t **vnode);
+/* Records "unknown key K in WHERE (expected one of: EXPECTED)". */
+void yw_unknown_key(ywalk_t *c, const yaml_node_t *k, const char *where, const char *expected);
+
+/* Iterates a mapping's pairs whose keys are valid: kname (const char *),
+ * knode and vnode (yaml_node_t *) are set for each. */
+#define YW_MAP_FOREACH(c, map, kname, knode, vnode)                                                \
+    for (yaml_node_pair_t *_p = (map)->data.mapping.pairs.start;                                  \
+         _p < (map)->data.mapping.pairs.top; _p++)                                                \
+        if (yw_map_pair((c), (map), _p, &(kname), &(knode), &(vnode)))
+
+#endif
