@@ -6,7 +6,7 @@ CC       ?= cc
 PREFIX   ?= /usr/local
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 DESTDIR  ?=
-PKGS     := libmicrohttpd libcurl libcjson yaml-0.1
+PKGS     := libmicrohttpd libcurl libcjson yaml-0.1 libpcre2-8
 PYTHON   ?= python3
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 struct curl_slist;
+struct rules;
 
 enum provider_type { PROVIDER_OPENAI = 0 };
 
@@ -72,6 +73,8 @@ typedef struct config {
     int default_tier;
     char **routable; /* client model names routed like "auto" */
     size_t n_routable;
+    struct rules *rules; /* routing.rules, NULL when none */
+    bool allow_client_tier;
     /* derived */
     char *models_json; /* body of GET /v1/models */
     size_t models_json_len;

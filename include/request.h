@@ -57,6 +57,11 @@ typedef struct req {
     char method[8];
     char path[64];
 
+    /* request headers, for rules (set by the HTTP front end; may be NULL) */
+    const char *(*header)(void *arg, const char *name);
+    void *header_arg;
+    bool explain_only; /* POST /v1/router/explain: route, answer why, call nobody */
+
     /* body */
     buf_t body;
     bool too_large;
@@ -112,9 +117,12 @@ req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *c
  * cancelled). */
 void request_free(req_t *req);
 
-/* Parses and validates the body for req->ep, resolves the route and fills
- * req's parsed fields. Returns 0, or -1 with *err describing the 4xx answer. */
-int request_parse(req_t *req, req_error_t *err);
+/* Parses and validates the body for req->ep, routes it (rules included) and
+ * fills req's parsed fields. Returns 0, or -1 with *err describing the 4xx
+ * answer. When explain is not NULL, a JSON object saying how the request was
+ * routed (estimated tokens, script, language, every rule with whether it
+ * matched and why, the decision) is appended to it. */
+int request_parse(req_t *req, req_error_t *err, buf_t *explain);
 
 /* Builds req->fwd_body for model index m: the client's body with the value
  * of its top-level "model" replaced by the model's upstream name. */

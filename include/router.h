@@ -1,27 +1,52 @@
-/* router: turns the "model" a client asked for into a tier and an ordered
- * failover chain of configured models. For now "auto" and the routable names
- * use the default tier; the rule engine will plug in here. Pure function of
- * the config snapshot; any thread. */
+/* router: turns the "model" a client asked for into a tier (or an explicit
+ * chain) and an ordered failover chain of configured models. "auto" and the
+ * routable names go through the rule engine (first matching rule, else the
+ * default tier); a tier name selects that tier; a model name that model
+ * first, then the rest of its tier. Pure function of the config snapshot and
+ * the request; any thread. */
 #ifndef LLMROUTER_ROUTER_H
 #define LLMROUTER_ROUTER_H
 
 #include <stddef.h>
 
+#include "buf.h"
 #include "config.h"
 
 #define ROUTE_MAX_CHAIN 32
 
+/* route.rule values besides a rule index */
+#define ROUTE_RULE_DEFAULT (-1)  /* routed, no rule matched */
+#define ROUTE_RULE_EXPLICIT (-2) /* the client named a tier or a model */
+#define ROUTE_RULE_CLIENT (-3)   /* forced by the x-router-tier header */
+
 typedef struct route {
-    int tier;                  /* index into cfg->tiers, -1 when the model is in no tier */
+    int tier;                   /* index into cfg->tiers, -1 for none / an explicit chain */
+    int rule;                   /* index of the matched rule, or ROUTE_RULE_* */
     int chain[ROUTE_MAX_CHAIN]; /* indexes into cfg->models, in order */
     size_t n;
 } route_t;
 
-/* Resolves the client's model name. Returns 0, or -1 if the name is neither
- * "auto", a routable name, a tier nor a configured model. */
-int router_resolve(const config_t *cfg, const char *model, route_t *out);
+struct prompt;
+struct rule_ctx;
 
-/* The tier name for headers and logs: the tier's name, or "none". */
+enum router_status { ROUTER_OK = 0, ROUTER_UNKNOWN_MODEL = -1, ROUTER_UNKNOWN_TIER = -2 };
+
+/* Resolves the client's model. p and ctx feed the rules (p may be NULL when
+ * the body has no prompt to look at). client_tier, when not NULL, is the
+ * x-router-tier header: honoured for routed models only if the config allows
+ * it. explain, when not NULL, receives the rules' JSON explanation array (or
+ * "[]" when no rule ran). */
+enum router_status router_route(const config_t *cfg, const char *model, struct prompt *p,
+                                const struct rule_ctx *ctx, const char *client_tier, route_t *out,
+                                buf_t *explain);
+
+/* Without rules (model name only): for callers that have no prompt. */
+enum router_status router_resolve(const config_t *cfg, const char *model, route_t *out);
+
+/* For headers and logs: the tier's name, "custom" for a rule's explicit
+ * chain, or "none". */
 const char *router_tier_name(const config_t *cfg, const route_t *r);
+/* The rule's name, "default", "explicit" or "client-tier". */
+const char *router_rule_name(const config_t *cfg, const route_t *r);
 
 #endif

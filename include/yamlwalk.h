@@ -44,6 +44,13 @@ bool yw_u64(ywalk_t *c, const yaml_node_t *n, const char *what, uint64_t min, ui
             uint64_t *out);
 bool yw_u32(ywalk_t *c, const yaml_node_t *n, const char *what, uint32_t min, uint32_t max,
             uint32_t *out);
+/* true/false (also yes/no, on/off); false return after an error. */
+bool yw_bool(ywalk_t *c, const yaml_node_t *n, const char *what, bool *out);
+/* A string or a list of strings: fills a NULL-terminated, malloc'd array of
+ * malloc'd strings (free with yw_strv_free) and its length. */
+bool yw_strv(ywalk_t *c, const yaml_node_t *n, const char *what, char ***out, size_t *n_out);
+void yw_strv_free(char **v);
+
 /* A finite, non-negative number (a price in USD per million tokens). */
 bool yw_price(ywalk_t *c, const yaml_node_t *n, const char *what, double *out);
 
@@ -55,9 +62,11 @@ void yw_unknown_key(ywalk_t *c, const yaml_node_t *k, const char *where, const c
 
 /* Iterates a mapping's pairs whose keys are valid: kname (const char *),
  * knode and vnode (yaml_node_t *) are set for each. */
+#define YW_CAT_(a, b) a##b
+#define YW_CAT(a, b) YW_CAT_(a, b)
 #define YW_MAP_FOREACH(c, map, kname, knode, vnode)                                                \
-    for (yaml_node_pair_t *_p = (map)->data.mapping.pairs.start;                                  \
-         _p < (map)->data.mapping.pairs.top; _p++)                                                \
-        if (yw_map_pair((c), (map), _p, &(kname), &(knode), &(vnode)))
+    for (yaml_node_pair_t *YW_CAT(yw_p_, __LINE__) = (map)->data.mapping.pairs.start;             \
+         YW_CAT(yw_p_, __LINE__) < (map)->data.mapping.pairs.top; YW_CAT(yw_p_, __LINE__)++)      \
+        if (yw_map_pair((c), (map), YW_CAT(yw_p_, __LINE__), &(kname), &(knode), &(vnode)))
 
 #endif

@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "log.h"
+#include "rules.h"
 #include "util.h"
 #include "yamlwalk.h"
 
@@ -419,8 +420,14 @@ static void parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node
                 }
                 cfg->routable[cfg->n_routable++] = s;
             }
+        } else if (strcmp(k, "allow_client_tier") == 0) {
+            yw_bool(c, v, "routing.allow_client_tier", &cfg->allow_client_tier);
+        } else if (strcmp(k, "rules") == 0) {
+            rules_free(cfg->rules);
+            cfg->rules = rules_parse(c, cfg, v);
         } else {
-            yw_unknown_key(c, kn, "routing", "default_tier, routable_models");
+            yw_unknown_key(c, kn, "routing",
+                           "default_tier, routable_models, allow_client_tier, rules");
         }
     }
 }
@@ -679,6 +686,7 @@ void config_unref(config_t *cfg)
     for (size_t i = 0; i < cfg->n_routable; i++)
         free(cfg->routable[i]);
     free(cfg->routable);
+    rules_free(cfg->rules);
     free(cfg->providers);
     free(cfg->models);
     free(cfg->tiers);
@@ -749,7 +757,28 @@ void config_print_summary(const config_t *cfg, void *file)
     for (size_t i = 0; i < cfg->n_routable; i++)
         fprintf(f, ", \"%s\"", cfg->routable[i]);
     fprintf(f, " -> tier %s\n", cfg->tiers[cfg->default_tier].name);
-    fprintf(f, "rules (0): every routed request uses the default tier\n");
+    fprintf(f, "rules (%zu):%s\n", rules_count(cfg->rules),
+            rules_count(cfg->rules) ? "" : " every routed request uses the default tier");
+    for (size_t i = 0; i < rules_count(cfg->rules); i++) {
+        const rule_action_t *a = rules_action(cfg->rules, i);
+        fprintf(f, "  %2zu. %-24s -> ", i + 1, a->name);
+        if (a->tier >= 0) {
+            fprintf(f, "tier %s", cfg->tiers[a->tier].name);
+        } else {
+            fprintf(f, "chain");
+            for (size_t j = 0; j < a->n_chain; j++)
+                fprintf(f, "%s%s", j ? " -> " : " ", cfg->models[a->chain[j]].name);
+        }
+        if (a->cache == RULE_CACHE_OFF)
+            fprintf(f, ", cache off");
+        else if (a->cache == RULE_CACHE_TTL)
+            fprintf(f, ", cache %us", a->cache_ttl_s);
+        for (size_t j = 0; j < a->n_tags; j++)
+            fprintf(f, "%s%s", j ? "," : ", tags ", a->tags[j]);
+        fprintf(f, "\n");
+    }
+    if (cfg->allow_client_tier)
+        fprintf(f, "clients may force a tier with the x-router-tier header\n");
 }
 
 static pthread_mutex_t g_current_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "explain.h"
 #include "log.h"
 #include "shard.h"
 #include "util.h"
@@ -36,6 +37,9 @@ static void usage(FILE *f)
             "  -l, --listen ADDR    listen on HOST:PORT instead of server.listen\n"
             "  -t, --threads N      event-loop threads instead of server.threads\n"
             "      --check-config   validate the configuration, print a summary and exit\n"
+            "      --explain FILE   route the request body in FILE (- = stdin) without calling\n"
+            "                       any provider and print why; --json prints it as JSON;\n"
+            "                       --header 'Name: value' adds a request header (repeatable)\n"
             "  -V, --version        print the version and exit\n"
             "  -h, --help           print this help and exit\n"
             "\n"
@@ -118,7 +122,12 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
         {"threads", required_argument, NULL, 't'}, {"check-config", no_argument, NULL, 'C'},
         {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"explain", required_argument, NULL, 'E'}, {"json", no_argument, NULL, 'J'},
+        {"header", required_argument, NULL, 'H'}, {NULL, 0, NULL, 0}};
+    const char *explain = NULL;
+    const char *headers[65] = {0};
+    size_t n_headers = 0;
+    bool json = false;
     const char *path = LLMROUTER_DEFAULT_CONFIG, *listen = NULL;
     long threads = -1;
     bool check = false;
@@ -128,7 +137,7 @@ int main(int argc, char **argv)
     sigset_t set;
     int c, rc = 1;
 
-    while ((c = getopt_long(argc, argv, "c:l:t:Vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:t:VhE:JH:", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             path = optarg;
@@ -147,6 +156,19 @@ int main(int argc, char **argv)
         }
         case 'C':
             check = true;
+            break;
+        case 'E':
+            explain = optarg;
+            break;
+        case 'J':
+            json = true;
+            break;
+        case 'H':
+            if (n_headers + 1 >= UTIL_ARRAY_LEN(headers) || strchr(optarg, ':') == NULL) {
+                fprintf(stderr, "llmrouter: --header: expected 'Name: value' (at most 64)\n");
+                return 2;
+            }
+            headers[n_headers++] = optarg;
             break;
         case 'V':
             printf("llmrouter %s (libcurl %s)\n", LLMROUTER_VERSION, curl_version_info(CURLVERSION_NOW)->version);
@@ -178,6 +200,10 @@ int main(int argc, char **argv)
     if (check) {
         config_print_summary(cfg, stdout);
         rc = 0;
+        goto out_cfg;
+    }
+    if (explain) {
+        rc = explain_file(cfg, explain, headers, json, stdout, stderr);
         goto out_cfg;
     }
     log_set_level((enum log_level)cfg->log_level);

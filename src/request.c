@@ -11,6 +11,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "prompt.h"
+#include "rules.h"
 #include "util.h"
 
 req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *cfg)
@@ -105,7 +107,63 @@ static int count_keys(const cJSON *obj, const char *key)
     return n;
 }
 
-int request_parse(req_t *req, req_error_t *err)
+static const char *header_of(const req_t *req, const char *name)
+{
+    return req->header ? req->header(req->header_arg, name) : NULL;
+}
+
+/* The explanation object: what the rules saw and what they decided. */
+static void explain_finish(req_t *req, prompt_t *p, const char *model, const buf_t *rules,
+                           buf_t *out)
+{
+    const config_t *cfg = req->cfg;
+    const route_t *r = &req->route;
+    char num[64];
+    buf_puts(out, "{\"model\":");
+    json_append_string(out, model, strlen(model));
+    buf_puts(out, ",\"routed\":");
+    buf_puts(out, r->rule == ROUTE_RULE_EXPLICIT ? "false" : "true");
+    buf_puts(out, ",\"estimated_tokens\":{");
+    for (int sc = 0; sc < SCOPE_COUNT; sc++) {
+        snprintf(num, sizeof num, "%s\"%s\":%u", sc ? "," : "", prompt_scope_name((enum scope)sc),
+                 prompt_stats(p, (enum scope)sc)->tokens);
+        buf_puts(out, num);
+    }
+    buf_puts(out, "},\"script\":");
+    {
+        const char *script = ts_script_name(ts_dominant_script(prompt_stats(p, SCOPE_LAST_USER)));
+        json_append_string(out, script, strlen(script));
+    }
+    buf_puts(out, ",\"language\":");
+    {
+        const char *lang = prompt_language(p, SCOPE_LAST_USER);
+        json_append_string(out, lang, strlen(lang));
+    }
+    buf_puts(out, ",\"rules\":");
+    buf_append(out, buf_ptr(rules), buf_len(rules));
+    buf_puts(out, ",\"decision\":{\"rule\":");
+    {
+        const char *rule = router_rule_name(cfg, r), *tier = router_tier_name(cfg, r);
+        json_append_string(out, rule, strlen(rule));
+        buf_puts(out, ",\"tier\":");
+        json_append_string(out, tier, strlen(tier));
+    }
+    buf_puts(out, ",\"chain\":[");
+    for (size_t i = 0; i < r->n; i++) {
+        const cfg_model_t *m = &cfg->models[r->chain[i]];
+        if (i)
+            buf_puts(out, ",");
+        buf_puts(out, "{\"model\":");
+        json_append_string(out, m->name, strlen(m->name));
+        buf_puts(out, ",\"provider\":");
+        json_append_string(out, cfg->providers[m->provider].name,
+                           strlen(cfg->providers[m->provider].name));
+        buf_puts(out, "}");
+    }
+    buf_puts(out, "]}}");
+}
+
+int request_parse(req_t *req, req_error_t *err, buf_t *explain)
 {
     const char *text = buf_cstr(&req->body);
     size_t len = buf_len(&req->body);
@@ -207,9 +265,30 @@ int request_parse(req_t *req, req_error_t *err)
         goto out;
     }
     req->model_span = spans[0];
-    if (router_resolve(req->cfg, model->valuestring, &req->route) < 0) {
-        unknown_model(req, err, model->valuestring);
-        goto out;
+    {
+        prompt_t p;
+        rule_ctx_t ctx = {.model = model->valuestring, .key_name = "",
+                          .header = req->header, .header_arg = req->header_arg};
+        buf_t rules_why;
+        enum router_status st;
+        buf_init(&rules_why, (size_t)1 << 30);
+        prompt_init(&p, root, req->ep);
+        st = router_route(req->cfg, model->valuestring, &p, &ctx, header_of(req, "x-router-tier"),
+                          &req->route, explain ? &rules_why : NULL);
+        if (st == ROUTER_OK && explain)
+            explain_finish(req, &p, model->valuestring, &rules_why, explain);
+        prompt_free(&p);
+        buf_free(&rules_why);
+        if (st == ROUTER_UNKNOWN_MODEL) {
+            unknown_model(req, err, model->valuestring);
+            goto out;
+        }
+        if (st == ROUTER_UNKNOWN_TIER) {
+            fail(err, 400, "unknown_tier", NULL,
+                 "The x-router-tier header names no configured tier (%.100s).",
+                 header_of(req, "x-router-tier"));
+            goto out;
+        }
     }
     rc = 0;
 out:

@@ -1,7 +1,10 @@
-/* router: model name -> (tier, chain). */
+/* router: model name (+ rules) -> (tier, chain). */
 #include "router.h"
 
 #include <string.h>
+
+#include "prompt.h"
+#include "rules.h"
 
 static void add_tier(const config_t *cfg, route_t *out, int tier, int skip)
 {
@@ -11,23 +14,57 @@ static void add_tier(const config_t *cfg, route_t *out, int tier, int skip)
             out->chain[out->n++] = t->models[i];
 }
 
-int router_resolve(const config_t *cfg, const char *model, route_t *out)
+static void use_tier(const config_t *cfg, route_t *out, int tier, int rule)
+{
+    out->tier = tier;
+    out->rule = rule;
+    add_tier(cfg, out, tier, -1);
+}
+
+enum router_status router_route(const config_t *cfg, const char *model, struct prompt *p,
+                                const struct rule_ctx *ctx, const char *client_tier, route_t *out,
+                                buf_t *explain)
 {
     int i;
     out->n = 0;
     out->tier = -1;
+    out->rule = ROUTE_RULE_EXPLICIT;
     /* Routable names come first, so that a hard-coded "gpt-4o" in an
      * application can be routed even when a model of that name exists. */
     if (config_is_routable(cfg, model)) {
-        out->tier = cfg->default_tier;
-        add_tier(cfg, out, out->tier, -1);
-        return 0;
+        int r;
+        if (client_tier != NULL && cfg->allow_client_tier) {
+            i = config_find_tier(cfg, client_tier);
+            if (i < 0)
+                return ROUTER_UNKNOWN_TIER;
+            if (explain)
+                buf_puts(explain, "[]");
+            use_tier(cfg, out, i, ROUTE_RULE_CLIENT);
+            return ROUTER_OK;
+        }
+        r = p ? rules_eval(cfg->rules, p, ctx, explain) : -1;
+        if (explain && (p == NULL || cfg->rules == NULL))
+            buf_puts(explain, "[]");
+        if (r < 0) {
+            use_tier(cfg, out, cfg->default_tier, ROUTE_RULE_DEFAULT);
+        } else {
+            const rule_action_t *a = rules_action(cfg->rules, (size_t)r);
+            if (a->tier >= 0) {
+                use_tier(cfg, out, a->tier, r);
+            } else {
+                out->rule = r;
+                for (size_t k = 0; k < a->n_chain && out->n < ROUTE_MAX_CHAIN; k++)
+                    out->chain[out->n++] = a->chain[k];
+            }
+        }
+        return ROUTER_OK;
     }
+    if (explain)
+        buf_puts(explain, "[]");
     i = config_find_tier(cfg, model);
     if (i >= 0) {
-        out->tier = i;
-        add_tier(cfg, out, i, -1);
-        return 0;
+        use_tier(cfg, out, i, ROUTE_RULE_EXPLICIT);
+        return ROUTER_OK;
     }
     i = config_find_model(cfg, model);
     if (i >= 0) {
@@ -35,12 +72,33 @@ int router_resolve(const config_t *cfg, const char *model, route_t *out)
         out->tier = cfg->models[i].tier;
         if (out->tier >= 0)
             add_tier(cfg, out, out->tier, i);
-        return 0;
+        return ROUTER_OK;
     }
-    return -1;
+    return ROUTER_UNKNOWN_MODEL;
+}
+
+enum router_status router_resolve(const config_t *cfg, const char *model, route_t *out)
+{
+    return router_route(cfg, model, NULL, NULL, NULL, out, NULL);
 }
 
 const char *router_tier_name(const config_t *cfg, const route_t *r)
 {
-    return r->tier >= 0 ? cfg->tiers[r->tier].name : "none";
+    if (r->tier >= 0)
+        return cfg->tiers[r->tier].name;
+    return r->rule >= 0 ? "custom" : "none";
+}
+
+const char *router_rule_name(const config_t *cfg, const route_t *r)
+{
+    switch (r->rule) {
+    case ROUTE_RULE_DEFAULT:
+        return "default";
+    case ROUTE_RULE_EXPLICIT:
+        return "explicit";
+    case ROUTE_RULE_CLIENT:
+        return "client-tier";
+    default:
+        return rules_action(cfg->rules, (size_t)r->rule)->name;
+    }
 }

@@ -14,6 +14,7 @@
 #include "apierror.h"
 #include "json.h"
 #include "log.h"
+#include "rules.h"
 #include "shard.h"
 #include "upstream.h"
 #include "util.h"
@@ -31,6 +32,7 @@ static void add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
     if (req->route.n == 0)
         return;
     MHD_add_response_header(r, "x-router-tier", router_tier_name(cfg, &req->route));
+    MHD_add_response_header(r, "x-router-rule", router_rule_name(cfg, &req->route));
     if (req->model >= 0) {
         const cfg_model_t *m = &cfg->models[req->model];
         MHD_add_response_header(r, "x-router-model", m->name);
@@ -238,8 +240,17 @@ static void suspend(req_t *req)
 
 /* ---- routing of paths ---- */
 
-static enum endpoint post_endpoint(const char *p)
+static const char *conn_header(void *arg, const char *name)
 {
+    return MHD_lookup_connection_value(arg, MHD_HEADER_KIND, name);
+}
+
+static enum endpoint post_endpoint(req_t *req, const char *p)
+{
+    if (strcmp(p, "/router/explain") == 0) {
+        req->explain_only = true;
+        return EP_CHAT;
+    }
     if (strcmp(p, "/chat/completions") == 0)
         return EP_CHAT;
     if (strcmp(p, "/completions") == 0)
@@ -307,7 +318,7 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
                          "GET, HEAD", NULL, 0, false);
         return model_entry(req, p + 8);
     }
-    req->ep = post_endpoint(p);
+    req->ep = post_endpoint(req, p);
     if (req->ep == EP_NONE) {
         char msg[160];
         snprintf(msg, sizeof msg, "Unknown request URL: %s %.100s.", method, url);
@@ -341,7 +352,19 @@ static void on_body_complete(req_t *req)
         server_respond_error(req, &err, NULL);
         return;
     }
-    if (request_parse(req, &err) < 0) {
+    if (req->explain_only) {
+        buf_t out;
+        buf_init(&out, (size_t)1 << 30);
+        if (request_parse(req, &err, &out) < 0) {
+            buf_free(&out);
+            server_respond_error(req, &err, NULL);
+            return;
+        }
+        buf_cstr(&out);
+        server_respond(req, 200, out.data, buf_len(&out), NULL);
+        return;
+    }
+    if (request_parse(req, &err, NULL) < 0) {
         server_respond_error(req, &err, NULL);
         return;
     }
@@ -363,6 +386,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         shard_link(sh, req);
         request_set_id(req, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-request-id"),
                        shard_random(sh));
+        req->header = conn_header;
+        req->header_arg = conn;
         snprintf(req->method, sizeof req->method, "%s", method);
         snprintf(req->path, sizeof req->path, "%s", url);
         return on_first_call(req, url, method);
@@ -410,10 +435,21 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         MHD_destroy_response(req->response);
     if (log_get_level() >= LOG_INFO && req->ep != EP_NONE) {
         const config_t *cfg = req->cfg;
-        log_info("%s %s %s %u tier=%s model=%s attempts=%zu%s %.1fms%s", req->id, req->method,
-                 req->path, req->resp_status, req->route.n ? router_tier_name(cfg, &req->route) : "-",
+        char tags[256] = "";
+        if (req->route.n && req->route.rule >= 0) {
+            const rule_action_t *a = rules_action(cfg->rules, (size_t)req->route.rule);
+            size_t o = 0;
+            for (size_t i = 0; i < a->n_tags && o < sizeof tags; i++) {
+                int n = snprintf(tags + o, sizeof tags - o, "%s%s", i ? "," : " tags=", a->tags[i]);
+                o += n > 0 ? (size_t)n : 0;
+            }
+        }
+        log_info("%s %s %s %u rule=%s tier=%s model=%s attempts=%zu%s%s %.1fms%s", req->id,
+                 req->method, req->path, req->resp_status,
+                 req->route.n ? router_rule_name(cfg, &req->route) : "-",
+                 req->route.n ? router_tier_name(cfg, &req->route) : "-",
                  req->model >= 0 ? cfg->models[req->model].name : "-", req->n_attempts,
-                 req->stream ? " stream" : "", (double)(util_now_us() - req->t_start_us) / 1000.0,
+                 req->stream ? " stream" : "", tags, (double)(util_now_us() - req->t_start_us) / 1000.0,
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
     }
     request_free(req);

@@ -258,3 +258,70 @@ void yw_append_warning(ywalk_t *c, const char *fmt, ...)
     vappend(c->warn, c->warnlen, &c->warnuse, fmt, ap);
     va_end(ap);
 }
+
+bool yw_bool(ywalk_t *c, const yaml_node_t *n, const char *what, bool *out)
+{
+    static const char *yes[] = {"true", "yes", "on"}, *no[] = {"false", "no", "off"};
+    char *s = yw_str(c, n, what);
+    bool ok = false;
+    if (s == NULL)
+        return false;
+    for (int i = 0; i < 3 && !ok; i++) {
+        if (strcmp(s, yes[i]) == 0) {
+            *out = ok = true;
+        } else if (strcmp(s, no[i]) == 0) {
+            *out = false;
+            ok = true;
+        }
+    }
+    if (!ok)
+        yw_error(c, n, "%s: expected true or false, found \"%s\"", what, s);
+    free(s);
+    return ok;
+}
+
+void yw_strv_free(char **v)
+{
+    if (v == NULL)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+bool yw_strv(ywalk_t *c, const yaml_node_t *n, const char *what, char ***out, size_t *n_out)
+{
+    size_t cap, k = 0;
+    char **v;
+    if (n->type == YAML_SCALAR_NODE) {
+        char *s = yw_str(c, n, what);
+        if (s == NULL)
+            return false;
+        v = xcalloc(2, sizeof *v);
+        v[0] = s;
+        *out = v;
+        *n_out = 1;
+        return true;
+    }
+    if (n->type != YAML_SEQUENCE_NODE) {
+        yw_error(c, n, "%s: expected a string or a list of strings, found %s", what, yw_kind(n));
+        return false;
+    }
+    cap = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (cap == 0) {
+        yw_error(c, n, "%s: the list is empty", what);
+        return false;
+    }
+    v = xcalloc(cap + 1, sizeof *v);
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+        char *s = yw_str(c, yw_node(c, *it), what);
+        if (s == NULL) {
+            yw_strv_free(v);
+            return false;
+        }
+        v[k++] = s;
+    }
+    *out = v;
+    *n_out = k;
+    return true;
+}

@@ -429,7 +429,7 @@ static void test_unknown_keys(void **state)
     const char *y2 = VALID "tier: {}\n";
     const char *y3 = "providers:\n  p1: {type: openai, base-url: \"http://h\"}\n" MODELS TIERS ROUTING;
     const char *y4 = PROV "models:\n  m1: {provider: p1, price: 3}\n  m2: {provider: p1}\n" TIERS ROUTING;
-    const char *y5 = PROV MODELS TIERS "routing:\n  default_tier: t1\n  rules: []\n";
+    const char *y5 = PROV MODELS TIERS "routing:\n  default_tier: t1\n  rulez: []\n";
     (void)state;
     expect_error_at(y1, "listn", "unknown key \"listn\" in server (expected one of: listen, threads");
     expect_error_at(y2, "tier: {}", "unknown key \"tier\" in the top level (expected one of: server, "
@@ -438,8 +438,8 @@ static void test_unknown_keys(void **state)
                                     "base_url, api_key_env");
     expect_error_at(y4, "price", "unknown key \"price\" in models.m1 (expected one of: provider, model, "
                                  "input_per_mtok");
-    expect_error_at(y5, "rules", "unknown key \"rules\" in routing (expected one of: default_tier, "
-                                 "routable_models)");
+    expect_error_at(y5, "rulez", "unknown key \"rulez\" in routing (expected one of: default_tier, "
+                                 "routable_models, allow_client_tier, rules)");
 }
 
 static void test_duplicate_keys(void **state)

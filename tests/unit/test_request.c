@@ -64,7 +64,7 @@ static req_t *parse_ok(enum endpoint ep, const char *body)
     req_error_t err;
     req_t *req = new_req(ep, body, strlen(body));
     memset(&err, 0, sizeof err);
-    if (request_parse(req, &err) != 0)
+    if (request_parse(req, &err, NULL) != 0)
         fail_msg("rejected (%u %s): %s\nbody: %.300s", err.status, err.code ? err.code : "-",
                  err.message, body);
     return req;
@@ -78,7 +78,7 @@ static void parse_fail(enum endpoint ep, const char *body, size_t len, unsigned 
     req_error_t err;
     req_t *req = new_req(ep, body, len);
     memset(&err, 0, sizeof err);
-    if (request_parse(req, &err) != -1) {
+    if (request_parse(req, &err, NULL) != -1) {
         request_free(req);
         fail_msg("accepted, expected %u %s: %.300s", status, code, body);
     }
@@ -231,7 +231,7 @@ static void test_escaped_duplicate_model_key_rejected(void **state)
     req_t *req = new_req(EP_CHAT, body, strlen(body));
     (void)state;
     memset(&err, 0, sizeof err);
-    if (request_parse(req, &err) == 0) {
+    if (request_parse(req, &err, NULL) == 0) {
         request_free(req);
         fail_msg("accepted a body with \"model\" and \"mod\\u0065l\"");
     }
@@ -318,7 +318,7 @@ static void test_unknown_model(void **state)
     const char *body = "{\"model\":\"gpt-5-ultra\"," CHAT_MSGS "}";
     req_t *req = new_req(EP_CHAT, body, strlen(body));
     (void)state;
-    assert_int_equal(request_parse(req, &err), -1);
+    assert_int_equal(request_parse(req, &err, NULL), -1);
     request_free(req);
     assert_int_equal(err.status, 404);
     assert_string_equal(err.code, "model_not_found");
@@ -343,7 +343,7 @@ static void test_unknown_model_long_name(void **state)
     name[1000] = '\0';
     snprintf(body, sizeof body, "{\"model\":\"%s\"," CHAT_MSGS "}", name);
     req = new_req(EP_CHAT, body, strlen(body));
-    assert_int_equal(request_parse(req, &err), -1);
+    assert_int_equal(request_parse(req, &err, NULL), -1);
     request_free(req);
     assert_int_equal(err.status, 404);
     assert_true(strlen(err.message) < sizeof err.message);

@@ -1,0 +1,696 @@
+/* textstat: script counts, token estimate and language guess.
+ *
+ * ts_scan runs ASCII eight bytes at a time (SWAR: the letters of a word with
+ * no high bit are counted with a few arithmetic operations, no branches per
+ * byte) and decodes everything else strictly, looking the code point's class
+ * up in a sorted range table behind a two-entry cache (runs of one script, or
+ * Japanese alternating han and kana, rarely search).
+ *
+ * ts_language's stop-word table maps a word, packed into a uint64_t as up to
+ * eight Latin-1 bytes, to the set of languages whose list holds it. It is an
+ * open-addressing hash table built from the readable per-language lists below
+ * on first use (pthread_once) and never written again. */
+#include "textstat.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- code point classes ---- */
+
+/* A range's class: a script whose letters these are, or TS_SCRIPT_NONE for
+ * punctuation, digits, symbols, combining marks without a script of their own,
+ * unassigned and private-use code points. Code points in no range are letters
+ * of TS_SCRIPT_OTHER. */
+struct cp_range {
+    uint32_t lo, hi;
+    uint8_t cls;
+};
+
+#define R(lo, hi, s) {lo, hi, TS_SCRIPT_##s}
+
+/* Sorted, non-overlapping. Gaps are TS_SCRIPT_OTHER letters (Armenian,
+ * Georgian, the other Indic scripts, Ethiopic, ...). */
+static const struct cp_range cp_ranges[] = {
+    R(0x0080, 0x00A9, NONE), /* C1 controls, NBSP, ¡ ¢ £ ... © */
+    R(0x00AA, 0x00AA, LATIN),
+    R(0x00AB, 0x00B9, NONE),
+    R(0x00BA, 0x00BA, LATIN),
+    R(0x00BB, 0x00BF, NONE),
+    R(0x00C0, 0x00D6, LATIN),
+    R(0x00D7, 0x00D7, NONE), /* × */
+    R(0x00D8, 0x00F6, LATIN),
+    R(0x00F7, 0x00F7, NONE), /* ÷ */
+    R(0x00F8, 0x02AF, LATIN), /* Latin-1 tail, Extended-A/B, IPA */
+    R(0x02B0, 0x036F, NONE),  /* spacing modifiers, combining diacritics */
+    R(0x0370, 0x0373, GREEK),
+    R(0x0374, 0x0375, NONE),
+    R(0x0376, 0x037D, GREEK),
+    R(0x037E, 0x037E, NONE), /* Greek question mark */
+    R(0x037F, 0x0383, GREEK),
+    R(0x0384, 0x0385, NONE),
+    R(0x0386, 0x0386, GREEK),
+    R(0x0387, 0x0387, NONE), /* ano teleia */
+    R(0x0388, 0x03F5, GREEK),
+    R(0x03F6, 0x03F6, NONE),
+    R(0x03F7, 0x03FF, GREEK),
+    R(0x0400, 0x0481, CYRILLIC),
+    R(0x0482, 0x0482, NONE),
+    R(0x0483, 0x052F, CYRILLIC),
+    R(0x0590, 0x0590, NONE),
+    R(0x0591, 0x05BD, HEBREW), /* cantillation and vowel points */
+    R(0x05BE, 0x05BE, NONE),   /* maqaf */
+    R(0x05BF, 0x05BF, HEBREW),
+    R(0x05C0, 0x05C0, NONE),
+    R(0x05C1, 0x05C2, HEBREW),
+    R(0x05C3, 0x05C3, NONE),
+    R(0x05C4, 0x05C5, HEBREW),
+    R(0x05C6, 0x05C6, NONE),
+    R(0x05C7, 0x05F2, HEBREW),
+    R(0x05F3, 0x05FF, NONE),
+    R(0x0600, 0x060F, NONE), /* number signs, Arabic comma, ... */
+    R(0x0610, 0x061A, ARABIC),
+    R(0x061B, 0x061F, NONE), /* Arabic semicolon, question mark */
+    R(0x0620, 0x065F, ARABIC),
+    R(0x0660, 0x066D, NONE), /* Arabic-Indic digits, percent, ... */
+    R(0x066E, 0x06D3, ARABIC),
+    R(0x06D4, 0x06D4, NONE), /* Arabic full stop */
+    R(0x06D5, 0x06DC, ARABIC),
+    R(0x06DD, 0x06DE, NONE),
+    R(0x06DF, 0x06E8, ARABIC),
+    R(0x06E9, 0x06E9, NONE),
+    R(0x06EA, 0x06EF, ARABIC),
+    R(0x06F0, 0x06F9, NONE), /* extended Arabic-Indic digits */
+    R(0x06FA, 0x06FC, ARABIC),
+    R(0x06FD, 0x06FE, NONE),
+    R(0x06FF, 0x06FF, ARABIC),
+    R(0x0750, 0x077F, ARABIC),
+    R(0x0870, 0x08FF, ARABIC),
+    R(0x0900, 0x0963, DEVANAGARI),
+    R(0x0964, 0x0970, NONE), /* dandas, digits, abbreviation sign */
+    R(0x0971, 0x097F, DEVANAGARI),
+    R(0x0E00, 0x0E3A, THAI),
+    R(0x0E3B, 0x0E3F, NONE), /* baht sign */
+    R(0x0E40, 0x0E4E, THAI),
+    R(0x0E4F, 0x0E7F, NONE), /* fongman, Thai digits, ... */
+    R(0x1100, 0x11FF, HANGUL), /* jamo */
+    R(0x1AB0, 0x1AFF, NONE),
+    R(0x1C80, 0x1C8F, CYRILLIC),
+    R(0x1D00, 0x1DBF, LATIN), /* phonetic extensions */
+    R(0x1DC0, 0x1DFF, NONE),
+    R(0x1E00, 0x1EFF, LATIN), /* Latin Extended Additional (Vietnamese) */
+    R(0x1F00, 0x1FFF, GREEK),
+    R(0x2000, 0x2BFF, NONE), /* punctuation, super/subscripts, currency, arrows,
+                                maths, box drawing, shapes, dingbats, ... */
+    R(0x2C60, 0x2C7F, LATIN),
+    R(0x2DE0, 0x2DFF, CYRILLIC),
+    R(0x2E00, 0x3004, NONE), /* supplemental punctuation, CJK radicals,
+                                ideographic space and punctuation */
+    R(0x3005, 0x3007, HAN),  /* 々 〆 〇 */
+    R(0x3008, 0x3020, NONE), /* CJK brackets */
+    R(0x3021, 0x3029, HAN),  /* Hangzhou numerals */
+    R(0x302A, 0x3040, NONE),
+    R(0x3041, 0x3096, KANA), /* hiragana */
+    R(0x3097, 0x3098, NONE),
+    R(0x3099, 0x309F, KANA),
+    R(0x30A0, 0x30A0, NONE),
+    R(0x30A1, 0x30FA, KANA), /* katakana */
+    R(0x30FB, 0x30FB, NONE), /* katakana middle dot */
+    R(0x30FC, 0x30FF, KANA),
+    R(0x3130, 0x318F, HANGUL), /* compatibility jamo */
+    R(0x3190, 0x319F, NONE),
+    R(0x31C0, 0x31EF, NONE),
+    R(0x31F0, 0x31FF, KANA),
+    R(0x3200, 0x33FF, NONE), /* enclosed and compatibility CJK */
+    R(0x3400, 0x4DBF, HAN),
+    R(0x4DC0, 0x4DFF, NONE),
+    R(0x4E00, 0x9FFF, HAN),
+    R(0xA640, 0xA69F, CYRILLIC),
+    R(0xA700, 0xA71F, NONE),
+    R(0xA720, 0xA7FF, LATIN),
+    R(0xA8E0, 0xA8FF, DEVANAGARI),
+    R(0xA960, 0xA97F, HANGUL),
+    R(0xAB30, 0xAB6F, LATIN),
+    R(0xAC00, 0xD7FF, HANGUL), /* syllables, jamo extended-B */
+    R(0xE000, 0xF8FF, NONE),   /* private use */
+    R(0xF900, 0xFAFF, HAN),    /* compatibility ideographs */
+    R(0xFB00, 0xFB06, LATIN),  /* ligatures */
+    R(0xFB07, 0xFB12, NONE),
+    R(0xFB1D, 0xFB4F, HEBREW),
+    R(0xFB50, 0xFDFF, ARABIC), /* presentation forms A */
+    R(0xFE00, 0xFE6F, NONE),   /* variation selectors, vertical and small forms */
+    R(0xFE70, 0xFEFE, ARABIC), /* presentation forms B */
+    R(0xFEFF, 0xFF20, NONE),   /* BOM, fullwidth punctuation and digits */
+    R(0xFF21, 0xFF3A, LATIN),
+    R(0xFF3B, 0xFF40, NONE),
+    R(0xFF41, 0xFF5A, LATIN),
+    R(0xFF5B, 0xFF65, NONE),
+    R(0xFF66, 0xFF9F, KANA), /* halfwidth katakana */
+    R(0xFFA0, 0xFFDC, HANGUL),
+    R(0xFFDD, 0xFFFF, NONE),
+    R(0x1AFF0, 0x1B16F, KANA), /* kana supplement and extensions */
+    R(0x1D000, 0x1DFFF, NONE), /* musical, mathematical alphanumerics */
+    R(0x1EE00, 0x1EEFF, NONE),
+    R(0x1F000, 0x1FFFF, NONE), /* emoji, pictographs, symbols */
+    R(0x20000, 0x323AF, HAN),  /* extensions B-H, compatibility supplement */
+    R(0x323B0, 0x10FFFF, NONE),
+};
+
+#undef R
+
+/* milli-tokens per non-ASCII code point of each class (index: enum
+ * ts_script, TS_SCRIPT_NONE = not a letter) */
+static const uint16_t cls_cost[TS_SCRIPT_COUNT] = {
+    [TS_SCRIPT_NONE] = TS_K_SYMBOL,
+    [TS_SCRIPT_LATIN] = TS_K_LATIN,
+    [TS_SCRIPT_CYRILLIC] = TS_K_CYRILLIC,
+    [TS_SCRIPT_GREEK] = TS_K_GREEK,
+    [TS_SCRIPT_ARABIC] = TS_K_ARABIC,
+    [TS_SCRIPT_HEBREW] = TS_K_HEBREW,
+    [TS_SCRIPT_DEVANAGARI] = TS_K_DEVANAGARI,
+    [TS_SCRIPT_THAI] = TS_K_THAI,
+    [TS_SCRIPT_HAN] = TS_K_CJK,
+    [TS_SCRIPT_KANA] = TS_K_CJK,
+    [TS_SCRIPT_HANGUL] = TS_K_CJK,
+    [TS_SCRIPT_OTHER] = TS_K_OTHER,
+};
+
+/* Remembers the last two ranges found, so that runs of one script (or two
+ * alternating ones) skip the search. */
+struct cls_cache {
+    uint32_t lo[2], hi[2];
+    uint8_t cls[2];
+};
+
+static void cls_cache_init(struct cls_cache *c)
+{
+    /* empty ranges: lo > hi never contains anything */
+    c->lo[0] = c->lo[1] = 1;
+    c->hi[0] = c->hi[1] = 0;
+    c->cls[0] = c->cls[1] = TS_SCRIPT_NONE;
+}
+
+/* Class of a non-ASCII code point (cp >= 0x80). */
+static unsigned cp_class(struct cls_cache *c, uint32_t cp)
+{
+    size_t a = 0, b = sizeof(cp_ranges) / sizeof(cp_ranges[0]);
+    uint32_t lo, hi;
+    unsigned cls;
+
+    if (cp >= c->lo[0] && cp <= c->hi[0])
+        return c->cls[0];
+    if (cp >= c->lo[1] && cp <= c->hi[1]) {
+        /* swap so that the most recent is first */
+        uint32_t tl = c->lo[0], th = c->hi[0];
+        uint8_t tc = c->cls[0];
+        c->lo[0] = c->lo[1], c->hi[0] = c->hi[1], c->cls[0] = c->cls[1];
+        c->lo[1] = tl, c->hi[1] = th, c->cls[1] = tc;
+        return c->cls[0];
+    }
+    /* binary search for the last range with lo <= cp */
+    while (a < b) {
+        size_t m = a + (b - a) / 2;
+        if (cp_ranges[m].lo <= cp)
+            a = m + 1;
+        else
+            b = m;
+    }
+    if (a > 0 && cp <= cp_ranges[a - 1].hi) {
+        lo = cp_ranges[a - 1].lo;
+        hi = cp_ranges[a - 1].hi;
+        cls = cp_ranges[a - 1].cls;
+    } else {
+        /* a gap: letters of another script, bounded by the neighbours */
+        lo = a > 0 ? cp_ranges[a - 1].hi + 1 : 0x80;
+        hi = a < sizeof(cp_ranges) / sizeof(cp_ranges[0]) ? cp_ranges[a].lo - 1 : 0x10FFFF;
+        cls = TS_SCRIPT_OTHER;
+    }
+    c->lo[1] = c->lo[0], c->hi[1] = c->hi[0], c->cls[1] = c->cls[0];
+    c->lo[0] = lo, c->hi[0] = hi, c->cls[0] = (uint8_t)cls;
+    return cls;
+}
+
+/* ---- UTF-8 ---- */
+
+/* Decodes one well-formed sequence (Unicode Table 3-7) starting with a
+ * non-ASCII byte at s[0], with n >= 1 bytes available. Returns its length
+ * and stores the code point, or returns 0 when s[0] does not start a
+ * well-formed sequence (the caller then counts s[0] alone as invalid). */
+static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    unsigned c = s[0];
+    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    size_t len;
+    uint32_t v;
+
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        v = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        v = c & 0x0F;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        v = c & 0x07;
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
+    } else {
+        return 0; /* continuation byte, C0/C1 (overlong), F5-FF */
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    v = (v << 6) | (s[1] & 0x3F);
+    for (size_t i = 2; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    *cp = v;
+    return len;
+}
+
+/* ---- scan ---- */
+
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/* ASCII letters among the 8 bytes of w, all of which are < 0x80. Folding with
+ * 0x20 maps A-Z onto a-z and nothing else into 0x61..0x7A; the two additions
+ * set a byte's high bit for >= 0x61 and for >= 0x7B without carries (every
+ * byte stays below 0x100). */
+static unsigned swar_letters(uint64_t w)
+{
+    uint64_t x = w | (ONES * 0x20);
+    uint64_t ge_a = x + ONES * (0x80 - 0x61);
+    uint64_t ge_brace = x + ONES * (0x80 - 0x7B);
+    uint64_t m = (ge_a & ~ge_brace & HIGHS) >> 7;
+    return (unsigned)((m * ONES) >> 56);
+}
+
+static int ascii_is_letter(unsigned c)
+{
+    return (c | 0x20) - 'a' < 26;
+}
+
+static uint32_t sat32(uint64_t v)
+{
+    return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+void ts_scan(const char *text, size_t len, ts_stats_t *out)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    uint64_t letters[TS_SCRIPT_COUNT] = {0};
+    uint64_t ascii = 0, nonascii = 0, milli = 0;
+    struct cls_cache cache;
+    size_t i = 0;
+
+    cls_cache_init(&cache);
+    while (i < len) {
+        /* ASCII run, 8 bytes at a time */
+        while (len - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & HIGHS)
+                break;
+            letters[TS_SCRIPT_LATIN] += swar_letters(w);
+            ascii += 8;
+            i += 8;
+        }
+        if (i >= len)
+            break;
+        if (s[i] < 0x80) {
+            letters[TS_SCRIPT_LATIN] += (unsigned)ascii_is_letter(s[i]);
+            ascii++;
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t n = utf8_decode(s + i, len - i, &cp);
+        unsigned cls;
+        nonascii++;
+        if (n == 0) {
+            letters[TS_SCRIPT_OTHER]++;
+            milli += TS_K_OTHER;
+            i++;
+            continue;
+        }
+        cls = cp_class(&cache, cp);
+        letters[cls]++;
+        milli += cls_cost[cls];
+        i += n;
+    }
+
+    letters[TS_SCRIPT_NONE] = 0; /* that slot counted non-letters */
+    out->bytes = sat32(len);
+    out->codepoints = sat32(ascii + nonascii);
+    for (int k = 0; k < TS_SCRIPT_COUNT; k++)
+        out->letters[k] = sat32(letters[k]);
+    milli += ascii * TS_K_ASCII;
+    out->tokens = sat32((milli + 999) / 1000);
+}
+
+static uint32_t sat_add(uint32_t a, uint32_t b)
+{
+    return a > UINT32_MAX - b ? UINT32_MAX : a + b;
+}
+
+void ts_add(ts_stats_t *a, const ts_stats_t *b)
+{
+    a->bytes = sat_add(a->bytes, b->bytes);
+    a->codepoints = sat_add(a->codepoints, b->codepoints);
+    for (int k = 0; k < TS_SCRIPT_COUNT; k++)
+        a->letters[k] = sat_add(a->letters[k], b->letters[k]);
+    a->tokens = sat_add(a->tokens, b->tokens);
+}
+
+uint32_t ts_chat_overhead(unsigned messages)
+{
+    return sat32((uint64_t)messages * 3 + 3);
+}
+
+/* ---- scripts ---- */
+
+enum ts_script ts_dominant_script(const ts_stats_t *st)
+{
+    const uint32_t *l = st->letters;
+    uint64_t japanese = (uint64_t)l[TS_SCRIPT_HAN] + l[TS_SCRIPT_KANA];
+    enum ts_script best = TS_SCRIPT_NONE;
+    uint64_t best_n = 0;
+
+    for (int k = TS_SCRIPT_LATIN; k < TS_SCRIPT_COUNT; k++) {
+        uint64_t n = l[k];
+        if (k == TS_SCRIPT_KANA)
+            continue; /* competes inside the han entry */
+        if (k == TS_SCRIPT_HAN)
+            n = japanese;
+        if (n > best_n) {
+            best_n = n;
+            best = (enum ts_script)k;
+        }
+    }
+    if (best == TS_SCRIPT_HAN && l[TS_SCRIPT_KANA] > l[TS_SCRIPT_HAN])
+        best = TS_SCRIPT_KANA;
+    return best;
+}
+
+static const char *const script_names[TS_SCRIPT_COUNT] = {
+    [TS_SCRIPT_NONE] = "none",
+    [TS_SCRIPT_LATIN] = "latin",
+    [TS_SCRIPT_CYRILLIC] = "cyrillic",
+    [TS_SCRIPT_GREEK] = "greek",
+    [TS_SCRIPT_ARABIC] = "arabic",
+    [TS_SCRIPT_HEBREW] = "hebrew",
+    [TS_SCRIPT_DEVANAGARI] = "devanagari",
+    [TS_SCRIPT_THAI] = "thai",
+    [TS_SCRIPT_HAN] = "han",
+    [TS_SCRIPT_KANA] = "kana",
+    [TS_SCRIPT_HANGUL] = "hangul",
+    [TS_SCRIPT_OTHER] = "other",
+};
+
+const char *ts_script_name(enum ts_script s)
+{
+    if ((unsigned)s >= TS_SCRIPT_COUNT)
+        return "none";
+    return script_names[s];
+}
+
+int ts_script_parse(const char *name)
+{
+    if (name == NULL)
+        return -1;
+    if (strcasecmp(name, "cjk") == 0)
+        return TS_SCRIPT_CJK;
+    for (int k = 0; k < TS_SCRIPT_COUNT; k++)
+        if (strcasecmp(name, script_names[k]) == 0)
+            return k;
+    return -1;
+}
+
+bool ts_script_matches(enum ts_script dominant, const char *name)
+{
+    int want = ts_script_parse(name);
+    if (want == TS_SCRIPT_CJK)
+        return dominant == TS_SCRIPT_HAN || dominant == TS_SCRIPT_KANA ||
+               dominant == TS_SCRIPT_HANGUL;
+    return want >= 0 && (int)dominant == want;
+}
+
+/* ---- Latin stop words ---- */
+
+enum { LANG_EN, LANG_ES, LANG_FR, LANG_DE, LANG_PT, LANG_IT, LANG_COUNT };
+
+static const char *const lang_codes[LANG_COUNT] = {"en", "es", "fr", "de", "pt", "it"};
+
+/* Very frequent function words, lowercase, at most 8 letters, ASCII or
+ * Latin-1 only. A word may appear in several lists; it then counts for each
+ * of those languages with a share of the weight. Single letters are left out
+ * where they are ambiguous (English "a" and "I", the Romance "a"). */
+static const char *const sw_en[] = {
+    "the",   "and",   "of",    "to",    "in",    "is",    "that",  "it",    "for",   "you",
+    "was",   "with",  "on",    "as",    "are",   "be",    "this",  "have",  "from",  "or",
+    "by",    "not",   "but",   "what",  "all",   "were",  "when",  "we",    "there", "can",
+    "an",    "which", "their", "if",    "has",   "will",  "would", "they",  "been",  "do",
+    "how",   "its",   "about", "should", "could", "these", "than",  "then",  "them",  "my",
+    "your",  "our",   "who",   "does",  "did",   "into",  NULL,
+};
+
+static const char *const sw_es[] = {
+    "el",    "la",    "los",   "las",   "de",    "del",   "que",   "y",     "en",     "un",
+    "una",   "unos",  "es",    "se",    "no",    "por",   "para",  "con",   "su",     "sus",
+    "al",    "lo",    "como",  "más",   "pero",  "le",    "ya",    "este",  "esta",   "ha",
+    "sí",    "porque", "muy",  "sin",   "sobre", "también", "me",  "hay",   "donde",  "cuando",
+    "todo",  "desde", "está",  "son",   "entre", "era",   "fue",   "ser",   "hasta",  "tiene",
+    "nos",   "ni",    "qué",   "cómo",  "puede", "están", NULL,
+};
+
+static const char *const sw_fr[] = {
+    "le",    "la",    "les",   "de",    "des",   "du",    "un",    "une",   "et",    "est",
+    "en",    "que",   "qui",   "dans",  "pour",  "pas",   "sur",   "au",    "aux",   "avec",
+    "ce",    "il",    "elle",  "ne",    "se",    "sont",  "par",   "plus",  "ou",    "son",
+    "sa",    "ses",   "nous",  "vous",  "ils",   "on",    "mais",  "cette", "été",   "être",
+    "fait",  "comme", "tout",  "leur",  "où",    "à",     "qu",    "même",  "aussi", "ces",
+    "je",    "peut",  "avoir", "très",  NULL,
+};
+
+static const char *const sw_de[] = {
+    "der",   "die",   "und",   "in",    "den",   "von",   "zu",    "das",   "mit",   "sich",
+    "des",   "auf",   "für",   "ist",   "im",    "dem",   "nicht", "ein",   "eine",  "als",
+    "auch",  "es",    "an",    "werden", "aus",  "er",    "hat",   "dass",  "sie",   "nach",
+    "wird",  "bei",   "einer", "um",    "am",    "sind",  "noch",  "wie",   "einem", "über",
+    "einen", "zum",   "war",   "haben", "nur",   "oder",  "aber",  "vor",   "zur",   "bis",
+    "mehr",  "durch", "wurde", "kann",  "wenn",  "ich",   "wir",   "diese", "dieser", NULL,
+};
+
+static const char *const sw_pt[] = {
+    "o",     "os",    "as",    "de",    "do",    "da",    "dos",   "das",   "que",   "e",
+    "em",    "no",    "na",    "nos",   "nas",   "um",    "uma",   "para",  "com",   "não",
+    "se",    "por",   "mais",  "ao",    "aos",   "como",  "mas",   "foi",   "ele",   "ela",
+    "seu",   "sua",   "ou",    "quando", "muito", "já",   "também", "só",   "pelo",  "pela",
+    "até",   "isso",  "entre", "depois", "sem",  "mesmo", "eu",    "está",  "são",   "ser",
+    "tem",   "há",    "você",  "esse",  "essa",  "é",     "à",     "pode",  NULL,
+};
+
+static const char *const sw_it[] = {
+    "il",    "lo",    "la",    "gli",   "le",    "di",    "da",    "del",   "della", "dei",
+    "delle", "che",   "e",     "è",     "un",    "una",   "uno",   "in",    "per",   "con",
+    "non",   "si",    "su",    "al",    "alla",  "come",  "ma",    "più",   "sono",  "anche",
+    "questo", "questa", "ha",  "ci",    "ne",    "se",    "perché", "nel",  "nella", "dal",
+    "dalla", "molto", "essere", "stato", "tra",  "fra",   "quando", "loro", "suo",   "sua",
+    "degli", "cosa",  "può",   "sul",   NULL,
+};
+
+static const char *const *const sw_lists[LANG_COUNT] = {sw_en, sw_es, sw_fr, sw_de, sw_pt, sw_it};
+
+/* Stop-word hash table: 1024 slots for the ~320 distinct words (load about
+ * 0.3, so probes are short); key 0 marks an empty slot (no word packs to 0). */
+#define SW_BITS 10
+#define SW_SLOTS (1u << SW_BITS)
+
+static uint64_t sw_keys[SW_SLOTS];
+static uint8_t sw_langs[SW_SLOTS]; /* bit per LANG_* */
+static pthread_once_t sw_once = PTHREAD_ONCE_INIT;
+
+static unsigned sw_slot(uint64_t key)
+{
+    return (unsigned)((key * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - SW_BITS));
+}
+
+/* Lowercases a Latin-1 letter (byte value); 0 when c is not one. */
+static unsigned latin1_fold(uint32_t c)
+{
+    if (c < 0x80)
+        return ascii_is_letter(c) ? (c | 0x20) : 0;
+    if (c < 0xC0 || c == 0xD7 || c == 0xF7 || c > 0xFF)
+        return 0;
+    return c <= 0xDE ? c + 0x20 : c;
+}
+
+/* Packs a NUL-terminated UTF-8 list word as the scanner would. */
+static uint64_t sw_pack(const char *w)
+{
+    const unsigned char *s = (const unsigned char *)w;
+    size_t n = strlen(w), i = 0;
+    uint64_t key = 0;
+    unsigned shift = 0;
+
+    while (i < n) {
+        uint32_t cp = s[i];
+        size_t step = 1;
+        if (cp >= 0x80) {
+            step = utf8_decode(s + i, n - i, &cp);
+            if (step == 0)
+                return 0;
+        }
+        if (latin1_fold(cp) == 0 || shift >= 64)
+            return 0;
+        key |= (uint64_t)latin1_fold(cp) << shift;
+        shift += 8;
+        i += step;
+    }
+    return key;
+}
+
+static void sw_build(void)
+{
+    for (int lang = 0; lang < LANG_COUNT; lang++) {
+        for (const char *const *w = sw_lists[lang]; *w != NULL; w++) {
+            uint64_t key = sw_pack(*w);
+            unsigned h;
+            if (key == 0)
+                continue; /* not packable: a list typo, ignored */
+            for (h = sw_slot(key); sw_keys[h] != 0 && sw_keys[h] != key;
+                 h = (h + 1) & (SW_SLOTS - 1))
+                ;
+            sw_keys[h] = key;
+            sw_langs[h] |= (uint8_t)(1u << lang);
+        }
+    }
+}
+
+static unsigned sw_lookup(uint64_t key)
+{
+    for (unsigned h = sw_slot(key); sw_keys[h] != 0; h = (h + 1) & (SW_SLOTS - 1))
+        if (sw_keys[h] == key)
+            return sw_langs[h];
+    return 0;
+}
+
+/* A word under construction: up to 8 folded Latin-1 bytes. */
+struct word {
+    uint64_t key;
+    unsigned n;   /* letters so far */
+    bool spoilt;  /* too long, or holds a letter no list word can contain */
+};
+
+/* Scores the Latin-script text by stop words; see ts_language. */
+static const char *latin_language(const unsigned char *s, size_t len)
+{
+    unsigned score[LANG_COUNT] = {0}, hits[LANG_COUNT] = {0};
+    struct cls_cache cache;
+    struct word w = {0, 0, false};
+    unsigned words = 0;
+    size_t i = 0;
+    int best = 0, second = -1;
+
+    if (len > TS_LANG_MAX_BYTES)
+        len = TS_LANG_MAX_BYTES;
+    cls_cache_init(&cache);
+    pthread_once(&sw_once, sw_build);
+    /* one extra iteration at i == len ends the last word */
+    while (i <= len && words < TS_LANG_MAX_WORDS) {
+        uint32_t cp = ' ';
+        size_t step = 1;
+        bool in_word;
+        if (i < len) {
+            cp = s[i];
+            if (cp >= 0x80) {
+                step = utf8_decode(s + i, len - i, &cp);
+                if (step == 0) {
+                    cp = 0xFFFD; /* invalid byte: part of no word */
+                    step = 1;
+                }
+            }
+        }
+        if (cp < 0x80)
+            /* digits and '_' join words (identifiers are not stop words) */
+            in_word = ascii_is_letter(cp) || (cp - '0' < 10) || cp == '_';
+        else
+            in_word = cp != 0xFFFD && cp_class(&cache, cp) != TS_SCRIPT_NONE;
+        if (in_word) {
+            unsigned f = latin1_fold(cp);
+            if (f == 0 || w.n == 8)
+                w.spoilt = true;
+            else
+                w.key |= (uint64_t)f << (8 * w.n);
+            w.n++;
+        } else if (w.n > 0) {
+            unsigned langs = w.spoilt ? 0 : sw_lookup(w.key);
+            if (langs != 0) {
+                unsigned share = 60 / (unsigned)__builtin_popcount(langs);
+                for (int k = 0; k < LANG_COUNT; k++) {
+                    if (langs & (1u << k)) {
+                        score[k] += share;
+                        hits[k]++;
+                    }
+                }
+            }
+            words++;
+            w.key = 0, w.n = 0, w.spoilt = false;
+        }
+        i += step;
+    }
+
+    for (int k = 1; k < LANG_COUNT; k++) {
+        if (score[k] > score[best]) {
+            second = best;
+            best = k;
+        } else if (second < 0 || score[k] > score[second]) {
+            second = k;
+        }
+    }
+    if (hits[best] < 2 || (uint64_t)score[best] * 2 < (uint64_t)score[second] * 3)
+        return "und";
+    return lang_codes[best];
+}
+
+const char *ts_language(const char *text, size_t len, const ts_stats_t *st)
+{
+    const uint32_t *l = st->letters;
+
+    switch (ts_dominant_script(st)) {
+    case TS_SCRIPT_LATIN:
+        if (text == NULL)
+            return "und";
+        return latin_language((const unsigned char *)text, len);
+    case TS_SCRIPT_CYRILLIC:
+        return "ru";
+    case TS_SCRIPT_GREEK:
+        return "el";
+    case TS_SCRIPT_ARABIC:
+        return "ar";
+    case TS_SCRIPT_HEBREW:
+        return "he";
+    case TS_SCRIPT_DEVANAGARI:
+        return "hi";
+    case TS_SCRIPT_THAI:
+        return "th";
+    case TS_SCRIPT_HAN:
+    case TS_SCRIPT_KANA:
+        /* kana at least 5% of han + kana */
+        if ((uint64_t)l[TS_SCRIPT_KANA] * 20 >= (uint64_t)l[TS_SCRIPT_HAN] + l[TS_SCRIPT_KANA])
+            return "ja";
+        return "zh";
+    case TS_SCRIPT_HANGUL:
+        return "ko";
+    default:
+        return "und";
+    }
+}
