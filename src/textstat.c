@@ -175,39 +175,14 @@ static const uint16_t cls_cost[TS_SCRIPT_COUNT] = {
     [TS_SCRIPT_OTHER] = TS_K_OTHER,
 };
 
-/* Remembers the last two ranges found, so that runs of one script (or two
- * alternating ones) skip the search. */
-struct cls_cache {
-    uint32_t lo[2], hi[2];
-    uint8_t cls[2];
-};
-
-static void cls_cache_init(struct cls_cache *c)
-{
-    /* empty ranges: lo > hi never contains anything */
-    c->lo[0] = c->lo[1] = 1;
-    c->hi[0] = c->hi[1] = 0;
-    c->cls[0] = c->cls[1] = TS_SCRIPT_NONE;
-}
-
-/* Class of a non-ASCII code point (cp >= 0x80). */
-static unsigned cp_class(struct cls_cache *c, uint32_t cp)
+/* Class of any code point >= 0x80 by binary search: the range holding it,
+ * or TS_SCRIPT_OTHER in the gaps. Used to build the tables below and for
+ * code points above the BMP. */
+static unsigned range_class(uint32_t cp)
 {
     size_t a = 0, b = sizeof(cp_ranges) / sizeof(cp_ranges[0]);
-    uint32_t lo, hi;
-    unsigned cls;
 
-    if (cp >= c->lo[0] && cp <= c->hi[0])
-        return c->cls[0];
-    if (cp >= c->lo[1] && cp <= c->hi[1]) {
-        /* swap so that the most recent is first */
-        uint32_t tl = c->lo[0], th = c->hi[0];
-        uint8_t tc = c->cls[0];
-        c->lo[0] = c->lo[1], c->hi[0] = c->hi[1], c->cls[0] = c->cls[1];
-        c->lo[1] = tl, c->hi[1] = th, c->cls[1] = tc;
-        return c->cls[0];
-    }
-    /* binary search for the last range with lo <= cp */
+    /* the last range with lo <= cp */
     while (a < b) {
         size_t m = a + (b - a) / 2;
         if (cp_ranges[m].lo <= cp)
@@ -215,19 +190,76 @@ static unsigned cp_class(struct cls_cache *c, uint32_t cp)
         else
             b = m;
     }
-    if (a > 0 && cp <= cp_ranges[a - 1].hi) {
-        lo = cp_ranges[a - 1].lo;
-        hi = cp_ranges[a - 1].hi;
-        cls = cp_ranges[a - 1].cls;
-    } else {
-        /* a gap: letters of another script, bounded by the neighbours */
-        lo = a > 0 ? cp_ranges[a - 1].hi + 1 : 0x80;
-        hi = a < sizeof(cp_ranges) / sizeof(cp_ranges[0]) ? cp_ranges[a].lo - 1 : 0x10FFFF;
-        cls = TS_SCRIPT_OTHER;
+    if (a > 0 && cp <= cp_ranges[a - 1].hi)
+        return cp_ranges[a - 1].cls;
+    return TS_SCRIPT_OTHER;
+}
+
+/* Two-level table for the BMP, built once from cp_ranges: bmp_page[cp >> 8]
+ * is the class of a page whose 256 code points all share one, else
+ * PAGE_MIXED + the index of the page's row in bmp_block (PAGE_SEARCH if the
+ * rows ran out, which only a much longer cp_ranges could cause). */
+#define PAGE_MIXED 0x80
+#define PAGE_SEARCH 0xFF
+#define MAX_BLOCKS 64
+
+static uint8_t bmp_page[256];
+static uint8_t bmp_block[MAX_BLOCKS][256];
+
+/* ts_language's view of an ASCII byte: a lowercase letter, or one of these. */
+enum { WC_SEP = 0, WC_SPOIL = 1, WC_HIGH = 2 };
+static uint8_t word_class[256];
+
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+static void sw_build(void);
+
+static void tables_build(void)
+{
+    unsigned blocks = 0;
+
+    for (uint32_t page = 0; page < 256; page++) {
+        uint8_t row[256];
+        bool uniform = true;
+        for (uint32_t k = 0; k < 256; k++) {
+            uint32_t cp = page << 8 | k;
+            row[k] = cp < 0x80 ? TS_SCRIPT_LATIN : (uint8_t)range_class(cp);
+            uniform = uniform && row[k] == row[0];
+        }
+        if (uniform) {
+            bmp_page[page] = row[0];
+        } else if (blocks < MAX_BLOCKS) {
+            memcpy(bmp_block[blocks], row, sizeof(row));
+            bmp_page[page] = (uint8_t)(PAGE_MIXED + blocks++);
+        } else {
+            bmp_page[page] = PAGE_SEARCH;
+        }
     }
-    c->lo[1] = c->lo[0], c->hi[1] = c->hi[0], c->cls[1] = c->cls[0];
-    c->lo[0] = lo, c->hi[0] = hi, c->cls[0] = (uint8_t)cls;
-    return cls;
+    for (unsigned c = 0; c < 256; c++) {
+        if (c >= 0x80)
+            word_class[c] = WC_HIGH;
+        else if ((c | 0x20) - 'a' < 26)
+            word_class[c] = (uint8_t)(c | 0x20);
+        else if (c - '0' < 10 || c == '_')
+            word_class[c] = WC_SPOIL; /* identifiers are not stop words */
+        else
+            word_class[c] = WC_SEP;
+    }
+    sw_build();
+}
+
+/* Class of a non-ASCII code point (cp >= 0x80): its script for a letter,
+ * TS_SCRIPT_NONE for anything else. Needs tables_once. */
+static unsigned cp_class(uint32_t cp)
+{
+    if (cp < 0x10000) {
+        unsigned p = bmp_page[cp >> 8];
+        if (p < PAGE_MIXED)
+            return p;
+        if (p != PAGE_SEARCH)
+            return bmp_block[p - PAGE_MIXED][cp & 0xFF];
+    }
+    return range_class(cp);
 }
 
 /* ---- UTF-8 ---- */
@@ -308,10 +340,9 @@ void ts_scan(const char *text, size_t len, ts_stats_t *out)
     const unsigned char *s = (const unsigned char *)text;
     uint64_t letters[TS_SCRIPT_COUNT] = {0};
     uint64_t ascii = 0, nonascii = 0, milli = 0;
-    struct cls_cache cache;
     size_t i = 0;
 
-    cls_cache_init(&cache);
+    pthread_once(&tables_once, tables_build);
     while (i < len) {
         /* ASCII run, 8 bytes at a time */
         while (len - i >= 8) {
@@ -341,7 +372,7 @@ void ts_scan(const char *text, size_t len, ts_stats_t *out)
             i++;
             continue;
         }
-        cls = cp_class(&cache, cp);
+        cls = cp_class(cp);
         letters[cls]++;
         milli += cls_cost[cls];
         i += n;
@@ -509,31 +540,35 @@ static const char *const sw_it[] = {
 
 static const char *const *const sw_lists[LANG_COUNT] = {sw_en, sw_es, sw_fr, sw_de, sw_pt, sw_it};
 
-/* Stop-word hash table: 1024 slots for the ~320 distinct words (load about
- * 0.3, so probes are short); key 0 marks an empty slot (no word packs to 0). */
+/* Stop-word hash table: 1024 slots for the ~290 distinct words (load below
+ * 0.3, so probes are short); key 0 marks an empty slot (no word packs to 0).
+ * sw_share is what a hit adds to each of its languages' scores: 60 divided by
+ * the number of languages (60 is divisible by 1 to 6). */
 #define SW_BITS 10
 #define SW_SLOTS (1u << SW_BITS)
+#define SW_WEIGHT 60
 
 static uint64_t sw_keys[SW_SLOTS];
 static uint8_t sw_langs[SW_SLOTS]; /* bit per LANG_* */
-static pthread_once_t sw_once = PTHREAD_ONCE_INIT;
+static uint8_t sw_share[SW_SLOTS];
 
 static unsigned sw_slot(uint64_t key)
 {
     return (unsigned)((key * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - SW_BITS));
 }
 
-/* Lowercases a Latin-1 letter (byte value); 0 when c is not one. */
+/* Lowercases a Latin-1 letter (code point <= 0xFF); 0 when c is not one. */
 static unsigned latin1_fold(uint32_t c)
 {
     if (c < 0x80)
-        return ascii_is_letter(c) ? (c | 0x20) : 0;
+        return (c | 0x20) - 'a' < 26 ? (c | 0x20) : 0;
     if (c < 0xC0 || c == 0xD7 || c == 0xF7 || c > 0xFF)
         return 0;
     return c <= 0xDE ? c + 0x20 : c;
 }
 
-/* Packs a NUL-terminated UTF-8 list word as the scanner would. */
+/* Packs a NUL-terminated UTF-8 list word as latin_language does (first
+ * letter in the low byte); 0 when it cannot be a word there. */
 static uint64_t sw_pack(const char *w)
 {
     const unsigned char *s = (const unsigned char *)w;
@@ -563,100 +598,130 @@ static void sw_build(void)
     for (int lang = 0; lang < LANG_COUNT; lang++) {
         for (const char *const *w = sw_lists[lang]; *w != NULL; w++) {
             uint64_t key = sw_pack(*w);
-            unsigned h;
+            unsigned h = sw_slot(key);
             if (key == 0)
                 continue; /* not packable: a list typo, ignored */
-            for (h = sw_slot(key); sw_keys[h] != 0 && sw_keys[h] != key;
-                 h = (h + 1) & (SW_SLOTS - 1))
-                ;
+            while (sw_keys[h] != 0 && sw_keys[h] != key)
+                h = (h + 1) & (SW_SLOTS - 1);
             sw_keys[h] = key;
             sw_langs[h] |= (uint8_t)(1u << lang);
         }
     }
+    for (unsigned h = 0; h < SW_SLOTS; h++) {
+        unsigned n = 0;
+        for (int lang = 0; lang < LANG_COUNT; lang++)
+            n += (sw_langs[h] >> lang) & 1u;
+        sw_share[h] = n ? (uint8_t)(SW_WEIGHT / n) : 0;
+    }
 }
 
-static unsigned sw_lookup(uint64_t key)
+/* The slot holding key, or -1. */
+static int sw_find(uint64_t key)
 {
     for (unsigned h = sw_slot(key); sw_keys[h] != 0; h = (h + 1) & (SW_SLOTS - 1))
         if (sw_keys[h] == key)
-            return sw_langs[h];
-    return 0;
+            return (int)h;
+    return -1;
 }
 
-/* A word under construction: up to 8 folded Latin-1 bytes. */
-struct word {
-    uint64_t key;
-    unsigned n;   /* letters so far */
-    bool spoilt;  /* too long, or holds a letter no list word can contain */
-};
+/* Best and runner-up language by score (ties: the first listed). */
+static void rank(const unsigned *score, int *best, int *second)
+{
+    int b = 0, s = 1;
+    if (score[1] > score[0])
+        b = 1, s = 0;
+    for (int k = 2; k < LANG_COUNT; k++) {
+        if (score[k] > score[b])
+            s = b, b = k;
+        else if (score[k] > score[s])
+            s = k;
+    }
+    *best = b;
+    *second = s;
+}
 
-/* Scores the Latin-script text by stop words; see ts_language. */
+/* Scores Latin-script text by stop words; see ts_language. Words are maximal
+ * runs of letters, digits and '_'; a word counts only if it is all ASCII or
+ * Latin-1 letters and at most 8 of them (no list word is longer). Stops early
+ * once the answer is clear: TS_LANG_CLEAR_HITS hits for the leader with 3
+ * times the runner-up's score. Needs tables_once. */
 static const char *latin_language(const unsigned char *s, size_t len)
 {
     unsigned score[LANG_COUNT] = {0}, hits[LANG_COUNT] = {0};
-    struct cls_cache cache;
-    struct word w = {0, 0, false};
-    unsigned words = 0;
+    unsigned words = 0, total_hits = 0;
     size_t i = 0;
-    int best = 0, second = -1;
+    int best, second;
 
     if (len > TS_LANG_MAX_BYTES)
         len = TS_LANG_MAX_BYTES;
-    cls_cache_init(&cache);
-    pthread_once(&sw_once, sw_build);
-    /* one extra iteration at i == len ends the last word */
-    while (i <= len && words < TS_LANG_MAX_WORDS) {
-        uint32_t cp = ' ';
-        size_t step = 1;
-        bool in_word;
-        if (i < len) {
-            cp = s[i];
-            if (cp >= 0x80) {
-                step = utf8_decode(s + i, len - i, &cp);
-                if (step == 0) {
-                    cp = 0xFFFD; /* invalid byte: part of no word */
-                    step = 1;
+    while (i < len && words < TS_LANG_MAX_WORDS) {
+        unsigned t = word_class[s[i]];
+        uint64_t key = 0;
+        unsigned n = 0;
+        bool spoilt = false;
+        int slot;
+
+        if (t == WC_SEP) {
+            i++;
+            continue;
+        }
+        /* one word: ends at a separator (consumed) or at len */
+        for (;;) {
+            if (t > WC_HIGH) {
+                key |= (uint64_t)t << (8 * (n & 7));
+                n++;
+                i++;
+            } else if (t == WC_SPOIL) {
+                spoilt = true;
+                i++;
+            } else if (t == WC_HIGH) {
+                uint32_t cp;
+                size_t step = utf8_decode(s + i, len - i, &cp);
+                unsigned f;
+                if (step == 0) { /* invalid byte: a separator */
+                    i++;
+                    break;
                 }
+                i += step;
+                f = latin1_fold(cp);
+                if (f != 0) {
+                    key |= (uint64_t)f << (8 * (n & 7));
+                    n++;
+                } else if (cp_class(cp) != TS_SCRIPT_NONE) {
+                    spoilt = true; /* a letter no list word has */
+                } else {
+                    break; /* non-ASCII punctuation or space */
+                }
+            } else {
+                i++;
+                break;
+            }
+            if (i >= len)
+                break;
+            t = word_class[s[i]];
+        }
+        words++;
+        if (spoilt || n == 0 || n > 8)
+            continue;
+        slot = sw_find(key);
+        if (slot < 0)
+            continue;
+        for (int k = 0; k < LANG_COUNT; k++) {
+            if (sw_langs[slot] & (1u << k)) {
+                score[k] += sw_share[slot];
+                hits[k]++;
             }
         }
-        if (cp < 0x80)
-            /* digits and '_' join words (identifiers are not stop words) */
-            in_word = ascii_is_letter(cp) || (cp - '0' < 10) || cp == '_';
-        else
-            in_word = cp != 0xFFFD && cp_class(&cache, cp) != TS_SCRIPT_NONE;
-        if (in_word) {
-            unsigned f = latin1_fold(cp);
-            if (f == 0 || w.n == 8)
-                w.spoilt = true;
-            else
-                w.key |= (uint64_t)f << (8 * w.n);
-            w.n++;
-        } else if (w.n > 0) {
-            unsigned langs = w.spoilt ? 0 : sw_lookup(w.key);
-            if (langs != 0) {
-                unsigned share = 60 / (unsigned)__builtin_popcount(langs);
-                for (int k = 0; k < LANG_COUNT; k++) {
-                    if (langs & (1u << k)) {
-                        score[k] += share;
-                        hits[k]++;
-                    }
-                }
-            }
-            words++;
-            w.key = 0, w.n = 0, w.spoilt = false;
+        total_hits++;
+        if (total_hits % 8 == 0 && total_hits >= TS_LANG_CLEAR_HITS) {
+            rank(score, &best, &second);
+            if (hits[best] >= TS_LANG_CLEAR_HITS && score[best] >= 3 * score[second])
+                break;
         }
-        i += step;
     }
 
-    for (int k = 1; k < LANG_COUNT; k++) {
-        if (score[k] > score[best]) {
-            second = best;
-            best = k;
-        } else if (second < 0 || score[k] > score[second]) {
-            second = k;
-        }
-    }
-    if (hits[best] < 2 || (uint64_t)score[best] * 2 < (uint64_t)score[second] * 3)
+    rank(score, &best, &second);
+    if (hits[best] < 2 || score[best] * 2 < score[second] * 3)
         return "und";
     return lang_codes[best];
 }
@@ -669,6 +734,7 @@ const char *ts_language(const char *text, size_t len, const ts_stats_t *st)
     case TS_SCRIPT_LATIN:
         if (text == NULL)
             return "und";
+        pthread_once(&tables_once, tables_build);
         return latin_language((const unsigned char *)text, len);
     case TS_SCRIPT_CYRILLIC:
         return "ru";

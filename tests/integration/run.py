@@ -2034,6 +2034,109 @@ def test_model_retrieve():
 
 
 @test
+def test_rules_through_daemon():
+    """Rules of the test config: a header rule, a keyword rule with an explicit
+    chain, the default, and a client-forced tier (allowed in the test config)."""
+    r = E.post("/v1/chat/completions", chat_body("auto", "hello"), headers={"x-router-hint": "premium"})
+    eq(r.status, 200, "status")
+    check_routed(r, tier="premium", model="good-large")
+    eq(r.h("x-router-rule"), "hinted-premium", "x-router-rule")
+    r = E.post("/v1/chat/completions", chat_body("auto", "tell me about the zebracorn"))
+    eq(r.h("x-router-rule"), "custom-chain", "x-router-rule")
+    eq(r.h("x-router-tier"), "custom", "x-router-tier for an explicit chain")
+    eq(r.h("x-router-model"), "good-large", "first model of the chain")
+    r = E.post("/v1/chat/completions", chat_body("auto", "hello"))
+    eq(r.h("x-router-rule"), "default", "no rule matched")
+    eq(r.h("x-router-tier"), "standard", "default tier")
+    r = E.post("/v1/chat/completions", chat_body("premium", "zebracorn"))
+    eq(r.h("x-router-rule"), "explicit", "a tier named by the client skips the rules")
+    r = E.post("/v1/chat/completions", chat_body("auto", "zebracorn"), headers={"x-router-tier": "budget"})
+    eq(r.h("x-router-rule"), "client-tier", "forced by x-router-tier")
+    eq(r.h("x-router-tier"), "budget", "forced tier")
+    r = E.post("/v1/chat/completions", chat_body("auto", "hi"), headers={"x-router-tier": "nope"})
+    check_error(r, 400, "unknown_tier", "unknown forced tier: ")
+    # streamed requests carry the rule too
+    s = E.raw("POST", "/v1/chat/completions", chat_body("auto", "zebracorn", stream=True)).read_head()
+    try:
+        eq(s.h("x-router-rule"), "custom-chain", "streamed x-router-rule")
+    finally:
+        s.close()
+
+
+# Realistic prompts against config/llmrouter.yaml: (name, body, headers, rule, tier)
+_LONG_DOC = ("The committee reviewed the quarterly figures and noted several trends. " * 2600)
+REALISTIC = [
+    ("factual question", "What is the capital of Australia?", None, "short-question", "budget"),
+    ("yes/no question", "Is the Pacific the largest ocean?", None, "short-question", "budget"),
+    ("translation", "Translate 'good morning, how are you?' into Spanish.", None, "translation", "budget"),
+    ("chinese translation", "请把这句话翻译成英文：今天天气很好。", None, "translation", "budget"),
+    ("proof", "Prove that there are infinitely many prime numbers.", None, "proofs-and-reasoning", "premium"),
+    ("step by step", "A train leaves at 3pm at 60 km/h and another at 4pm at 80 km/h. Work it out step by step: when does the second catch up?",
+     None, "proofs-and-reasoning", "premium"),
+    ("show that", "Show that the sum of two even numbers is even.", None, "proofs-and-reasoning", "premium"),
+    ("code review", "Please review this code:\n```python\ndef add(a, b):\n    return a - b\n```\nWhy is it wrong?",
+     None, "code-review", "premium"),
+    ("stack trace", "I get this stack trace when I start the server, what does it mean? Traceback (most recent call last): ...",
+     None, "code-review", "premium"),
+    ("improve is not prove", "Improve the wording of this paragraph about our summer offer for customers in the north.",
+     None, "default", "standard"),
+    ("open writing", "Write a short story about a dragon who runs a tea shop in a small mountain village.",
+     None, "default", "standard"),
+    ("hint header", "Write a limerick about routers.", {"x-router-hint": "premium"}, "client-hint-premium", "premium"),
+    ("long document", "Summarise this report:\n" + _LONG_DOC, None, "long-context", "long_context"),
+]
+
+
+def _realistic_body(text, images=False):
+    content = text if not images else [{"type": "text", "text": text},
+                                       {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]
+    return {"model": "auto", "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                                          {"role": "user", "content": content}]}
+
+
+@test
+def test_rules_realistic_prompts():
+    """config/llmrouter.yaml's example rules on realistic prompts, checked both
+    through POST /v1/router/explain and through real requests' headers (no
+    provider keys are set, so the requests end in 502 — after routing)."""
+    cfg = os.path.join(ROOT, "config", "llmrouter.yaml")
+    d = E.new_daemon(tag="daemon-realistic", config=cfg).start()
+    try:
+        cases = list(REALISTIC) + [("image", None, None, "multimodal", "vision")]
+        for name, text, headers, rule, tier in cases:
+            body = _realistic_body("What is in this picture?", images=True) if text is None else _realistic_body(text)
+            for path in ("/v1/router/explain", "/router/explain"):
+                r = http_request(d.port, "POST", path, json.dumps(body).encode(), headers=headers)
+                eq(r.status, 200, f"{name}: explain status ({short(r.body)})")
+                j = json.loads(r.body)
+                eq(j["decision"]["rule"], rule, f"{name}: explained rule")
+                eq(j["decision"]["tier"], tier, f"{name}: explained tier")
+                check(j["routed"] is True and len(j["rules"]) == 7, f"{name}: explain lists every rule")
+                check(all(isinstance(x["why"], list) and x["why"] for x in j["rules"]), f"{name}: every rule says why")
+                check(j["decision"]["chain"], f"{name}: a chain")
+            r = http_request(d.port, "POST", "/v1/chat/completions", json.dumps(body).encode(), headers=headers)
+            eq(r.status, 502, f"{name}: no provider key is set, so every model is skipped")
+            eq(r.headers.get("x-router-rule"), rule, f"{name}: x-router-rule")
+            eq(r.headers.get("x-router-tier"), tier, f"{name}: x-router-tier")
+        # explaining a request that would be rejected answers the rejection
+        r = http_request(d.port, "POST", "/v1/router/explain", b'{"model":"auto"}')
+        eq(r.status, 400, "explain of an invalid request")
+        # the same decision offline, from the command line
+        p = subprocess.run([E.bin, "-c", cfg, "--explain", "-"], input=json.dumps(_realistic_body(
+            "Prove that sqrt(2) is irrational.")), capture_output=True, text=True, timeout=20)
+        eq(p.returncode, 0, f"--explain exit ({p.stderr[-300:]!r})")
+        check("proofs-and-reasoning" in p.stdout and "MATCH (chosen)" in p.stdout and "tier premium" in p.stdout,
+              f"--explain output: {p.stdout[-600:]!r}")
+        p = subprocess.run([E.bin, "-c", cfg, "--explain", "-", "--json", "--header", "x-router-hint: premium"],
+                           input=json.dumps(_realistic_body("hello")), capture_output=True, text=True, timeout=20)
+        eq(json.loads(p.stdout)["decision"]["rule"], "client-hint-premium", "--explain --header")
+        ok, msg = d.stop()
+        check(ok, msg)
+    finally:
+        d.kill()
+
+
+@test
 def test_sighup_reload():
     """SIGHUP swaps in an edited configuration without dropping the daemon; a
     broken edit is reported with file:line:col and the running one is kept."""
