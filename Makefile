@@ -31,7 +31,7 @@ ASAN_LIB_OBJS := $(LIB_SRCS:%.c=build/asan/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: all asan asan-build test check unit unit-asan integration sdk demo run deps install uninstall clean lint
+.PHONY: all asan asan-build test check unit unit-asan integration sdk demo run deps install uninstall clean lint bench
 
 all: build/llmrouter
 
@@ -114,6 +114,18 @@ demo: deps
 run: deps
 	@$(SUBMAKE) build/llmrouter
 	./build/llmrouter -c config/llmrouter.yaml
+
+# Benchmarks (never part of `make test`): figures go to docs/performance.md.
+BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
+BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=build/bench/%)
+
+build/bench/%: tests/bench/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+bench: deps
+	@$(SUBMAKE) $(BENCH_BINS)
+	@for b in $(BENCH_BINS); do echo "== $$b"; taskset -c 0 $$b || exit 1; done
 
 lint:
 	@sh tests/lint.sh

@@ -70,6 +70,12 @@ void kwset_free(kwset_t *ks);
  * compiled. */
 int kwset_add(kwset_t *ks, const char *kw, size_t len);
 
+/* Adds a literal that matches anywhere, without word boundaries (ASCII
+ * case-insensitive like keywords), and returns its id; the same bytes added
+ * with kwset_add get a different id. The rule engine uses these as
+ * prefilters for regular expressions. Only before kwset_compile. */
+int kwset_add_substring(kwset_t *ks, const char *s, size_t len);
+
 /* Builds the automaton. Returns 0, or -1 if the transition table would exceed
  * KWSET_MAX_TABLE_BYTES or cannot be allocated (the set then stays
  * uncompiled and scans find nothing). A set with no keywords compiles fine.

@@ -20,9 +20,22 @@ struct cJSON;
 
 enum scope { SCOPE_LAST_USER = 0, SCOPE_USER, SCOPE_SYSTEM, SCOPE_CONVERSATION, SCOPE_COUNT };
 
+/* One message's text (or one prompt/input string): features are computed
+ * per piece, once, and scopes combine the pieces they cover — so a message
+ * that belongs to several scopes is scanned once. */
+typedef struct prompt_piece {
+    const char *text; /* borrowed from the cJSON tree, or owned */
+    size_t len;
+    char *owned;
+    unsigned char role; /* PIECE_* */
+    bool have_stats, have_kw;
+    ts_stats_t st;
+    uint64_t *kw;
+} prompt_piece_t;
+
 typedef struct prompt_scope {
     bool have_text, have_stats, have_lang, have_kw;
-    const char *text; /* borrowed from the cJSON tree or owned_text */
+    const char *text; /* borrowed from a piece, or owned_text */
     size_t len;
     char *owned_text;
     ts_stats_t st;
@@ -34,6 +47,10 @@ typedef struct prompt {
     const struct cJSON *root; /* borrowed */
     enum endpoint ep;
     prompt_scope_t s[SCOPE_COUNT];
+    prompt_piece_t *pieces; /* built on first use */
+    size_t n_pieces;
+    bool have_pieces;
+    size_t kw_words; /* uint64_t words per keyword bitset */
     /* shape, filled by prompt_init */
     unsigned n_messages;
     bool tools;

@@ -41,24 +41,30 @@ enum ts_script {
 #define TS_SCRIPT_CJK TS_SCRIPT_COUNT
 
 /* Token cost per code point outside ASCII, in thousandths of a token
- * (ASCII costs 250: bytes / 4). Chosen from the measurements in
- * docs/token-estimate.md against cl100k_base. */
+ * (ASCII costs 250: bytes / 4). Chosen from the measurements against
+ * cl100k_base in docs/token-estimate.md. */
 #define TS_K_ASCII 250
-#define TS_K_LATIN 1000     /* accented Latin letters (é, ß, ł, ...) */
-#define TS_K_CYRILLIC 550
-#define TS_K_GREEK 1000
-#define TS_K_ARABIC 700
-#define TS_K_HEBREW 750
-#define TS_K_DEVANAGARI 1000
+#define TS_K_LATIN 1000      /* Latin-1 letters: é ñ ü ß ... */
+#define TS_K_LATIN_EXT 2000  /* other Latin letters: ł ř ş ư ... */
+#define TS_K_CYRILLIC 500
+#define TS_K_GREEK 1200
+#define TS_K_ARABIC 900
+#define TS_K_HEBREW 1000
+#define TS_K_DEVANAGARI 1250
 #define TS_K_THAI 1000
-#define TS_K_CJK 1000       /* han, kana and hangul */
-#define TS_K_OTHER 1000     /* letters of other scripts; each invalid byte */
-#define TS_K_SYMBOL 1000    /* non-ASCII punctuation, digits, symbols, emoji */
+#define TS_K_HAN 1100        /* han and kana */
+#define TS_K_HANGUL 1200
+#define TS_K_OTHER 1750      /* letters of other scripts (Bengali, Tamil, Georgian...) */
+#define TS_K_INVALID 1000    /* each byte of invalid UTF-8 */
+#define TS_K_SYMBOL 1000     /* non-ASCII punctuation, digits and symbols */
+#define TS_K_EMOJI 2500      /* symbols outside the BMP (4 UTF-8 bytes): emoji */
 
 /* Words ts_language examines at most, and bytes it reads at most, so that
- * its cost stays bounded on huge prompts. */
+ * its cost stays bounded on huge prompts; it stops sooner once one language
+ * has TS_LANG_CLEAR_HITS stop-word hits and 3 times the runner-up's score. */
 #define TS_LANG_MAX_WORDS 2000
-#define TS_LANG_MAX_BYTES (64 * 1024)
+#define TS_LANG_MAX_BYTES (16 * 1024)
+#define TS_LANG_CLEAR_HITS 48
 
 typedef struct ts_stats {
     uint32_t bytes, codepoints;
@@ -117,10 +123,12 @@ bool ts_script_matches(enum ts_script dominant, const char *name);
  *    Serbian... are not told apart), "ar" for Arabic (also Persian, Urdu),
  *    "hi" for Devanagari (also Marathi, Nepali), "el", "he", "th".
  *  - Latin: "en", "es", "fr", "de", "pt" or "it" by stop-word counts over the
- *    first TS_LANG_MAX_WORDS words (and TS_LANG_MAX_BYTES bytes): the best
- *    language needs at least 2 stop-word hits and a score at least 1.5 times
- *    the runner-up's, where a word in several languages' lists counts for
- *    each of them divided by their number.
+ *    first TS_LANG_MAX_WORDS words (and TS_LANG_MAX_BYTES bytes, and no
+ *    further than needed, see TS_LANG_CLEAR_HITS): the best language needs at
+ *    least 2 stop-word hits and a score at least 1.5 times the runner-up's,
+ *    where a word in several languages' lists counts for each of them divided
+ *    by their number; and at most 10% of the words may hold Latin letters
+ *    beyond Latin-1 (else it is Polish, Czech, Turkish, Vietnamese...).
  *  - Anything else, no letters, or too little evidence: "und".
  * text may be NULL when len is 0. */
 const char *ts_language(const char *text, size_t len, const ts_stats_t *st);

@@ -31,6 +31,7 @@
  * maxlen - 1 bytes early so that matches across a cut are still seen. */
 #include "keywords.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,7 @@ typedef struct node {
     uint32_t child;   /* first child, or NONE */
     uint32_t sibling; /* next sibling, or NONE */
     int32_t kw;       /* keyword ending here, or NO_KW */
+    int32_t kw2;      /* substring (no-boundary) keyword ending here, or NO_KW */
     uint8_t byte;     /* folded byte on the edge from the parent */
 } node_t;
 
@@ -105,6 +107,7 @@ static uint32_t new_node(kwset_t *ks, uint8_t byte)
     n->child = NONE;
     n->sibling = NONE;
     n->kw = NO_KW;
+    n->kw2 = NO_KW;
     n->byte = byte;
     return (uint32_t)ks->nnodes++;
 }
@@ -139,12 +142,13 @@ void kwset_free(kwset_t *ks)
     free(ks);
 }
 
-int kwset_add(kwset_t *ks, const char *kw, size_t len)
+static int add(kwset_t *ks, const char *kw, size_t len, bool substring)
 {
     const unsigned char *p = (const unsigned char *)kw;
     uint32_t cur = 0;
     size_t i;
     kwinfo_t *info;
+    int32_t *slot;
 
     if (ks->compiled || kw == NULL || len == 0 || len > KWSET_MAX_KEYWORD)
         return -1;
@@ -159,8 +163,9 @@ int kwset_add(kwset_t *ks, const char *kw, size_t len)
         }
         cur = next;
     }
-    if (ks->nodes[cur].kw != NO_KW)
-        return ks->nodes[cur].kw;
+    slot = substring ? &ks->nodes[cur].kw2 : &ks->nodes[cur].kw;
+    if (*slot != NO_KW)
+        return *slot;
 
     if (ks->nkw == ks->kw_alloc) {
         ks->kw_alloc *= 2;
@@ -169,11 +174,23 @@ int kwset_add(kwset_t *ks, const char *kw, size_t len)
     info = &ks->kw[ks->nkw];
     info->next = NO_KW;
     info->len = (uint16_t)len;
-    info->flags = (uint8_t)((is_word(p[0]) ? KW_LEFT : 0u) | (is_word(p[len - 1]) ? KW_RIGHT : 0u));
-    ks->nodes[cur].kw = (int32_t)ks->nkw;
+    info->flags = substring ? 0u
+                            : (uint8_t)((is_word(p[0]) ? KW_LEFT : 0u) |
+                                        (is_word(p[len - 1]) ? KW_RIGHT : 0u));
+    *slot = (int32_t)ks->nkw;
     if (len > ks->maxlen)
         ks->maxlen = len;
     return (int)ks->nkw++;
+}
+
+int kwset_add(kwset_t *ks, const char *kw, size_t len)
+{
+    return add(ks, kw, len, false);
+}
+
+int kwset_add_substring(kwset_t *ks, const char *s, size_t len)
+{
+    return add(ks, s, len, true);
 }
 
 /* Step 1: one class per distinct (folded) byte on a trie edge. */
@@ -240,11 +257,15 @@ int kwset_compile(kwset_t *ks)
                 }
             }
             fail[v] = f;
+            first_kw[v] = first_kw[f];
+            /* the state's own keywords (word and substring form) head its chain */
+            if (ks->nodes[v].kw2 != NO_KW) {
+                ks->kw[ks->nodes[v].kw2].next = first_kw[v];
+                first_kw[v] = ks->nodes[v].kw2;
+            }
             if (ks->nodes[v].kw != NO_KW) {
-                ks->kw[ks->nodes[v].kw].next = first_kw[f];
+                ks->kw[ks->nodes[v].kw].next = first_kw[v];
                 first_kw[v] = ks->nodes[v].kw;
-            } else {
-                first_kw[v] = first_kw[f];
             }
             order[tail++] = v;
         }

@@ -85,66 +85,127 @@ void prompt_init(prompt_t *p, const cJSON *root, enum endpoint ep)
         p->max_output = v->valuedouble > 1e15 ? (int64_t)1e15 : (int64_t)v->valuedouble;
 }
 
+enum { PIECE_USER = 1, PIECE_SYSTEM = 2, PIECE_OTHER = 4 };
+
 void prompt_free(prompt_t *p)
 {
     for (int i = 0; i < SCOPE_COUNT; i++) {
         free(p->s[i].owned_text);
         free(p->s[i].kw);
     }
-}
-
-/* Collects the text pieces of a scope: a single piece is borrowed, several
- * are joined with '\n' into an owned buffer. */
-typedef struct collector {
-    const char *one;
-    size_t one_len;
-    buf_t joined;
-    unsigned pieces;
-} collector_t;
-
-static void collect(collector_t *c, const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0)
-        return;
-    if (c->pieces == 0) {
-        c->one = s;
-        c->one_len = n;
-    } else {
-        if (c->pieces == 1)
-            buf_append(&c->joined, c->one, c->one_len);
-        buf_append(&c->joined, "\n", 1);
-        buf_append(&c->joined, s, n);
+    for (size_t i = 0; i < p->n_pieces; i++) {
+        free(p->pieces[i].owned);
+        free(p->pieces[i].kw);
     }
-    c->pieces++;
+    free(p->pieces);
 }
 
-static void collect_content(collector_t *c, const cJSON *content)
+/* Text of one message content: a string is borrowed; text parts are joined
+ * with '\n' into an owned buffer (one part is borrowed too). */
+static void content_text(const cJSON *content, prompt_piece_t *pc)
 {
     const cJSON *part;
+    buf_t b;
+    unsigned n = 0;
+    pc->text = "";
+    pc->len = 0;
     if (cJSON_IsString(content)) {
-        collect(c, content->valuestring);
+        pc->text = content->valuestring;
+        pc->len = strlen(pc->text);
         return;
     }
+    buf_init(&b, SIZE_MAX / 2);
     cJSON_ArrayForEach(part, content)
     {
         const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
-        if (cJSON_IsString(text))
-            collect(c, text->valuestring);
+        if (!cJSON_IsString(text) || text->valuestring[0] == '\0')
+            continue;
+        if (n == 0) {
+            pc->text = text->valuestring;
+            pc->len = strlen(pc->text);
+        } else {
+            if (n == 1)
+                buf_append(&b, pc->text, pc->len);
+            buf_puts(&b, "\n");
+            buf_puts(&b, text->valuestring);
+        }
+        n++;
+    }
+    if (n > 1) {
+        pc->owned = b.data;
+        pc->text = b.data;
+        pc->len = buf_len(&b);
+    } else {
+        buf_free(&b);
     }
 }
 
-static bool in_scope(enum scope sc, const char *role)
+static void build_pieces(prompt_t *p)
 {
+    const cJSON *list, *it;
+    size_t cap;
+    p->have_pieces = true;
+    if (p->ep == EP_CHAT)
+        list = cJSON_GetObjectItemCaseSensitive(p->root, "messages");
+    else
+        list = cJSON_GetObjectItemCaseSensitive(p->root, p->ep == EP_COMPLETIONS ? "prompt" : "input");
+    if (cJSON_IsString(list)) {
+        p->pieces = xcalloc(1, sizeof *p->pieces);
+        p->pieces[0].text = list->valuestring;
+        p->pieces[0].len = strlen(list->valuestring);
+        p->pieces[0].role = PIECE_USER;
+        p->n_pieces = 1;
+        return;
+    }
+    cap = (size_t)cJSON_GetArraySize(list);
+    p->pieces = xcalloc(cap ? cap : 1, sizeof *p->pieces);
+    cJSON_ArrayForEach(it, list)
+    {
+        prompt_piece_t *pc = &p->pieces[p->n_pieces];
+        if (p->ep == EP_CHAT) {
+            const char *role = role_of(it);
+            content_text(cJSON_GetObjectItemCaseSensitive(it, "content"), pc);
+            pc->role = strcmp(role, "user") == 0                                          ? PIECE_USER
+                       : strcmp(role, "system") == 0 || strcmp(role, "developer") == 0 ? PIECE_SYSTEM
+                                                                                        : PIECE_OTHER;
+        } else if (cJSON_IsString(it)) {
+            pc->text = it->valuestring;
+            pc->len = strlen(it->valuestring);
+            pc->role = PIECE_USER;
+        } else {
+            continue; /* token arrays: no text */
+        }
+        p->n_pieces++;
+    }
+}
+
+/* Indexes of the pieces of a scope: [*first, end) filtered by role mask. */
+static void scope_pieces(prompt_t *p, enum scope sc, size_t *first, size_t *end, unsigned *mask)
+{
+    if (!p->have_pieces)
+        build_pieces(p);
+    *first = 0;
+    *end = p->n_pieces;
     switch (sc) {
+    case SCOPE_LAST_USER:
+        *mask = PIECE_USER;
+        *first = *end = 0;
+        for (size_t i = p->n_pieces; i-- > 0;) {
+            if (p->pieces[i].role == PIECE_USER) {
+                *first = i;
+                *end = i + 1;
+                break;
+            }
+        }
+        break;
     case SCOPE_USER:
-        return strcmp(role, "user") == 0;
+        *mask = PIECE_USER;
+        break;
     case SCOPE_SYSTEM:
-        return strcmp(role, "system") == 0 || strcmp(role, "developer") == 0;
-    case SCOPE_CONVERSATION:
-        return true;
+        *mask = PIECE_SYSTEM;
+        break;
     default:
-        return false;
+        *mask = PIECE_USER | PIECE_SYSTEM | PIECE_OTHER;
     }
 }
 
@@ -152,40 +213,33 @@ void prompt_text(prompt_t *p, enum scope sc, const char **text, size_t *len)
 {
     prompt_scope_t *s = &p->s[sc];
     if (!s->have_text) {
-        collector_t c = {0};
-        buf_init(&c.joined, SIZE_MAX / 2);
-        if (p->ep == EP_CHAT) {
-            const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(p->root, "messages"), *m;
-            if (sc == SCOPE_LAST_USER) {
-                const cJSON *last = NULL;
-                cJSON_ArrayForEach(m, msgs) if (strcmp(role_of(m), "user") == 0) last = m;
-                if (last)
-                    collect_content(&c, cJSON_GetObjectItemCaseSensitive(last, "content"));
+        size_t first, end, n = 0;
+        unsigned mask;
+        buf_t b;
+        scope_pieces(p, sc, &first, &end, &mask);
+        s->text = "";
+        buf_init(&b, SIZE_MAX / 2);
+        for (size_t i = first; i < end; i++) {
+            const prompt_piece_t *pc = &p->pieces[i];
+            if (!(pc->role & mask) || pc->len == 0)
+                continue;
+            if (n == 0) {
+                s->text = pc->text;
+                s->len = pc->len;
             } else {
-                cJSON_ArrayForEach(m, msgs)
-                {
-                    if (in_scope(sc, role_of(m)))
-                        collect_content(&c, cJSON_GetObjectItemCaseSensitive(m, "content"));
-                }
+                if (n == 1)
+                    buf_append(&b, s->text, s->len);
+                buf_puts(&b, "\n");
+                buf_append(&b, pc->text, pc->len);
             }
-        } else if (sc != SCOPE_SYSTEM) {
-            /* completions: prompt; embeddings: input — strings or lists */
-            const cJSON *in = cJSON_GetObjectItemCaseSensitive(
-                p->root, p->ep == EP_COMPLETIONS ? "prompt" : "input");
-            const cJSON *it;
-            if (cJSON_IsString(in))
-                collect(&c, in->valuestring);
-            else
-                cJSON_ArrayForEach(it, in) if (cJSON_IsString(it)) collect(&c, it->valuestring);
+            n++;
         }
-        if (c.pieces > 1) {
-            s->owned_text = c.joined.data;
-            s->text = c.joined.data;
-            s->len = buf_len(&c.joined);
+        if (n > 1) {
+            s->owned_text = b.data;
+            s->text = b.data;
+            s->len = buf_len(&b);
         } else {
-            buf_free(&c.joined);
-            s->text = c.pieces ? c.one : "";
-            s->len = c.pieces ? c.one_len : 0;
+            buf_free(&b);
         }
         s->have_text = true;
     }
@@ -197,10 +251,20 @@ const ts_stats_t *prompt_stats(prompt_t *p, enum scope sc)
 {
     prompt_scope_t *s = &p->s[sc];
     if (!s->have_stats) {
-        const char *t;
-        size_t n;
-        prompt_text(p, sc, &t, &n);
-        ts_scan(t, n, &s->st);
+        size_t first, end;
+        unsigned mask;
+        scope_pieces(p, sc, &first, &end, &mask);
+        memset(&s->st, 0, sizeof s->st);
+        for (size_t i = first; i < end; i++) {
+            prompt_piece_t *pc = &p->pieces[i];
+            if (!(pc->role & mask))
+                continue;
+            if (!pc->have_stats) {
+                ts_scan(pc->text, pc->len, &pc->st);
+                pc->have_stats = true;
+            }
+            ts_add(&s->st, &pc->st);
+        }
         if (sc == SCOPE_CONVERSATION && p->ep == EP_CHAT)
             s->st.tokens += ts_chat_overhead(p->n_messages);
         s->have_stats = true;
@@ -226,11 +290,23 @@ const uint64_t *prompt_keywords(prompt_t *p, enum scope sc, const kwset_t *ks)
 {
     prompt_scope_t *s = &p->s[sc];
     if (!s->have_kw) {
-        const char *t;
-        size_t n;
-        prompt_text(p, sc, &t, &n);
-        s->kw = xcalloc((kwset_count(ks) + 63) / 64 + 1, sizeof *s->kw);
-        kwset_scan(ks, t, n, s->kw);
+        size_t first, end;
+        unsigned mask;
+        p->kw_words = (kwset_count(ks) + 63) / 64 + 1;
+        scope_pieces(p, sc, &first, &end, &mask);
+        s->kw = xcalloc(p->kw_words, sizeof *s->kw);
+        for (size_t i = first; i < end; i++) {
+            prompt_piece_t *pc = &p->pieces[i];
+            if (!(pc->role & mask))
+                continue;
+            if (!pc->have_kw) {
+                pc->kw = xcalloc(p->kw_words, sizeof *pc->kw);
+                kwset_scan(ks, pc->text, pc->len, pc->kw);
+                pc->have_kw = true;
+            }
+            for (size_t w = 0; w < p->kw_words; w++)
+                s->kw[w] |= pc->kw[w];
+        }
         s->have_kw = true;
     }
     return s->kw;

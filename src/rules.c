@@ -62,6 +62,8 @@ typedef struct cond {
     size_t n_strs;
     int *kw; /* keyword ids */
     pcre2_code **re;
+    int *lit;          /* per regex: id of a literal it requires (prefilter), or -1 */
+    bool *lit_ks;      /* that literal holds 'k' or 's' (see regex_literal) */
     char *header; /* header name */
     struct cond *kids;
     size_t n_kids;
@@ -113,6 +115,127 @@ static pcre2_code *compile_re(ywalk_t *c, const yaml_node_t *n, const char *what
     return re;
 }
 
+/* The longest run of ASCII characters that every match of pat must contain,
+ * copied to out (NUL-terminated); 0 when there is none of at least 3 bytes or
+ * the pattern is beyond this conservative reading (top-level alternation,
+ * option settings other than (?i)/(?-i)/(?:, \Q...\E). A run ends at
+ * anything that is not a plain character: classes, groups, escapes of
+ * letters or digits, anchors, dots; a character made optional by ?, * or {
+ * is dropped. The keyword automaton matches it ASCII-case-insensitively,
+ * a superset of what the regex needs — except that caseless Unicode
+ * matching also lets 'k' match U+212A and 's' U+017F, which the caller
+ * handles through *has_ks. */
+static size_t regex_literal(const char *pat, char *out, size_t cap, bool *has_ks)
+{
+    char run[257];
+    size_t n = 0, best = 0;
+    int depth = 0;
+    const char *p = pat;
+    *has_ks = false;
+    if (strncmp(p, "(?i)", 4) == 0)
+        p += 4;
+    else if (strncmp(p, "(?-i)", 5) == 0)
+        p += 5;
+#define FLUSH()                                                                                    \
+    do {                                                                                           \
+        if (n > best && n < cap) {                                                                 \
+            memcpy(out, run, n);                                                                   \
+            out[n] = '\0';                                                                         \
+            best = n;                                                                              \
+        }                                                                                          \
+        n = 0;                                                                                     \
+    } while (0)
+    for (; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '(' && p[1] == '?' && p[2] != ':')
+            return 0; /* options, lookarounds, named groups: do not guess */
+        if (ch == '\\' && p[1] == 'Q')
+            return 0;
+        if (depth > 0) {
+            if (ch == '\\' && p[1])
+                p++;
+            else if (ch == '(')
+                depth++;
+            else if (ch == ')')
+                depth--;
+            else if (ch == '[') {
+                for (p++; *p && *p != ']'; p++)
+                    if (*p == '\\' && p[1])
+                        p++;
+                if (!*p)
+                    return 0;
+            }
+            continue;
+        }
+        switch (ch) {
+        case '|':
+            return 0;
+        case '(':
+            FLUSH();
+            depth++;
+            continue;
+        case '[':
+            FLUSH();
+            p++;
+            if (*p == '^')
+                p++;
+            if (*p == ']')
+                p++;
+            for (; *p && *p != ']'; p++)
+                if (*p == '\\' && p[1])
+                    p++;
+            if (!*p)
+                return 0;
+            continue;
+        case '?':
+        case '*':
+        case '{':
+            if (n > 0)
+                n--; /* the last character is optional */
+            FLUSH();
+            if (ch == '{')
+                while (p[1] && *p != '}')
+                    p++;
+            continue;
+        case '+':
+            FLUSH();
+            continue;
+        case '.':
+        case '^':
+        case '$':
+        case ')':
+            FLUSH();
+            continue;
+        case '\\':
+            if (p[1] == '\0')
+                return 0;
+            p++;
+            ch = (unsigned char)*p;
+            if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) {
+                FLUSH();
+                continue;
+            }
+            break; /* an escaped punctuation character is itself */
+        default:
+            break;
+        }
+        if (ch >= 0x80 || ch < 0x20) {
+            FLUSH();
+            continue;
+        }
+        if (n < sizeof run - 1)
+            run[n++] = (char)ch;
+    }
+    FLUSH();
+#undef FLUSH
+    if (best < 3)
+        return 0;
+    for (size_t i = 0; i < best; i++)
+        if (out[i] == 'k' || out[i] == 'K' || out[i] == 's' || out[i] == 'S')
+            *has_ks = true;
+    return best;
+}
+
 static bool compile_res(ywalk_t *c, const yaml_node_t *n, const char *what, cond_t *k)
 {
     bool ok = true;
@@ -133,6 +256,8 @@ static void cond_free(cond_t *k)
         for (size_t i = 0; i < k->n_strs; i++)
             pcre2_code_free(k->re[i]);
     free(k->re);
+    free(k->lit);
+    free(k->lit_ks);
     yw_strv_free(k->strs);
     free(k->kw);
     free(k->header);
@@ -244,6 +369,14 @@ static bool parse_key(ywalk_t *c, rules_t *rs, const char *key, const yaml_node_
             }
             return true;
         case C_REGEX:
+            k->lit = xcalloc(k->n_strs, sizeof *k->lit);
+            k->lit_ks = xcalloc(k->n_strs, sizeof *k->lit_ks);
+            for (size_t j = 0; j < k->n_strs; j++) {
+                char lit[257];
+                size_t ln = regex_literal(k->strs[j], lit, sizeof lit, &k->lit_ks[j]);
+                k->lit[j] = ln ? kwset_add_substring(rs->kw, lit, ln) : -1;
+            }
+            return compile_res(c, v, what, k);
         case C_MODEL_REGEX:
         case C_KEY_REGEX:
             return compile_res(c, v, what, k);
@@ -565,6 +698,40 @@ static bool any_re(evalctx_t *e, const cond_t *k, const char *s, size_t n, size_
     return false;
 }
 
+/* Text regexes: a pattern whose required literal is absent from the scope
+ * (one bit of the scope's keyword scan, already paid for) cannot match, so
+ * it is not run. */
+static bool scope_re(evalctx_t *e, const cond_t *k, const char *s, size_t n, size_t *which)
+{
+    const uint64_t *hits = NULL;
+    bool ascii = false, have_ascii = false;
+    for (size_t i = 0; i < k->n_strs; i++) {
+        int id = k->lit[i];
+        if (id >= 0) {
+            if (hits == NULL)
+                hits = prompt_keywords(e->p, k->scope, e->rs->kw);
+            if (!(hits[id / 64] >> (id % 64) & 1)) {
+                if (!k->lit_ks[i])
+                    continue;
+                /* caseless 'k'/'s' also match U+212A/U+017F: skip only in
+                 * pure-ASCII text */
+                if (!have_ascii) {
+                    const ts_stats_t *st = prompt_stats(e->p, k->scope);
+                    ascii = st->bytes == st->codepoints;
+                    have_ascii = true;
+                }
+                if (ascii)
+                    continue;
+            }
+        }
+        if (re_match(e, k->re[i], s, n)) {
+            *which = i;
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool in_list(const cond_t *k, const char *s, size_t *which)
 {
     for (size_t i = 0; s && i < k->n_strs; i++) {
@@ -579,8 +746,8 @@ static bool in_list(const cond_t *k, const char *s, size_t *which)
 /* Explain output: one JSON string per condition, indented by depth.
  * Returns the buffer offset of its "yes:"/"no: " marker (for combinators,
  * whose result is known only after their children), or SIZE_MAX. */
-__attribute__((format(printf, 3, 4))) static size_t why(evalctx_t *e, bool result,
-                                                         const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static size_t why_fn(evalctx_t *e, bool result,
+                                                            const char *fmt, ...)
 {
     char line[400];
     size_t o, mark;
@@ -601,6 +768,9 @@ __attribute__((format(printf, 3, 4))) static size_t why(evalctx_t *e, bool resul
     json_append_string(e->why, line, o);
     return mark;
 }
+
+/* Arguments are evaluated only when explaining. */
+#define why(e, result, ...) ((e)->why ? why_fn((e), (result), __VA_ARGS__) : SIZE_MAX)
 
 static void why_patch(evalctx_t *e, size_t mark, bool result)
 {
@@ -634,7 +804,7 @@ static bool eval_kids(evalctx_t *e, const cond_t *k, bool any)
 static bool eval(evalctx_t *e, const cond_t *k)
 {
     prompt_t *p = e->p;
-    const char *sc = prompt_scope_name(k->scope);
+#define sc prompt_scope_name(k->scope)
     size_t w = 0;
     bool r;
     switch (k->kind) {
@@ -700,7 +870,7 @@ static bool eval(evalctx_t *e, const cond_t *k)
         const char *t;
         size_t n;
         prompt_text(p, k->scope, &t, &n);
-        r = any_re(e, k, t, n, &w);
+        r = scope_re(e, k, t, n, &w);
         if (r)
             why(e, r, "regex in %s: /%s/ matches", sc, k->strs[w]);
         else
@@ -794,6 +964,7 @@ static bool eval(evalctx_t *e, const cond_t *k)
         return r;
     }
     }
+#undef sc
     return false;
 }
 

@@ -1,15 +1,18 @@
 /* textstat: script counts, token estimate and language guess.
  *
  * ts_scan runs ASCII eight bytes at a time (SWAR: the letters of a word with
- * no high bit are counted with a few arithmetic operations, no branches per
+ * no high bit are counted with a few arithmetic operations, no branch per
  * byte) and decodes everything else strictly, looking the code point's class
- * up in a sorted range table behind a two-entry cache (runs of one script, or
- * Japanese alternating han and kana, rarely search).
+ * up in a two-level table for the BMP (a binary search of cp_ranges above it).
  *
  * ts_language's stop-word table maps a word, packed into a uint64_t as up to
- * eight Latin-1 bytes, to the set of languages whose list holds it. It is an
- * open-addressing hash table built from the readable per-language lists below
- * on first use (pthread_once) and never written again. */
+ * eight Latin-1 bytes, to the set of languages whose list holds it: an
+ * open-addressing hash table built from the readable per-language lists.
+ *
+ * The BMP table, the word-character table and the stop-word table are derived
+ * from the const tables in this file by tables_build, run once under
+ * pthread_once by the first ts_scan or ts_language; nothing writes them
+ * afterwards, so any thread may read them. */
 #include "textstat.h"
 
 #include <pthread.h>
@@ -18,16 +21,36 @@
 
 /* ---- code point classes ---- */
 
-/* A range's class: a script whose letters these are, or TS_SCRIPT_NONE for
- * punctuation, digits, symbols, combining marks without a script of their own,
- * unassigned and private-use code points. Code points in no range are letters
+/* A non-ASCII code point's class: the script whose letter it is, or
+ * CLS_NONE for punctuation, digits, symbols, combining marks without a script
+ * of their own, unassigned and private-use code points. Latin letters beyond
+ * Latin-1 have a class of their own because they cost more tokens; they are
+ * counted as Latin letters. */
+enum cls {
+    CLS_NONE = TS_SCRIPT_NONE,
+    CLS_LATIN = TS_SCRIPT_LATIN, /* Latin-1 letters (ª º À-ÿ but × ÷) */
+    CLS_CYRILLIC = TS_SCRIPT_CYRILLIC,
+    CLS_GREEK = TS_SCRIPT_GREEK,
+    CLS_ARABIC = TS_SCRIPT_ARABIC,
+    CLS_HEBREW = TS_SCRIPT_HEBREW,
+    CLS_DEVANAGARI = TS_SCRIPT_DEVANAGARI,
+    CLS_THAI = TS_SCRIPT_THAI,
+    CLS_HAN = TS_SCRIPT_HAN,
+    CLS_KANA = TS_SCRIPT_KANA,
+    CLS_HANGUL = TS_SCRIPT_HANGUL,
+    CLS_OTHER = TS_SCRIPT_OTHER,
+    CLS_LATIN_EXT = TS_SCRIPT_COUNT, /* other Latin letters: ł ř ş ư ... */
+    CLS_COUNT
+};
+
+/* A range of code points of one class. Code points in no range are letters
  * of TS_SCRIPT_OTHER. */
 struct cp_range {
     uint32_t lo, hi;
     uint8_t cls;
 };
 
-#define R(lo, hi, s) {lo, hi, TS_SCRIPT_##s}
+#define R(lo, hi, c) {lo, hi, CLS_##c}
 
 /* Sorted, non-overlapping. Gaps are TS_SCRIPT_OTHER letters (Armenian,
  * Georgian, the other Indic scripts, Ethiopic, ...). */
@@ -41,7 +64,8 @@ static const struct cp_range cp_ranges[] = {
     R(0x00D7, 0x00D7, NONE), /* × */
     R(0x00D8, 0x00F6, LATIN),
     R(0x00F7, 0x00F7, NONE), /* ÷ */
-    R(0x00F8, 0x02AF, LATIN), /* Latin-1 tail, Extended-A/B, IPA */
+    R(0x00F8, 0x00FF, LATIN),
+    R(0x0100, 0x02AF, LATIN_EXT), /* Extended-A/B, IPA */
     R(0x02B0, 0x036F, NONE),  /* spacing modifiers, combining diacritics */
     R(0x0370, 0x0373, GREEK),
     R(0x0374, 0x0375, NONE),
@@ -96,13 +120,13 @@ static const struct cp_range cp_ranges[] = {
     R(0x1100, 0x11FF, HANGUL), /* jamo */
     R(0x1AB0, 0x1AFF, NONE),
     R(0x1C80, 0x1C8F, CYRILLIC),
-    R(0x1D00, 0x1DBF, LATIN), /* phonetic extensions */
+    R(0x1D00, 0x1DBF, LATIN_EXT), /* phonetic extensions */
     R(0x1DC0, 0x1DFF, NONE),
-    R(0x1E00, 0x1EFF, LATIN), /* Latin Extended Additional (Vietnamese) */
+    R(0x1E00, 0x1EFF, LATIN_EXT), /* Latin Extended Additional (Vietnamese) */
     R(0x1F00, 0x1FFF, GREEK),
     R(0x2000, 0x2BFF, NONE), /* punctuation, super/subscripts, currency, arrows,
                                 maths, box drawing, shapes, dingbats, ... */
-    R(0x2C60, 0x2C7F, LATIN),
+    R(0x2C60, 0x2C7F, LATIN_EXT),
     R(0x2DE0, 0x2DFF, CYRILLIC),
     R(0x2E00, 0x3004, NONE), /* supplemental punctuation, CJK radicals,
                                 ideographic space and punctuation */
@@ -127,23 +151,23 @@ static const struct cp_range cp_ranges[] = {
     R(0x4E00, 0x9FFF, HAN),
     R(0xA640, 0xA69F, CYRILLIC),
     R(0xA700, 0xA71F, NONE),
-    R(0xA720, 0xA7FF, LATIN),
+    R(0xA720, 0xA7FF, LATIN_EXT),
     R(0xA8E0, 0xA8FF, DEVANAGARI),
     R(0xA960, 0xA97F, HANGUL),
-    R(0xAB30, 0xAB6F, LATIN),
+    R(0xAB30, 0xAB6F, LATIN_EXT),
     R(0xAC00, 0xD7FF, HANGUL), /* syllables, jamo extended-B */
     R(0xE000, 0xF8FF, NONE),   /* private use */
     R(0xF900, 0xFAFF, HAN),    /* compatibility ideographs */
-    R(0xFB00, 0xFB06, LATIN),  /* ligatures */
+    R(0xFB00, 0xFB06, LATIN_EXT),  /* ligatures */
     R(0xFB07, 0xFB12, NONE),
     R(0xFB1D, 0xFB4F, HEBREW),
     R(0xFB50, 0xFDFF, ARABIC), /* presentation forms A */
     R(0xFE00, 0xFE6F, NONE),   /* variation selectors, vertical and small forms */
     R(0xFE70, 0xFEFE, ARABIC), /* presentation forms B */
     R(0xFEFF, 0xFF20, NONE),   /* BOM, fullwidth punctuation and digits */
-    R(0xFF21, 0xFF3A, LATIN),
+    R(0xFF21, 0xFF3A, LATIN_EXT),
     R(0xFF3B, 0xFF40, NONE),
-    R(0xFF41, 0xFF5A, LATIN),
+    R(0xFF41, 0xFF5A, LATIN_EXT),
     R(0xFF5B, 0xFF65, NONE),
     R(0xFF66, 0xFF9F, KANA), /* halfwidth katakana */
     R(0xFFA0, 0xFFDC, HANGUL),
@@ -158,25 +182,25 @@ static const struct cp_range cp_ranges[] = {
 
 #undef R
 
-/* milli-tokens per non-ASCII code point of each class (index: enum
- * ts_script, TS_SCRIPT_NONE = not a letter) */
-static const uint16_t cls_cost[TS_SCRIPT_COUNT] = {
-    [TS_SCRIPT_NONE] = TS_K_SYMBOL,
-    [TS_SCRIPT_LATIN] = TS_K_LATIN,
-    [TS_SCRIPT_CYRILLIC] = TS_K_CYRILLIC,
-    [TS_SCRIPT_GREEK] = TS_K_GREEK,
-    [TS_SCRIPT_ARABIC] = TS_K_ARABIC,
-    [TS_SCRIPT_HEBREW] = TS_K_HEBREW,
-    [TS_SCRIPT_DEVANAGARI] = TS_K_DEVANAGARI,
-    [TS_SCRIPT_THAI] = TS_K_THAI,
-    [TS_SCRIPT_HAN] = TS_K_CJK,
-    [TS_SCRIPT_KANA] = TS_K_CJK,
-    [TS_SCRIPT_HANGUL] = TS_K_CJK,
-    [TS_SCRIPT_OTHER] = TS_K_OTHER,
+/* milli-tokens per non-ASCII code point of each class */
+static const uint16_t cls_cost[CLS_COUNT] = {
+    [CLS_NONE] = TS_K_SYMBOL,
+    [CLS_LATIN] = TS_K_LATIN,
+    [CLS_CYRILLIC] = TS_K_CYRILLIC,
+    [CLS_GREEK] = TS_K_GREEK,
+    [CLS_ARABIC] = TS_K_ARABIC,
+    [CLS_HEBREW] = TS_K_HEBREW,
+    [CLS_DEVANAGARI] = TS_K_DEVANAGARI,
+    [CLS_THAI] = TS_K_THAI,
+    [CLS_HAN] = TS_K_HAN,
+    [CLS_KANA] = TS_K_HAN,
+    [CLS_HANGUL] = TS_K_HANGUL,
+    [CLS_OTHER] = TS_K_OTHER,
+    [CLS_LATIN_EXT] = TS_K_LATIN_EXT,
 };
 
 /* Class of any code point >= 0x80 by binary search: the range holding it,
- * or TS_SCRIPT_OTHER in the gaps. Used to build the tables below and for
+ * or CLS_OTHER in the gaps. Used to build the tables below and for
  * code points above the BMP. */
 static unsigned range_class(uint32_t cp)
 {
@@ -192,7 +216,7 @@ static unsigned range_class(uint32_t cp)
     }
     if (a > 0 && cp <= cp_ranges[a - 1].hi)
         return cp_ranges[a - 1].cls;
-    return TS_SCRIPT_OTHER;
+    return CLS_OTHER;
 }
 
 /* Two-level table for the BMP, built once from cp_ranges: bmp_page[cp >> 8]
@@ -223,7 +247,7 @@ static void tables_build(void)
         bool uniform = true;
         for (uint32_t k = 0; k < 256; k++) {
             uint32_t cp = page << 8 | k;
-            row[k] = cp < 0x80 ? TS_SCRIPT_LATIN : (uint8_t)range_class(cp);
+            row[k] = cp < 0x80 ? CLS_LATIN : (uint8_t)range_class(cp);
             uniform = uniform && row[k] == row[0];
         }
         if (uniform) {
@@ -248,8 +272,7 @@ static void tables_build(void)
     sw_build();
 }
 
-/* Class of a non-ASCII code point (cp >= 0x80): its script for a letter,
- * TS_SCRIPT_NONE for anything else. Needs tables_once. */
+/* Class of a non-ASCII code point (cp >= 0x80). Needs tables_once. */
 static unsigned cp_class(uint32_t cp)
 {
     if (cp < 0x10000) {
@@ -268,7 +291,7 @@ static unsigned cp_class(uint32_t cp)
  * non-ASCII byte at s[0], with n >= 1 bytes available. Returns its length
  * and stores the code point, or returns 0 when s[0] does not start a
  * well-formed sequence (the caller then counts s[0] alone as invalid). */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+static inline size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 {
     unsigned c = s[0];
     unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
@@ -338,53 +361,82 @@ static uint32_t sat32(uint64_t v)
 void ts_scan(const char *text, size_t len, ts_stats_t *out)
 {
     const unsigned char *s = (const unsigned char *)text;
-    uint64_t letters[TS_SCRIPT_COUNT] = {0};
-    uint64_t ascii = 0, nonascii = 0, milli = 0;
+    /* per class of non-ASCII code point ([CLS_NONE]: not a letter);
+     * the token cost is applied once at the end, not per code point */
+    uint64_t count[CLS_COUNT] = {0};
+    uint64_t ascii = 0, ascii_letters = 0, emoji = 0, invalid = 0;
     size_t i = 0;
 
     pthread_once(&tables_once, tables_build);
     while (i < len) {
-        /* ASCII run, 8 bytes at a time */
-        while (len - i >= 8) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (w & HIGHS)
-                break;
-            letters[TS_SCRIPT_LATIN] += swar_letters(w);
-            ascii += 8;
-            i += 8;
-        }
-        if (i >= len)
-            break;
-        if (s[i] < 0x80) {
-            letters[TS_SCRIPT_LATIN] += (unsigned)ascii_is_letter(s[i]);
-            ascii++;
-            i++;
-            continue;
-        }
+        unsigned c = s[i];
         uint32_t cp;
-        size_t n = utf8_decode(s + i, len - i, &cp);
-        unsigned cls;
-        nonascii++;
-        if (n == 0) {
-            letters[TS_SCRIPT_OTHER]++;
-            milli += TS_K_OTHER;
-            i++;
+
+        if (c < 0x80) {
+            /* an ASCII run: 8 bytes at a time, then the tail */
+            while (len - i >= 8) {
+                uint64_t w;
+                memcpy(&w, s + i, 8);
+                if (w & HIGHS)
+                    break;
+                ascii_letters += swar_letters(w);
+                ascii += 8;
+                i += 8;
+            }
+            while (i < len && s[i] < 0x80) {
+                ascii_letters += (unsigned)ascii_is_letter(s[i]);
+                ascii++;
+                i++;
+            }
             continue;
         }
-        cls = cp_class(cp);
-        letters[cls]++;
-        milli += cls_cost[cls];
-        i += n;
+        if (c >= 0xE0 && c <= 0xEF && len - i >= 3) {
+            /* the common 3-byte case (CJK, punctuation) without branches on
+             * each check: continuation bytes, overlong, surrogates */
+            unsigned c1 = s[i + 1], c2 = s[i + 2];
+            cp = (c & 0x0F) << 12 | (c1 & 0x3F) << 6 | (c2 & 0x3F);
+            if (((c1 & 0xC0) == 0x80) & ((c2 & 0xC0) == 0x80) & (cp >= 0x800) &
+                (cp - 0xD800 >= 0x800)) {
+                count[cp_class(cp)]++;
+                i += 3;
+                continue;
+            }
+        } else if (c >= 0xC2 && c <= 0xDF && len - i >= 2 && (s[i + 1] & 0xC0) == 0x80) {
+            cp = (c & 0x1F) << 6 | (s[i + 1] & 0x3F);
+            count[cp_class(cp)]++;
+            i += 2;
+            continue;
+        } else {
+            size_t n = utf8_decode(s + i, len - i, &cp);
+            if (n == 4) {
+                unsigned cls = cp_class(cp);
+                count[cls]++;
+                emoji += cls == CLS_NONE;
+                i += 4;
+                continue;
+            }
+        }
+        invalid++;
+        i++;
     }
 
-    letters[TS_SCRIPT_NONE] = 0; /* that slot counted non-letters */
     out->bytes = sat32(len);
-    out->codepoints = sat32(ascii + nonascii);
-    for (int k = 0; k < TS_SCRIPT_COUNT; k++)
-        out->letters[k] = sat32(letters[k]);
-    milli += ascii * TS_K_ASCII;
-    out->tokens = sat32((milli + 999) / 1000);
+    out->codepoints = ascii + invalid;
+    {
+        uint64_t cps = ascii + invalid, milli = ascii * TS_K_ASCII + invalid * TS_K_INVALID;
+        for (int k = 0; k < CLS_COUNT; k++) {
+            cps += count[k];
+            milli += count[k] * cls_cost[k];
+        }
+        milli += emoji * (TS_K_EMOJI - TS_K_SYMBOL);
+        out->codepoints = sat32(cps);
+        out->tokens = sat32((milli + 999) / 1000);
+    }
+    count[CLS_LATIN] += ascii_letters + count[CLS_LATIN_EXT];
+    count[CLS_OTHER] += invalid;
+    out->letters[TS_SCRIPT_NONE] = 0;
+    for (int k = 1; k < TS_SCRIPT_COUNT; k++)
+        out->letters[k] = sat32(count[k]);
 }
 
 static uint32_t sat_add(uint32_t a, uint32_t b)
@@ -642,13 +694,14 @@ static void rank(const unsigned *score, int *best, int *second)
 
 /* Scores Latin-script text by stop words; see ts_language. Words are maximal
  * runs of letters, digits and '_'; a word counts only if it is all ASCII or
- * Latin-1 letters and at most 8 of them (no list word is longer). Stops early
- * once the answer is clear: TS_LANG_CLEAR_HITS hits for the leader with 3
- * times the runner-up's score. Needs tables_once. */
+ * Latin-1 letters and at most 8 of them (no list word is longer). More than
+ * 10% of words with other Latin letters (ł, ř, ş, ư...) mean another
+ * language: "und". Stops early once the answer is clear: TS_LANG_CLEAR_HITS
+ * hits for the leader with 3 times the runner-up's score. Needs tables_once. */
 static const char *latin_language(const unsigned char *s, size_t len)
 {
     unsigned score[LANG_COUNT] = {0}, hits[LANG_COUNT] = {0};
-    unsigned words = 0, total_hits = 0;
+    unsigned words = 0, total_hits = 0, foreign_words = 0;
     size_t i = 0;
     int best, second;
 
@@ -658,7 +711,7 @@ static const char *latin_language(const unsigned char *s, size_t len)
         unsigned t = word_class[s[i]];
         uint64_t key = 0;
         unsigned n = 0;
-        bool spoilt = false;
+        bool spoilt = false, foreign = false;
         int slot;
 
         if (t == WC_SEP) {
@@ -687,10 +740,12 @@ static const char *latin_language(const unsigned char *s, size_t len)
                 if (f != 0) {
                     key |= (uint64_t)f << (8 * (n & 7));
                     n++;
-                } else if (cp_class(cp) != TS_SCRIPT_NONE) {
-                    spoilt = true; /* a letter no list word has */
                 } else {
-                    break; /* non-ASCII punctuation or space */
+                    unsigned cls = cp_class(cp);
+                    if (cls == CLS_NONE)
+                        break; /* non-ASCII punctuation or space */
+                    spoilt = true; /* a letter no list word has */
+                    foreign |= cls == CLS_LATIN_EXT;
                 }
             } else {
                 i++;
@@ -701,6 +756,7 @@ static const char *latin_language(const unsigned char *s, size_t len)
             t = word_class[s[i]];
         }
         words++;
+        foreign_words += foreign;
         if (spoilt || n == 0 || n > 8)
             continue;
         slot = sw_find(key);
@@ -722,6 +778,11 @@ static const char *latin_language(const unsigned char *s, size_t len)
 
     rank(score, &best, &second);
     if (hits[best] < 2 || score[best] * 2 < score[second] * 3)
+        return "und";
+    /* Polish, Czech, Turkish, Vietnamese...: their short words hit the lists
+     * by chance, but the six languages here hardly use Latin letters beyond
+     * Latin-1 (French œ aside) */
+    if (foreign_words * 10 > words)
         return "und";
     return lang_codes[best];
 }

@@ -51,9 +51,21 @@ function readFactors() {
 }
 const K = readFactors();
 const classK = {
-  latin: K.LATIN, cyrillic: K.CYRILLIC, greek: K.GREEK, arabic: K.ARABIC, hebrew: K.HEBREW,
-  devanagari: K.DEVANAGARI, thai: K.THAI, han: K.CJK, kana: K.CJK, hangul: K.CJK,
-  other: K.OTHER, symbols: K.SYMBOL,
+  latin: K.LATIN, latin_ext: K.LATIN_EXT, cyrillic: K.CYRILLIC, greek: K.GREEK, arabic: K.ARABIC,
+  hebrew: K.HEBREW, devanagari: K.DEVANAGARI, thai: K.THAI, han: K.HAN, kana: K.HAN,
+  hangul: K.HANGUL, other: K.OTHER, symbols: K.SYMBOL, // (4-byte symbols cost K.EMOJI: ignored here)
+};
+
+// Non-ASCII symbols alone (not from a corpus): what one costs by kind, to set
+// TS_K_SYMBOL and TS_K_EMOJI. Measured as tokens("word" + s + " word") minus
+// tokens("word word"), i.e. in context.
+const symbolKinds = {
+  "typographic punctuation (2-3 bytes)": "“ ” ‘ ’ — – … • « » · ° € £ © ® ™ § ¶ ¿ ¡ \u00a0",
+  "CJK punctuation (3 bytes)": "： ， 。 、 「 」 （ ） ！ ？ 【 】 ・ 〜 　",
+  "maths and arrows (3 bytes)": "→ ← ≤ ≥ ≠ × ÷ ± √ ∞ ∑ ≈",
+  "box drawing and shapes (3 bytes)": "─ │ ┌ ┐ └ ┘ ├ ┤ ═ ║ ▶ ■ ● ★",
+  "emoji (4 bytes, some with U+FE0F)": "😀 👍 🎉 🚀 ❤️ ✅ ❌ 🔥 💡 🙏 😂 🤔",
+  "flags (2 regional indicators, 4 bytes each)": "🇫🇷 🇩🇪 🇯🇵 🇺🇸",
 };
 
 // ---- corpora -------------------------------------------------------------------
@@ -140,11 +152,21 @@ const samples = [
   ["Spanish (man es)", man("/usr/share/man/es")],
   ["Italian (man it)", man("/usr/share/man/it")],
   ["Portuguese (man pt_BR)", man("/usr/share/man/pt_BR")],
+  ["Polish (.mo pl)", mo("pl")],
+  ["Czech (.mo cs)", mo("cs")],
+  ["Turkish (.mo tr)", mo("tr")],
+  ["Vietnamese (.mo vi)", mo("vi")],
+  ["Greek (man el)", man("/usr/share/man/el")],
   ["Greek (.mo el)", mo("el")],
   ["Arabic (.mo ar)", mo("ar")],
+  ["Persian (.mo fa)", mo("fa")],
   ["Hebrew (.mo he)", mo("he")],
   ["Hindi (.mo hi)", mo("hi")],
   ["Thai (.mo th)", mo("th")],
+  ["Bengali (.mo bn, other)", mo("bn")],
+  ["Tamil (.mo ta, other)", mo("ta")],
+  ["Georgian (.mo ka, other)", mo("ka")],
+  ["Armenian (.mo hy, other)", mo("hy")],
 ];
 
 // ---- measure -------------------------------------------------------------------
@@ -156,8 +178,11 @@ const fmt = (n) => n.toLocaleString("en-US").replaceAll(",", " ");
 
 // Implied factor of the sample's main non-ASCII class: what k would have made
 // the estimate exact, given ASCII at 1/4 and the other classes at their k.
-function implied(real, st) {
-  const classes = { ...st.letters, symbols: st.symbols };
+function implied(real, st, text) {
+  // ts_stats has Latin letters beyond Latin-1 under "latin"; they cost
+  // TS_K_LATIN_EXT, so split them out here
+  const ext = (text.match(/[^\u0000-\u00ff]/gu) || []).filter((c) => /\p{Script=Latin}/u.test(c)).length;
+  const classes = { ...st.letters, latin: st.letters.latin - ext, latin_ext: ext, symbols: st.symbols };
   let main = null;
   for (const [c, n] of Object.entries(classes)) if (n > 0 && (!main || n > classes[main])) main = c;
   if (!main || classes[main] < 200) return { main: "-", k: "-" };
@@ -179,12 +204,27 @@ for (const [name, get] of samples) {
   const st = estimate(text);
   const chars = [...text].length;
   const real = { cl100k: count(enc.cl100k, text), o200k: count(enc.o200k, text) };
-  const ic = implied(real.cl100k, st), io = implied(real.o200k, st);
+  const ic = implied(real.cl100k, st, text), io = implied(real.o200k, st, text);
   rows.push({ name, st, real });
   console.log(`| ${name} | ${fmt(st.bytes)} | ${fmt(chars)} | ${(st.ascii / st.bytes * 100).toFixed(0)}% | ` +
     `${fmt(real.cl100k)} | ${fmt(real.o200k)} | ${fmt(st.tokens)} | ${pct(st.tokens, real.cl100k)} | ` +
     `${pct(st.tokens, real.o200k)} | ${ic.main} | ${ic.k} | ${io.k} | ${st.language} |`);
   if (LIST) console.error(`${name}: ${used.length} files: ${used.join(" ")}`);
   if (BENCH) console.error(`${name}: ts_scan ${st.scan_ns} ns (${st.scan_ns_per_2000_tokens} ns per 2000 estimated tokens), ts_language ${st.language_ns} ns`);
+}
+console.log("\n| Symbols | items | code points | cl100k per item | o200k per item | estimate per item |");
+console.log("|---|---|---|---|---|---|");
+for (const [kind, list] of Object.entries(symbolKinds)) {
+  const items = list.split(" ").filter((x) => x);
+  let c = 0, o = 0, cps = 0, e = 0;
+  for (const x of items) {
+    c += count(enc.cl100k, "word" + x + " word") - count(enc.cl100k, "word word");
+    o += count(enc.o200k, "word" + x + " word") - count(enc.o200k, "word word");
+    cps += [...x].length;
+    const st = estimate(x);
+    e += st.tokens;
+  }
+  const n = items.length;
+  console.log(`| ${kind} | ${n} | ${cps} | ${(c / n).toFixed(2)} | ${(o / n).toFixed(2)} | ${(e / n).toFixed(2)} |`);
 }
 console.log(`\nFactors compiled in (thousandths of a token per code point): ${Object.entries(K).map(([k, v]) => `${k}=${v}`).join(", ")}`);
