@@ -189,6 +189,8 @@ static void scope_pieces(prompt_t *p, enum scope sc, size_t *first, size_t *end,
     switch (sc) {
     case SCOPE_LAST_USER:
         *mask = PIECE_USER;
+        if (p->ep != EP_CHAT)
+            break; /* the whole prompt / input is the user's */
         *first = *end = 0;
         for (size_t i = p->n_pieces; i-- > 0;) {
             if (p->pieces[i].role == PIECE_USER) {

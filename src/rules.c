@@ -102,7 +102,8 @@ static pcre2_code *compile_re(ywalk_t *c, const yaml_node_t *n, const char *what
     int errcode;
     PCRE2_SIZE off;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
-                                   PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_CASELESS, &errcode,
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_CASELESS,
+                                   &errcode,
                                    &off, NULL);
     if (re == NULL) {
         PCRE2_UCHAR msg[160];
@@ -159,9 +160,12 @@ static size_t regex_literal(const char *pat, char *out, size_t cap, bool *has_ks
             else if (ch == ')')
                 depth--;
             else if (ch == '[') {
-                for (p++; *p && *p != ']'; p++)
+                for (p++; *p && *p != ']'; p++) {
+                    if (*p == '[')
+                        return 0;
                     if (*p == '\\' && p[1])
                         p++;
+                }
                 if (!*p)
                     return 0;
             }
@@ -181,9 +185,12 @@ static size_t regex_literal(const char *pat, char *out, size_t cap, bool *has_ks
                 p++;
             if (*p == ']')
                 p++;
-            for (; *p && *p != ']'; p++)
+            for (; *p && *p != ']'; p++) {
+                if (*p == '[')
+                    return 0; /* POSIX classes [:alpha:] and the like */
                 if (*p == '\\' && p[1])
                     p++;
+            }
             if (!*p)
                 return 0;
             continue;
@@ -212,6 +219,11 @@ static size_t regex_literal(const char *pat, char *out, size_t cap, bool *has_ks
             p++;
             ch = (unsigned char)*p;
             if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) {
+                /* one-letter escapes (classes, anchors, control characters)
+                 * end the run; longer ones (\x41, \101, \cA, \pL, \g1,
+                 * \k<n>, \N{...}, \o{...}) could stand for text: give up */
+                if (strchr("bBsSwWdDhHvVRAzZGKntrfea", ch) == NULL)
+                    return 0;
                 FLUSH();
                 continue;
             }
@@ -236,12 +248,17 @@ static size_t regex_literal(const char *pat, char *out, size_t cap, bool *has_ks
     return best;
 }
 
+/* n is the pattern's node, or the list holding the patterns in order. */
 static bool compile_res(ywalk_t *c, const yaml_node_t *n, const char *what, cond_t *k)
 {
     bool ok = true;
     k->re = xcalloc(k->n_strs, sizeof *k->re);
     for (size_t i = 0; i < k->n_strs; i++) {
-        k->re[i] = compile_re(c, n, what, k->strs[i]);
+        const yaml_node_t *at = n;
+        if (n->type == YAML_SEQUENCE_NODE && (size_t)(n->data.sequence.items.top -
+                                                      n->data.sequence.items.start) > i)
+            at = yw_node(c, n->data.sequence.items.start[i]);
+        k->re[i] = compile_re(c, at, what, k->strs[i]);
         ok = ok && k->re[i] != NULL;
     }
     return ok;
@@ -295,7 +312,11 @@ static bool parse_headers(ywalk_t *c, const yaml_node_t *n, enum cond_kind kind,
         return false;
     cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
     k->kind = C_ALL;
-    k->kids = xcalloc(cnt ? cnt : 1, sizeof *k->kids);
+    if (cnt == 0) {
+        yw_error(c, n, "%s: no headers given (expected {name: value, ...})", what);
+        return false;
+    }
+    k->kids = xcalloc(cnt, sizeof *k->kids);
     YW_MAP_FOREACH(c, n, name, kn, v)
     {
         cond_t *h = &k->kids[k->n_kids++];
@@ -384,7 +405,7 @@ static bool parse_key(ywalk_t *c, rules_t *rs, const char *key, const yaml_node_
             for (size_t j = 0; j < k->n_strs; j++) {
                 if (strcmp(k->strs[j], "cjk") != 0 && ts_script_parse(k->strs[j]) < 0) {
                     yw_error(c, v, "%s: unknown script \"%s\" (expected latin, cyrillic, greek, "
-                                   "arabic, hebrew, devanagari, thai, han, kana, hangul, cjk, other)",
+                                   "arabic, hebrew, devanagari, thai, han, kana, hangul, cjk, other, none)",
                              what, k->strs[j]);
                     return false;
                 }
@@ -392,6 +413,8 @@ static bool parse_key(ywalk_t *c, rules_t *rs, const char *key, const yaml_node_
             return true;
         case C_LANGUAGE:
             for (size_t j = 0; j < k->n_strs; j++) {
+                for (char *q = k->strs[j]; *q; q++)
+                    *q = (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q);
                 if (!one_of(k->strs[j], languages)) {
                     yw_error(c, v, "%s: unknown language \"%s\" (expected zh, ja, ko, ru, ar, hi, "
                                    "el, he, th, en, es, fr, de, pt, it or und)",
@@ -455,7 +478,7 @@ static bool parse_map(ywalk_t *c, rules_t *rs, const yaml_node_t *map, enum scop
 {
     const char *k;
     yaml_node_t *kn, *v;
-    bool ok = true;
+    bool ok = true, have_cond = false;
     size_t cnt;
     out->kind = C_ALL;
     if (!yw_expect(c, map, YAML_MAPPING_NODE, where))
@@ -487,12 +510,18 @@ static bool parse_map(ywalk_t *c, rules_t *rs, const yaml_node_t *map, enum scop
     {
         if (strcmp(k, "scope") == 0)
             continue;
+        have_cond = true;
         if (!is_cond_key(k)) {
             yw_unknown_key(c, kn, where, COND_KEYS);
             ok = false;
             continue;
         }
         ok = parse_key(c, rs, k, v, scope, &out->kids[out->n_kids++], where) && ok;
+    }
+    if (!have_cond && ok) {
+        yw_error(c, map, "%s: no conditions (\"scope\" alone is not one; expected some of: %s)", where,
+                 COND_KEYS);
+        ok = false;
     }
     return ok;
 }
@@ -557,13 +586,15 @@ static bool parse_rule(ywalk_t *c, const config_t *cfg, rules_t *rs, rule_t *r,
             if (v->type == YAML_MAPPING_NODE) {
                 const char *ck;
                 yaml_node_t *ckn, *cv;
+                char ttlwhat[300];
+                snprintf(ttlwhat, sizeof ttlwhat, "%s.ttl_s", what);
                 YW_MAP_FOREACH(c, v, ck, ckn, cv)
                 {
                     uint64_t ttl;
                     if (strcmp(ck, "ttl_s") != 0) {
                         yw_unknown_key(c, ckn, what, "ttl_s");
                         ok = false;
-                    } else if (yw_u64(c, cv, "cache.ttl_s", 1, 31536000, &ttl)) {
+                    } else if (yw_u64(c, cv, ttlwhat, 1, 31536000, &ttl)) {
                         r->act.cache = RULE_CACHE_TTL;
                         r->act.cache_ttl_s = (unsigned)ttl;
                     } else {
@@ -625,8 +656,8 @@ rules_t *rules_parse(ywalk_t *c, const struct config *cfg, yaml_node_t *list)
          it++) {
         rule_t *r = &rs->v[rs->n++];
         ok = parse_rule(c, cfg, rs, r, yw_node(c, *it), rs->n - 1) && ok;
-        for (size_t j = 0; ok && j + 1 < rs->n; j++) {
-            if (strcmp(rs->v[j].name, r->name) == 0) {
+        for (size_t j = 0; r->name && j + 1 < rs->n; j++) {
+            if (rs->v[j].name && strcmp(rs->v[j].name, r->name) == 0) {
                 yw_error(c, yw_node(c, *it), "routing.rules: two rules are named \"%s\"", r->name);
                 ok = false;
             }

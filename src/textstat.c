@@ -225,7 +225,7 @@ static unsigned range_class(uint32_t cp)
  * rows ran out, which only a much longer cp_ranges could cause). */
 #define PAGE_MIXED 0x80
 #define PAGE_SEARCH 0xFF
-#define MAX_BLOCKS 64
+#define MAX_BLOCKS 32 /* 26 needed */
 
 static uint8_t bmp_page[256];
 static uint8_t bmp_block[MAX_BLOCKS][256];
@@ -233,10 +233,13 @@ static uint8_t bmp_block[MAX_BLOCKS][256];
 /* ts_language's view of an ASCII byte: a lowercase letter, or one of these. */
 enum { WC_SEP = 0, WC_SPOIL = 1, WC_HIGH = 2 };
 static uint8_t word_class[256];
+/* The lowercase of the Latin-1 letter U+0080 + index, or 0. */
+static uint8_t latin1_lower[128];
 
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
 static void sw_build(void);
+static unsigned latin1_fold(uint32_t c);
 
 static void tables_build(void)
 {
@@ -269,6 +272,8 @@ static void tables_build(void)
         else
             word_class[c] = WC_SEP;
     }
+    for (uint32_t cp = 0x80; cp < 0x100; cp++)
+        latin1_lower[cp - 0x80] = (uint8_t)latin1_fold(cp);
     sw_build();
 }
 
@@ -421,7 +426,6 @@ void ts_scan(const char *text, size_t len, ts_stats_t *out)
     }
 
     out->bytes = sat32(len);
-    out->codepoints = ascii + invalid;
     {
         uint64_t cps = ascii + invalid, milli = ascii * TS_K_ASCII + invalid * TS_K_INVALID;
         for (int k = 0; k < CLS_COUNT; k++) {
@@ -532,65 +536,36 @@ enum { LANG_EN, LANG_ES, LANG_FR, LANG_DE, LANG_PT, LANG_IT, LANG_COUNT };
 
 static const char *const lang_codes[LANG_COUNT] = {"en", "es", "fr", "de", "pt", "it"};
 
-/* Very frequent function words, lowercase, at most 8 letters, ASCII or
- * Latin-1 only. A word may appear in several lists; it then counts for each
- * of those languages with a share of the weight. Single letters are left out
- * where they are ambiguous (English "a" and "I", the Romance "a"). */
-static const char *const sw_en[] = {
-    "the",   "and",   "of",    "to",    "in",    "is",    "that",  "it",    "for",   "you",
-    "was",   "with",  "on",    "as",    "are",   "be",    "this",  "have",  "from",  "or",
-    "by",    "not",   "but",   "what",  "all",   "were",  "when",  "we",    "there", "can",
-    "an",    "which", "their", "if",    "has",   "will",  "would", "they",  "been",  "do",
-    "how",   "its",   "about", "should", "could", "these", "than",  "then",  "them",  "my",
-    "your",  "our",   "who",   "does",  "did",   "into",  NULL,
-};
+/* Very frequent function words, lowercase, separated by single spaces; each
+ * at most 8 letters, ASCII or Latin-1. A word may be in several lists; it then
+ * counts for each of those languages with a share of the weight. Ambiguous
+ * single letters are left out (English "a" and "I", the Romance "a"). */
+static const char sw_en[] =
+    "the and of to in is that it for you was with on as are be this have from or by not but "
+    "what all were when we there can an which their if has will would they been do how its "
+    "about should could these than then them my your our who does did into";
+static const char sw_es[] =
+    "el la los las de del que y en un una unos es se no por para con su sus al lo como más "
+    "pero le ya este esta ha sí porque muy sin sobre también me hay donde cuando todo desde "
+    "está son entre era fue ser hasta tiene nos ni qué cómo puede están";
+static const char sw_fr[] =
+    "le la les de des du un une et est en que qui dans pour pas sur au aux avec ce il elle ne "
+    "se sont par plus ou son sa ses nous vous ils on mais cette été être fait comme tout leur "
+    "où à qu même aussi ces je peut avoir très";
+static const char sw_de[] =
+    "der die und in den von zu das mit sich des auf für ist im dem nicht ein eine als auch es "
+    "an werden aus er hat dass sie nach wird bei einer um am sind noch wie einem über einen "
+    "zum war haben nur oder aber vor zur bis mehr durch wurde kann wenn ich wir diese dieser";
+static const char sw_pt[] =
+    "o os as de do da dos das que e em no na nos nas um uma para com não se por mais ao aos "
+    "como mas foi ele ela seu sua ou quando muito já também só pelo pela até isso entre depois "
+    "sem mesmo eu está são ser tem há você esse essa é à pode";
+static const char sw_it[] =
+    "il lo la gli le di da del della dei delle che e è un una uno in per con non si su al alla "
+    "come ma più sono anche questo questa ha ci ne se perché nel nella dal dalla molto essere "
+    "stato tra fra quando loro suo sua degli cosa può sul";
 
-static const char *const sw_es[] = {
-    "el",    "la",    "los",   "las",   "de",    "del",   "que",   "y",     "en",     "un",
-    "una",   "unos",  "es",    "se",    "no",    "por",   "para",  "con",   "su",     "sus",
-    "al",    "lo",    "como",  "más",   "pero",  "le",    "ya",    "este",  "esta",   "ha",
-    "sí",    "porque", "muy",  "sin",   "sobre", "también", "me",  "hay",   "donde",  "cuando",
-    "todo",  "desde", "está",  "son",   "entre", "era",   "fue",   "ser",   "hasta",  "tiene",
-    "nos",   "ni",    "qué",   "cómo",  "puede", "están", NULL,
-};
-
-static const char *const sw_fr[] = {
-    "le",    "la",    "les",   "de",    "des",   "du",    "un",    "une",   "et",    "est",
-    "en",    "que",   "qui",   "dans",  "pour",  "pas",   "sur",   "au",    "aux",   "avec",
-    "ce",    "il",    "elle",  "ne",    "se",    "sont",  "par",   "plus",  "ou",    "son",
-    "sa",    "ses",   "nous",  "vous",  "ils",   "on",    "mais",  "cette", "été",   "être",
-    "fait",  "comme", "tout",  "leur",  "où",    "à",     "qu",    "même",  "aussi", "ces",
-    "je",    "peut",  "avoir", "très",  NULL,
-};
-
-static const char *const sw_de[] = {
-    "der",   "die",   "und",   "in",    "den",   "von",   "zu",    "das",   "mit",   "sich",
-    "des",   "auf",   "für",   "ist",   "im",    "dem",   "nicht", "ein",   "eine",  "als",
-    "auch",  "es",    "an",    "werden", "aus",  "er",    "hat",   "dass",  "sie",   "nach",
-    "wird",  "bei",   "einer", "um",    "am",    "sind",  "noch",  "wie",   "einem", "über",
-    "einen", "zum",   "war",   "haben", "nur",   "oder",  "aber",  "vor",   "zur",   "bis",
-    "mehr",  "durch", "wurde", "kann",  "wenn",  "ich",   "wir",   "diese", "dieser", NULL,
-};
-
-static const char *const sw_pt[] = {
-    "o",     "os",    "as",    "de",    "do",    "da",    "dos",   "das",   "que",   "e",
-    "em",    "no",    "na",    "nos",   "nas",   "um",    "uma",   "para",  "com",   "não",
-    "se",    "por",   "mais",  "ao",    "aos",   "como",  "mas",   "foi",   "ele",   "ela",
-    "seu",   "sua",   "ou",    "quando", "muito", "já",   "também", "só",   "pelo",  "pela",
-    "até",   "isso",  "entre", "depois", "sem",  "mesmo", "eu",    "está",  "são",   "ser",
-    "tem",   "há",    "você",  "esse",  "essa",  "é",     "à",     "pode",  NULL,
-};
-
-static const char *const sw_it[] = {
-    "il",    "lo",    "la",    "gli",   "le",    "di",    "da",    "del",   "della", "dei",
-    "delle", "che",   "e",     "è",     "un",    "una",   "uno",   "in",    "per",   "con",
-    "non",   "si",    "su",    "al",    "alla",  "come",  "ma",    "più",   "sono",  "anche",
-    "questo", "questa", "ha",  "ci",    "ne",    "se",    "perché", "nel",  "nella", "dal",
-    "dalla", "molto", "essere", "stato", "tra",  "fra",   "quando", "loro", "suo",   "sua",
-    "degli", "cosa",  "può",   "sul",   NULL,
-};
-
-static const char *const *const sw_lists[LANG_COUNT] = {sw_en, sw_es, sw_fr, sw_de, sw_pt, sw_it};
+static const char *const sw_lists[LANG_COUNT] = {sw_en, sw_es, sw_fr, sw_de, sw_pt, sw_it};
 
 /* Stop-word hash table: 1024 slots for the ~290 distinct words (load below
  * 0.3, so probes are short); key 0 marks an empty slot (no word packs to 0).
@@ -619,12 +594,12 @@ static unsigned latin1_fold(uint32_t c)
     return c <= 0xDE ? c + 0x20 : c;
 }
 
-/* Packs a NUL-terminated UTF-8 list word as latin_language does (first
- * letter in the low byte); 0 when it cannot be a word there. */
-static uint64_t sw_pack(const char *w)
+/* Packs a UTF-8 list word of n bytes as latin_language does (first letter in
+ * the low byte); 0 when it cannot be a word there. */
+static uint64_t sw_pack(const char *w, size_t n)
 {
     const unsigned char *s = (const unsigned char *)w;
-    size_t n = strlen(w), i = 0;
+    size_t i = 0;
     uint64_t key = 0;
     unsigned shift = 0;
 
@@ -648,11 +623,13 @@ static uint64_t sw_pack(const char *w)
 static void sw_build(void)
 {
     for (int lang = 0; lang < LANG_COUNT; lang++) {
-        for (const char *const *w = sw_lists[lang]; *w != NULL; w++) {
-            uint64_t key = sw_pack(*w);
-            unsigned h = sw_slot(key);
+        for (const char *w = sw_lists[lang]; *w != '\0';) {
+            size_t n = strcspn(w, " ");
+            uint64_t key = sw_pack(w, n);
+            w += n + (w[n] == ' ');
             if (key == 0)
                 continue; /* not packable: a list typo, ignored */
+            unsigned h = sw_slot(key);
             while (sw_keys[h] != 0 && sw_keys[h] != key)
                 h = (h + 1) & (SW_SLOTS - 1);
             sw_keys[h] = key;
@@ -729,14 +706,20 @@ static const char *latin_language(const unsigned char *s, size_t len)
                 i++;
             } else if (t == WC_HIGH) {
                 uint32_t cp;
-                size_t step = utf8_decode(s + i, len - i, &cp);
+                size_t step;
                 unsigned f;
-                if (step == 0) { /* invalid byte: a separator */
-                    i++;
-                    break;
+                if (s[i] >= 0xC2 && s[i] <= 0xDF && len - i >= 2 && (s[i + 1] & 0xC0) == 0x80) {
+                    cp = (s[i] & 0x1Fu) << 6 | (s[i + 1] & 0x3Fu); /* the usual case */
+                    step = 2;
+                } else {
+                    step = utf8_decode(s + i, len - i, &cp);
+                    if (step == 0) { /* invalid byte: a separator */
+                        i++;
+                        break;
+                    }
                 }
                 i += step;
-                f = latin1_fold(cp);
+                f = cp < 0x100 ? latin1_lower[cp - 0x80] : 0;
                 if (f != 0) {
                     key |= (uint64_t)f << (8 * (n & 7));
                     n++;

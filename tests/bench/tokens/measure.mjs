@@ -7,7 +7,8 @@
 //     manpages-el iso-codes
 // then, from the repository root:
 //   (cd tests/bench/tokens && npm ci) && node tests/bench/tokens/measure.mjs
-// Options: --bench (also time ts_scan / ts_language per sample),
+// Options: --bench (also time ts_scan / ts_language on each sample's first
+//          ~2,000 estimated tokens),
 //          --list (print the files each sample was built from),
 //          --limit BYTES (UTF-8 bytes per sample, default 120000).
 import { execFileSync, spawnSync } from "node:child_process";
@@ -33,10 +34,10 @@ function buildEstimate() {
     "-I" + path.join(root, "include"), path.join(here, "estimate.c"),
     path.join(root, "src/textstat.c"), "-o", estimateBin, "-lpthread"], { stdio: "inherit" });
 }
-function estimate(text) {
+function estimate(text, bench = false) {
   const file = path.join(os.tmpdir(), `ts-measure-${process.pid}.txt`);
   fs.writeFileSync(file, text);
-  const a = BENCH ? ["-b", "2000", file] : [file];
+  const a = bench ? ["-b", "4000", file] : [file];
   const out = execFileSync(estimateBin, a, { encoding: "utf8" });
   fs.unlinkSync(file);
   return JSON.parse(out);
@@ -201,7 +202,7 @@ for (const [name, get] of samples) {
     console.log(`| ${name} | (not installed) ||||||||||||`);
     continue;
   }
-  const st = estimate(text);
+  const st = estimate(text, BENCH);
   const chars = [...text].length;
   const real = { cl100k: count(enc.cl100k, text), o200k: count(enc.o200k, text) };
   const ic = implied(real.cl100k, st, text), io = implied(real.o200k, st, text);
@@ -210,7 +211,7 @@ for (const [name, get] of samples) {
     `${fmt(real.cl100k)} | ${fmt(real.o200k)} | ${fmt(st.tokens)} | ${pct(st.tokens, real.cl100k)} | ` +
     `${pct(st.tokens, real.o200k)} | ${ic.main} | ${ic.k} | ${io.k} | ${st.language} |`);
   if (LIST) console.error(`${name}: ${used.length} files: ${used.join(" ")}`);
-  if (BENCH) console.error(`${name}: ts_scan ${st.scan_ns} ns (${st.scan_ns_per_2000_tokens} ns per 2000 estimated tokens), ts_language ${st.language_ns} ns`);
+
 }
 console.log("\n| Symbols | items | code points | cl100k per item | o200k per item | estimate per item |");
 console.log("|---|---|---|---|---|---|");
@@ -226,5 +227,12 @@ for (const [kind, list] of Object.entries(symbolKinds)) {
   }
   const n = items.length;
   console.log(`| ${kind} | ${n} | ${cps} | ${(c / n).toFixed(2)} | ${(o / n).toFixed(2)} | ${(e / n).toFixed(2)} |`);
+}
+if (BENCH) {
+  console.log("\n| Sample (first ~2,000 estimated tokens) | bytes | tokens | ts_scan µs | ts_language µs |");
+  console.log("|---|---|---|---|---|");
+  for (const { name, st } of rows)
+    console.log(`| ${name} | ${fmt(st.bench_bytes)} | ${fmt(st.bench_tokens)} | ` +
+      `${(st.scan_ns / 1000).toFixed(1)} | ${(st.language_ns / 1000).toFixed(1)} |`);
 }
 console.log(`\nFactors compiled in (thousandths of a token per code point): ${Object.entries(K).map(([k, v]) => `${k}=${v}`).join(", ")}`);
