@@ -6,7 +6,7 @@ CC       ?= cc
 PREFIX   ?= /usr/local
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 DESTDIR  ?=
-PKGS     := libmicrohttpd libcurl libcjson yaml-0.1 libpcre2-8
+PKGS     := libmicrohttpd libcurl libcjson yaml-0.1 libpcre2-8 libcrypto hiredis
 PYTHON   ?= python3
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -31,7 +31,7 @@ ASAN_LIB_OBJS := $(LIB_SRCS:%.c=build/asan/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: all asan asan-build test check unit unit-asan integration sdk demo run deps install uninstall clean lint bench
+.PHONY: all asan asan-build test check unit unit-asan integration cache sdk demo run deps install uninstall clean lint bench
 
 all: build/llmrouter
 
@@ -87,11 +87,15 @@ integration: build/llmrouter
 sdk: build/llmrouter
 	@$(PYTHON) tests/with_daemon.py -- bash tests/sdk/run.sh
 
+cache: build/llmrouter
+	@$(PYTHON) tests/integration/test_cache.py
+
 # Everything on the normal build.
 check: deps
 	@$(SUBMAKE) lint build/llmrouter
 	@$(SUBMAKE) unit
 	@$(SUBMAKE) integration
+	@$(SUBMAKE) cache
 	@$(SUBMAKE) sdk
 
 # Everything again on the AddressSanitizer + UBSan build.
@@ -99,6 +103,7 @@ asan: deps
 	@$(SUBMAKE) build/asan/llmrouter
 	@$(SUBMAKE) unit-asan
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/run.py
+	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/test_cache.py
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/with_daemon.py -- bash tests/sdk/run.sh
 
 # The test command of the README and CI: both builds.

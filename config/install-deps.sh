@@ -3,7 +3,7 @@
 # its demo — only the missing ones, with sudo when not root. Safe to re-run.
 set -eu
 PKGS="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libyaml-dev
-libcmocka-dev libpcre2-dev python3 nodejs npm curl ca-certificates"
+libcmocka-dev libpcre2-dev libhiredis-dev redis-server python3 nodejs npm curl ca-certificates"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -49,6 +49,20 @@ typedef struct cfg_tier {
     size_t n_models;
 } cfg_tier_t;
 
+enum cache_backend { CACHE_BACKEND_OFF = 0, CACHE_BACKEND_MEMORY, CACHE_BACKEND_REDIS };
+
+typedef struct cfg_cache {
+    enum cache_backend backend;
+    unsigned ttl_s;            /* default TTL */
+    size_t max_bytes;          /* memory backend bound */
+    size_t max_entry_bytes;    /* larger answers are not stored */
+    char *redis_url;
+    unsigned redis_timeout_ms;
+    char *key_prefix;
+    bool per_key;              /* scope entries by proxy key */
+    bool only_deterministic;   /* only temperature 0 or absent, n 1 */
+} cfg_cache_t;
+
 typedef struct config {
     atomic_uint refs;
     char *path;
@@ -75,6 +89,7 @@ typedef struct config {
     size_t n_routable;
     struct rules *rules; /* routing.rules, NULL when none */
     bool allow_client_tier;
+    cfg_cache_t cache;
     /* derived */
     char *models_json; /* body of GET /v1/models */
     size_t models_json_len;

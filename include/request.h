@@ -108,6 +108,19 @@ typedef struct req {
     struct MHD_Response *response;
     unsigned resp_status;
     double cost_usd;    /* < 0 when unknown */
+
+    /* response cache (owned by cache.c) */
+    enum { CACHE_X_BYPASS = 0, CACHE_X_MISS, CACHE_X_HIT } cache_x; /* x-cache */
+    bool cache_lookup;    /* look the answer up before going upstream */
+    bool cache_store;     /* store a complete answer */
+    bool include_usage;   /* stream_options.include_usage */
+    unsigned cache_ttl_s;
+    int64_t cache_age_s;  /* on a hit */
+    uint8_t cache_key[32];
+    void *cache_op;       /* pending Redis lookup */
+    struct completion_acc *acc; /* streamed answer being assembled for the cache */
+    buf_t acc_buf;        /* bytes of the events not yet fed to acc */
+    uint64_t acc_base;    /* absolute stream offset of acc_buf's first byte */
 } req_t;
 
 /* Allocates a request for conn on shard, holding a reference to cfg. */

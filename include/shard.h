@@ -16,9 +16,14 @@ typedef struct shard shard_t;
 struct req;
 struct upstream;
 
-/* Creates shard id with its loop, upstream and HTTP daemon listening on the
- * config's address. NULL on failure with a message in err. */
-shard_t *shard_new(unsigned id, config_t *cfg, char *err, size_t errlen);
+struct mcache;
+struct cache_ctx;
+
+/* Creates shard id with its loop, upstream, Redis client (when the cache
+ * uses Redis) and HTTP daemon listening on the config's address. mem is the
+ * process-wide memory cache (may be NULL). NULL on failure with a message in
+ * err. */
+shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, char *err, size_t errlen);
 /* Starts the shard's thread. Returns 0 or -1. */
 int shard_start(shard_t *s);
 /* Asks the shard to stop: it stops accepting, lets live requests finish for
@@ -30,6 +35,7 @@ void shard_free(shard_t *s);
 /* ---- shard thread only ---- */
 loop_t *shard_loop(shard_t *s);
 struct upstream *shard_upstream(shard_t *s);
+const struct cache_ctx *shard_cache(shard_t *s);
 /* The snapshot new requests use (borrowed). */
 config_t *shard_config(shard_t *s);
 bool shard_stopping(const shard_t *s);

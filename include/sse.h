@@ -34,4 +34,9 @@ void sse_init(sse_scan_t *s);
  * event completed. Call again with the rest. */
 size_t sse_feed(sse_scan_t *s, const char *p, size_t n, sse_event_t *ev, bool *got);
 
+/* The data of one event (its "data:" lines joined by '\n', one leading
+ * space stripped each), from the event's bytes p[0..len). Returns a malloc'd,
+ * NUL-terminated string the caller frees. */
+char *sse_event_data(const char *p, size_t len);
+
 #endif

@@ -424,12 +424,72 @@ static void parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node
             yw_bool(c, v, "routing.allow_client_tier", &cfg->allow_client_tier);
         } else if (strcmp(k, "rules") == 0) {
             rules_free(cfg->rules);
+    free(cfg->cache.redis_url);
+    free(cfg->cache.key_prefix);
             cfg->rules = rules_parse(c, cfg, v);
         } else {
             yw_unknown_key(c, kn, "routing",
                            "default_tier, routable_models, allow_client_tier, rules");
         }
     }
+}
+
+static void parse_cache(ywalk_t *c, config_t *cfg, yaml_node_t *map)
+{
+    const char *k;
+    yaml_node_t *kn, *v;
+    cfg_cache_t *cc = &cfg->cache;
+    if (!yw_expect(c, map, YAML_MAPPING_NODE, "cache"))
+        return;
+    YW_MAP_FOREACH(c, map, k, kn, v)
+    {
+        uint64_t u;
+        char what[64];
+        snprintf(what, sizeof what, "cache.%s", k);
+        if (strcmp(k, "backend") == 0) {
+            char *s = yw_str(c, v, what);
+            if (s && strcmp(s, "memory") == 0)
+                cc->backend = CACHE_BACKEND_MEMORY;
+            else if (s && strcmp(s, "redis") == 0)
+                cc->backend = CACHE_BACKEND_REDIS;
+            else if (s && (strcmp(s, "off") == 0 || strcmp(s, "none") == 0))
+                cc->backend = CACHE_BACKEND_OFF;
+            else if (s)
+                yw_error(c, v, "cache.backend: expected memory, redis or off, found \"%s\"", s);
+            free(s);
+        } else if (strcmp(k, "ttl_s") == 0) {
+            if (yw_u64(c, v, what, 1, 31536000, &u))
+                cc->ttl_s = (unsigned)u;
+        } else if (strcmp(k, "max_bytes") == 0) {
+            if (yw_u64(c, v, what, 65536, 1ull << 40, &u))
+                cc->max_bytes = (size_t)u;
+        } else if (strcmp(k, "max_entry_bytes") == 0) {
+            if (yw_u64(c, v, what, 1024, 1ull << 30, &u))
+                cc->max_entry_bytes = (size_t)u;
+        } else if (strcmp(k, "redis_url") == 0) {
+            free(cc->redis_url);
+            cc->redis_url = yw_str(c, v, what);
+        } else if (strcmp(k, "redis_timeout_ms") == 0) {
+            if (yw_u64(c, v, what, 1, 10000, &u))
+                cc->redis_timeout_ms = (unsigned)u;
+        } else if (strcmp(k, "key_prefix") == 0) {
+            char *s = yw_str(c, v, what);
+            if (s) {
+                free(cc->key_prefix);
+                cc->key_prefix = s;
+            }
+        } else if (strcmp(k, "per_key") == 0) {
+            yw_bool(c, v, what, &cc->per_key);
+        } else if (strcmp(k, "only_deterministic") == 0) {
+            yw_bool(c, v, what, &cc->only_deterministic);
+        } else {
+            yw_unknown_key(c, kn, "cache",
+                           "backend, ttl_s, max_bytes, max_entry_bytes, redis_url, "
+                           "redis_timeout_ms, key_prefix, per_key, only_deterministic");
+        }
+    }
+    if (cc->backend == CACHE_BACKEND_REDIS && cc->redis_url == NULL)
+        yw_error(c, map, "cache: backend redis needs redis_url (e.g. \"redis://127.0.0.1:6379/0\")");
 }
 
 /* ---- derived data ---- */
@@ -514,8 +574,8 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
 {
     const char *k;
     yaml_node_t *kn, *v;
-    yaml_node_t *sec[5] = {0};
-    static const char *names[5] = {"server", "providers", "models", "tiers", "routing"};
+    yaml_node_t *sec[6] = {0};
+    static const char *names[6] = {"server", "providers", "models", "tiers", "routing", "cache"};
     yaml_node_t *default_node = NULL;
 
     if (root == NULL || yw_is_null(root)) {
@@ -530,11 +590,11 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
     YW_MAP_FOREACH(c, root, k, kn, v)
     {
         size_t i;
-        for (i = 0; i < 5; i++)
+        for (i = 0; i < 6; i++)
             if (strcmp(k, names[i]) == 0)
                 break;
-        if (i == 5)
-            yw_unknown_key(c, kn, "the top level", "server, providers, models, tiers, routing");
+        if (i == 6)
+            yw_unknown_key(c, kn, "the top level", "server, providers, models, tiers, routing, cache");
         else
             sec[i] = v;
     }
@@ -549,6 +609,8 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
         parse_tiers(c, cfg, sec[3]);
     if (sec[4])
         parse_routing(c, cfg, sec[4], &default_node);
+    if (sec[5])
+        parse_cache(c, cfg, sec[5]);
     if (sec[1] == NULL || cfg->n_providers == 0)
         yw_error(c, root, "no providers are defined (expected a \"providers\" mapping)");
     if (sec[2] == NULL || cfg->n_models == 0)
@@ -592,6 +654,13 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
     cfg->shutdown_grace_ms = 5000;
     cfg->log_level = LOG_INFO;
     cfg->default_tier = -1;
+    cfg->cache.backend = CACHE_BACKEND_MEMORY;
+    cfg->cache.ttl_s = 3600;
+    cfg->cache.max_bytes = (size_t)64 << 20;
+    cfg->cache.max_entry_bytes = (size_t)1 << 20;
+    cfg->cache.redis_timeout_ms = 50;
+    cfg->cache.key_prefix = xstrdup("llmrouter:cache:");
+    cfg->cache.only_deterministic = true;
     cfg->loaded_at = (int64_t)time(NULL);
 
     parse_root(&c, cfg, yaml_document_get_root_node(&doc));
@@ -687,6 +756,8 @@ void config_unref(config_t *cfg)
         free(cfg->routable[i]);
     free(cfg->routable);
     rules_free(cfg->rules);
+    free(cfg->cache.redis_url);
+    free(cfg->cache.key_prefix);
     free(cfg->providers);
     free(cfg->models);
     free(cfg->tiers);
@@ -779,6 +850,13 @@ void config_print_summary(const config_t *cfg, void *file)
     }
     if (cfg->allow_client_tier)
         fprintf(f, "clients may force a tier with the x-router-tier header\n");
+    if (cfg->cache.backend == CACHE_BACKEND_OFF)
+        fprintf(f, "cache: off\n");
+    else
+        fprintf(f, "cache: %s, ttl %us%s%s\n",
+                cfg->cache.backend == CACHE_BACKEND_MEMORY ? "memory" : "redis", cfg->cache.ttl_s,
+                cfg->cache.per_key ? ", per key" : "",
+                cfg->cache.only_deterministic ? ", deterministic requests only" : "");
 }
 
 static pthread_mutex_t g_current_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "explain.h"
 #include "log.h"
+#include "memcache.h"
 #include "shard.h"
 #include "util.h"
 #include "version.h"
@@ -131,6 +132,7 @@ int main(int argc, char **argv)
     const char *path = LLMROUTER_DEFAULT_CONFIG, *listen = NULL;
     long threads = -1;
     bool check = false;
+    mcache_t *mem = NULL;
     shard_t *shards[MAX_SHARDS];
     unsigned n_shards = 0;
     config_t *cfg;
@@ -221,9 +223,13 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     config_publish(config_ref(cfg));
+    /* one store for every thread, so a repeat lands on a hit whichever
+     * thread accepts it; its size is fixed at start */
+    if (cfg->cache.backend == CACHE_BACKEND_MEMORY)
+        mem = mcache_new(cfg->cache.max_bytes);
     for (unsigned i = 0; i < cfg->threads && i < MAX_SHARDS; i++) {
         char err[256];
-        shard_t *s = shard_new(i, cfg, err, sizeof err);
+        shard_t *s = shard_new(i, cfg, mem, err, sizeof err);
         if (s == NULL) {
             log_error("%s", err);
             goto stop;
@@ -270,6 +276,7 @@ stop:
         shard_free(shards[i]);
     }
     config_publish(NULL);
+    mcache_free(mem);
 out_cfg:
     config_unref(cfg);
 out:

@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cache.h"
 #include "prompt.h"
 #include "rules.h"
 #include "util.h"
@@ -27,6 +28,7 @@ req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *c
     req->client_io.fd = -1;
     buf_init(&req->body, cfg->max_body_bytes);
     buf_init(&req->out, 0);
+    buf_init(&req->acc_buf, 0);
     return req;
 }
 
@@ -34,6 +36,7 @@ void request_free(req_t *req)
 {
     if (req == NULL)
         return;
+    cache_req_free(req);
     buf_free(&req->body);
     buf_free(&req->out);
     free(req->fwd_body);
@@ -290,6 +293,7 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
             goto out;
         }
     }
+    cache_prepare(req, root);
     rc = 0;
 out:
     cJSON_Delete(root);

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "apierror.h"
+#include "cache.h"
 #include "json.h"
 #include "log.h"
 #include "rules.h"
@@ -31,6 +32,13 @@ static void add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
     MHD_add_response_header(r, "x-request-id", req->id);
     if (req->route.n == 0)
         return;
+    MHD_add_response_header(r, "x-cache", req->cache_x == CACHE_X_HIT    ? "HIT"
+                                          : req->cache_x == CACHE_X_MISS ? "MISS"
+                                                                         : "BYPASS");
+    if (req->cache_x == CACHE_X_HIT) {
+        snprintf(num, sizeof num, "%lld", (long long)req->cache_age_s);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_AGE, num);
+    }
     MHD_add_response_header(r, "x-router-tier", router_tier_name(cfg, &req->route));
     MHD_add_response_header(r, "x-router-rule", router_rule_name(cfg, &req->route));
     if (req->model >= 0) {
@@ -208,6 +216,7 @@ static void on_client_io(loop_t *loop, loop_io_t *io, uint32_t events)
         req->client_gone = true;
         log_debug("request %s: client closed the connection", req->id);
         upstream_cancel(shard_upstream(req->shard), req);
+        cache_cancel(req, shard_cache(req->shard));
     }
     resume(req);
 }
@@ -369,6 +378,8 @@ static void on_body_complete(req_t *req)
         return;
     }
     req->state = RS_UPSTREAM;
+    if (cache_begin(req, shard_cache(req->shard)))
+        return; /* answered from the cache, or a Redis lookup is pending */
     upstream_start(shard_upstream(req->shard), req);
 }
 
@@ -429,6 +440,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->watching)
         loop_io_del(shard_loop(sh), &req->client_io);
     upstream_cancel(shard_upstream(sh), req);
+    cache_cancel(req, shard_cache(sh));
     shard_dequeue_unpause(sh, req);
     shard_unlink(sh, req);
     if (req->response)

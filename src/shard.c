@@ -16,7 +16,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "log.h"
+#include "rds.h"
 #include "request.h"
 #include "server.h"
 #include "upstream.h"
@@ -30,6 +32,7 @@ struct shard {
     struct MHD_Daemon *mhd;
     loop_io_t mhd_io;
     upstream_t *up;
+    cache_ctx_t cache;
     config_t *cfg;
     unsigned cfg_gen;
     req_t *live;
@@ -57,6 +60,11 @@ loop_t *shard_loop(shard_t *s)
 struct upstream *shard_upstream(shard_t *s)
 {
     return s->up;
+}
+
+const struct cache_ctx *shard_cache(shard_t *s)
+{
+    return &s->cache;
 }
 
 config_t *shard_config(shard_t *s)
@@ -141,6 +149,7 @@ static void release_all(shard_t *s)
 {
     for (req_t *r = s->live; r; r = r->next) {
         upstream_cancel(s->up, r);
+        cache_cancel(r, &s->cache);
         server_release(r);
     }
 }
@@ -185,7 +194,7 @@ static bool hook(loop_t *loop, void *arg, int64_t *timeout_ms)
     return pending;
 }
 
-shard_t *shard_new(unsigned id, config_t *cfg, char *err, size_t errlen)
+shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, char *err, size_t errlen)
 {
     shard_t *s = xcalloc(1, sizeof *s);
     const union MHD_DaemonInfo *info;
@@ -204,6 +213,17 @@ shard_t *shard_new(unsigned id, config_t *cfg, char *err, size_t errlen)
     if (s->up == NULL) {
         snprintf(err, errlen, "cannot create a curl multi handle");
         goto fail;
+    }
+    s->cache.mem = mem;
+    if (cfg->cache.backend == CACHE_BACKEND_REDIS) {
+        rds_addr_t addr;
+        if (rds_url_parse(cfg->cache.redis_url, &addr, err, errlen) < 0)
+            goto fail;
+        s->cache.rds = rds_new(s->loop, &addr, cfg->cache.redis_timeout_ms);
+        if (s->cache.rds == NULL) {
+            snprintf(err, errlen, "cannot create the Redis client");
+            goto fail;
+        }
     }
     s->mhd = server_start(s, cfg, err, errlen);
     if (s->mhd == NULL)
@@ -270,6 +290,7 @@ void shard_free(shard_t *s)
         MHD_stop_daemon(s->mhd);
     }
     upstream_free(s->up);
+    rds_free(s->cache.rds);
     loop_free(s->loop);
     config_unref(s->cfg);
     free(s);

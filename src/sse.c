@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "buf.h"
+
 void sse_init(sse_scan_t *s)
 {
     memset(s, 0, sizeof *s);
@@ -63,4 +65,27 @@ size_t sse_feed(sse_scan_t *s, const char *p, size_t n, sse_event_t *ev, bool *g
             s->head[s->head_len++] = ch;
     }
     return n;
+}
+
+char *sse_event_data(const char *p, size_t len)
+{
+    buf_t b;
+    size_t i = 0;
+    buf_init(&b, len + 1);
+    while (i < len) {
+        size_t e = i;
+        while (e < len && p[e] != '\n' && p[e] != '\r')
+            e++;
+        if (e - i >= 5 && memcmp(p + i, "data:", 5) == 0) {
+            size_t v = i + 5;
+            if (v < e && p[v] == ' ')
+                v++;
+            if (buf_len(&b) > 0)
+                buf_puts(&b, "\n");
+            buf_append(&b, p + v, e - v);
+        }
+        i = e + 1;
+    }
+    buf_cstr(&b);
+    return b.data;
 }

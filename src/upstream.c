@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "apierror.h"
+#include "cache.h"
 #include "json.h"
 #include "log.h"
 #include "provider.h"
@@ -225,35 +226,11 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-/* Joins the data: lines of the event [start, end) (offsets into out). */
-static char *event_data(const char *p, size_t len)
-{
-    buf_t b;
-    size_t i = 0;
-    buf_init(&b, len + 1);
-    while (i < len) {
-        size_t e = i;
-        while (e < len && p[e] != '\n' && p[e] != '\r')
-            e++;
-        if (e - i >= 5 && memcmp(p + i, "data:", 5) == 0) {
-            size_t v = i + 5;
-            if (v < e && p[v] == ' ')
-                v++;
-            if (buf_len(&b) > 0)
-                buf_puts(&b, "\n");
-            buf_append(&b, p + v, e - v);
-        }
-        i = e + 1;
-    }
-    buf_cstr(&b);
-    return b.data;
-}
-
 /* The first data event decides whether this attempt is sound. */
 static bool first_event_ok(req_t *req, const sse_event_t *ev)
 {
     size_t off = req->out.r + (size_t)(ev->start - req->out_base);
-    char *data = event_data(req->out.data + off, (size_t)(ev->end - ev->start));
+    char *data = sse_event_data(req->out.data + off, (size_t)(ev->end - ev->start));
     cJSON *root;
     bool ok = false;
     if (ev->is_done) {
@@ -298,6 +275,8 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
         return CURL_WRITEFUNC_PAUSE;
     }
     buf_append(&req->out, p, n);
+    if (req->committed)
+        cache_stream_bytes(req, p, n);
     while (off < n) {
         sse_event_t ev;
         bool got;
@@ -309,6 +288,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
         if (req->committed) {
             if (ev.has_data)
                 req->last_data_ms = loop_now_ms(shard_loop(req->shard));
+            cache_stream_event(req, ev.start, ev.end, ev.is_done || !ev.has_data);
             continue;
         }
         if (!ev.has_data) {
@@ -322,6 +302,8 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
         buf_consume(&req->out, (size_t)(ev.start - req->out_base));
         req->out_base = ev.start;
         req->committed = true;
+        cache_stream_begin(req, ev.start, buf_ptr(&req->out), buf_len(&req->out));
+        cache_stream_event(req, ev.start, ev.end, false);
         record(req, req->model, req->up_status, NULL);
         req->last_data_ms = loop_now_ms(shard_loop(req->shard));
         loop_timer_start(shard_loop(req->shard), &req->timer,
@@ -362,8 +344,10 @@ static void finish_stream(upstream_t *up, req_t *req, const char *error)
         buf_free(&b);
         free(body);
         log_warn("request %s: %s", req->id, msg);
-    } else if (!req->saw_done) {
-        set_tail(req, "data: [DONE]\n\n", 14);
+    } else {
+        if (!req->saw_done)
+            set_tail(req, "data: [DONE]\n\n", 14);
+        cache_stream_end(req, shard_cache(req->shard));
     }
     req->up_done = true;
     server_stream_wake(req);
@@ -563,7 +547,7 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
         fail_attempt(req, "stream ended before any event%s", NULL);
     if (!req->attempt_failed && !req->passthrough) {
         if (provider_check_answer(req->cfg, req->model, buf_ptr(&req->out), buf_len(&req->out),
-                                  req->want_base64, &pr, why, sizeof why) < 0)
+                                  req->want_base64, req->cache_store, &pr, why, sizeof why) < 0)
             fail_attempt(req, "%s", why);
     }
     end_transfer(up, req);
@@ -580,6 +564,10 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
         return;
     }
     req->cost_usd = pr.cost_usd;
+    if (pr.compact != NULL) {
+        cache_store(req, shard_cache(req->shard), pr.compact, pr.compact_len);
+        free(pr.compact);
+    }
     if (pr.new_body != NULL) {
         server_respond(req, 200, pr.new_body, pr.new_len, NULL);
     } else {

@@ -88,13 +88,31 @@ static bool embeddings_to_base64(cJSON *root)
     return changed;
 }
 
+/* Every choice ended with stop or length; embeddings: a data list. */
+static bool is_complete(const cJSON *root)
+{
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices"), *c;
+    if (!cJSON_IsArray(choices))
+        return cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "data"));
+    if (cJSON_GetArraySize(choices) == 0)
+        return false;
+    cJSON_ArrayForEach(c, choices)
+    {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(c, "finish_reason");
+        if (!cJSON_IsString(f) || (strcmp(f->valuestring, "stop") != 0 &&
+                                   strcmp(f->valuestring, "length") != 0))
+            return false;
+    }
+    return true;
+}
+
 int provider_check_answer(const config_t *cfg, int m, const char *body, size_t len,
-                          bool want_base64, provider_result_t *out, char *why, size_t whylen)
+                          bool want_base64, bool want_compact, provider_result_t *out, char *why,
+                          size_t whylen)
 {
     cJSON *root = cJSON_ParseWithLength(body, len), *usage, *err;
+    memset(out, 0, sizeof *out);
     out->cost_usd = -1;
-    out->new_body = NULL;
-    out->new_len = 0;
     if (root == NULL || !cJSON_IsObject(root)) {
         snprintf(why, whylen, "invalid JSON in the answer");
         cJSON_Delete(root);
@@ -119,6 +137,11 @@ int provider_check_answer(const config_t *cfg, int m, const char *body, size_t l
     if (want_base64 && embeddings_to_base64(root)) {
         out->new_body = cJSON_PrintUnformatted(root);
         out->new_len = out->new_body ? strlen(out->new_body) : 0;
+    }
+    out->complete = is_complete(root);
+    if (want_compact && out->complete) {
+        out->compact = cJSON_PrintUnformatted(root);
+        out->compact_len = out->compact ? strlen(out->compact) : 0;
     }
     cJSON_Delete(root);
     return 0;

@@ -101,7 +101,7 @@ static int check(int m, const char *body, bool b64, provider_result_t *out, char
 {
     memset(out, 0x5A, sizeof *out);
     why[0] = '\0';
-    return provider_check_answer(g_cfg, m, body, strlen(body), b64, out, why, wl);
+    return provider_check_answer(g_cfg, m, body, strlen(body), b64, false, out, why, wl);
 }
 
 static void test_answer_with_usage(void **state)
@@ -218,7 +218,7 @@ static void test_answer_error_object(void **state)
                      -1);
     /* why is bounded by its length */
     memset(why, 'X', sizeof why);
-    assert_int_equal(provider_check_answer(g_cfg, PRICED, "nope", 4, false, &r, why, 5), -1);
+    assert_int_equal(provider_check_answer(g_cfg, PRICED, "nope", 4, false, false, &r, why, 5), -1);
     assert_true(memchr(why, '\0', 5) != NULL);
     assert_int_equal(why[5], 'X');
 }
