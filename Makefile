@@ -128,9 +128,14 @@ build/bench/%: tests/bench/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
+build/bench/latency_client: tests/bench/latency_client.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $<
+
 bench: deps
-	@$(SUBMAKE) $(BENCH_BINS)
+	@$(SUBMAKE) $(BENCH_BINS) build/llmrouter build/bench/latency_client
 	@for b in $(BENCH_BINS); do echo "== $$b"; taskset -c 0 $$b || exit 1; done
+	@echo "== tests/bench/bench_cache.py"; $(PYTHON) tests/bench/bench_cache.py
 
 lint:
 	@sh tests/lint.sh

@@ -46,7 +46,10 @@ typedef struct srv {
     const char *password; /* requirepass, or NULL */
 } srv_t;
 
-static srv_t *g_srv[MAX_SERVERS]; /* killed by the teardown if a test fails */
+/* Servers live here, not on a test's stack, so that the teardown can kill
+ * them after a failed assertion left the test early. */
+static srv_t g_srv[MAX_SERVERS];
+static size_t g_n_srv;
 
 static void sleep_ms(unsigned ms)
 {
@@ -96,15 +99,13 @@ static void require_redis_server(void)
                  REDIS_SERVER);
 }
 
-static void srv_track(srv_t *s)
+static srv_t *srv_new(void)
 {
-    for (size_t i = 0; i < MAX_SERVERS; i++) {
-        if (g_srv[i] == NULL || g_srv[i] == s) {
-            g_srv[i] = s;
-            return;
-        }
-    }
-    fail_msg("too many servers");
+    srv_t *s;
+    assert_true(g_n_srv < MAX_SERVERS);
+    s = &g_srv[g_n_srv++];
+    memset(s, 0, sizeof *s);
+    return s;
 }
 
 static bool srv_ping(const srv_t *s)
@@ -134,7 +135,6 @@ static void srv_start(srv_t *s)
 {
     bool pick = s->port == 0 && s->sock[0] == '\0';
     require_redis_server();
-    srv_track(s);
     for (int attempt = 0; attempt < 5; attempt++) {
         char port[16];
         const char *argv[32];
@@ -450,11 +450,9 @@ static rds_stats_t stats(tctx_t *t)
 static int teardown(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < MAX_SERVERS; i++) {
-        if (g_srv[i] != NULL)
-            srv_kill(g_srv[i]);
-        g_srv[i] = NULL;
-    }
+    for (size_t i = 0; i < g_n_srv; i++)
+        srv_kill(&g_srv[i]);
+    g_n_srv = 0;
     g_in_call = false;
     return 0;
 }
@@ -574,13 +572,13 @@ static void test_url_parse(void **state)
 
 static void test_set_then_get_hits(void **state)
 {
-    srv_t s = {0};
+    srv_t *s = srv_new();
     tctx_t t;
     res_t res;
     (void)state;
-    srv_start(&s);
+    srv_start(s);
     ctx_init(&t);
-    connect_srv(&t, &s, 200);
+    connect_srv(&t, s, 200);
 
     /* pipelined on one connection: the GET sees the SET */
     rds_set(t.r, "k1", 2, "hello", 5, 60);
@@ -598,7 +596,7 @@ static void test_set_then_get_hits(void **state)
 
     /* the TTL was set */
     {
-        redisContext *c = redisConnect("127.0.0.1", (int)s.port);
+        redisContext *c = redisConnect("127.0.0.1", (int)s->port);
         redisReply *rep = redisCommand(c, "TTL k1");
         assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
         assert_true(rep->integer > 50 && rep->integer <= 60);
@@ -614,18 +612,18 @@ static void test_set_then_get_hits(void **state)
         assert_true(st.connected);
     }
     ctx_done(&t);
-    srv_kill(&s);
+    srv_kill(s);
 }
 
 static void test_get_missing_is_nil(void **state)
 {
-    srv_t s = {0};
+    srv_t *s = srv_new();
     tctx_t t;
     res_t res;
     (void)state;
-    srv_start(&s);
+    srv_start(s);
     ctx_init(&t);
-    connect_srv(&t, &s, 200);
+    connect_srv(&t, s, 200);
     get_wait(&t, "absent", 6, &res, 2000);
     assert_int_equal(res.st, RDS_NIL);
     assert_int_equal(stats(&t).nil, 1);
@@ -641,20 +639,20 @@ static void test_get_missing_is_nil(void **state)
         assert_int_equal(res.st, RDS_ERROR);
     }
     ctx_done(&t);
-    srv_kill(&s);
+    srv_kill(s);
 }
 
 static void test_binary_value(void **state)
 {
     static const char key[] = "bin\0key\r\n";
     static const char val[] = "a\0b\r\n$3\r\n\0\xff\x01z";
-    srv_t s = {0};
+    srv_t *s = srv_new();
     tctx_t t;
     res_t res;
     (void)state;
-    srv_start(&s);
+    srv_start(s);
     ctx_init(&t);
-    connect_srv(&t, &s, 200);
+    connect_srv(&t, s, 200);
     rds_set(t.r, key, sizeof key - 1, val, sizeof val - 1, 60);
     get_wait(&t, key, sizeof key - 1, &res, 2000);
     assert_int_equal(res.st, RDS_OK);
@@ -669,18 +667,18 @@ static void test_binary_value(void **state)
     assert_int_equal(res.st, RDS_OK);
     assert_int_equal(res.len, 0);
     ctx_done(&t);
-    srv_kill(&s);
+    srv_kill(s);
 }
 
 static void test_ttl_expiry(void **state)
 {
-    srv_t s = {0};
+    srv_t *s = srv_new();
     tctx_t t;
     res_t res;
     (void)state;
-    srv_start(&s);
+    srv_start(s);
     ctx_init(&t);
-    connect_srv(&t, &s, 200);
+    connect_srv(&t, s, 200);
     rds_set(t.r, "short", 5, "v", 1, 1);
     get_wait(&t, "short", 5, &res, 2000);
     assert_int_equal(res.st, RDS_OK);
@@ -688,18 +686,18 @@ static void test_ttl_expiry(void **state)
     get_wait(&t, "short", 5, &res, 2000);
     assert_int_equal(res.st, RDS_NIL);
     ctx_done(&t);
-    srv_kill(&s);
+    srv_kill(s);
 }
 
 static void test_command_argv(void **state)
 {
-    srv_t s = {0};
+    srv_t *s = srv_new();
     tctx_t t;
     res_t res;
     (void)state;
-    srv_start(&s);
+    srv_start(s);
     ctx_init(&t);
-    connect_srv(&t, &s, 200);
+    connect_srv(&t, s, 200);
     {
         const char *argv[] = {"INCRBYFLOAT", "budget", "1.5"};
         size_t lens[] = {11, 6, 3};
@@ -753,7 +751,7 @@ static void test_command_argv(void **state)
     get_wait(&t, "nothing", 7, &res, 2000);
     assert_int_equal(res.st, RDS_NIL);
     ctx_done(&t);
-    srv_kill(&s);
+    srv_kill(s);
 }
 
 static void test_server_not_running(void **state)
@@ -789,28 +787,28 @@ static void test_server_not_running(void **state)
 
 static void test_server_killed_then_restarted(void **state)
 {
-    srv_t s = {0};
+    srv_t *s = srv_new();
     tctx_t t;
     res_t res;
     int sleeper;
     rds_stats_t st;
     (void)state;
-    srv_start(&s);
+    srv_start(s);
     ctx_init(&t);
-    connect_srv(&t, &s, 100);
+    connect_srv(&t, s, 100);
     rds_set(t.r, "k", 1, "v1", 2, 60);
     get_wait(&t, "k", 1, &res, 2000);
     assert_int_equal(res.st, RDS_OK);
 
     /* a GET pending when the server dies */
-    sleeper = srv_debug_sleep(&s, "2");
+    sleeper = srv_debug_sleep(s, "2");
     run_for(&t, 30);
     start_get(&t, "k", 1, &res);
     run_for(&t, 10);
     assert_int_equal(res.calls, 0);
-    kill(s.pid, SIGKILL);
-    waitpid(s.pid, NULL, 0);
-    s.pid = 0;
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
     close(sleeper);
     assert_true(run_until(&t, res_called, &res, 2000));
     assert_int_equal(res.calls, 1);
@@ -828,7 +826,7 @@ static void test_server_killed_then_restarted(void **state)
     /* let a few reconnect attempts fail, then restart on the same port */
     run_for(&t, 350);
     assert_false(is_connected(&t));
-    srv_start(&s);
+    srv_start(s);
     assert_true(run_until(&t, is_connected, NULL, 4000));
     st = stats(&t);
     assert_int_equal(st.reconnects, 1);
@@ -837,7 +835,7 @@ static void test_server_killed_then_restarted(void **state)
     assert_int_equal(res.st, RDS_OK);
     assert_memory_equal(res.val, "v2", 2);
     ctx_done(&t);
-    srv_kill(&s);
+    srv_kill(s);
 }
 
 static bool in_flight_zero(tctx_t *t)
@@ -847,20 +845,20 @@ static bool in_flight_zero(tctx_t *t)
 
 static void test_slow_server_times_out(void **state)
 {
-    srv_t s = {0};
+    srv_t *s = srv_new();
     tctx_t t;
     res_t res;
     int sleeper;
     rds_stats_t st;
     (void)state;
-    srv_start(&s);
+    srv_start(s);
     ctx_init(&t);
-    connect_srv(&t, &s, 50);
+    connect_srv(&t, s, 50);
     rds_set(t.r, "k", 1, "v", 1, 60);
     get_wait(&t, "k", 1, &res, 2000);
     assert_int_equal(res.st, RDS_OK);
 
-    sleeper = srv_debug_sleep(&s, "0.3");
+    sleeper = srv_debug_sleep(s, "0.3");
     run_for(&t, 30); /* the server is asleep now */
     get_wait(&t, "k", 1, &res, 2000);
     assert_int_equal(res.st, RDS_TIMEOUT);
@@ -882,23 +880,23 @@ static void test_slow_server_times_out(void **state)
     get_wait(&t, "k", 1, &res, 2000);
     assert_int_equal(res.st, RDS_OK);
     ctx_done(&t);
-    srv_kill(&s);
+    srv_kill(s);
 }
 
 static void test_stuck_connection_is_replaced(void **state)
 {
-    srv_t s = {0};
+    srv_t *s = srv_new();
     tctx_t t;
     res_t res[3], r4;
     int sleeper;
     uint64_t t0;
     rds_stats_t st;
     (void)state;
-    srv_start(&s);
+    srv_start(s);
     ctx_init(&t);
-    connect_srv(&t, &s, 50);
+    connect_srv(&t, s, 50);
 
-    sleeper = srv_debug_sleep(&s, "0.5");
+    sleeper = srv_debug_sleep(s, "0.5");
     t0 = util_now_ms();
     run_for(&t, 30);
     for (int i = 0; i < 3; i++)
@@ -923,21 +921,21 @@ static void test_stuck_connection_is_replaced(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(res[i].calls, 1);
     ctx_done(&t);
-    srv_kill(&s);
+    srv_kill(s);
 }
 
 static void test_cancel(void **state)
 {
-    srv_t s = {0};
+    srv_t *s = srv_new();
     tctx_t t, dead;
     res_t res;
     rds_op_t *op;
     int sleeper;
     char url[64];
     (void)state;
-    srv_start(&s);
+    srv_start(s);
     ctx_init(&t);
-    connect_srv(&t, &s, 50);
+    connect_srv(&t, s, 50);
 
     /* cancelled before the reply */
     op = start_get(&t, "k", 1, &res);
@@ -947,7 +945,7 @@ static void test_cancel(void **state)
     assert_int_equal(stats(&t).in_flight, 0);
 
     /* cancelled before its timeout: no timeout either */
-    sleeper = srv_debug_sleep(&s, "0.2");
+    sleeper = srv_debug_sleep(s, "0.2");
     run_for(&t, 30);
     op = start_get(&t, "k", 1, &res);
     rds_cancel(t.r, op);
@@ -971,22 +969,22 @@ static void test_cancel(void **state)
     get_wait(&t, "k", 1, &res, 2000);
     assert_int_equal(res.st, RDS_NIL);
     ctx_done(&t);
-    srv_kill(&s);
+    srv_kill(s);
 }
 
 static void test_free_with_pending(void **state)
 {
-    srv_t s = {0};
+    srv_t *s = srv_new();
     tctx_t t, dead;
     res_t res[5], qres;
     int sleeper;
     char url[64];
     (void)state;
-    srv_start(&s);
+    srv_start(s);
     ctx_init(&t);
-    connect_srv(&t, &s, 200);
+    connect_srv(&t, s, 200);
 
-    sleeper = srv_debug_sleep(&s, "0.3");
+    sleeper = srv_debug_sleep(s, "0.3");
     run_for(&t, 30);
     for (int i = 0; i < 5; i++)
         start_get(&t, "k", 1, &res[i]);
@@ -1019,7 +1017,7 @@ static void test_free_with_pending(void **state)
     run_for(&dead, 50);
     assert_int_equal(qres.calls, 0);
     ctx_done(&dead);
-    srv_kill(&s);
+    srv_kill(s);
 }
 
 typedef struct many {
@@ -1044,18 +1042,18 @@ static bool many_done(tctx_t *t)
 
 static void test_in_flight_cap(void **state)
 {
-    srv_t s = {0};
+    srv_t *s = srv_new();
     tctx_t t;
     many_t m = {0};
     int sleeper;
     rds_stats_t st;
     res_t res;
     (void)state;
-    srv_start(&s);
+    srv_start(s);
     ctx_init(&t);
-    connect_srv(&t, &s, 50);
+    connect_srv(&t, s, 50);
 
-    sleeper = srv_debug_sleep(&s, "0.3");
+    sleeper = srv_debug_sleep(s, "0.3");
     run_for(&t, 30);
     g_in_call = true;
     for (int i = 0; i < RDS_MAX_INFLIGHT + 1; i++)
@@ -1082,20 +1080,21 @@ static void test_in_flight_cap(void **state)
     assert_int_equal(res.st, RDS_NIL);
     assert_int_equal(stats(&t).in_flight, 0);
     ctx_done(&t);
-    srv_kill(&s);
+    srv_kill(s);
 }
 
 static void test_auth_and_select(void **state)
 {
-    srv_t s = {.password = "pa:ss@word"};
+    srv_t *s = srv_new();
     tctx_t t;
     res_t res;
     char url[160];
     redisReply *rep;
     (void)state;
-    srv_start(&s);
+    s->password = "pa:ss@word";
+    srv_start(s);
     ctx_init(&t);
-    snprintf(url, sizeof url, "redis://:pa%%3Ass%%40word@127.0.0.1:%u/3", s.port);
+    snprintf(url, sizeof url, "redis://:pa%%3Ass%%40word@127.0.0.1:%u/3", s->port);
     connect_to(&t, url, 200);
     assert_true(run_until(&t, is_connected, NULL, 3000));
     rds_set(t.r, "dbkey", 5, "in3", 3, 60);
@@ -1103,19 +1102,19 @@ static void test_auth_and_select(void **state)
     assert_int_equal(res.st, RDS_OK);
     assert_memory_equal(res.val, "in3", 3);
     /* it really is in db 3, not in db 0 */
-    rep = srv_get(&s, 3, "dbkey");
+    rep = srv_get(s, 3, "dbkey");
     assert_int_equal(rep->type, REDIS_REPLY_STRING);
     freeReplyObject(rep);
-    rep = srv_get(&s, 0, "dbkey");
+    rep = srv_get(s, 0, "dbkey");
     assert_int_equal(rep->type, REDIS_REPLY_NIL);
     freeReplyObject(rep);
     ctx_done(&t);
-    srv_kill(&s);
+    srv_kill(s);
 }
 
 static void test_wrong_password_never_logged(void **state)
 {
-    srv_t s = {.password = "right-one"};
+    srv_t *s = srv_new();
     tctx_t t;
     res_t res;
     char url[160], path[] = "/tmp/test_rds_log_XXXXXX", text[8192];
@@ -1123,7 +1122,8 @@ static void test_wrong_password_never_logged(void **state)
     ssize_t n;
     enum log_level old = log_get_level();
     (void)state;
-    srv_start(&s);
+    s->password = "right-one";
+    srv_start(s);
     ctx_init(&t);
 
     logfd = mkstemp(path);
@@ -1132,7 +1132,7 @@ static void test_wrong_password_never_logged(void **state)
     dup2(logfd, STDERR_FILENO);
     log_set_level(LOG_DEBUG);
 
-    snprintf(url, sizeof url, "redis://:hunter2-wrong@127.0.0.1:%u/1", s.port);
+    snprintf(url, sizeof url, "redis://:hunter2-wrong@127.0.0.1:%u/1", s->port);
     connect_to(&t, url, 100);
     run_for(&t, 600); /* several AUTH failures and retries */
     get_wait(&t, "k", 1, &res, 2000);
@@ -1149,21 +1149,21 @@ static void test_wrong_password_never_logged(void **state)
     text[n] = '\0';
     assert_non_null(strstr(text, "AUTH")); /* the failure is reported... */
     assert_null(strstr(text, "hunter2"));  /* ...without the secret */
-    srv_kill(&s);
+    srv_kill(s);
 }
 
 static void test_unix_socket(void **state)
 {
-    srv_t s = {0};
+    srv_t *s = srv_new();
     tctx_t t;
     res_t res;
     char url[200];
     (void)state;
-    snprintf(s.sock, sizeof s.sock, "/tmp/test_rds_%d.sock", (int)getpid());
-    s.port = free_port(); /* also listens on TCP; the client uses the socket */
-    srv_start(&s);
+    snprintf(s->sock, sizeof s->sock, "/tmp/test_rds_%d.sock", (int)getpid());
+    s->port = free_port(); /* also listens on TCP; the client uses the socket */
+    srv_start(s);
     ctx_init(&t);
-    snprintf(url, sizeof url, "unix://%s?db=2", s.sock);
+    snprintf(url, sizeof url, "unix://%s?db=2", s->sock);
     connect_to(&t, url, 200);
     assert_true(run_until(&t, is_connected, NULL, 3000));
     rds_set(t.r, "u", 1, "unix", 4, 60);
@@ -1171,12 +1171,12 @@ static void test_unix_socket(void **state)
     assert_int_equal(res.st, RDS_OK);
     assert_memory_equal(res.val, "unix", 4);
     {
-        redisReply *rep = srv_get(&s, 2, "u");
+        redisReply *rep = srv_get(s, 2, "u");
         assert_int_equal(rep->type, REDIS_REPLY_STRING);
         freeReplyObject(rep);
     }
     ctx_done(&t);
-    srv_kill(&s);
+    srv_kill(s);
 }
 
 int main(void)
