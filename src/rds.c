@@ -715,7 +715,7 @@ static void on_op_reply(redisAsyncContext *ac, void *reply, void *priv)
     else
         r->timeouts_in_row = 0;
     if (op->done || r->freeing) {
-        (void)0; /* MUTANT */
+        free(op); /* timed out or cancelled earlier: the late reply is dropped */
         return;
     }
     op->done = true;

@@ -25,11 +25,13 @@ REQUESTS = [
         {"role": "user", "content": "Translate 'good morning' into Spanish."}]}, False),
     ("tier by name: budget", {"model": "budget", "messages": [
         {"role": "user", "content": "Summarise: the cat sat on the mat."}]}, False),
-    ("premium tier (its first provider is down: failover)", {"model": "premium", "messages": [
+    ("auto: a proof goes to premium (whose first provider is down: failover)", {"model": "auto", "messages": [
         {"role": "system", "content": "You are a careful reviewer."},
         {"role": "user", "content": "Review this proof that there are infinitely many primes."}]}, False),
     ("streamed answer", {"model": "auto", "stream": True, "stream_options": {"include_usage": True}, "messages": [
         {"role": "user", "content": "Write a haiku about routers."}]}, True),
+    ("the quick question again: answered from the cache", {"model": "auto", "messages": [
+        {"role": "user", "content": "What is the capital of France?"}]}, False),
     ("a model that does not exist", {"model": "gpt-7", "messages": [
         {"role": "user", "content": "hi"}]}, False),
 ]
@@ -98,8 +100,9 @@ def main():
                     print(f"   body: {text[:110]}")
                 print()
                 continue
-            print(f"   routed: tier {h.get('x-router-tier')} -> model {h.get('x-router-model')} "
-                  f"(provider {h.get('x-router-provider')}), attempts {h.get('x-router-attempts')}")
+            print(f"   routed: rule {h.get('x-router-rule')} -> tier {h.get('x-router-tier')} -> model "
+                  f"{h.get('x-router-model')} (provider {h.get('x-router-provider')}), "
+                  f"attempts {h.get('x-router-attempts')}, cache {h.get('x-cache')}")
             if streamed:
                 events = [l for l in text.splitlines() if l.startswith("data: ")]
                 content = "".join(
