@@ -10,9 +10,8 @@
  * Thread rules: an rds_t belongs to the thread that runs its loop; every
  * function here must be called on that thread (rds_new and rds_url_parse
  * may also run before the loop starts). hiredis writes with write(2), so the
- * process must ignore SIGPIPE (main.c does). Internals: docs/internals/rds.md
- * is not written yet; the invariants are in the comment at the top of
- * src/rds.c. */
+ * process must ignore SIGPIPE (main.c does). Invariants and the hiredis
+ * 0.14 behaviour they rely on: the comment at the top of src/rds.c. */
 #ifndef LLMROUTER_RDS_H
 #define LLMROUTER_RDS_H
 

@@ -424,8 +424,6 @@ static void parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node
             yw_bool(c, v, "routing.allow_client_tier", &cfg->allow_client_tier);
         } else if (strcmp(k, "rules") == 0) {
             rules_free(cfg->rules);
-    free(cfg->cache.redis_url);
-    free(cfg->cache.key_prefix);
             cfg->rules = rules_parse(c, cfg, v);
         } else {
             yw_unknown_key(c, kn, "routing",

@@ -107,11 +107,6 @@ struct rds {
     rds_stats_t st;
 };
 
-/* Tags for the handshake replies (their addresses are the privdata). */
-static char hs_auth, hs_select;
-
-static void conn_start(rds_t *r);
-
 /* ---- URL parsing ---- */
 
 static int hexval(char c)
@@ -498,10 +493,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
         conn_ready(r);
 }
 
-static void on_handshake_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void handshake_reply(redisAsyncContext *ac, redisReply *rep, const char *what)
 {
     rds_t *r = ac->data;
-    redisReply *rep = reply;
     r->inflight--;
     if (rep == NULL) {
         mark_down(r); /* the context is going away */
@@ -509,15 +503,27 @@ static void on_handshake_reply(redisAsyncContext *ac, void *reply, void *priv)
     }
     if (rep->type == REDIS_REPLY_ERROR) {
         /* The reply names the failure, never the password. */
-        log_warn("rds: %s on %s failed: %.*s", priv == &hs_auth ? "AUTH" : "SELECT", r->desc,
+        log_warn("rds: %s on %s failed: %.*s", what, r->desc,
                  (int)(rep->len > 200 ? 200 : rep->len), rep->str);
         r->down_logged = true;
-        conn_kill(r, priv == &hs_auth ? "AUTH failed" : "SELECT failed");
+        conn_kill(r, "AUTH or SELECT failed");
         return;
     }
     r->timeouts_in_row = 0;
     if (r->handshake_pending > 0 && --r->handshake_pending == 0 && r->established)
         conn_ready(r);
+}
+
+static void on_auth_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    handshake_reply(ac, reply, "AUTH");
+}
+
+static void on_select_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    handshake_reply(ac, reply, "SELECT");
 }
 
 static void on_conn_timeout(loop_t *loop, loop_timer_t *t)
@@ -541,7 +547,7 @@ static int queue_handshake(rds_t *r, redisAsyncContext *ac)
         }
         argv[argc] = r->addr.password;
         lens[argc++] = strlen(r->addr.password);
-        if (redisAsyncCommandArgv(ac, on_handshake_reply, &hs_auth, argc, argv, lens) != REDIS_OK)
+        if (redisAsyncCommandArgv(ac, on_auth_reply, NULL, argc, argv, lens) != REDIS_OK)
             return -1;
         r->inflight++;
         r->handshake_pending++;
@@ -551,7 +557,7 @@ static int queue_handshake(rds_t *r, redisAsyncContext *ac)
         const char *argv[2] = {"SELECT", db};
         size_t lens[2] = {6, 0};
         lens[1] = (size_t)snprintf(db, sizeof db, "%u", r->addr.db);
-        if (redisAsyncCommandArgv(ac, on_handshake_reply, &hs_select, 2, argv, lens) != REDIS_OK)
+        if (redisAsyncCommandArgv(ac, on_select_reply, NULL, 2, argv, lens) != REDIS_OK)
             return -1;
         r->inflight++;
         r->handshake_pending++;
@@ -596,8 +602,9 @@ static void conn_start(rds_t *r)
     ac->ev.cleanup = ev_cleanup;
     ac->ev.data = r;
     loop_timer_start(r->loop, &r->conn_timer, r->connect_timeout_ms);
-    /* Watches for writability: the connect's completion. */
-    redisAsyncSetConnectCallback(ac, on_connect);
+    /* Watches for writability: the connect's completion. Cannot fail on a
+     * new context (it refuses only a second callback). */
+    (void)redisAsyncSetConnectCallback(ac, on_connect);
     /* Pipelined ahead of every command of this connection. */
     if (queue_handshake(r, ac) < 0)
         conn_kill(r, "cannot queue AUTH/SELECT");
@@ -642,7 +649,7 @@ static void deliver(rds_t *r, rds_op_t *op, enum rds_status st, redisReply *rep)
     if (op->kind == OP_GET) {
         const char *val = NULL;
         size_t len = 0;
-        if (st == RDS_OK) {
+        if (st == RDS_OK && rep != NULL) {
             val = rep->str;
             len = rep->len;
         }
@@ -720,10 +727,9 @@ static void on_op_reply(redisAsyncContext *ac, void *reply, void *priv)
     }
     op->done = true;
     st = reply_status(op, rep);
-    if (st == RDS_ERROR && rep != NULL)
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
         log_debug("rds: command failed on %s: %.*s", r->desc,
-                  (int)(rep->type == REDIS_REPLY_ERROR ? (rep->len > 200 ? 200 : rep->len) : 0),
-                  rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+                  (int)(rep->len > 200 ? 200 : rep->len), rep->str);
     deliver(r, op, st, op->kind == OP_GET && st != RDS_OK ? NULL : rep);
     free(op);
 }

@@ -20,8 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,7 +34,9 @@
 #include "rds.h"
 #include "util.h"
 
+#ifndef REDIS_SERVER /* -DREDIS_SERVER=... to try another build */
 #define REDIS_SERVER "/usr/bin/redis-server"
+#endif
 #define MAX_SERVERS 4
 
 /* ---- redis-server processes ---- */
@@ -179,7 +181,13 @@ static void srv_start(srv_t *s)
                 dup2(null, 0);
                 dup2(null, 1);
                 dup2(null, 2);
+                if (null > 2)
+                    close(null);
             }
+            /* a test that crashes must not leave its server behind */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() == 1)
+                _exit(127);
             execv(REDIS_SERVER, (char *const *)argv);
             _exit(127);
         }
@@ -782,6 +790,17 @@ static void test_server_not_running(void **state)
     assert_int_equal(st.dropped_writes, 1);
     assert_int_equal(st.reconnects, 0);
     assert_int_equal(st.in_flight, 0);
+    ctx_done(&t);
+
+    /* a unix socket that does not exist fails inside the connect call */
+    ctx_init(&t);
+    snprintf(url, sizeof url, "unix:///tmp/test_rds_absent_%d.sock", (int)getpid());
+    connect_to(&t, url, 500);
+    run_for(&t, 250);
+    get_wait(&t, "k", 1, &res, 2000);
+    assert_int_equal(res.st, RDS_DOWN);
+    assert_true(res.done_ms - res.issued_ms < 100);
+    assert_false(is_connected(&t));
     ctx_done(&t);
 }
 
