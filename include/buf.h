@@ -45,6 +45,14 @@ int buf_append(buf_t *b, const void *p, size_t n);
  * buf_append. */
 int buf_puts(buf_t *b, const char *s);
 
+/* Makes room for n more bytes (up to the cap) without changing content. */
+void buf_reserve(buf_t *b, size_t n);
+
+/* Hands the storage over to the caller (who frees it with free()): the
+ * content starts at the returned pointer + 0 and is *len bytes, followed by
+ * a NUL. The buffer is left empty. */
+char *buf_detach(buf_t *b, size_t *len);
+
 /* Marks n readable bytes consumed (n <= buf_len). */
 void buf_consume(buf_t *b, size_t n);
 

@@ -27,6 +27,11 @@ typedef struct cfg_provider {
     uint32_t first_byte_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t timeout_ms;
+    /* Egress proxy: the provider's `proxy`, else the environment's
+     * https_proxy / http_proxy / all_proxy for its scheme (read once at
+     * load, not per request), "" for none; no_proxy likewise. */
+    char *proxy;
+    char *no_proxy;
     /* Prebuilt upstream request headers (Content-Type, Accept, Authorization
      * with the key, no Expect). Read-only; shared by all threads. */
     struct curl_slist *headers;

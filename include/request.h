@@ -73,7 +73,7 @@ typedef struct req {
     json_span_t model_span;
     route_t route;
     size_t next_link;   /* next index into route.chain to try */
-    attempt_t attempts[ROUTE_MAX_CHAIN];
+    attempt_t *attempts; /* route.n entries, allocated at the first attempt */
     size_t n_attempts;
     int model;          /* model of the current/last attempt, -1 before any */
 
@@ -105,6 +105,7 @@ typedef struct req {
     bool client_gone;
     bool watching;
     loop_io_t client_io;
+    loop_timer_t watch_timer; /* arms client_io once the request waits a while */
     struct MHD_Response *response;
     unsigned resp_status;
     double cost_usd;    /* < 0 when unknown */

@@ -52,6 +52,29 @@ int buf_append(buf_t *b, const void *p, size_t n)
     return 0;
 }
 
+void buf_reserve(buf_t *b, size_t n)
+{
+    if (n > buf_room(b))
+        n = buf_room(b);
+    reserve(b, n + 1);
+}
+
+char *buf_detach(buf_t *b, size_t *len)
+{
+    char *p;
+    buf_cstr(b);
+    if (b->r > 0) {
+        memmove(b->data, b->data + b->r, b->w - b->r + 1);
+        b->w -= b->r;
+        b->r = 0;
+    }
+    p = b->data;
+    *len = b->w;
+    b->data = NULL;
+    b->r = b->w = b->alloc = 0;
+    return p;
+}
+
 int buf_puts(buf_t *b, const char *s)
 {
     return buf_append(b, s, strlen(s));

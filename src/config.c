@@ -212,10 +212,16 @@ static void parse_provider(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map)
             yw_u32(c, v, what, 1, 3600000, &p->idle_timeout_ms);
         } else if (strcmp(k, "timeout_ms") == 0) {
             yw_u32(c, v, what, 1, 86400000, &p->timeout_ms);
+        } else if (strcmp(k, "proxy") == 0) {
+            char *s = yw_str(c, v, what);
+            if (s) {
+                free(p->proxy);
+                p->proxy = s;
+            }
         } else {
             yw_unknown_key(c, kn, where,
                         "type, base_url, api_key_env, connect_timeout_ms, first_byte_timeout_ms, "
-                        "idle_timeout_ms, timeout_ms");
+                        "idle_timeout_ms, timeout_ms, proxy");
         }
     }
     if (!have_type)
@@ -502,11 +508,33 @@ static struct curl_slist *must_append(struct curl_slist *l, const char *s)
     return n;
 }
 
+static const char *env_first(const char *a, const char *b)
+{
+    const char *v = a ? getenv(a) : NULL;
+    if (v == NULL || v[0] == '\0')
+        v = b ? getenv(b) : NULL;
+    return v && v[0] ? v : NULL;
+}
+
 static void resolve_keys(ywalk_t *c, config_t *cfg)
 {
     for (size_t i = 0; i < cfg->n_providers; i++) {
         cfg_provider_t *p = &cfg->providers[i];
         struct curl_slist *h = NULL;
+        if (p->proxy == NULL) {
+            /* what curl would read from the environment on every transfer,
+             * read once here (curl's rules: lower-case http_proxy only) */
+            const char *v = strncmp(p->base_url, "https:", 6) == 0
+                                ? env_first("https_proxy", "HTTPS_PROXY")
+                                : env_first("http_proxy", NULL);
+            if (v == NULL)
+                v = env_first("all_proxy", "ALL_PROXY");
+            p->proxy = xstrdup(v ? v : "");
+        }
+        if (p->no_proxy == NULL) {
+            const char *v = env_first("no_proxy", "NO_PROXY");
+            p->no_proxy = v ? xstrdup(v) : NULL;
+        }
         h = must_append(h, "Content-Type: application/json");
         h = must_append(h, "Accept: application/json");
         h = must_append(h, "Expect:");
@@ -740,6 +768,8 @@ void config_unref(config_t *cfg)
         free(cfg->providers[i].name);
         free(cfg->providers[i].base_url);
         free(cfg->providers[i].api_key_env);
+        free(cfg->providers[i].proxy);
+        free(cfg->providers[i].no_proxy);
         curl_slist_free_all(cfg->providers[i].headers);
     }
     for (size_t i = 0; i < cfg->n_models; i++) {

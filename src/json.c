@@ -13,14 +13,22 @@ static size_t skip_ws(const char *s, size_t n, size_t i)
     return i;
 }
 
-/* s[i] == '"'; returns the offset just past the closing quote. */
+/* s[i] == '"'; returns the offset just past the closing quote. String
+ * contents (most of a prompt) are skipped with memchr. */
 static size_t skip_string(const char *s, size_t n, size_t i)
 {
-    for (i++; i < n; i++) {
-        if (s[i] == '\\')
-            i++;
-        else if (s[i] == '"')
-            return i + 1;
+    for (i++; i < n;) {
+        const char *q = memchr(s + i, '"', n - i);
+        size_t k, bs = 0;
+        if (q == NULL)
+            return n;
+        k = (size_t)(q - s);
+        /* escaped if preceded by an odd number of backslashes */
+        while (k - bs > i && s[k - bs - 1] == '\\')
+            bs++;
+        if (bs % 2 == 0)
+            return k + 1;
+        i = k + 1;
     }
     return n;
 }

@@ -37,6 +37,7 @@ void request_free(req_t *req)
     if (req == NULL)
         return;
     cache_req_free(req);
+    free(req->attempts);
     buf_free(&req->body);
     buf_free(&req->out);
     free(req->fwd_body);

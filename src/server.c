@@ -238,13 +238,30 @@ static void watch_client(req_t *req)
         req->watching = true;
 }
 
+/* Most answers that are not streamed arrive within milliseconds (cache
+ * hits, fast providers): the hang-up watch, two epoll_ctl calls, is set up
+ * only for requests that are still waiting after WATCH_AFTER_MS. */
+#define WATCH_AFTER_MS 20
+
+static void on_watch_timer(loop_t *loop, loop_timer_t *t)
+{
+    req_t *req = t->arg;
+    (void)loop;
+    if (!req->client_gone)
+        watch_client(req);
+}
+
 static void suspend(req_t *req)
 {
     if (!req->suspended) {
         req->suspended = true;
         MHD_suspend_connection(req->conn);
     }
-    watch_client(req);
+    if (!req->watching && !loop_timer_armed(&req->watch_timer)) {
+        req->watch_timer.cb = on_watch_timer;
+        req->watch_timer.arg = req;
+        loop_timer_start(shard_loop(req->shard), &req->watch_timer, WATCH_AFTER_MS);
+    }
 }
 
 /* ---- routing of paths ---- */
@@ -345,6 +362,12 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
             return early(req, 413, "request_too_large", msg, NULL, NULL, 0, true);
         }
     }
+    /* size the body buffer once (still capped by max_body_bytes) */
+    if (cl != NULL) {
+        uint64_t n;
+        if (util_parse_u64(cl, strlen(cl), &n) == 0 && n > 0)
+            buf_reserve(&req->body, (size_t)n);
+    }
     req->state = RS_BODY;
     return MHD_YES;
 }
@@ -439,6 +462,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     if (req->watching)
         loop_io_del(shard_loop(sh), &req->client_io);
+    loop_timer_stop(shard_loop(sh), &req->watch_timer);
     upstream_cancel(shard_upstream(sh), req);
     cache_cancel(req, shard_cache(sh));
     shard_dequeue_unpause(sh, req);
@@ -497,7 +521,7 @@ struct MHD_Daemon *server_start(struct shard *shard, const config_t *cfg, char *
                          on_mhd_log, shard, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                          MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                          MHD_OPTION_CONNECTION_LIMIT, limit ? limit : 1,
-                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
                          MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
                          MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, shard, MHD_OPTION_END);

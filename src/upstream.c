@@ -37,15 +37,21 @@ typedef struct sock_watch {
     struct sock_watch *next_dead;
 } sock_watch_t;
 
+#define EASY_POOL 256
+
 struct upstream {
     shard_t *shard;
     loop_t *loop;
     CURLM *multi;
+    CURL *pool[EASY_POOL]; /* idle easy handles, options that never change set */
+    size_t n_pool;
     loop_timer_t timer;
     sock_watch_t *dead;
 };
 
 static void check_done(upstream_t *up);
+static size_t on_header(char *p, size_t size, size_t nmemb, void *ud);
+static size_t on_write(char *p, size_t size, size_t nmemb, void *ud);
 static void next_attempt(upstream_t *up, req_t *req);
 static void record(req_t *req, int m, unsigned status, const char *error);
 
@@ -151,6 +157,8 @@ void upstream_free(upstream_t *up)
 {
     if (up == NULL)
         return;
+    while (up->n_pool > 0)
+        curl_easy_cleanup(up->pool[--up->n_pool]);
     curl_multi_cleanup(up->multi); /* closes pooled connections (REMOVE callbacks) */
     loop_timer_stop(up->loop, &up->timer);
     upstream_tick(up);
@@ -159,17 +167,46 @@ void upstream_free(upstream_t *up)
 
 /* ---- one attempt ---- */
 
-static void end_transfer(upstream_t *up, req_t *req)
+/* reuse: only a handle whose transfer ran to its end normally goes back to
+ * the pool (a cancelled or paused one is freed) */
+static void end_transfer_ex(upstream_t *up, req_t *req, bool reusable)
 {
     if (req->easy != NULL) {
         curl_multi_remove_handle(up->multi, req->easy);
-        curl_easy_cleanup(req->easy);
+        if (reusable && !req->up_paused && up->n_pool < EASY_POOL)
+            up->pool[up->n_pool++] = req->easy;
+        else
+            curl_easy_cleanup(req->easy);
         req->easy = NULL;
     }
     loop_timer_stop(up->loop, &req->timer);
     if (req->in_unpause)
         shard_dequeue_unpause(up->shard, req);
     req->up_paused = false;
+}
+
+static void end_transfer(upstream_t *up, req_t *req)
+{
+    end_transfer_ex(up, req, false);
+}
+
+static CURL *get_easy(upstream_t *up)
+{
+    CURL *e;
+    if (up->n_pool > 0)
+        return up->pool[--up->n_pool];
+    e = curl_easy_init();
+    if (e == NULL)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)CURL_BUF_SIZE);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    return e;
 }
 
 void upstream_cancel(upstream_t *up, req_t *req)
@@ -325,9 +362,9 @@ static void set_tail(req_t *req, const char *s, size_t len)
 
 /* Ends a committed stream: [DONE] if the upstream ended cleanly without one,
  * an error event if it broke off. */
-static void finish_stream(upstream_t *up, req_t *req, const char *error)
+static void finish_stream(upstream_t *up, req_t *req, const char *error, bool reusable)
 {
-    end_transfer(up, req);
+    end_transfer_ex(up, req, reusable);
     if (error != NULL) {
         char msg[256];
         size_t len;
@@ -365,7 +402,7 @@ static void on_req_timer(loop_t *loop, loop_timer_t *t)
             loop_timer_start(loop, t, req->up_paused ? p->idle_timeout_ms : p->idle_timeout_ms - idle);
             return;
         }
-        finish_stream(up, req, "no data within idle_timeout_ms");
+        finish_stream(up, req, "no data within idle_timeout_ms", false);
         return;
     }
     {
@@ -389,7 +426,7 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
 
     if ((size_t)snprintf(url, sizeof url, "%s%s", p->base_url, path) >= sizeof url)
         return -1;
-    e = curl_easy_init();
+    e = get_easy(up);
     if (e == NULL)
         return -1;
     request_build_forward(req, m);
@@ -404,22 +441,16 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
     buf_init(&req->out, req->stream ? STREAM_OUT_CAP : cfg->max_response_bytes);
 
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->fwd_body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->fwd_len);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->headers);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROXY, p->proxy);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, p->no_proxy);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)p->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)CURL_BUF_SIZE);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
     curl_easy_setopt(e, CURLOPT_PRIVATE, req);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     if (curl_multi_add_handle(up->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
         req->easy = NULL;
@@ -434,8 +465,10 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
 static void record(req_t *req, int m, unsigned status, const char *error)
 {
     attempt_t *a;
-    if (req->n_attempts >= ROUTE_MAX_CHAIN)
+    if (req->n_attempts >= req->route.n)
         return;
+    if (req->attempts == NULL)
+        req->attempts = xcalloc(req->route.n, sizeof *req->attempts);
     a = &req->attempts[req->n_attempts++];
     a->model = m;
     a->status = status;
@@ -538,7 +571,7 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
     char why[112];
 
     if (req->committed) {
-        finish_stream(up, req, res == CURLE_OK ? NULL : curl_easy_strerror(res));
+        finish_stream(up, req, res == CURLE_OK ? NULL : curl_easy_strerror(res), res == CURLE_OK);
         return;
     }
     if (!req->attempt_failed && res != CURLE_OK)
@@ -550,16 +583,15 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
                                   req->want_base64, req->cache_store, &pr, why, sizeof why) < 0)
             fail_attempt(req, "%s", why);
     }
-    end_transfer(up, req);
+    end_transfer_ex(up, req, res == CURLE_OK);
     if (req->attempt_failed) {
         next_attempt(up, req);
         return;
     }
     record(req, req->model, req->up_status, NULL);
     if (req->passthrough) {
-        size_t len = buf_len(&req->out);
-        char *body = xmalloc(len + 1);
-        memcpy(body, buf_ptr(&req->out), len);
+        size_t len;
+        char *body = buf_detach(&req->out, &len);
         server_respond(req, req->up_status, body, len, NULL);
         return;
     }
@@ -571,9 +603,8 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
     if (pr.new_body != NULL) {
         server_respond(req, 200, pr.new_body, pr.new_len, NULL);
     } else {
-        size_t len = buf_len(&req->out);
-        char *body = xmalloc(len + 1);
-        memcpy(body, buf_ptr(&req->out), len);
+        size_t len;
+        char *body = buf_detach(&req->out, &len);
         server_respond(req, req->up_status, body, len, NULL);
     }
     buf_free(&req->out);
