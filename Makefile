@@ -128,14 +128,19 @@ build/bench/%: tests/bench/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
-build/bench/latency_client: tests/bench/latency_client.c
+# standalone load tools (libc only)
+BENCH_TOOLS := build/bench/latency_client build/bench/upstream build/bench/openloop build/bench/streams
+
+$(BENCH_TOOLS): build/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $<
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< -lm
 
 bench: deps
-	@$(SUBMAKE) $(BENCH_BINS) build/llmrouter build/bench/latency_client
+	@sh config/install-deps.sh bench
+	@$(SUBMAKE) $(BENCH_BINS) build/llmrouter $(BENCH_TOOLS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; taskset -c 0 $$b || exit 1; done
 	@echo "== tests/bench/bench_cache.py"; $(PYTHON) tests/bench/bench_cache.py
+	@echo "== tests/bench/bench_proxy.py"; $(PYTHON) tests/bench/bench_proxy.py
 
 lint:
 	@sh tests/lint.sh

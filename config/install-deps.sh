@@ -4,6 +4,8 @@
 set -eu
 PKGS="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libyaml-dev
 libcmocka-dev libpcre2-dev libhiredis-dev redis-server python3 nodejs npm curl ca-certificates"
+# `install-deps.sh bench` adds what `make bench` needs
+[ "${1:-}" = bench ] && PKGS="$PKGS nginx wrk"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -53,6 +53,8 @@ enum cond_kind {
     C_HEADER_REGEX,
 };
 
+#define REGEX_MAX_ALTS 8
+
 typedef struct cond {
     enum cond_kind kind;
     enum scope scope;
@@ -62,11 +64,17 @@ typedef struct cond {
     size_t n_strs;
     int *kw; /* keyword ids */
     pcre2_code **re;
-    int *lit;          /* per regex: id of a literal it requires (prefilter), or -1 */
-    bool *lit_ks;      /* that literal holds 'k' or 's' (see regex_literal) */
+    /* per regex: ids of literals one of which every match contains (one per
+     * top-level alternative; prefilter), n_lit 0 = none; lit_ks: some holds
+     * 'k' or 's' (see regex_literal) */
+    int (*lit)[REGEX_MAX_ALTS];
+    unsigned char *n_lit;
+    bool *lit_ks;
     char *header; /* header name */
     struct cond *kids;
     size_t n_kids;
+    unsigned *order;  /* kids in increasing cost (evaluation order unless explaining) */
+    bool latin_lang;  /* C_LANGUAGE: lists a Latin-script language (needs stop words) */
 } cond_t;
 
 typedef struct rule {
@@ -87,6 +95,7 @@ struct rules {
 
 static const char *const languages[] = {"zh", "ja", "ko", "ru", "ar", "hi", "el", "he", "th",
                                         "en", "es", "fr", "de", "pt", "it", "und", NULL};
+static const char *const latin_languages[] = {"en", "es", "fr", "de", "pt", "it", "und", NULL};
 static const char *const formats[] = {"text", "json_object", "json_schema", "json", NULL};
 
 static bool one_of(const char *s, const char *const *set)
@@ -248,6 +257,57 @@ static size_t regex_literal(const char *pat, char *out, size_t cap, bool *has_ks
     return best;
 }
 
+/* Splits pat at its top-level '|' and gives every alternative its required
+ * literal; the regex gets a prefilter only if every alternative has one. */
+static void regex_prefilter(rules_t *rs, cond_t *k, size_t j)
+{
+    const char *pat = k->strs[j], *start = pat, *p;
+    int depth = 0;
+    unsigned n = 0;
+    int ids[REGEX_MAX_ALTS];
+    bool ks_any = false;
+    for (p = pat;; p++) {
+        if (*p == '\\' && p[1]) {
+            p++;
+            continue;
+        }
+        if (*p == '[') { /* skip a class */
+            for (p++; *p && *p != ']'; p++)
+                if (*p == '\\' && p[1])
+                    p++;
+            if (!*p)
+                return;
+            continue;
+        }
+        if (*p == '(')
+            depth++;
+        else if (*p == ')')
+            depth--;
+        if (*p == '\0' || (*p == '|' && depth == 0)) {
+            char alt[1024], lit[257];
+            size_t len = (size_t)(p - start), ln;
+            bool ks;
+            if (len >= sizeof alt || n == REGEX_MAX_ALTS)
+                return;
+            memcpy(alt, start, len);
+            alt[len] = '\0';
+            ln = regex_literal(alt, lit, sizeof lit, &ks);
+            if (ln == 0)
+                return; /* an alternative without a literal: always run */
+            ids[n] = kwset_add_substring(rs->kw, lit, ln);
+            if (ids[n++] < 0)
+                return;
+            ks_any = ks_any || ks;
+            if (*p == '\0')
+                break;
+            start = p + 1;
+        }
+    }
+    memcpy(k->lit[j], ids, n * sizeof *ids);
+    k->n_lit[j] = (unsigned char)n;
+    k->lit_ks[j] = ks_any;
+}
+
 /* n is the pattern's node, or the list holding the patterns in order. */
 static bool compile_res(ywalk_t *c, const yaml_node_t *n, const char *what, cond_t *k)
 {
@@ -269,12 +329,14 @@ static void cond_free(cond_t *k)
     for (size_t i = 0; i < k->n_kids; i++)
         cond_free(&k->kids[i]);
     free(k->kids);
+    free(k->order);
     if (k->re)
         for (size_t i = 0; i < k->n_strs; i++)
             pcre2_code_free(k->re[i]);
     free(k->re);
     free(k->lit);
     free(k->lit_ks);
+    free(k->n_lit);
     yw_strv_free(k->strs);
     free(k->kw);
     free(k->header);
@@ -391,12 +453,10 @@ static bool parse_key(ywalk_t *c, rules_t *rs, const char *key, const yaml_node_
             return true;
         case C_REGEX:
             k->lit = xcalloc(k->n_strs, sizeof *k->lit);
+            k->n_lit = xcalloc(k->n_strs, sizeof *k->n_lit);
             k->lit_ks = xcalloc(k->n_strs, sizeof *k->lit_ks);
-            for (size_t j = 0; j < k->n_strs; j++) {
-                char lit[257];
-                size_t ln = regex_literal(k->strs[j], lit, sizeof lit, &k->lit_ks[j]);
-                k->lit[j] = ln ? kwset_add_substring(rs->kw, lit, ln) : -1;
-            }
+            for (size_t j = 0; j < k->n_strs; j++)
+                regex_prefilter(rs, k, j);
             return compile_res(c, v, what, k);
         case C_MODEL_REGEX:
         case C_KEY_REGEX:
@@ -415,6 +475,8 @@ static bool parse_key(ywalk_t *c, rules_t *rs, const char *key, const yaml_node_
             for (size_t j = 0; j < k->n_strs; j++) {
                 for (char *q = k->strs[j]; *q; q++)
                     *q = (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q);
+                if (one_of(k->strs[j], latin_languages))
+                    k->latin_lang = true;
                 if (!one_of(k->strs[j], languages)) {
                     yw_error(c, v, "%s: unknown language \"%s\" (expected zh, ja, ko, ru, ar, hi, "
                                    "el, he, th, en, es, fr, de, pt, it or und)",
@@ -641,6 +703,57 @@ static bool parse_rule(ywalk_t *c, const config_t *cfg, rules_t *rs, rule_t *r,
     return ok;
 }
 
+/* A rough cost class per condition: request shape < token counts <
+ * keywords (one shared scan) < language < regexes; combinators cost their
+ * most expensive child. */
+static unsigned cond_cost(const cond_t *k)
+{
+    unsigned m = 0;
+    switch (k->kind) {
+    case C_ALL:
+    case C_ANY:
+    case C_NOT:
+        for (size_t i = 0; i < k->n_kids; i++) {
+            unsigned c = cond_cost(&k->kids[i]);
+            m = c > m ? c : m;
+        }
+        return m;
+    case C_MIN_TOKENS:
+    case C_MAX_TOKENS:
+    case C_SCRIPT:
+        return 1;
+    case C_KEYWORDS:
+    case C_KEYWORDS_ALL:
+        return 2;
+    case C_LANGUAGE:
+        return 3;
+    case C_REGEX:
+        return 4;
+    default:
+        return 0;
+    }
+}
+
+static void order_kids(cond_t *k)
+{
+    if (k->n_kids == 0)
+        return;
+    for (size_t i = 0; i < k->n_kids; i++)
+        order_kids(&k->kids[i]);
+    k->order = xcalloc(k->n_kids, sizeof *k->order);
+    for (size_t i = 0; i < k->n_kids; i++)
+        k->order[i] = (unsigned)i;
+    for (size_t i = 1; i < k->n_kids; i++) { /* stable insertion sort */
+        unsigned x = k->order[i];
+        size_t j = i;
+        while (j > 0 && cond_cost(&k->kids[k->order[j - 1]]) > cond_cost(&k->kids[x])) {
+            k->order[j] = k->order[j - 1];
+            j--;
+        }
+        k->order[j] = x;
+    }
+}
+
 rules_t *rules_parse(ywalk_t *c, const struct config *cfg, yaml_node_t *list)
 {
     rules_t *rs;
@@ -663,6 +776,8 @@ rules_t *rules_parse(ywalk_t *c, const struct config *cfg, yaml_node_t *list)
             }
         }
     }
+    for (size_t i = 0; ok && i < rs->n; i++)
+        order_kids(&rs->v[i].when);
     if (ok && kwset_compile(rs->kw) < 0) {
         yw_error(c, list, "routing.rules: cannot build the keyword automaton");
         ok = false;
@@ -737,11 +852,15 @@ static bool scope_re(evalctx_t *e, const cond_t *k, const char *s, size_t n, siz
     const uint64_t *hits = NULL;
     bool ascii = false, have_ascii = false;
     for (size_t i = 0; i < k->n_strs; i++) {
-        int id = k->lit[i];
-        if (id >= 0) {
+        if (k->n_lit[i] > 0) {
+            bool seen = false;
             if (hits == NULL)
                 hits = prompt_keywords(e->p, k->scope, e->rs->kw);
-            if (!(hits[id / 64] >> (id % 64) & 1)) {
+            for (unsigned a = 0; a < k->n_lit[i] && !seen; a++) {
+                int id = k->lit[i][a];
+                seen = id >= 0 && (hits[id / 64] >> (id % 64) & 1);
+            }
+            if (!seen) {
                 if (!k->lit_ks[i])
                     continue;
                 /* caseless 'k'/'s' also match U+212A/U+017F: skip only in
@@ -821,7 +940,9 @@ static bool eval_kids(evalctx_t *e, const cond_t *k, bool any)
     bool res = !any;
     e->depth++;
     for (size_t i = 0; i < k->n_kids; i++) {
-        bool r = eval(e, &k->kids[i]);
+        /* conditions have no side effects: cheap ones first, unless
+         * explaining (then in the order written) */
+        bool r = eval(e, &k->kids[e->why || !k->order ? i : k->order[i]]);
         if (any ? r : !r) {
             res = any;
             if (e->why == NULL)
@@ -917,7 +1038,15 @@ static bool eval(evalctx_t *e, const cond_t *k)
         return r;
     }
     case C_LANGUAGE: {
-        const char *lang = prompt_language(p, k->scope);
+        const char *lang;
+        if (!k->latin_lang && e->why == NULL) {
+            /* only non-Latin languages listed: a Latin-script text cannot
+             * match, and the stop-word pass is not needed to know it */
+            enum ts_script d = ts_dominant_script(prompt_stats(p, k->scope));
+            if (d == TS_SCRIPT_LATIN || d == TS_SCRIPT_NONE)
+                return false;
+        }
+        lang = prompt_language(p, k->scope);
         r = in_list(k, lang, &w);
         why(e, r, "language of %s is %s", sc, lang);
         return r;

@@ -624,6 +624,47 @@ static void test_regex_prefilter_keeps_matches(void **state)
  * POSIX classes are not literal text: the prefilter must not require their
  * spelling. Each pattern is checked twice: once with a top-level alternative
  * (no prefilter: shows that the regex itself matches) and once alone. */
+/* Top-level alternations get one literal per alternative: the regex runs
+ * when any of them was seen, and an alternative without a literal disables
+ * the prefilter. */
+static void test_regex_prefilter_alternation(void **state)
+{
+    config_t *cfg;
+    outcome_t r;
+    (void)state;
+    cfg = load_rules("    - {name: alt, when: {regex: '\\bintegral of\\b|\\bsolve for [a-z]\\b'}, tier: premium}\n"
+                     "    - {name: mixed, when: {regex: 'zzzqqq|^\\d+$'}, tier: budget}\n");
+    r = route_chat(cfg, NULL, "auto", "user", "What is the integral of x?", (const char *)NULL);
+    check_rule(r, "alt", __LINE__, "first alternative");
+    r = route_chat(cfg, NULL, "auto", "user", "Please SOLVE FOR y quickly", (const char *)NULL);
+    check_rule(r, "alt", __LINE__, "second alternative, other case");
+    r = route_chat(cfg, NULL, "auto", "user", "integrals of motion", (const char *)NULL);
+    check_rule(r, "default", __LINE__, "literal seen but no match");
+    r = route_chat(cfg, NULL, "auto", "user", "12345", (const char *)NULL);
+    check_rule(r, "mixed", __LINE__, "alternative without a literal still runs");
+    config_unref(cfg);
+}
+
+/* Conditions run cheapest first, but the result and the explanation
+ * (in the order written) do not change. */
+static void test_cost_order_keeps_semantics(void **state)
+{
+    config_t *cfg;
+    outcome_t r;
+    (void)state;
+    cfg = load_rules("    - {name: de-short, when: {language: de, max_tokens: 10}, tier: budget}\n"
+                     "    - {name: ru, when: {language: ru}, tier: budget}\n");
+    r = route_chat(cfg, NULL, "auto", "user", "Der Hund und die Katze", (const char *)NULL);
+    check_rule(r, "de-short", __LINE__, "german and short");
+    r = route_chat(cfg, NULL, "auto", "user",
+                   "Der Hund und die Katze sind im Garten und spielen mit dem Ball den ganzen Tag",
+                   (const char *)NULL);
+    check_rule(r, "default", __LINE__, "german but long");
+    r = route_chat(cfg, NULL, "auto", "user", "Привет, как дела? Это русский текст.", (const char *)NULL);
+    check_rule(r, "ru", __LINE__, "russian");
+    config_unref(cfg);
+}
+
 static void test_regex_prefilter_escapes_and_posix_classes(void **state)
 {
     static const struct {
@@ -2143,6 +2184,8 @@ int main(void)
         cmocka_unit_test(test_regex_unicode_classes),
         cmocka_unit_test(test_regex_prefilter_keeps_matches),
         cmocka_unit_test(test_regex_prefilter_escapes_and_posix_classes),
+        cmocka_unit_test(test_regex_prefilter_alternation),
+        cmocka_unit_test(test_cost_order_keeps_semantics),
         cmocka_unit_test(test_regex_invalid_utf8_text),
         cmocka_unit_test(test_script),
         cmocka_unit_test(test_script_scope),
