@@ -20,6 +20,12 @@ typedef struct json_span {
  * top level is not an object. */
 int json_find_top_key(const char *s, size_t n, const char *key, json_span_t *spans, int max);
 
+/* Checks that s[0..n) is one complete JSON value (RFC 8259, surrounding
+ * whitespace allowed; nesting up to 1000 levels; string contents are not
+ * checked for UTF-8). Iterative, no allocation. Returns 1 if valid, and
+ * sets *is_object when the top-level value is an object. */
+int json_validate(const char *s, size_t n, int *is_object);
+
 /* Appends str (len bytes, UTF-8) to b as a quoted JSON string literal;
  * bytes that are not valid UTF-8 become U+FFFD so the output is valid JSON.
  * Returns 0 or -1 if b's cap was reached. */

@@ -182,3 +182,160 @@ int json_append_string(buf_t *b, const char *str, size_t len)
         return -1;
     return buf_append(b, "\"", 1);
 }
+
+/* ---- validation ---- */
+
+static size_t ws(const char *s, size_t n, size_t i)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* s[i] == '"': returns the offset past the closing quote, or 0 if invalid. */
+static size_t str_end(const char *s, size_t n, size_t i)
+{
+    static const char hex[] = "0123456789abcdefABCDEF";
+    for (i++; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"')
+            return i + 1;
+        if (c < 0x20)
+            return 0;
+        if (c == '\\') {
+            if (++i >= n)
+                return 0;
+            if (s[i] == 'u') {
+                if (i + 4 >= n)
+                    return 0;
+                for (int k = 1; k <= 4; k++)
+                    if (memchr(hex, s[i + k], sizeof hex - 1) == NULL || s[i + k] == '\0')
+                        return 0;
+                i += 4;
+            } else if (strchr("\"\\/bfnrt", s[i]) == NULL || s[i] == '\0') {
+                return 0;
+            }
+        }
+    }
+    return 0;
+}
+
+/* s[i] starts a number: returns the offset past it, or 0 if invalid. */
+static size_t num_end(const char *s, size_t n, size_t i)
+{
+    size_t d;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i >= n)
+        return 0;
+    if (s[i] == '0') {
+        i++;
+    } else if (s[i] >= '1' && s[i] <= '9') {
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    } else {
+        return 0;
+    }
+    if (i < n && s[i] == '.') {
+        d = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == d)
+            return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        d = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == d)
+            return 0;
+    }
+    return i;
+}
+
+int json_validate(const char *s, size_t n, int *is_object)
+{
+    char stack[1000]; /* '{' or '[' per open level */
+    size_t depth = 0, i = ws(s, n, 0);
+    *is_object = i < n && s[i] == '{';
+    /* state: expecting a value (after ':' / ',' in arrays / start) */
+    for (;;) {
+        /* parse one value at s[i] */
+        i = ws(s, n, i);
+        if (i >= n)
+            return 0;
+        if (s[i] == '{' || s[i] == '[') {
+            if (depth == sizeof stack)
+                return 0;
+            stack[depth++] = s[i];
+            i = ws(s, n, i + 1);
+            if (i < n && (s[i] == '}' || s[i] == ']')) {
+                if ((s[i] == '}') != (stack[depth - 1] == '{'))
+                    return 0;
+                depth--;
+                i++;
+                goto after_value;
+            }
+            if (stack[depth - 1] == '{') {
+                size_t e;
+                if (i >= n || s[i] != '"' || (e = str_end(s, n, i)) == 0)
+                    return 0;
+                i = ws(s, n, e);
+                if (i >= n || s[i] != ':')
+                    return 0;
+                i++;
+            }
+            continue;
+        }
+        if (s[i] == '"') {
+            size_t e = str_end(s, n, i);
+            if (e == 0)
+                return 0;
+            i = e;
+        } else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')) {
+            size_t e = num_end(s, n, i);
+            if (e == 0)
+                return 0;
+            i = e;
+        } else if (n - i >= 4 && memcmp(s + i, "true", 4) == 0) {
+            i += 4;
+        } else if (n - i >= 5 && memcmp(s + i, "false", 5) == 0) {
+            i += 5;
+        } else if (n - i >= 4 && memcmp(s + i, "null", 4) == 0) {
+            i += 4;
+        } else {
+            return 0;
+        }
+    after_value:
+        for (;;) {
+            i = ws(s, n, i);
+            if (depth == 0)
+                return i == n;
+            if (i >= n)
+                return 0;
+            if (s[i] == ',') {
+                i++;
+                if (stack[depth - 1] == '{') {
+                    size_t e;
+                    i = ws(s, n, i);
+                    if (i >= n || s[i] != '"' || (e = str_end(s, n, i)) == 0)
+                        return 0;
+                    i = ws(s, n, e);
+                    if (i >= n || s[i] != ':')
+                        return 0;
+                    i++;
+                }
+                break; /* next value */
+            }
+            if ((s[i] == '}' && stack[depth - 1] == '{') || (s[i] == ']' && stack[depth - 1] == '[')) {
+                depth--;
+                i++;
+                continue;
+            }
+            return 0;
+        }
+    }
+}

@@ -8,6 +8,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "json.h"
+
 double provider_cost(const cfg_model_t *m, double prompt, double completion, double cached)
 {
     if (cached > prompt)
@@ -106,13 +108,52 @@ static bool is_complete(const cJSON *root)
     return true;
 }
 
+static void usage_cost(const cfg_model_t *m, const cJSON *usage, provider_result_t *out)
+{
+    const cJSON *det = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details");
+    double prompt = num(usage, "prompt_tokens");
+    double completion = num(usage, "completion_tokens");
+    double cached = det ? num(det, "cached_tokens") : 0;
+    if (cached == 0)
+        cached = num(usage, "prompt_cache_hit_tokens"); /* DeepSeek */
+    out->cost_usd = provider_cost(m, prompt, completion, cached);
+}
+
+/* The common case (nothing to rewrite, nothing to cache): validate without
+ * building a tree, and parse only the usage object. */
+static int check_fast(const config_t *cfg, int m, const char *body, size_t len,
+                      provider_result_t *out, char *why, size_t whylen)
+{
+    int is_object = 0;
+    json_span_t sp[2];
+    if (!json_validate(body, len, &is_object) || !is_object) {
+        snprintf(why, whylen, "invalid JSON in the answer");
+        return -1;
+    }
+    if (json_find_top_key(body, len, "error", sp, 2) > 0 &&
+        !(sp[0].len == 4 && memcmp(body + sp[0].off, "null", 4) == 0)) {
+        snprintf(why, whylen, "error object in a 2xx answer");
+        return -1;
+    }
+    if (json_find_top_key(body, len, "usage", sp, 2) == 1 && body[sp[0].off] == '{') {
+        cJSON *usage = cJSON_ParseWithLength(body + sp[0].off, sp[0].len);
+        if (usage != NULL)
+            usage_cost(&cfg->models[m], usage, out);
+        cJSON_Delete(usage);
+    }
+    return 0;
+}
+
 int provider_check_answer(const config_t *cfg, int m, const char *body, size_t len,
                           bool want_base64, bool want_compact, provider_result_t *out, char *why,
                           size_t whylen)
 {
-    cJSON *root = cJSON_ParseWithLength(body, len), *usage, *err;
+    cJSON *root, *usage, *err;
     memset(out, 0, sizeof *out);
     out->cost_usd = -1;
+    if (!want_base64 && !want_compact)
+        return check_fast(cfg, m, body, len, out, why, whylen);
+    root = cJSON_ParseWithLength(body, len);
     if (root == NULL || !cJSON_IsObject(root)) {
         snprintf(why, whylen, "invalid JSON in the answer");
         cJSON_Delete(root);
@@ -125,15 +166,8 @@ int provider_check_answer(const config_t *cfg, int m, const char *body, size_t l
         return -1;
     }
     usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
-    if (cJSON_IsObject(usage)) {
-        const cJSON *det = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details");
-        double prompt = num(usage, "prompt_tokens");
-        double completion = num(usage, "completion_tokens");
-        double cached = det ? num(det, "cached_tokens") : 0;
-        if (cached == 0)
-            cached = num(usage, "prompt_cache_hit_tokens"); /* DeepSeek */
-        out->cost_usd = provider_cost(&cfg->models[m], prompt, completion, cached);
-    }
+    if (cJSON_IsObject(usage))
+        usage_cost(&cfg->models[m], usage, out);
     if (want_base64 && embeddings_to_base64(root)) {
         out->new_body = cJSON_PrintUnformatted(root);
         out->new_len = out->new_body ? strlen(out->new_body) : 0;

@@ -334,9 +334,48 @@ static void test_append_after_existing_content(void **state)
     buf_free(&b);
 }
 
+
+static void test_validate(void **state)
+{
+    static const char *valid[] = {
+        "{}", "[]", " {\"a\":1} ", "{\"a\":[1,2.5,-3e+2,true,false,null,\"x\\n\\u00e9\"]}", "\"s\"",
+        "0", "-0.0e0", "[[[[]]]]", "{\"a\":{\"b\":{}},\"c\":[{}]}", "\n\t{ \"k\" : \"v\" }\r\n",
+    };
+    static const char *invalid[] = {
+        "", " ", "{", "}", "[1,]", "{\"a\":}", "{\"a\" 1}", "{a:1}", "[01]", "[1.]", "[.5]", "[1e]",
+        "\"abc", "\"a\\x\"", "\"\\u12g4\"", "[tru]", "{\"a\":1,}", "{} {}", "[1]]", "{\"a\":1]",
+        "\"\x01\"", "nul", "[\"a\" \"b\"]", "{\"a\":1 \"b\":2}",
+    };
+    int obj;
+    (void)state;
+    for (size_t i = 0; i < sizeof valid / sizeof *valid; i++) {
+        if (json_validate(valid[i], strlen(valid[i]), &obj) != 1)
+            fail_msg("valid JSON rejected: %s", valid[i]);
+    }
+    for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
+        if (json_validate(invalid[i], strlen(invalid[i]), &obj) != 0)
+            fail_msg("invalid JSON accepted: %s", invalid[i]);
+    }
+    assert_int_equal(json_validate(" {\"a\":[]}", 9, &obj), 1);
+    assert_int_equal(obj, 1);
+    assert_int_equal(json_validate("[{}]", 4, &obj), 1);
+    assert_int_equal(obj, 0);
+    /* a 1,001-deep nesting is refused, 1,000 accepted */
+    {
+        char deep[2002];
+        memset(deep, '[', 1000);
+        memset(deep + 1000, ']', 1000);
+        assert_int_equal(json_validate(deep, 2000, &obj), 1);
+        memset(deep, '[', 1001);
+        memset(deep + 1001, ']', 1001);
+        assert_int_equal(json_validate(deep, 2002, &obj), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_validate),
         cmocka_unit_test(test_simple),
         cmocka_unit_test(test_whitespace_everywhere),
         cmocka_unit_test(test_model_not_first_nor_last),
