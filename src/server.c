@@ -20,7 +20,7 @@
 #include "upstream.h"
 #include "util.h"
 
-#define STREAM_BLOCK_SIZE 4096
+#define STREAM_BLOCK_SIZE 1024 /* MHD callocs it per streamed response */
 
 /* ---- responses ---- */
 
@@ -521,7 +521,7 @@ struct MHD_Daemon *server_start(struct shard *shard, const config_t *cfg, char *
                          on_mhd_log, shard, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                          MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                          MHD_OPTION_CONNECTION_LIMIT, limit ? limit : 1,
-                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192,
                          MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
                          MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, shard, MHD_OPTION_END);
