@@ -110,6 +110,19 @@ typedef struct req {
     unsigned resp_status;
     double cost_usd;    /* < 0 when unknown */
 
+    /* accounting, filled as the request goes (usage of the answer, or an
+     * estimate) and read at completion by metrics, the access log and
+     * budgets */
+    int64_t prompt_tokens;     /* -1 unknown */
+    int64_t completion_tokens; /* -1 unknown */
+    int64_t cached_tokens;     /* -1 unknown */
+    bool cost_estimated;       /* tokens estimated, not reported by the provider */
+    double baseline_usd;       /* what routing.baseline_model would have cost; < 0 unknown */
+    uint64_t t_upstream_us;    /* first upstream attempt started, 0 if none */
+    uint64_t t_first_byte_us;  /* answer headers (plain) / first event (stream), 0 if none */
+    uint64_t t_end_us;         /* upstream finished, 0 if none */
+    const char *key_name;      /* proxy key's name, "" when keys are off (borrowed from cfg) */
+
     /* response cache (owned by cache.c) */
     enum { CACHE_X_BYPASS = 0, CACHE_X_MISS, CACHE_X_HIT } cache_x; /* x-cache */
     bool cache_lookup;    /* look the answer up before going upstream */

@@ -25,6 +25,9 @@ req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *c
     req->t_start_us = util_now_us();
     req->model = -1;
     req->cost_usd = -1;
+    req->prompt_tokens = req->completion_tokens = req->cached_tokens = -1;
+    req->baseline_usd = -1;
+    req->key_name = "";
     req->client_io.fd = -1;
     buf_init(&req->body, cfg->max_body_bytes);
     buf_init(&req->out, 0);
