@@ -93,6 +93,7 @@ typedef struct config {
     char **routable; /* client model names routed like "auto" */
     size_t n_routable;
     struct rules *rules; /* routing.rules, NULL when none */
+    int baseline_model;  /* routing.baseline_model: what requests would cost without routing; -1 */
     bool allow_client_tier;
     cfg_cache_t cache;
     /* derived */

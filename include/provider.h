@@ -12,6 +12,7 @@
 
 typedef struct provider_result {
     double cost_usd;   /* < 0 when the answer carries no usage */
+    int64_t prompt_tokens, completion_tokens, cached_tokens; /* -1 without usage */
     char *new_body;    /* malloc'd replacement body, or NULL to send the original */
     size_t new_len;
     bool complete;     /* every choice finished with "stop" or "length" (embeddings: has data) */

@@ -71,6 +71,8 @@ typedef struct req {
     bool stream;
     bool want_base64;   /* embeddings: encoding_format == "base64" */
     json_span_t model_span;
+    json_span_t so_span;  /* stream_options value, len 0 if absent */
+    size_t body_end;      /* offset of the body's closing '}' */
     route_t route;
     size_t next_link;   /* next index into route.chain to try */
     attempt_t *attempts; /* route.n entries, allocated at the first attempt */
@@ -122,6 +124,19 @@ typedef struct req {
     uint64_t t_first_byte_us;  /* answer headers (plain) / first event (stream), 0 if none */
     uint64_t t_end_us;         /* upstream finished, 0 if none */
     const char *key_name;      /* proxy key's name, "" when keys are off (borrowed from cfg) */
+    uint32_t est_prompt_tokens; /* estimate for the conversation (textstat) */
+
+    /* streamed usage: llmrouter asks every streaming provider for usage
+     * (stream_options.include_usage), strips the usage-only chunk when the
+     * client did not ask for it, and adds usage.cost when it did */
+    bool inject_usage;    /* the forwarded body gets include_usage: true */
+    bool usage_mode;      /* events are held until complete; usage chunk and [DONE] handled */
+    size_t hold;          /* bytes at the end of out not released (incomplete event) */
+    uint64_t shift;       /* bytes removed from the stream so far */
+    uint64_t out_off;     /* stream offset (raw - shift) of out's read position */
+    uint64_t last_ev_end; /* raw offset just past the last complete event */
+    char *usage_event;    /* rewritten usage chunk, sent before [DONE] (client asked) */
+    uint32_t data_events; /* data events seen, for an estimate when usage is missing */
 
     /* response cache (owned by cache.c) */
     enum { CACHE_X_BYPASS = 0, CACHE_X_MISS, CACHE_X_HIT } cache_x; /* x-cache */
@@ -152,7 +167,8 @@ void request_free(req_t *req);
 int request_parse(req_t *req, req_error_t *err, buf_t *explain);
 
 /* Builds req->fwd_body for model index m: the client's body with the value
- * of its top-level "model" replaced by the model's upstream name. */
+ * of its top-level "model" replaced by the model's upstream name (and, for
+ * streams, stream_options.include_usage set to true). */
 void request_build_forward(req_t *req, int m);
 
 /* Sets req->id from the client's x-request-id when it is safe to echo

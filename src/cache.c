@@ -19,6 +19,7 @@
 #include "json.h"
 #include "config.h"
 #include "log.h"
+#include "provider.h"
 #include "rds.h"
 #include "rules.h"
 #include "server.h"
@@ -134,6 +135,31 @@ void cache_prepare(req_t *req, const cJSON *root)
 
 /* ---- hits ---- */
 
+/* A hit costs nothing; it saves what the stored answer's tokens would have
+ * cost on the baseline model. */
+static void hit_accounting(req_t *req, const char *body, size_t len)
+{
+    json_span_t sp[2];
+    cJSON *usage;
+    req->cost_usd = 0;
+    if (json_find_top_key(body, len, "usage", sp, 2) != 1)
+        return;
+    usage = cJSON_ParseWithLength(body + sp[0].off, sp[0].len);
+    if (cJSON_IsObject(usage)) {
+        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
+        const cJSON *ct = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
+        if (cJSON_IsNumber(pt) && cJSON_IsNumber(ct)) {
+            req->prompt_tokens = (int64_t)pt->valuedouble;
+            req->completion_tokens = (int64_t)ct->valuedouble;
+            req->cached_tokens = 0;
+            if (req->cfg->baseline_model >= 0)
+                req->baseline_usd = provider_cost(&req->cfg->models[req->cfg->baseline_model],
+                                                  pt->valuedouble, ct->valuedouble, 0);
+        }
+    }
+    cJSON_Delete(usage);
+}
+
 static bool serve(req_t *req, const char *value, size_t len)
 {
     const char *nl = memchr(value, '\n', len);
@@ -163,7 +189,7 @@ static bool serve(req_t *req, const char *value, size_t len)
         req->model = config_find_model(req->cfg, m->valuestring);
         req->cache_age_s = (int64_t)time(NULL) - (int64_t)created->valuedouble;
         req->cache_x = CACHE_X_HIT;
-        req->cost_usd = 0;
+        hit_accounting(req, body, blen);
         buf_cstr(&sse);
         server_respond(req, 200, sse.data, buf_len(&sse), "text/event-stream");
     } else {
@@ -172,7 +198,7 @@ static bool serve(req_t *req, const char *value, size_t len)
         req->model = config_find_model(req->cfg, m->valuestring);
         req->cache_age_s = (int64_t)time(NULL) - (int64_t)created->valuedouble;
         req->cache_x = CACHE_X_HIT;
-        req->cost_usd = 0;
+        hit_accounting(req, body, blen);
         server_respond(req, 200, copy, blen, NULL);
     }
     if (req->cache_age_s < 0)

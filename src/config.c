@@ -426,6 +426,12 @@ static void parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node
                 }
                 cfg->routable[cfg->n_routable++] = s;
             }
+        } else if (strcmp(k, "baseline_model") == 0) {
+            char *s = yw_str(c, v, "routing.baseline_model");
+            if (s && (cfg->baseline_model = config_find_model(cfg, s)) < 0)
+                yw_error(c, v, "routing.baseline_model: no model named \"%s\" is defined under models",
+                         s);
+            free(s);
         } else if (strcmp(k, "allow_client_tier") == 0) {
             yw_bool(c, v, "routing.allow_client_tier", &cfg->allow_client_tier);
         } else if (strcmp(k, "rules") == 0) {
@@ -433,7 +439,7 @@ static void parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node
             cfg->rules = rules_parse(c, cfg, v);
         } else {
             yw_unknown_key(c, kn, "routing",
-                           "default_tier, routable_models, allow_client_tier, rules");
+                           "default_tier, routable_models, allow_client_tier, baseline_model, rules");
         }
     }
 }
@@ -680,6 +686,7 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
     cfg->shutdown_grace_ms = 5000;
     cfg->log_level = LOG_INFO;
     cfg->default_tier = -1;
+    cfg->baseline_model = -1;
     cfg->cache.backend = CACHE_BACKEND_MEMORY;
     cfg->cache.ttl_s = 3600;
     cfg->cache.max_bytes = (size_t)64 << 20;

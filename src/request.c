@@ -41,6 +41,7 @@ void request_free(req_t *req)
         return;
     cache_req_free(req);
     free(req->attempts);
+    free(req->usage_event);
     buf_free(&req->body);
     buf_free(&req->out);
     free(req->fwd_body);
@@ -272,6 +273,14 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
         goto out;
     }
     req->model_span = spans[0];
+    req->so_span.len = 0;
+    if (json_find_top_key(text, len, "stream_options", spans, 2) == 1)
+        req->so_span = spans[0];
+    req->body_end = len;
+    while (req->body_end > 0 && text[req->body_end - 1] != '}')
+        req->body_end--;
+    if (req->body_end > 0)
+        req->body_end--;
     {
         prompt_t p;
         rule_ctx_t ctx = {.model = model->valuestring, .key_name = "",
@@ -284,6 +293,7 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
                           &req->route, explain ? &rules_why : NULL);
         if (st == ROUTER_OK && explain)
             explain_finish(req, &p, model->valuestring, &rules_why, explain);
+        req->est_prompt_tokens = prompt_stats(&p, SCOPE_CONVERSATION)->tokens;
         prompt_free(&p);
         buf_free(&rules_why);
         if (st == ROUTER_UNKNOWN_MODEL) {
@@ -298,6 +308,9 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
         }
     }
     cache_prepare(req, root);
+    /* ask streaming providers for usage, so streams have a cost too */
+    req->inject_usage = req->stream && req->ep != EP_EMBEDDINGS && !req->include_usage;
+    req->usage_mode = req->stream && req->ep != EP_EMBEDDINGS;
     rc = 0;
 out:
     cJSON_Delete(root);
@@ -309,14 +322,57 @@ void request_build_forward(req_t *req, int m)
     const char *body = buf_ptr(&req->body);
     size_t len = buf_len(&req->body);
     const char *name = req->cfg->models[m].upstream;
+    static const char usage_only[] = "{\"include_usage\":true}";
+    char *so_new = NULL;
     buf_t b;
-    size_t cap = len - req->model_span.len + strlen(name) * 6 + 3;
+    size_t cap = len + strlen(name) * 6 + 64;
+    struct edit {
+        size_t off, len;
+        const char *with;
+        size_t with_len;
+        bool quote; /* write `with` as a JSON string */
+    } e[3];
+    int ne = 0;
 
+    e[ne++] = (struct edit){req->model_span.off, req->model_span.len, name, strlen(name), true};
+    if (req->inject_usage) {
+        if (req->so_span.len > 0) {
+            /* keep the client's other stream options */
+            cJSON *so = cJSON_ParseWithLength(body + req->so_span.off, req->so_span.len);
+            if (cJSON_IsObject(so)) {
+                cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
+                cJSON_AddTrueToObject(so, "include_usage");
+                so_new = cJSON_PrintUnformatted(so);
+            }
+            cJSON_Delete(so);
+            if (so_new == NULL)
+                so_new = xstrdup(usage_only);
+            e[ne++] = (struct edit){req->so_span.off, req->so_span.len, so_new, strlen(so_new), false};
+        } else {
+            e[ne++] = (struct edit){req->body_end, 0, ",\"stream_options\":{\"include_usage\":true}",
+                                    sizeof ",\"stream_options\":{\"include_usage\":true}" - 1, false};
+        }
+        cap += 64 + (so_new ? strlen(so_new) : 0);
+    }
+    if (ne == 2 && e[1].off < e[0].off) {
+        struct edit t = e[0];
+        e[0] = e[1];
+        e[1] = t;
+    }
     buf_init(&b, cap);
-    buf_append(&b, body, req->model_span.off);
-    json_append_string(&b, name, strlen(name));
-    buf_append(&b, body + req->model_span.off + req->model_span.len,
-               len - req->model_span.off - req->model_span.len);
+    {
+        size_t at = 0;
+        for (int i = 0; i < ne; i++) {
+            buf_append(&b, body + at, e[i].off - at);
+            if (e[i].quote)
+                json_append_string(&b, e[i].with, e[i].with_len);
+            else
+                buf_append(&b, e[i].with, e[i].with_len);
+            at = e[i].off + e[i].len;
+        }
+        buf_append(&b, body + at, len - at);
+    }
+    free(so_new);
     free(req->fwd_body);
     req->fwd_len = buf_len(&b);
     req->fwd_body = b.data;

@@ -51,6 +51,8 @@ static void add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
     if (req->cost_usd >= 0) {
         snprintf(num, sizeof num, "%.10f", req->cost_usd);
         MHD_add_response_header(r, "x-router-cost-usd", num);
+        if (req->cost_estimated)
+            MHD_add_response_header(r, "x-router-cost-estimated", "true");
     }
 }
 
@@ -148,12 +150,13 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
     (void)pos;
     if (req->client_gone)
         return MHD_CONTENT_READER_END_WITH_ERROR;
-    n = buf_len(&req->out);
+    n = buf_len(&req->out) - req->hold; /* held: an event not complete yet */
     if (n > 0) {
         if (n > max)
             n = max;
         memcpy(out, buf_ptr(&req->out), n);
         buf_consume(&req->out, n);
+        req->out_off += n;
         if (req->up_paused && buf_len(&req->out) <= req->out.cap / 2)
             shard_queue_unpause(req->shard, req);
         return (ssize_t)n;

@@ -254,6 +254,8 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     }
     req->up_headers_done = true;
     req->passthrough = req->up_status < 200 || req->up_status >= 300;
+    if (!req->stream || req->passthrough)
+        req->t_first_byte_us = util_now_us();
     if (!req->stream || req->passthrough) {
         /* The first byte arrived; from here the overall timeout applies. */
         loop_timer_stop(shard_loop(req->shard), &req->timer);
@@ -288,6 +290,86 @@ static bool first_event_ok(req_t *req, const sse_event_t *ev)
     }
     free(data);
     return ok;
+}
+
+/* Removes the complete event [start, end) (raw stream offsets) from out. */
+static void strip_event(req_t *req, uint64_t start, uint64_t end)
+{
+    size_t idx = req->out.r + (size_t)(start - req->shift - req->out_off);
+    size_t len = (size_t)(end - start);
+    memmove(req->out.data + idx, req->out.data + idx + len, req->out.w - idx - len);
+    req->out.w -= len;
+    req->shift += len;
+}
+
+/* Tokens and cost from a usage object; the baseline model's cost too. */
+static void take_usage(req_t *req, const cJSON *usage)
+{
+    const cJSON *det = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details");
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
+    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
+    const cJSON *cached = det ? cJSON_GetObjectItemCaseSensitive(det, "cached_tokens") : NULL;
+    if (!cJSON_IsNumber(pt) || !cJSON_IsNumber(ct))
+        return;
+    req->prompt_tokens = (int64_t)pt->valuedouble;
+    req->completion_tokens = (int64_t)ct->valuedouble;
+    req->cached_tokens = cJSON_IsNumber(cached) ? (int64_t)cached->valuedouble : 0;
+    req->cost_usd = provider_cost(&req->cfg->models[req->model], (double)req->prompt_tokens,
+                                  (double)req->completion_tokens, (double)req->cached_tokens);
+    req->cost_estimated = false;
+}
+
+/* A complete event of a committed stream, in usage mode: read the usage
+ * chunk (and strip it, or rewrite it with usage.cost for a client that asked
+ * for usage), and strip [DONE], which finish_stream sends after it. */
+static void stream_event(req_t *req, const sse_event_t *ev)
+{
+    req->last_ev_end = ev->end;
+    if (!ev->has_data)
+        return;
+    req->data_events++;
+    if (!req->usage_mode)
+        return;
+    if (ev->is_done) {
+        strip_event(req, ev->start, ev->end);
+        return;
+    }
+    {
+        size_t idx = req->out.r + (size_t)(ev->start - req->shift - req->out_off);
+        size_t len = (size_t)(ev->end - ev->start);
+        const char *p = req->out.data + idx;
+        char *data;
+        cJSON *root, *usage, *choices;
+        if (memmem(p, len, "\"usage\"", 7) == NULL)
+            return;
+        data = sse_event_data(p, len);
+        root = cJSON_Parse(data);
+        free(data);
+        usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
+        choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
+        if (cJSON_IsObject(usage)) {
+            take_usage(req, usage);
+            if (cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0) {
+                strip_event(req, ev->start, ev->end);
+                if (!req->inject_usage && req->cost_usd >= 0) {
+                    /* the client asked for usage: give it the cost too */
+                    char *json;
+                    cJSON_AddNumberToObject(usage, "cost", req->cost_usd);
+                    json = cJSON_PrintUnformatted(root);
+                    if (json) {
+                        size_t jl = strlen(json);
+                        free(req->usage_event);
+                        req->usage_event = xmalloc(jl + 9);
+                        memcpy(req->usage_event, "data: ", 6);
+                        memcpy(req->usage_event + 6, json, jl);
+                        memcpy(req->usage_event + 6 + jl, "\n\n", 3);
+                        free(json);
+                    }
+                }
+            }
+        }
+        cJSON_Delete(root);
+    }
 }
 
 static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
@@ -326,6 +408,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
             if (ev.has_data)
                 req->last_data_ms = loop_now_ms(shard_loop(req->shard));
             cache_stream_event(req, ev.start, ev.end, ev.is_done || !ev.has_data);
+            stream_event(req, &ev);
             continue;
         }
         if (!ev.has_data) {
@@ -339,8 +422,12 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
         buf_consume(&req->out, (size_t)(ev.start - req->out_base));
         req->out_base = ev.start;
         req->committed = true;
+        req->t_first_byte_us = util_now_us();
         cache_stream_begin(req, ev.start, buf_ptr(&req->out), buf_len(&req->out));
         cache_stream_event(req, ev.start, ev.end, false);
+        req->out_off = ev.start;
+        req->shift = 0;
+        stream_event(req, &ev);
         record(req, req->model, req->up_status, NULL);
         /* no failover after the commit: the client's body is not needed any
          * more (curl sent the upload before the answer began) */
@@ -350,8 +437,12 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
                          req->cfg->providers[req->cfg->models[req->model].provider].idle_timeout_ms);
         server_stream_begin(req);
     }
-    if (req->committed)
+    if (req->committed) {
+        /* hold back the bytes of an event that is not complete yet: it
+         * might be the usage chunk, which is rewritten or removed */
+        req->hold = req->usage_mode ? (size_t)(req->sse.pos - req->last_ev_end) : 0;
         server_stream_wake(req);
+    }
     return n;
 }
 
@@ -361,6 +452,30 @@ static void set_tail(req_t *req, const char *s, size_t len)
     req->tail = xstrndup(s, len);
     req->tail_len = len;
     req->tail_off = 0;
+}
+
+/* Completes the request's accounting: when the provider gave no usage,
+ * estimate it (prompt from the request's text, completion from the answer:
+ * a streamed event carries about one token) and say so; then what the
+ * baseline model would have cost for the same tokens. */
+static void account(req_t *req, size_t answer_bytes)
+{
+    const config_t *cfg = req->cfg;
+    if (req->model < 0)
+        return;
+    if (req->prompt_tokens < 0 || req->completion_tokens < 0) {
+        req->prompt_tokens = req->est_prompt_tokens;
+        req->completion_tokens = req->stream ? (req->data_events > 2 ? req->data_events - 2 : 0)
+                                             : (int64_t)(answer_bytes / 16);
+        req->cached_tokens = 0;
+        req->cost_usd = provider_cost(&cfg->models[req->model], (double)req->prompt_tokens,
+                                      (double)req->completion_tokens, 0);
+        req->cost_estimated = true;
+    }
+    if (cfg->baseline_model >= 0)
+        req->baseline_usd = provider_cost(&cfg->models[cfg->baseline_model], (double)req->prompt_tokens,
+                                          (double)req->completion_tokens,
+                                          (double)(req->cached_tokens > 0 ? req->cached_tokens : 0));
 }
 
 /* Ends a committed stream: [DONE] if the upstream ended cleanly without one,
@@ -385,11 +500,24 @@ static void finish_stream(upstream_t *up, req_t *req, const char *error, bool re
         free(body);
         log_warn("request %s: %s", req->id, msg);
     } else {
-        if (!req->saw_done)
+        if (req->usage_mode) {
+            /* the upstream's [DONE] was stripped: the usage chunk (when the
+             * client asked for it) and [DONE] end the stream here */
+            size_t ul = req->usage_event ? strlen(req->usage_event) : 0;
+            char *t = xmalloc(ul + 15);
+            memcpy(t, req->usage_event ? req->usage_event : "", ul);
+            memcpy(t + ul, "data: [DONE]\n\n", 15);
+            set_tail(req, t, ul + 14);
+            free(t);
+        } else if (!req->saw_done) {
             set_tail(req, "data: [DONE]\n\n", 14);
+        }
         cache_stream_end(req, shard_cache(req->shard));
     }
+    req->hold = 0;
     req->up_done = true;
+    req->t_end_us = util_now_us();
+    account(req, 0);
     server_stream_wake(req);
 }
 
@@ -552,6 +680,7 @@ static void next_attempt(upstream_t *up, req_t *req)
 
 void upstream_start(upstream_t *up, req_t *req)
 {
+    req->t_upstream_us = util_now_us();
     req->next_link = 0;
     req->n_attempts = 0;
     req->model = -1;
@@ -599,6 +728,11 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
         return;
     }
     req->cost_usd = pr.cost_usd;
+    req->prompt_tokens = pr.prompt_tokens;
+    req->completion_tokens = pr.completion_tokens;
+    req->cached_tokens = pr.cached_tokens;
+    req->t_end_us = util_now_us();
+    account(req, buf_len(&req->out));
     if (pr.compact != NULL) {
         cache_store(req, shard_cache(req->shard), pr.compact, pr.compact_len);
         free(pr.compact);

@@ -117,6 +117,9 @@ static void usage_cost(const cfg_model_t *m, const cJSON *usage, provider_result
     if (cached == 0)
         cached = num(usage, "prompt_cache_hit_tokens"); /* DeepSeek */
     out->cost_usd = provider_cost(m, prompt, completion, cached);
+    out->prompt_tokens = (int64_t)prompt;
+    out->completion_tokens = (int64_t)completion;
+    out->cached_tokens = (int64_t)cached;
 }
 
 /* The common case (nothing to rewrite, nothing to cache): validate without
@@ -151,6 +154,7 @@ int provider_check_answer(const config_t *cfg, int m, const char *body, size_t l
     cJSON *root, *usage, *err;
     memset(out, 0, sizeof *out);
     out->cost_usd = -1;
+    out->prompt_tokens = out->completion_tokens = out->cached_tokens = -1;
     if (!want_base64 && !want_compact)
         return check_fast(cfg, m, body, len, out, why, whylen);
     root = cJSON_ParseWithLength(body, len);

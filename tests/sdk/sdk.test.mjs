@@ -247,6 +247,30 @@ test('streamed chat with stream_options.include_usage', async () => {
   assert(last.usage.completion_tokens > 0, `usage.completion_tokens > 0, got ${JSON.stringify(last.usage)}`);
   const withUsage = chunks.filter((c) => c.usage != null);
   eq(withUsage.length, 1, 'number of chunks carrying usage');
+  // llmrouter adds the cost (good-mini: $0.15 / $0.60 per million tokens)
+  const want = (last.usage.prompt_tokens * 0.15 + last.usage.completion_tokens * 0.6) / 1e6;
+  assert(typeof last.usage.cost === 'number', `usage.cost missing: ${JSON.stringify(last.usage)}`);
+  assert(Math.abs(last.usage.cost - want) < 1e-12, `usage.cost ${last.usage.cost}, expected ${want}`);
+});
+
+test('streamed chat without include_usage: the provider was asked, the client sees no usage chunk', async () => {
+  const stream = await client.chat.completions.create({
+    model: 'auto',
+    messages: [{ role: 'user', content: PROMPT + ' (usage probe)' }],
+    stream: true,
+  });
+  const { chunks } = await drainChat(stream);
+  assert(chunks.length >= 3, `chunks ${chunks.length}`);
+  for (const c of chunks) {
+    assert(c.usage == null, `a chunk carries usage: ${JSON.stringify(c)}`);
+    assert(Array.isArray(c.choices) && c.choices.length > 0, `a chunk without choices: ${JSON.stringify(c)}`);
+  }
+  if (process.env.SIM_STATS_URL) {
+    const reqs = await (await fetch(process.env.SIM_STATS_URL.replace('/stats', '/requests'))).json();
+    const mine = reqs.filter((r) => JSON.stringify(r.body || {}).includes('(usage probe)'));
+    assert(mine.length === 1, `found ${mine.length} upstream requests`);
+    eq(mine[0].body.stream_options?.include_usage, true, 'upstream stream_options.include_usage');
+  }
 });
 
 test('tier name as model: premium', async () => {
