@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@
 #include "explain.h"
 #include "log.h"
 #include "memcache.h"
+#include "report.h"
+#include "notify.h"
 #include "shard.h"
 #include "util.h"
 #include "version.h"
@@ -43,6 +46,9 @@ static void usage(FILE *f)
             "                       --header 'Name: value' adds a request header (repeatable)\n"
             "  -V, --version        print the version and exit\n"
             "  -h, --help           print this help and exit\n"
+            "\n"
+            "\n"
+            "       llmrouter report ACCESS_LOG...   summarise an access log (report --help)\n"
             "\n"
             "Signals: SIGHUP reloads the configuration; SIGINT/SIGTERM stop gracefully.\n"
             "Documentation: README.md and docs/ in the source tree.\n",
@@ -139,6 +145,8 @@ int main(int argc, char **argv)
     sigset_t set;
     int c, rc = 1;
 
+    if (argc > 1 && strcmp(argv[1], "report") == 0)
+        return report_main(argc - 1, argv + 1);
     while ((c = getopt_long(argc, argv, "c:l:t:VhE:JH:", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -244,14 +252,20 @@ int main(int argc, char **argv)
     }
     log_info("llmrouter %s listening on %s:%u with %u thread%s (config %s)", LLMROUTER_VERSION,
              cfg->listen_host, cfg->listen_port, n_shards, n_shards == 1 ? "" : "s", path);
+    /* systemd Type=notify: ready once every shard listens */
+    if (notify_sendf("READY=1\nSTATUS=listening on %s:%u", cfg->listen_host, cfg->listen_port) < 0)
+        log_warn("cannot notify the service manager at $NOTIFY_SOCKET");
     for (;;) {
         int sig;
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            config_t *next = load(path, false);
+            config_t *next;
+            notify_sendf("RELOADING=1\nMONOTONIC_USEC=%" PRIu64, util_now_us());
+            next = load(path, false);
             if (next == NULL) {
                 log_error("reload failed; keeping the running configuration");
+                notify_send("READY=1\nSTATUS=reload failed; running the previous configuration");
                 continue;
             }
             if (strcmp(next->listen_host, cfg->listen_host) != 0 ||
@@ -262,9 +276,11 @@ int main(int argc, char **argv)
             log_set_level((enum log_level)next->log_level);
             config_publish(next);
             log_info("configuration reloaded from %s", path);
+            notify_sendf("READY=1\nSTATUS=listening on %s:%u", cfg->listen_host, cfg->listen_port);
             continue;
         }
         log_info("received signal %d, shutting down", sig);
+        notify_send("STOPPING=1\nSTATUS=shutting down");
         break;
     }
     rc = 0;
