@@ -6,6 +6,9 @@ CC       ?= cc
 PREFIX   ?= /usr/local
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 DESTDIR  ?=
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
 PKGS     := libmicrohttpd libcurl libcjson yaml-0.1 libpcre2-8 libcrypto hiredis
 PYTHON   ?= python3
 
@@ -31,7 +34,7 @@ ASAN_LIB_OBJS := $(LIB_SRCS:%.c=build/asan/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: all asan asan-build test check unit unit-asan integration cache sdk demo run deps install uninstall clean lint bench
+.PHONY: all asan asan-build test check unit unit-asan integration cache sdk deploy demo run deps install uninstall clean lint bench FORCE
 
 all: build/llmrouter
 
@@ -51,8 +54,13 @@ build/asan/%.o: %.c
 	@echo "CC [asan] $<"
 	@$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
-# The installed binary looks for its configuration under SYSCONFDIR.
-build/installed/main.o: src/main.c
+# The installed binary looks for its configuration under SYSCONFDIR; the
+# stamp file rebuilds it when SYSCONFDIR changes between two installs.
+build/installed/sysconfdir: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(SYSCONFDIR)' | cmp -s - $@ || echo '$(SYSCONFDIR)' > $@
+
+build/installed/main.o: src/main.c build/installed/sysconfdir
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DLLMROUTER_DEFAULT_CONFIG='"$(SYSCONFDIR)/llmrouter/llmrouter.yaml"' -c -o $@ $<
 
@@ -90,13 +98,23 @@ sdk: build/llmrouter
 cache: build/llmrouter
 	@$(PYTHON) tests/integration/test_cache.py
 
+observability: build/llmrouter
+	@$(PYTHON) tests/integration/test_observability.py
+
+# systemd unit, make install/uninstall, the Docker build script, compose
+# example, readiness notifications (tests/deploy/run.sh).
+deploy: build/llmrouter
+	@bash tests/deploy/run.sh
+
 # Everything on the normal build.
 check: deps
 	@$(SUBMAKE) lint build/llmrouter
 	@$(SUBMAKE) unit
 	@$(SUBMAKE) integration
 	@$(SUBMAKE) cache
+	@$(SUBMAKE) observability
 	@$(SUBMAKE) sdk
+	@$(SUBMAKE) deploy
 
 # Everything again on the AddressSanitizer + UBSan build.
 asan: deps
@@ -104,6 +122,7 @@ asan: deps
 	@$(SUBMAKE) unit-asan
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/run.py
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/test_cache.py
+	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/test_observability.py
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/with_daemon.py -- bash tests/sdk/run.sh
 
 # The test command of the README and CI: both builds.
@@ -145,18 +164,31 @@ bench: deps
 lint:
 	@sh tests/lint.sh
 
+# Binary, configuration (kept if present), systemd unit and man page; the
+# unit's and man page's /usr/bin and /etc paths are rewritten for BINDIR and
+# SYSCONFDIR. The key file for the unit is created empty-but-commented, 0600.
+SED_PATHS = sed -e 's|/usr/bin/llmrouter|$(BINDIR)/llmrouter|g' -e 's|/etc/llmrouter/|$(SYSCONFDIR)/llmrouter/|g'
+
 install: build/installed/llmrouter
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)/llmrouter
-	install -m 0755 build/installed/llmrouter $(DESTDIR)$(PREFIX)/bin/llmrouter
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/llmrouter $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 build/installed/llmrouter $(DESTDIR)$(BINDIR)/llmrouter
+	$(SED_PATHS) config/systemd/llmrouter.service > build/installed/llmrouter.service
+	install -m 0644 build/installed/llmrouter.service $(DESTDIR)$(UNITDIR)/llmrouter.service
+	$(SED_PATHS) docs/llmrouter.8 > build/installed/llmrouter.8
+	install -m 0644 build/installed/llmrouter.8 $(DESTDIR)$(MANDIR)/man8/llmrouter.8
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.yaml ]; then \
 	  echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.yaml"; \
 	else install -m 0644 config/llmrouter.yaml $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.yaml; fi
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.env ]; then \
+	  echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.env"; \
+	else install -m 0600 config/systemd/llmrouter.env $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.env; fi
+	@echo "installed; under systemd: systemctl daemon-reload && systemctl enable --now llmrouter (docs/systemd.md)"
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/llmrouter
-	@echo "left $(DESTDIR)$(SYSCONFDIR)/llmrouter/ in place (your configuration)"
+	rm -f $(DESTDIR)$(BINDIR)/llmrouter $(DESTDIR)$(UNITDIR)/llmrouter.service $(DESTDIR)$(MANDIR)/man8/llmrouter.8
+	@echo "left $(DESTDIR)$(SYSCONFDIR)/llmrouter/ in place (your configuration and keys)"
 
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d) build/installed/main.d

@@ -3,7 +3,8 @@
 # its demo — only the missing ones, with sudo when not root. Safe to re-run.
 set -eu
 PKGS="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libyaml-dev
-libcmocka-dev libpcre2-dev libhiredis-dev redis-server python3 nodejs npm curl ca-certificates"
+libcmocka-dev libpcre2-dev libhiredis-dev redis-server python3 nodejs npm curl ca-certificates
+systemd python3-yaml man-db groff-base strace libssl-dev chromium prometheus"
 # `install-deps.sh bench` adds what `make bench` needs
 [ "${1:-}" = bench ] && PKGS="$PKGS nginx wrk"
 missing=""

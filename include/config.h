@@ -68,6 +68,12 @@ typedef struct cfg_cache {
     bool only_deterministic;   /* only temperature 0 or absent, n 1 */
 } cfg_cache_t;
 
+typedef struct cfg_obs {
+    char *access_log;   /* "stdout", "off" or a path */
+    double sample_rate; /* 0..1 */
+    char *sample_file;
+} cfg_obs_t;
+
 typedef struct config {
     atomic_uint refs;
     char *path;
@@ -96,6 +102,7 @@ typedef struct config {
     int baseline_model;  /* routing.baseline_model: what requests would cost without routing; -1 */
     bool allow_client_tier;
     cfg_cache_t cache;
+    cfg_obs_t obs;
     /* derived */
     char *models_json; /* body of GET /v1/models */
     size_t models_json_len;

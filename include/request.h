@@ -137,6 +137,8 @@ typedef struct req {
     uint64_t last_ev_end; /* raw offset just past the last complete event */
     char *usage_event;    /* rewritten usage chunk, sent before [DONE] (client asked) */
     uint32_t data_events; /* data events seen, for an estimate when usage is missing */
+    bool sampled;         /* kept for the quality sampler: bodies retained */
+    char *sample_resp;    /* the answer (assembled for streams), NUL-terminated */
 
     /* response cache (owned by cache.c) */
     enum { CACHE_X_BYPASS = 0, CACHE_X_MISS, CACHE_X_HIT } cache_x; /* x-cache */

@@ -296,7 +296,7 @@ static void drop_acc(req_t *req)
 
 void cache_stream_begin(req_t *req, uint64_t first, const char *bytes, size_t len)
 {
-    if (!req->cache_store || req->ep == EP_EMBEDDINGS)
+    if ((!req->cache_store && !req->sampled) || req->ep == EP_EMBEDDINGS)
         return;
     req->acc = completion_acc_new(req->ep, req->cfg->cache.max_entry_bytes);
     buf_init(&req->acc_buf, req->cfg->cache.max_entry_bytes);
@@ -338,7 +338,10 @@ void cache_stream_end(req_t *req, const cache_ctx_t *cc)
     body = completion_acc_finish(req->acc, &len);
     if (body != NULL) {
         cache_store(req, cc, body, len);
-        free(body);
+        if (req->sampled && req->sample_resp == NULL)
+            req->sample_resp = body; /* the quality sampler's copy of the answer */
+        else
+            free(body);
     }
     drop_acc(req);
 }

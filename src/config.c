@@ -502,6 +502,39 @@ static void parse_cache(ywalk_t *c, config_t *cfg, yaml_node_t *map)
         yw_error(c, map, "cache: backend redis needs redis_url (e.g. \"redis://127.0.0.1:6379/0\")");
 }
 
+static void parse_obs(ywalk_t *c, config_t *cfg, yaml_node_t *map)
+{
+    const char *k;
+    yaml_node_t *kn, *v;
+    if (!yw_expect(c, map, YAML_MAPPING_NODE, "observability"))
+        return;
+    YW_MAP_FOREACH(c, map, k, kn, v)
+    {
+        char what[64];
+        snprintf(what, sizeof what, "observability.%s", k);
+        if (strcmp(k, "access_log") == 0 || strcmp(k, "sample_file") == 0) {
+            char *s = yw_str(c, v, what);
+            char **dst = k[0] == 'a' ? &cfg->obs.access_log : &cfg->obs.sample_file;
+            if (s) {
+                free(*dst);
+                *dst = s;
+            }
+        } else if (strcmp(k, "sample_rate") == 0) {
+            double r;
+            if (yw_price(c, v, what, &r)) {
+                if (r > 1)
+                    yw_error(c, v, "%s: expected a fraction from 0 to 1", what);
+                else
+                    cfg->obs.sample_rate = r;
+            }
+        } else {
+            yw_unknown_key(c, kn, "observability", "access_log, sample_rate, sample_file");
+        }
+    }
+    if (cfg->obs.sample_rate > 0 && cfg->obs.sample_file == NULL)
+        yw_error(c, map, "observability: sample_rate needs sample_file (a JSONL file path)");
+}
+
 /* ---- derived data ---- */
 
 static struct curl_slist *must_append(struct curl_slist *l, const char *s)
@@ -606,8 +639,9 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
 {
     const char *k;
     yaml_node_t *kn, *v;
-    yaml_node_t *sec[6] = {0};
-    static const char *names[6] = {"server", "providers", "models", "tiers", "routing", "cache"};
+    yaml_node_t *sec[7] = {0};
+    static const char *names[7] = {"server", "providers", "models",       "tiers",
+                                   "routing", "cache",    "observability"};
     yaml_node_t *default_node = NULL;
 
     if (root == NULL || yw_is_null(root)) {
@@ -622,11 +656,12 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
     YW_MAP_FOREACH(c, root, k, kn, v)
     {
         size_t i;
-        for (i = 0; i < 6; i++)
+        for (i = 0; i < 7; i++)
             if (strcmp(k, names[i]) == 0)
                 break;
-        if (i == 6)
-            yw_unknown_key(c, kn, "the top level", "server, providers, models, tiers, routing, cache");
+        if (i == 7)
+            yw_unknown_key(c, kn, "the top level",
+                           "server, providers, models, tiers, routing, cache, observability");
         else
             sec[i] = v;
     }
@@ -643,6 +678,8 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
         parse_routing(c, cfg, sec[4], &default_node);
     if (sec[5])
         parse_cache(c, cfg, sec[5]);
+    if (sec[6])
+        parse_obs(c, cfg, sec[6]);
     if (sec[1] == NULL || cfg->n_providers == 0)
         yw_error(c, root, "no providers are defined (expected a \"providers\" mapping)");
     if (sec[2] == NULL || cfg->n_models == 0)
@@ -694,6 +731,7 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
     cfg->cache.redis_timeout_ms = 50;
     cfg->cache.key_prefix = xstrdup("llmrouter:cache:");
     cfg->cache.only_deterministic = true;
+    cfg->obs.access_log = xstrdup("stdout");
     cfg->loaded_at = (int64_t)time(NULL);
 
     parse_root(&c, cfg, yaml_document_get_root_node(&doc));
@@ -793,6 +831,8 @@ void config_unref(config_t *cfg)
     rules_free(cfg->rules);
     free(cfg->cache.redis_url);
     free(cfg->cache.key_prefix);
+    free(cfg->obs.access_log);
+    free(cfg->obs.sample_file);
     free(cfg->providers);
     free(cfg->models);
     free(cfg->tiers);

@@ -18,6 +18,7 @@
 #include "explain.h"
 #include "log.h"
 #include "memcache.h"
+#include "observe.h"
 #include "report.h"
 #include "notify.h"
 #include "shard.h"
@@ -139,6 +140,7 @@ int main(int argc, char **argv)
     long threads = -1;
     bool check = false;
     mcache_t *mem = NULL;
+    observe_t *obs = NULL;
     shard_t *shards[MAX_SHARDS];
     unsigned n_shards = 0;
     config_t *cfg;
@@ -235,9 +237,18 @@ int main(int argc, char **argv)
      * thread accepts it; its size is fixed at start */
     if (cfg->cache.backend == CACHE_BACKEND_MEMORY)
         mem = mcache_new(cfg->cache.max_bytes);
+    {
+        char err[512];
+        obs = observe_new(cfg, cfg->threads < MAX_SHARDS ? cfg->threads : MAX_SHARDS, mem, err,
+                          sizeof err);
+        if (obs == NULL) {
+            log_error("%s", err);
+            goto stop;
+        }
+    }
     for (unsigned i = 0; i < cfg->threads && i < MAX_SHARDS; i++) {
         char err[256];
-        shard_t *s = shard_new(i, cfg, mem, err, sizeof err);
+        shard_t *s = shard_new(i, cfg, mem, obs, err, sizeof err);
         if (s == NULL) {
             log_error("%s", err);
             goto stop;
@@ -263,6 +274,8 @@ int main(int argc, char **argv)
             config_t *next;
             notify_sendf("RELOADING=1\nMONOTONIC_USEC=%" PRIu64, util_now_us());
             next = load(path, false);
+            observe_reopen(obs); /* log rotation */
+            observe_reloaded(obs, next != NULL);
             if (next == NULL) {
                 log_error("reload failed; keeping the running configuration");
                 notify_send("READY=1\nSTATUS=reload failed; running the previous configuration");
@@ -292,6 +305,7 @@ stop:
         shard_free(shards[i]);
     }
     config_publish(NULL);
+    observe_free(obs);
     mcache_free(mem);
 out_cfg:
     config_unref(cfg);

@@ -42,6 +42,7 @@ void request_free(req_t *req)
     cache_req_free(req);
     free(req->attempts);
     free(req->usage_event);
+    free(req->sample_resp);
     buf_free(&req->body);
     buf_free(&req->out);
     free(req->fwd_body);

@@ -14,7 +14,9 @@
 #include "apierror.h"
 #include "cache.h"
 #include "json.h"
+#include "dashboard.h"
 #include "log.h"
+#include "observe.h"
 #include "rules.h"
 #include "shard.h"
 #include "upstream.h"
@@ -334,6 +336,39 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
             return early(req, 503, NULL, NULL, NULL, "{\"status\":\"stopping\"}", 21, false);
         return early(req, 200, NULL, NULL, NULL, "{\"status\":\"ok\"}", 15, false);
     }
+    if (strcmp(url, "/metrics") == 0 || strcmp(p, "/router/stats") == 0 ||
+        strcmp(url, "/dashboard") == 0) {
+        buf_t out;
+        enum MHD_Result ret;
+        if (!get)
+            return early(req, 405, "method_not_allowed", "Use GET for this path.", "GET, HEAD",
+                         NULL, 0, false);
+        if (url[1] == 'd') {
+            size_t len;
+            const char *html = dashboard_html(&len);
+            ret = early(req, 200, NULL, NULL, NULL, html, len, false);
+            if (req->response) {
+                MHD_del_response_header(req->response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                        "application/json");
+                MHD_add_response_header(req->response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                        "text/html; charset=utf-8");
+            }
+            return ret;
+        }
+        buf_init(&out, (size_t)64 << 20);
+        if (url[1] == 'm')
+            observe_render_metrics(shard_observe(req->shard), &out);
+        else
+            observe_render_stats(shard_observe(req->shard), &out);
+        ret = early(req, 200, NULL, NULL, NULL, buf_ptr(&out), buf_len(&out), false);
+        if (url[1] == 'm' && req->response) {
+            MHD_del_response_header(req->response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+            MHD_add_response_header(req->response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                    "text/plain; version=0.0.4; charset=utf-8");
+        }
+        buf_free(&out);
+        return ret;
+    }
     if (strcmp(p, "/models") == 0) {
         if (!get)
             return early(req, 405, "method_not_allowed", "Use GET for /v1/models.", "GET, HEAD",
@@ -403,6 +438,7 @@ static void on_body_complete(req_t *req)
         server_respond_error(req, &err, NULL);
         return;
     }
+    req->sampled = observe_sample_pick(shard_observe(req->shard), shard_random(req->shard));
     req->state = RS_UPSTREAM;
     if (cache_begin(req, shard_cache(req->shard)))
         return; /* answered from the cache, or a Redis lookup is pending */
@@ -472,6 +508,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     shard_unlink(sh, req);
     if (req->response)
         MHD_destroy_response(req->response);
+    if (req->ep != EP_NONE) {
+        observe_request(shard_observe(sh), shard_id(sh), req);
+        if (req->sampled)
+            observe_sample(shard_observe(sh), req, buf_ptr(&req->body), buf_len(&req->body),
+                           req->sample_resp, req->sample_resp ? strlen(req->sample_resp) : 0);
+    }
     if (log_get_level() >= LOG_INFO && req->ep != EP_NONE) {
         const config_t *cfg = req->cfg;
         char tags[256] = "";

@@ -18,6 +18,7 @@
 
 #include "cache.h"
 #include "log.h"
+#include "observe.h"
 #include "rds.h"
 #include "request.h"
 #include "server.h"
@@ -33,6 +34,8 @@ struct shard {
     loop_io_t mhd_io;
     upstream_t *up;
     cache_ctx_t cache;
+    observe_t *obs;
+    uint64_t stats_ms; /* last copy of the Redis counters for /metrics */
     config_t *cfg;
     unsigned cfg_gen;
     req_t *live;
@@ -65,6 +68,16 @@ struct upstream *shard_upstream(shard_t *s)
 const struct cache_ctx *shard_cache(shard_t *s)
 {
     return &s->cache;
+}
+
+struct observe *shard_observe(shard_t *s)
+{
+    return s->obs;
+}
+
+unsigned shard_id(const shard_t *s)
+{
+    return s->id;
 }
 
 config_t *shard_config(shard_t *s)
@@ -162,6 +175,12 @@ static bool hook(loop_t *loop, void *arg, int64_t *timeout_ms)
 
     upstream_tick(s->up);
     adopt_config(s);
+    if (s->cache.rds && s->obs && loop_now_ms(loop) - s->stats_ms >= 1000) {
+        rds_stats_t st;
+        rds_get_stats(s->cache.rds, &st);
+        observe_set_redis(s->obs, s->id, &st);
+        s->stats_ms = loop_now_ms(loop);
+    }
     if (atomic_load(&s->stop_requested)) {
         if (!s->quiesced) {
             MHD_socket fd = MHD_quiesce_daemon(s->mhd);
@@ -194,7 +213,8 @@ static bool hook(loop_t *loop, void *arg, int64_t *timeout_ms)
     return pending;
 }
 
-shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, char *err, size_t errlen)
+shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observe *obs, char *err,
+                   size_t errlen)
 {
     shard_t *s = xcalloc(1, sizeof *s);
     const union MHD_DaemonInfo *info;
@@ -215,6 +235,7 @@ shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, char *err, si
         goto fail;
     }
     s->cache.mem = mem;
+    s->obs = obs;
     if (cfg->cache.backend == CACHE_BACKEND_REDIS) {
         rds_addr_t addr;
         if (rds_url_parse(cfg->cache.redis_url, &addr, err, errlen) < 0)

@@ -431,7 +431,8 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
         record(req, req->model, req->up_status, NULL);
         /* no failover after the commit: the client's body is not needed any
          * more (curl sent the upload before the answer began) */
-        buf_free(&req->body);
+        if (!req->sampled)
+            buf_free(&req->body);
         req->last_data_ms = loop_now_ms(shard_loop(req->shard));
         loop_timer_start(shard_loop(req->shard), &req->timer,
                          req->cfg->providers[req->cfg->models[req->model].provider].idle_timeout_ms);
@@ -737,6 +738,9 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
         cache_store(req, shard_cache(req->shard), pr.compact, pr.compact_len);
         free(pr.compact);
     }
+    if (req->sampled)
+        req->sample_resp = xstrndup(pr.new_body ? pr.new_body : buf_ptr(&req->out),
+                                    pr.new_body ? pr.new_len : buf_len(&req->out));
     if (pr.new_body != NULL) {
         server_respond(req, 200, pr.new_body, pr.new_len, NULL);
     } else {

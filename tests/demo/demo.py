@@ -77,7 +77,9 @@ def main():
                            stdout=subprocess.PIPE, text=True)
     sim_port = int(sim.stdout.readline().split()[1])
     port = free_port()
-    env = dict(os.environ, LLMROUTER_SIM_URL=f"http://127.0.0.1:{sim_port}")
+    log = tempfile.NamedTemporaryFile(prefix="llmrouter-demo-", suffix=".jsonl", delete=False)
+    log.close()
+    env = dict(os.environ, LLMROUTER_SIM_URL=f"http://127.0.0.1:{sim_port}", LLMROUTER_DEMO_LOG=log.name)
     daemon = subprocess.Popen([os.path.join(ROOT, "build/llmrouter"), "-c", os.path.join(ROOT, "config/demo.yaml"),
                                "--listen", f"127.0.0.1:{port}"], env=env)
     try:
@@ -134,6 +136,10 @@ def main():
         daemon.wait(timeout=10)
         sim.terminate()
         sim.wait(timeout=5)
+    print("\nThe savings report for these requests (llmrouter report on the daemon's access log):\n")
+    sys.stdout.flush()
+    subprocess.run([os.path.join(ROOT, "build/llmrouter"), "report", log.name])
+    os.unlink(log.name)
     return 0
 
 
