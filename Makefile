@@ -101,6 +101,9 @@ cache: build/llmrouter
 observability: build/llmrouter
 	@$(PYTHON) tests/integration/test_observability.py
 
+budgets: build/llmrouter
+	@$(PYTHON) tests/integration/test_budgets.py
+
 # systemd unit, make install/uninstall, the Docker build script, compose
 # example, readiness notifications (tests/deploy/run.sh).
 deploy: build/llmrouter
@@ -113,6 +116,7 @@ check: deps
 	@$(SUBMAKE) integration
 	@$(SUBMAKE) cache
 	@$(SUBMAKE) observability
+	@$(SUBMAKE) budgets
 	@$(SUBMAKE) sdk
 	@$(SUBMAKE) deploy
 
@@ -123,6 +127,7 @@ asan: deps
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/run.py
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/test_cache.py
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/test_observability.py
+	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/test_budgets.py
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/with_daemon.py -- bash tests/sdk/run.sh
 
 # The test command of the README and CI: both builds.

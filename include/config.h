@@ -14,6 +14,7 @@
 
 struct curl_slist;
 struct rules;
+struct auth;
 
 enum provider_type { PROVIDER_OPENAI = 0 };
 
@@ -46,6 +47,7 @@ typedef struct cfg_model {
     double output_per_mtok;
     double cached_input_per_mtok;
     int tier; /* first tier listing it, -1 if none */
+    double daily_cap_usd; /* 0 = no cap; over it the model is skipped until the UTC day ends */
 } cfg_model_t;
 
 typedef struct cfg_tier {
@@ -103,6 +105,9 @@ typedef struct config {
     bool allow_client_tier;
     cfg_cache_t cache;
     cfg_obs_t obs;
+    struct auth *auth;            /* keys: proxy keys, NULL when none */
+    bool allow_unauthenticated_public; /* server.allow_unauthenticated_public */
+    void *budgets;                /* budgets: budget_cfg_t (see budget.h), owned */
     /* derived */
     char *models_json; /* body of GET /v1/models */
     size_t models_json_len;

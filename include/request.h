@@ -124,7 +124,12 @@ typedef struct req {
     uint64_t t_first_byte_us;  /* answer headers (plain) / first event (stream), 0 if none */
     uint64_t t_end_us;         /* upstream finished, 0 if none */
     const char *key_name;      /* proxy key's name, "" when keys are off (borrowed from cfg) */
+    const struct auth_key *auth_key;   /* the client's proxy key, NULL when keys are off */
+    struct budget_op *budget_op;       /* pending budget admission (Redis) */
+    bool budget_admitted;              /* budget_ticket must be settled */
+    unsigned char budget_ticket[64];   /* budget_ticket_t, opaque here (see budget.h) */
     uint32_t est_prompt_tokens; /* estimate for the conversation (textstat) */
+    int64_t max_output;         /* max_completion_tokens / max_tokens asked for, -1 if none */
 
     /* streamed usage: llmrouter asks every streaming provider for usage
      * (stream_options.include_usage), strips the usage-only chunk when the

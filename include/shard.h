@@ -19,13 +19,15 @@ struct upstream;
 struct mcache;
 struct cache_ctx;
 struct observe;
+struct budget;
+struct rds;
 
 /* Creates shard id with its loop, upstream, Redis client (when the cache
  * uses Redis) and HTTP daemon listening on the config's address. mem is the
  * process-wide memory cache (may be NULL). NULL on failure with a message in
  * err. */
-shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observe *obs, char *err,
-                   size_t errlen);
+shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observe *obs,
+                   struct budget *budget, char *err, size_t errlen);
 /* Starts the shard's thread. Returns 0 or -1. */
 int shard_start(shard_t *s);
 /* Asks the shard to stop: it stops accepting, lets live requests finish for
@@ -39,6 +41,10 @@ loop_t *shard_loop(shard_t *s);
 struct upstream *shard_upstream(shard_t *s);
 const struct cache_ctx *shard_cache(shard_t *s);
 struct observe *shard_observe(shard_t *s);
+/* The process-wide budget state (NULL never: local counters at least) and
+ * this shard's Redis client for it (NULL without budgets.redis_url). */
+struct budget *shard_budget(shard_t *s);
+struct rds *shard_budget_rds(shard_t *s);
 unsigned shard_id(const shard_t *s);
 /* The snapshot new requests use (borrowed). */
 config_t *shard_config(shard_t *s);

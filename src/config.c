@@ -17,6 +17,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "auth.h"
+#include "budget.h"
 #include "log.h"
 #include "rules.h"
 #include "util.h"
@@ -123,6 +125,8 @@ static void parse_server(ywalk_t *c, config_t *cfg, yaml_node_t *map)
         } else if (strcmp(k, "shutdown_grace_ms") == 0) {
             if (yw_u64(c, v, "server.shutdown_grace_ms", 0, 600000, &u))
                 cfg->shutdown_grace_ms = (unsigned)u;
+        } else if (strcmp(k, "allow_unauthenticated_public") == 0) {
+            yw_bool(c, v, "server.allow_unauthenticated_public", &cfg->allow_unauthenticated_public);
         } else if (strcmp(k, "log_level") == 0) {
             char *s = yw_str(c, v, "server.log_level");
             if (s) {
@@ -136,7 +140,8 @@ static void parse_server(ywalk_t *c, config_t *cfg, yaml_node_t *map)
         } else {
             yw_unknown_key(c, kn, "server",
                         "listen, threads, max_body_bytes, max_response_bytes, max_connections, "
-                        "connection_timeout_s, shutdown_grace_ms, log_level");
+                        "connection_timeout_s, shutdown_grace_ms, log_level, "
+                        "allow_unauthenticated_public");
         }
     }
 }
@@ -297,9 +302,12 @@ static void parse_model(ywalk_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *
             yw_price(c, v, what, &m->output_per_mtok);
         } else if (strcmp(k, "cached_input_per_mtok") == 0) {
             have_cached = yw_price(c, v, what, &m->cached_input_per_mtok);
+        } else if (strcmp(k, "daily_cap_usd") == 0) {
+            budget_parse_model_cap(c, v, what, &m->daily_cap_usd);
         } else {
             yw_unknown_key(c, kn, where,
-                        "provider, model, input_per_mtok, output_per_mtok, cached_input_per_mtok");
+                        "provider, model, input_per_mtok, output_per_mtok, cached_input_per_mtok, "
+                        "daily_cap_usd");
         }
     }
     if (m->provider == -1)
@@ -639,9 +647,9 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
 {
     const char *k;
     yaml_node_t *kn, *v;
-    yaml_node_t *sec[7] = {0};
-    static const char *names[7] = {"server", "providers", "models",       "tiers",
-                                   "routing", "cache",    "observability"};
+    yaml_node_t *sec[9] = {0};
+    static const char *names[9] = {"server", "providers", "models",        "tiers", "routing",
+                                   "cache",  "observability", "keys",      "budgets"};
     yaml_node_t *default_node = NULL;
 
     if (root == NULL || yw_is_null(root)) {
@@ -656,12 +664,13 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
     YW_MAP_FOREACH(c, root, k, kn, v)
     {
         size_t i;
-        for (i = 0; i < 7; i++)
+        for (i = 0; i < 9; i++)
             if (strcmp(k, names[i]) == 0)
                 break;
-        if (i == 7)
+        if (i == 9)
             yw_unknown_key(c, kn, "the top level",
-                           "server, providers, models, tiers, routing, cache, observability");
+                           "server, providers, models, tiers, routing, cache, observability, keys, "
+                           "budgets");
         else
             sec[i] = v;
     }
@@ -680,6 +689,10 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
         parse_cache(c, cfg, sec[5]);
     if (sec[6])
         parse_obs(c, cfg, sec[6]);
+    if (sec[7])
+        cfg->auth = auth_parse(c, sec[7]);
+    if (sec[8])
+        budget_cfg_parse(c, sec[8], cfg->budgets);
     if (sec[1] == NULL || cfg->n_providers == 0)
         yw_error(c, root, "no providers are defined (expected a \"providers\" mapping)");
     if (sec[2] == NULL || cfg->n_models == 0)
@@ -732,6 +745,8 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
     cfg->cache.key_prefix = xstrdup("llmrouter:cache:");
     cfg->cache.only_deterministic = true;
     cfg->obs.access_log = xstrdup("stdout");
+    cfg->budgets = xcalloc(1, sizeof(budget_cfg_t));
+    budget_cfg_init(cfg->budgets);
     cfg->loaded_at = (int64_t)time(NULL);
 
     parse_root(&c, cfg, yaml_document_get_root_node(&doc));
@@ -833,6 +848,11 @@ void config_unref(config_t *cfg)
     free(cfg->cache.key_prefix);
     free(cfg->obs.access_log);
     free(cfg->obs.sample_file);
+    auth_free(cfg->auth);
+    if (cfg->budgets) {
+        budget_cfg_free(cfg->budgets);
+        free(cfg->budgets);
+    }
     free(cfg->providers);
     free(cfg->models);
     free(cfg->tiers);

@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.h"
+#include "budget.h"
 #include "config.h"
 #include "explain.h"
 #include "log.h"
@@ -140,6 +142,7 @@ int main(int argc, char **argv)
     long threads = -1;
     bool check = false;
     mcache_t *mem = NULL;
+    budget_t *budget = NULL;
     observe_t *obs = NULL;
     shard_t *shards[MAX_SHARDS];
     unsigned n_shards = 0;
@@ -219,6 +222,14 @@ int main(int argc, char **argv)
         goto out_cfg;
     }
     log_set_level((enum log_level)cfg->log_level);
+    if (!auth_enabled(cfg->auth) && !cfg->allow_unauthenticated_public &&
+        !auth_listen_is_loopback(cfg->listen_host)) {
+        log_error("no proxy keys are configured, so llmrouter listens on loopback only: "
+                  "configure keys, or set server.allow_unauthenticated_public: true to listen "
+                  "on %s without them",
+                  cfg->listen_host);
+        goto out_cfg;
+    }
     raise_fd_limit();
     if (probe_listen(cfg) < 0)
         goto out_cfg;
@@ -246,9 +257,17 @@ int main(int argc, char **argv)
             goto stop;
         }
     }
+    {
+        char err[256];
+        budget = budget_new(cfg->budgets, NULL, NULL, err, sizeof err);
+        if (budget == NULL) {
+            log_error("%s", err);
+            goto stop;
+        }
+    }
     for (unsigned i = 0; i < cfg->threads && i < MAX_SHARDS; i++) {
         char err[256];
-        shard_t *s = shard_new(i, cfg, mem, obs, err, sizeof err);
+        shard_t *s = shard_new(i, cfg, mem, obs, budget, err, sizeof err);
         if (s == NULL) {
             log_error("%s", err);
             goto stop;
@@ -305,6 +324,7 @@ stop:
         shard_free(shards[i]);
     }
     config_publish(NULL);
+    budget_free(budget); /* after every shard's Redis client */
     observe_free(obs);
     mcache_free(mem);
 out_cfg:

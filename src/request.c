@@ -295,6 +295,7 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
         if (st == ROUTER_OK && explain)
             explain_finish(req, &p, model->valuestring, &rules_why, explain);
         req->est_prompt_tokens = prompt_stats(&p, SCOPE_CONVERSATION)->tokens;
+        req->max_output = p.max_output;
         prompt_free(&p);
         buf_free(&rules_why);
         if (st == ROUTER_UNKNOWN_MODEL) {

@@ -12,11 +12,14 @@
 #include <sys/socket.h>
 
 #include "apierror.h"
+#include "auth.h"
+#include "budget.h"
 #include "cache.h"
 #include "json.h"
 #include "dashboard.h"
 #include "log.h"
 #include "observe.h"
+#include "provider.h"
 #include "rules.h"
 #include "shard.h"
 #include "upstream.h"
@@ -369,6 +372,18 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
         buf_free(&out);
         return ret;
     }
+    if (auth_enabled(req->cfg->auth)) {
+        const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "authorization");
+        req->auth_key = auth_check(req->cfg->auth, h);
+        if (req->auth_key == NULL) {
+            size_t len;
+            char *body = auth_error_body(h == NULL, &len);
+            enum MHD_Result ret = early(req, 401, NULL, NULL, NULL, body, len, false);
+            free(body);
+            return ret;
+        }
+        req->key_name = req->auth_key->name;
+    }
     if (strcmp(p, "/models") == 0) {
         if (!get)
             return early(req, 405, "method_not_allowed", "Use GET for /v1/models.", "GET, HEAD",
@@ -410,6 +425,85 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
     return MHD_YES;
 }
 
+_Static_assert(sizeof(budget_ticket_t) <= sizeof(((req_t *)0)->budget_ticket),
+               "req_t.budget_ticket too small");
+
+/* After admission: the cache, then the providers. */
+static void go_on(req_t *req)
+{
+    if (cache_begin(req, shard_cache(req->shard)))
+        return; /* answered from the cache, or a Redis lookup is pending */
+    upstream_start(shard_upstream(req->shard), req);
+}
+
+static void refuse(req_t *req, const budget_verdict_t *v)
+{
+    size_t len;
+    char *body = budget_error_body(v, req->auth_key, &len);
+    char num[24];
+    server_respond(req, 429, body, len, NULL);
+    if (req->response) {
+        snprintf(num, sizeof num, "%u", v->retry_after_s);
+        MHD_add_response_header(req->response, MHD_HTTP_HEADER_RETRY_AFTER, num);
+        if (!v->should_retry)
+            MHD_add_response_header(req->response, "x-should-retry", "false");
+    }
+}
+
+static void on_budget(void *arg, const budget_verdict_t *v)
+{
+    req_t *req = arg;
+    req->budget_op = NULL;
+    if (v->code != BUDGET_OK) {
+        refuse(req, v);
+        return;
+    }
+    memcpy(req->budget_ticket, &v->ticket, sizeof v->ticket);
+    req->budget_admitted = true;
+    go_on(req);
+}
+
+/* Per-key budgets and rate limits: reserve the estimated cost before any
+ * provider is called. Returns 0 to go on now, 1 when the request is taken
+ * care of (refused, or waiting for Redis). */
+static int admit(req_t *req)
+{
+    const config_t *cfg = req->cfg;
+    budget_t *b = shard_budget(req->shard);
+    budget_verdict_t v;
+    int m0 = req->route.n ? req->route.chain[0] : -1;
+    uint32_t max_out = 0, est_tok;
+    double est = 0;
+    int rc;
+    if (b == NULL || req->auth_key == NULL)
+        return 0;
+    for (size_t i = 0; i < req->route.n; i++) {
+        int m = req->route.chain[i];
+        if (budget_model_allowed(b, cfg->models[m].name, cfg->models[m].daily_cap_usd)) {
+            m0 = m;
+            break;
+        }
+    }
+    if (req->max_output > 0)
+        max_out = req->max_output > UINT32_MAX ? UINT32_MAX : (uint32_t)req->max_output;
+    if (m0 >= 0)
+        est = req->ep == EP_EMBEDDINGS
+                  ? provider_cost(&cfg->models[m0], req->est_prompt_tokens, 0, 0)
+                  : budget_estimate_usd(b, &cfg->models[m0], req->est_prompt_tokens, max_out);
+    est_tok = req->est_prompt_tokens + (max_out ? max_out : budget_default_max_output_tokens(b));
+    rc = budget_admit(b, shard_budget_rds(req->shard), req->auth_key, est, est_tok, &v, on_budget,
+                      req, &req->budget_op);
+    if (rc == BUDGET_PENDING)
+        return 1;
+    if (v.code != BUDGET_OK) {
+        refuse(req, &v);
+        return 1;
+    }
+    memcpy(req->budget_ticket, &v.ticket, sizeof v.ticket);
+    req->budget_admitted = true;
+    return 0;
+}
+
 static void on_body_complete(req_t *req)
 {
     req_error_t err = {0};
@@ -440,9 +534,9 @@ static void on_body_complete(req_t *req)
     }
     req->sampled = observe_sample_pick(shard_observe(req->shard), shard_random(req->shard));
     req->state = RS_UPSTREAM;
-    if (cache_begin(req, shard_cache(req->shard)))
-        return; /* answered from the cache, or a Redis lookup is pending */
-    upstream_start(shard_upstream(req->shard), req);
+    if (admit(req) != 0)
+        return; /* refused (429), or a Redis budget check is pending */
+    go_on(req);
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -491,6 +585,29 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     return MHD_YES;
 }
 
+/* Budgets: release the reservation and count the actual cost (once). */
+static void settle(shard_t *sh, req_t *req)
+{
+    budget_t *b = shard_budget(sh);
+    if (b == NULL)
+        return;
+    if (req->budget_op != NULL) {
+        budget_cancel(b, req->budget_op);
+        req->budget_op = NULL;
+    }
+    if (req->budget_admitted) {
+        double actual = req->cost_usd >= 0 ? req->cost_usd : req->model < 0 ? 0 : -1;
+        int64_t tok = (req->prompt_tokens > 0 ? req->prompt_tokens : 0) +
+                      (req->completion_tokens > 0 ? req->completion_tokens : 0);
+        budget_settle(b, shard_budget_rds(sh), req->auth_key, (budget_ticket_t *)(void *)req->budget_ticket,
+                      actual, (uint32_t)tok);
+        req->budget_admitted = false;
+    }
+    if (req->model >= 0 && req->cost_usd > 0 && req->cache_x != CACHE_X_HIT)
+        budget_model_spent(b, shard_budget_rds(sh), req->cfg->models[req->model].name,
+                           req->cfg->models[req->model].daily_cap_usd, req->cost_usd);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -504,6 +621,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     loop_timer_stop(shard_loop(sh), &req->watch_timer);
     upstream_cancel(shard_upstream(sh), req);
     cache_cancel(req, shard_cache(sh));
+    settle(sh, req);
     shard_dequeue_unpause(sh, req);
     shard_unlink(sh, req);
     if (req->response)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "budget.h"
 #include "log.h"
 #include "observe.h"
 #include "rds.h"
@@ -35,6 +36,8 @@ struct shard {
     upstream_t *up;
     cache_ctx_t cache;
     observe_t *obs;
+    budget_t *budget;
+    rds_t *budget_rds;
     uint64_t stats_ms; /* last copy of the Redis counters for /metrics */
     config_t *cfg;
     unsigned cfg_gen;
@@ -73,6 +76,16 @@ const struct cache_ctx *shard_cache(shard_t *s)
 struct observe *shard_observe(shard_t *s)
 {
     return s->obs;
+}
+
+struct budget *shard_budget(shard_t *s)
+{
+    return s->budget;
+}
+
+struct rds *shard_budget_rds(shard_t *s)
+{
+    return s->budget_rds;
 }
 
 unsigned shard_id(const shard_t *s)
@@ -213,8 +226,8 @@ static bool hook(loop_t *loop, void *arg, int64_t *timeout_ms)
     return pending;
 }
 
-shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observe *obs, char *err,
-                   size_t errlen)
+shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observe *obs,
+                   struct budget *budget, char *err, size_t errlen)
 {
     shard_t *s = xcalloc(1, sizeof *s);
     const union MHD_DaemonInfo *info;
@@ -236,6 +249,14 @@ shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observ
     }
     s->cache.mem = mem;
     s->obs = obs;
+    s->budget = budget;
+    if (budget && budget_redis_addr(budget)) {
+        s->budget_rds = rds_new(s->loop, budget_redis_addr(budget), budget_redis_timeout_ms(budget));
+        if (s->budget_rds == NULL) {
+            snprintf(err, errlen, "cannot create the budget Redis client");
+            goto fail;
+        }
+    }
     if (cfg->cache.backend == CACHE_BACKEND_REDIS) {
         rds_addr_t addr;
         if (rds_url_parse(cfg->cache.redis_url, &addr, err, errlen) < 0)
@@ -312,6 +333,7 @@ void shard_free(shard_t *s)
     }
     upstream_free(s->up);
     rds_free(s->cache.rds);
+    rds_free(s->budget_rds);
     loop_free(s->loop);
     config_unref(s->cfg);
     free(s);

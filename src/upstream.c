@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "apierror.h"
+#include "budget.h"
 #include "cache.h"
 #include "json.h"
 #include "log.h"
@@ -670,6 +671,12 @@ static void next_attempt(upstream_t *up, req_t *req)
             char why[112];
             snprintf(why, sizeof why, "skipped: environment variable %s is not set", p->api_key_env);
             record(req, m, 0, why);
+            continue;
+        }
+        if (shard_budget(req->shard) &&
+            !budget_model_allowed(shard_budget(req->shard), cfg->models[m].name,
+                                  cfg->models[m].daily_cap_usd)) {
+            record(req, m, 0, "skipped: the model's daily_cap_usd is spent");
             continue;
         }
         if (start_transfer(up, req, m) == 0)
