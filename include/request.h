@@ -127,7 +127,7 @@ typedef struct req {
     const struct auth_key *auth_key;   /* the client's proxy key, NULL when keys are off */
     struct budget_op *budget_op;       /* pending budget admission (Redis) */
     bool budget_admitted;              /* budget_ticket must be settled */
-    unsigned char budget_ticket[64];   /* budget_ticket_t, opaque here (see budget.h) */
+    _Alignas(8) unsigned char budget_ticket[64]; /* budget_ticket_t, opaque here (budget.h) */
     uint32_t est_prompt_tokens; /* estimate for the conversation (textstat) */
     int64_t max_output;         /* max_completion_tokens / max_tokens asked for, -1 if none */
 
