@@ -603,9 +603,6 @@ static void settle(shard_t *sh, req_t *req)
                       actual, (uint32_t)tok);
         req->budget_admitted = false;
     }
-    if (req->model >= 0 && req->cost_usd > 0 && req->cache_x != CACHE_X_HIT)
-        budget_model_spent(b, shard_budget_rds(sh), req->cfg->models[req->model].name,
-                           req->cfg->models[req->model].daily_cap_usd, req->cost_usd);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

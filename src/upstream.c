@@ -478,6 +478,12 @@ static void account(req_t *req, size_t answer_bytes)
         req->baseline_usd = provider_cost(&cfg->models[cfg->baseline_model], (double)req->prompt_tokens,
                                           (double)req->completion_tokens,
                                           (double)(req->cached_tokens > 0 ? req->cached_tokens : 0));
+    /* count the model's spend as soon as the answer is complete, before the
+     * client can send its next request (daily_cap_usd) */
+    if (shard_budget(req->shard) && req->cost_usd > 0)
+        budget_model_spent(shard_budget(req->shard), shard_budget_rds(req->shard),
+                           cfg->models[req->model].name, cfg->models[req->model].daily_cap_usd,
+                           req->cost_usd);
 }
 
 /* Ends a committed stream: [DONE] if the upstream ended cleanly without one,
