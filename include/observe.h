@@ -35,6 +35,10 @@ void observe_sample(observe_t *o, const req_t *req, const char *request_body, si
 /* A shard's current Redis client counters (shard thread), for /metrics. */
 void observe_set_redis(observe_t *o, unsigned shard, const struct rds_stats *st);
 void observe_reloaded(observe_t *o, bool ok);
+/* The budget state whose counters /metrics shows (main thread, before the
+ * shards start). */
+struct budget;
+void observe_set_budget(observe_t *o, struct budget *b);
 /* SIGHUP: reopen the log files (log rotation). Main thread. */
 void observe_reopen(observe_t *o);
 

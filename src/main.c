@@ -264,6 +264,7 @@ int main(int argc, char **argv)
             log_error("%s", err);
             goto stop;
         }
+        observe_set_budget(obs, budget);
     }
     for (unsigned i = 0; i < cfg->threads && i < MAX_SHARDS; i++) {
         char err[256];

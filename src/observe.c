@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "accesslog.h"
+#include "budget.h"
 #include "memcache.h"
 #include "metrics.h"
 #include "rds.h"
@@ -25,7 +26,47 @@ struct observe {
     bool have_redis;
     uint64_t started_us;
     atomic_ullong reloads, reload_errors;
+    budget_t *budget;
 };
+
+void observe_set_budget(observe_t *o, struct budget *b)
+{
+    o->budget = b;
+}
+
+/* Budget counters (process-wide, kept by budget.c) in exposition format. */
+static void render_budget(budget_t *b, buf_t *out)
+{
+    budget_stats_t st;
+    char line[256];
+    budget_get_stats(b, &st);
+    buf_puts(out, "# HELP llmrouter_budget_admitted_total Requests admitted by the key budgets and limits.\n"
+                  "# TYPE llmrouter_budget_admitted_total counter\n");
+    snprintf(line, sizeof line, "llmrouter_budget_admitted_total %llu\n", (unsigned long long)st.admitted);
+    buf_puts(out, line);
+    buf_puts(out, "# HELP llmrouter_budget_rejected_total Requests refused with 429, by reason.\n"
+                  "# TYPE llmrouter_budget_rejected_total counter\n");
+    for (int c = 1; c < BUDGET_N_CODES; c++) {
+        snprintf(line, sizeof line, "llmrouter_budget_rejected_total{code=\"%s\"} %llu\n",
+                 budget_code_name((enum budget_code)c), (unsigned long long)st.rejected[c]);
+        buf_puts(out, line);
+    }
+    snprintf(line, sizeof line,
+             "# HELP llmrouter_budget_model_skips_total Models skipped in a chain because their daily cap was spent.\n"
+             "# TYPE llmrouter_budget_model_skips_total counter\nllmrouter_budget_model_skips_total %llu\n",
+             (unsigned long long)st.model_skips);
+    buf_puts(out, line);
+    snprintf(line, sizeof line,
+             "# HELP llmrouter_budget_redis_fallbacks_total Budget decisions taken locally because Redis failed.\n"
+             "# TYPE llmrouter_budget_redis_fallbacks_total counter\nllmrouter_budget_redis_fallbacks_total %llu\n",
+             (unsigned long long)st.redis_fallbacks);
+    buf_puts(out, line);
+    snprintf(line, sizeof line,
+             "# HELP llmrouter_budget_redis_down 1 while the budget counters' Redis is unreachable.\n"
+             "# TYPE llmrouter_budget_redis_down gauge\nllmrouter_budget_redis_down %d\n",
+             st.redis_down ? 1 : 0);
+    buf_puts(out, line);
+}
 
 observe_t *observe_new(const config_t *cfg, unsigned shards, struct mcache *mem, char *err,
                        size_t errlen)
@@ -140,7 +181,11 @@ int observe_render_metrics(observe_t *o, buf_t *out)
     extra.config_reload_errors = atomic_load(&o->reload_errors);
     extra.version = LLMROUTER_VERSION;
     extra.shards = o->n;
-    return metrics_render(o->m, o->n, &extra, out);
+    if (metrics_render(o->m, o->n, &extra, out) < 0)
+        return -1;
+    if (o->budget)
+        render_budget(o->budget, out);
+    return 0;
 }
 
 int observe_render_stats(observe_t *o, buf_t *out)
