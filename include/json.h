@@ -26,6 +26,11 @@ int json_find_top_key(const char *s, size_t n, const char *key, json_span_t *spa
  * sets *is_object when the top-level value is an object. */
 int json_validate(const char *s, size_t n, int *is_object);
 
+/* Appends a number in one canonical spelling: integers below 2^53 without
+ * fraction or exponent ("-0" as "0"), others with 17 significant digits,
+ * non-finite values as null. Returns 0 or -1 if b's cap was reached. */
+int json_append_number(buf_t *b, double d);
+
 /* Appends str (len bytes, UTF-8) to b as a quoted JSON string literal;
  * bytes that are not valid UTF-8 become U+FFFD so the output is valid JSON.
  * Returns 0 or -1 if b's cap was reached. */

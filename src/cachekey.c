@@ -23,21 +23,6 @@ static bool skipped(const char *name, const char *const *skip)
     return false;
 }
 
-static int num(double d, buf_t *out)
-{
-    char tmp[40];
-    /* integers (the common case) without exponent or fraction; others in
-     * the shortest round-tripping form of 17 significant digits */
-    if (isfinite(d) && d == floor(d) && fabs(d) < 9007199254740992.0)
-        snprintf(tmp, sizeof tmp, "%.0f", d);
-    else if (isfinite(d))
-        snprintf(tmp, sizeof tmp, "%.17g", d);
-    else
-        snprintf(tmp, sizeof tmp, "null");
-    if (strcmp(tmp, "-0") == 0)
-        tmp[0] = '0', tmp[1] = '\0';
-    return buf_puts(out, tmp);
-}
 
 /* Stable insertion sort by member name: objects are small, and duplicate
  * names (which JSON allows) must keep their input order. */
@@ -95,7 +80,7 @@ static int canon(const cJSON *v, const char *const *skip, buf_t *out, int depth)
     if (cJSON_IsString(v))
         return json_append_string(out, v->valuestring, strlen(v->valuestring));
     if (cJSON_IsNumber(v))
-        return num(v->valuedouble, out);
+        return json_append_number(out, v->valuedouble);
     if (cJSON_IsTrue(v))
         return buf_puts(out, "true");
     if (cJSON_IsFalse(v))

@@ -54,18 +54,6 @@ static int get_index(const cJSON *o)
     return (int)d;
 }
 
-/* Writes a JSON number: integers (created, always) without exponent. */
-static int put_num(buf_t *b, double d)
-{
-    char tmp[40];
-    if (isfinite(d) && d == floor(d) && fabs(d) < 9007199254740992.0)
-        snprintf(tmp, sizeof tmp, "%.0f", d);
-    else if (isfinite(d))
-        snprintf(tmp, sizeof tmp, "%.17g", d);
-    else
-        snprintf(tmp, sizeof tmp, "0");
-    return buf_puts(b, tmp);
-}
 
 static int put_int(buf_t *b, int i)
 {
@@ -509,7 +497,7 @@ char *completion_acc_finish(completion_acc_t *a, size_t *len)
     err |= put_cstr(&b, a->id);
     err |= buf_puts(&b, a->ep == EP_CHAT ? ",\"object\":\"chat.completion\",\"created\":"
                                          : ",\"object\":\"text_completion\",\"created\":");
-    err |= put_num(&b, a->created);
+    err |= json_append_number(&b, a->created);
     err |= buf_puts(&b, ",\"model\":");
     err |= put_cstr(&b, a->model);
     if (a->fingerprint) {
@@ -775,7 +763,7 @@ static int build_prefix(enum endpoint ep, const cJSON *root, buf_t *p)
     err |= buf_puts(p, ",\"object\":");
     err |= put_cstr(p, chunk_object(ep));
     err |= buf_puts(p, ",\"created\":");
-    err |= put_num(p, member(root, "created")->valuedouble);
+    err |= json_append_number(p, member(root, "created")->valuedouble);
     err |= buf_puts(p, ",\"model\":");
     err |= put_cstr(p, member(root, "model")->valuestring);
     if (fp) {

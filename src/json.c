@@ -2,6 +2,7 @@
  * and string state, to find top-level keys without building a tree. */
 #include "json.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -338,4 +339,16 @@ int json_validate(const char *s, size_t n, int *is_object)
             return 0;
         }
     }
+}
+
+int json_append_number(buf_t *b, double d)
+{
+    char tmp[40];
+    if (isfinite(d) && d == floor(d) && fabs(d) < 9007199254740992.0)
+        snprintf(tmp, sizeof tmp, "%.0f", d == 0 ? 0.0 : d); /* no "-0" */
+    else if (isfinite(d))
+        snprintf(tmp, sizeof tmp, "%.17g", d);
+    else
+        snprintf(tmp, sizeof tmp, "null");
+    return buf_puts(b, tmp);
 }
