@@ -34,7 +34,7 @@ ASAN_LIB_OBJS := $(LIB_SRCS:%.c=build/asan/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: all asan asan-build test check unit unit-asan integration cache sdk deploy demo run deps install uninstall clean lint bench FORCE
+.PHONY: all asan asan-build test check deps-test unit unit-asan integration cache sdk deploy demo run deps install uninstall clean lint bench FORCE
 
 all: build/llmrouter
 
@@ -79,6 +79,9 @@ build/asan/tests/%: tests/unit/%.c $(ASAN_LIB_OBJS)
 deps:
 	@sh config/install-deps.sh
 
+deps-test:
+	@sh config/install-deps.sh test
+
 # The entry points below first run `deps`, then a sub-make, so that
 # pkg-config is evaluated after the packages exist on a fresh machine.
 SUBMAKE = $(MAKE) --no-print-directory
@@ -110,7 +113,7 @@ deploy: build/llmrouter
 	@bash tests/deploy/run.sh
 
 # Everything on the normal build.
-check: deps
+check: deps-test
 	@$(SUBMAKE) lint build/llmrouter
 	@$(SUBMAKE) unit
 	@$(SUBMAKE) integration
@@ -121,7 +124,7 @@ check: deps
 	@$(SUBMAKE) deploy
 
 # Everything again on the AddressSanitizer + UBSan build.
-asan: deps
+asan: deps-test
 	@$(SUBMAKE) build/asan/llmrouter
 	@$(SUBMAKE) unit-asan
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/run.py
@@ -131,7 +134,7 @@ asan: deps
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/with_daemon.py -- bash tests/sdk/run.sh
 
 # The test command of the README and CI: both builds.
-test: deps
+test: deps-test
 	@$(SUBMAKE) check
 	@$(SUBMAKE) asan
 	@echo "make test: all suites passed on the normal and the sanitizer builds"

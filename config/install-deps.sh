@@ -1,11 +1,18 @@
 #!/bin/sh
-# Installs the Debian/Ubuntu packages llmrouter needs to build, test and run
-# its demo — only the missing ones, with sudo when not root. Safe to re-run.
+# Installs the Debian/Ubuntu packages llmrouter needs — only the missing
+# ones, with sudo when not root. Safe to re-run.
+#   install-deps.sh          build and run (make, make demo, make run)
+#   install-deps.sh test     + what the tests use (make test)
+#   install-deps.sh bench    + what the benchmarks use (make bench)
 set -eu
 PKGS="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libyaml-dev
-libcmocka-dev libpcre2-dev libhiredis-dev redis-server python3 nodejs npm curl ca-certificates
-systemd python3-yaml man-db groff-base strace libssl-dev chromium prometheus"
-# `install-deps.sh bench` adds what `make bench` needs
+libpcre2-dev libhiredis-dev libssl-dev python3 curl ca-certificates"
+case "${1:-}" in
+test | bench)
+    PKGS="$PKGS libcmocka-dev redis-server nodejs npm systemd python3-yaml man-db groff-base
+strace chromium prometheus"
+    ;;
+esac
 [ "${1:-}" = bench ] && PKGS="$PKGS nginx wrk"
 missing=""
 for p in $PKGS; do
