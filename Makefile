@@ -34,7 +34,7 @@ ASAN_LIB_OBJS := $(LIB_SRCS:%.c=build/asan/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: all asan asan-build test check deps-test unit unit-asan integration cache sdk deploy demo run deps install uninstall clean lint bench FORCE
+.PHONY: all asan asan-build test check deps-test unit unit-asan integration cache observability budgets sdk deploy demo run deps install uninstall clean lint bench FORCE
 
 all: build/llmrouter
 
