@@ -124,4 +124,10 @@ typedef struct rds_stats {
 
 void rds_get_stats(const rds_t *r, rds_stats_t *out);
 
+/* Writes queued commands now (non-blocking) instead of at the next
+ * writable-socket event: the shard calls it before sending answers, so that
+ * a budget settle reaches Redis before the client can send its next request.
+ * Loop thread, outside rds callbacks. NULL is a no-op. */
+void rds_flush(rds_t *r);
+
 #endif

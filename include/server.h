@@ -32,6 +32,11 @@ void server_stream_begin(req_t *req);
 /* Streaming: new bytes (or the end) are available; wake the writer. */
 void server_stream_wake(req_t *req);
 
+/* Settles the request's budget reservation with its actual cost, once:
+ * called when the answer is complete (so that the client's next request,
+ * on any instance, sees the spend) and again harmlessly at completion. */
+void server_settle_budget(req_t *req);
+
 /* Shutdown: resume every suspended connection of the daemon's requests after
  * marking them gone (the caller has cancelled their upstreams). */
 void server_release(req_t *req);

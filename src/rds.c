@@ -447,6 +447,13 @@ static void on_io(loop_t *loop, loop_io_t *io, uint32_t events)
         redisAsyncHandleWrite(r->ac);
 }
 
+void rds_flush(rds_t *r)
+{
+    /* the same call the writable-socket handler makes, made early */
+    if (r != NULL && r->ac != NULL && r->state == CONN_UP && (r->want & EPOLLOUT))
+        redisAsyncHandleWrite(r->ac);
+}
+
 /* ---- connection ---- */
 
 static void mark_down(rds_t *r)

@@ -588,6 +588,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 /* Budgets: release the reservation and count the actual cost (once). */
 static void settle(shard_t *sh, req_t *req)
 {
+    server_settle_budget(req);
+    (void)sh;
+}
+
+void server_settle_budget(req_t *req)
+{
+    shard_t *sh = req->shard;
     budget_t *b = shard_budget(sh);
     if (b == NULL)
         return;

@@ -210,6 +210,8 @@ static bool hook(loop_t *loop, void *arg, int64_t *timeout_ms)
         }
         *timeout_ms = 50;
     }
+    rds_flush(s->budget_rds); /* settles before the answers that caused them */
+    rds_flush(s->cache.rds);
     MHD_run(s->mhd);
     while (s->unpause) {
         req_t *r = s->unpause;

@@ -484,6 +484,7 @@ static void account(req_t *req, size_t answer_bytes)
         budget_model_spent(shard_budget(req->shard), shard_budget_rds(req->shard),
                            cfg->models[req->model].name, cfg->models[req->model].daily_cap_usd,
                            req->cost_usd);
+    server_settle_budget(req);
 }
 
 /* Ends a committed stream: [DONE] if the upstream ended cleanly without one,
