@@ -158,7 +158,7 @@ build/bench/%: tests/bench/%.c $(LIB_OBJS)
 # standalone load tools (libc only)
 BENCH_TOOLS := build/bench/latency_client build/bench/upstream build/bench/openloop build/bench/streams
 
-$(BENCH_TOOLS): build/bench/%: tests/bench/%.c
+$(BENCH_TOOLS): build/bench/%: tests/bench/%.c tests/bench/httpresp.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< -lm
 
