@@ -586,12 +586,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 }
 
 /* Budgets: release the reservation and count the actual cost (once). */
-static void settle(shard_t *sh, req_t *req)
-{
-    server_settle_budget(req);
-    (void)sh;
-}
-
 void server_settle_budget(req_t *req)
 {
     shard_t *sh = req->shard;
@@ -625,7 +619,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     loop_timer_stop(shard_loop(sh), &req->watch_timer);
     upstream_cancel(shard_upstream(sh), req);
     cache_cancel(req, shard_cache(sh));
-    settle(sh, req);
+    server_settle_budget(req);
     shard_dequeue_unpause(sh, req);
     shard_unlink(sh, req);
     if (req->response)

@@ -2319,6 +2319,57 @@ def main():
     return 1 if bad else 0
 
 
+def run_suite(tests, modules=(), setup=None, teardown=None, always=()):
+    """The runner of the smaller suites (test_cache.py, test_budgets.py,
+    test_observability.py): parses -k/-v/--keep-logs, creates the Env (and
+    hands it to every module in `modules` as their global E), starts the
+    simulator, runs setup(), the tests whose names match -k (plus those in
+    `always`), then teardown(); prints one ok/not ok line per test and the
+    closing "N passed, M failed". Returns the exit status."""
+    global E
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-k", action="append", default=[])
+    ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--keep-logs", action="store_true")
+    args = ap.parse_args()
+    E = Env(args)
+    for m in modules:
+        m.E = E
+    E.start_sim()
+    passed = failed = 0
+    try:
+        if setup is not None:
+            setup()
+    except Exception as e:  # noqa: BLE001
+        print(f"not ok - setup: {e}", flush=True)
+        E.stop_sim()
+        print(f"# logs kept in {E.tmp}", file=sys.stderr)
+        print("0 passed, 1 failed", flush=True)
+        return 1
+    for fn in tests:
+        name = fn.__name__[5:]
+        if args.k and not any(k in name for k in args.k) and name not in always:
+            continue
+        try:
+            fn()
+            print(f"ok - {name}", flush=True)
+            passed += 1
+        except Exception as e:  # noqa: BLE001
+            if args.verbose:
+                traceback.print_exc()
+            print(f"not ok - {name}: {'' if isinstance(e, Fail) else type(e).__name__} {e}", flush=True)
+            failed += 1
+    if teardown is not None:
+        teardown()
+    E.stop_sim()
+    if failed or args.keep_logs:
+        print(f"# logs kept in {E.tmp}", file=sys.stderr)
+    else:
+        shutil.rmtree(E.tmp, ignore_errors=True)
+    print(f"{passed} passed, {failed} failed", flush=True)
+    return 1 if failed else 0
+
+
 def _cleanup(env):
     if env.d is not None:
         env.d.kill()

@@ -16,11 +16,9 @@ Prints "ok - name" / "not ok - name: reason" per test and one closing line
 "N passed, M failed". Reuses tests/integration/run.py and the Redis fixture
 of tests/integration/test_cache.py. Python 3 standard library only.
 """
-import argparse
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -271,36 +269,8 @@ def test_no_keys_public_listen_refused():
 # ------------------------------------------------------------------ main
 
 def main():
-    global E
-    ap = argparse.ArgumentParser()
-    ap.add_argument("-k", action="append", default=[])
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("--keep-logs", action="store_true")
-    args = ap.parse_args()
-    E = R.Env(args)
-    R.E = E
     import test_cache
-    test_cache.E = E
-    E.start_sim()
-    passed = failed = 0
-    for fn in TESTS:
-        name = fn.__name__[5:]
-        if args.k and not any(k in name for k in args.k):
-            continue
-        try:
-            fn()
-            print(f"ok - {name}", flush=True)
-            passed += 1
-        except Exception as e:  # noqa: BLE001
-            print(f"not ok - {name}: {type(e).__name__ if not isinstance(e, Fail) else ''} {e}", flush=True)
-            failed += 1
-    E.stop_sim()
-    if failed or args.keep_logs:
-        print(f"# logs kept in {E.tmp}", file=sys.stderr)
-    else:
-        shutil.rmtree(E.tmp, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed", flush=True)
-    return 1 if failed else 0
+    return R.run_suite(TESTS, modules=(R, sys.modules[__name__], test_cache))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Prints "ok - name" / "not ok - name: reason" per test and one closing line
 "N passed, M failed". Reuses the helpers of tests/integration/run.py.
 Python 3 standard library only.
 """
-import argparse
 import json
 import os
 import shutil
@@ -459,34 +458,7 @@ def test_redis_down_and_restarted():
 # ------------------------------------------------------------------ main
 
 def main():
-    global E
-    ap = argparse.ArgumentParser()
-    ap.add_argument("-k", action="append", default=[])
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("--keep-logs", action="store_true")
-    args = ap.parse_args()
-    E = R.Env(args)
-    R.E = E
-    E.start_sim()
-    passed = failed = 0
-    for fn in TESTS:
-        name = fn.__name__[5:]
-        if args.k and not any(k in name for k in args.k):
-            continue
-        try:
-            fn()
-            print(f"ok - {name}", flush=True)
-            passed += 1
-        except Exception as e:  # noqa: BLE001
-            print(f"not ok - {name}: {type(e).__name__ if not isinstance(e, Fail) else ''} {e}", flush=True)
-            failed += 1
-    E.stop_sim()
-    if failed or args.keep_logs:
-        print(f"# logs kept in {E.tmp}", file=sys.stderr)
-    else:
-        shutil.rmtree(E.tmp, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed", flush=True)
-    return 1 if failed else 0
+    return R.run_suite(TESTS, modules=(R, sys.modules[__name__]))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ then every test checks what was recorded. Prints "ok - name" /
 "not ok - name: reason" and one closing line "N passed, M failed".
 Python 3 standard library only; reuses tests/integration/run.py.
 """
-import argparse
 import json
 import math
 import os
@@ -573,43 +572,8 @@ def test_daemon_exits_cleanly():
 # ------------------------------------------------------------------ main
 
 def main():
-    global E
-    ap = argparse.ArgumentParser()
-    ap.add_argument("-k", action="append", default=[])
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("--keep-logs", action="store_true")
-    args = ap.parse_args()
-    E = R.Env(args)
-    R.E = E
-    E.start_sim()
-    passed = failed = 0
-    try:
-        start_daemon()
-    except Exception as e:  # noqa: BLE001
-        print(f"not ok - start_daemon: {e}", flush=True)
-        E.stop_sim()
-        print(f"# logs kept in {E.tmp}", file=sys.stderr)
-        print("0 passed, 1 failed", flush=True)
-        return 1
-    for fn in TESTS:
-        name = fn.__name__[5:]
-        if args.k and not any(k in name for k in args.k) and name not in ("traffic", "daemon_exits_cleanly"):
-            continue
-        try:
-            fn()
-            print(f"ok - {name}", flush=True)
-            passed += 1
-        except Exception as e:  # noqa: BLE001
-            print(f"not ok - {name}: {type(e).__name__ if not isinstance(e, Fail) else ''} {e}", flush=True)
-            failed += 1
-    S["d"].kill()
-    E.stop_sim()
-    if failed or args.keep_logs:
-        print(f"# logs kept in {E.tmp}", file=sys.stderr)
-    else:
-        shutil.rmtree(E.tmp, ignore_errors=True)
-    print(f"{passed} passed, {failed} failed", flush=True)
-    return 1 if failed else 0
+    return R.run_suite(TESTS, modules=(R, sys.modules[__name__]), setup=start_daemon,
+                       teardown=lambda: S["d"].kill(), always=("traffic", "daemon_exits_cleanly"))
 
 
 if __name__ == "__main__":
