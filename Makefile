@@ -34,7 +34,7 @@ ASAN_LIB_OBJS := $(LIB_SRCS:%.c=build/asan/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: all asan asan-build test check deps-test unit unit-asan integration cache observability budgets sdk deploy demo run deps install uninstall clean lint bench FORCE
+.PHONY: all asan asan-build test check deps-test unit unit-asan integration cache observability budgets edge sdk deploy demo run deps install uninstall clean lint bench FORCE
 
 all: build/llmrouter
 
@@ -107,6 +107,13 @@ observability: build/llmrouter
 budgets: build/llmrouter
 	@$(PYTHON) tests/integration/test_budgets.py
 
+# The smaller run_suite-based integration suites beside run.py (one file per
+# area; each prints "N passed, M failed").
+EDGE_SUITES := tests/integration/test_not_routed.py
+
+edge: build/llmrouter
+	@for t in $(EDGE_SUITES); do echo "== $$t"; $(PYTHON) $$t || exit 1; done
+
 # systemd unit, make install/uninstall, the Docker build script, compose
 # example, readiness notifications (tests/deploy/run.sh).
 deploy: build/llmrouter
@@ -120,6 +127,7 @@ check: deps-test
 	@$(SUBMAKE) cache
 	@$(SUBMAKE) observability
 	@$(SUBMAKE) budgets
+	@$(SUBMAKE) edge
 	@$(SUBMAKE) sdk
 	@$(SUBMAKE) deploy
 
@@ -131,6 +139,7 @@ asan: deps-test
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/test_cache.py
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/test_observability.py
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/test_budgets.py
+	@for t in $(EDGE_SUITES); do echo "== [asan] $$t"; LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) $$t || exit 1; done
 	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/with_daemon.py -- bash tests/sdk/run.sh
 
 # The test command of the README and CI: both builds.

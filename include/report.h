@@ -57,6 +57,7 @@ typedef struct report {
     uint64_t lines;     /* non-empty lines read */
     uint64_t malformed; /* lines that are not a JSON object */
     uint64_t filtered;  /* valid entries outside --since/--until */
+    uint64_t explain;   /* POST /v1/router/explain calls: not requests, not in any row */
     /* private */
     size_t _rows_cap, _tiers_cap;
     size_t *_row_slots, *_tier_slots; /* open-addressing index + 1, 0 = empty */
@@ -73,7 +74,8 @@ report_t *report_new(const report_opts_t *opts);
 
 /* Adds one log line (len bytes, need not be NUL-terminated). Blank lines are
  * ignored. Returns 0 when counted, 1 when outside the time filter (or without
- * a parseable time while a filter is set), -1 when malformed (counted). */
+ * a parseable time while a filter is set) or an explain call (counted apart
+ * in r->explain), -1 when malformed (counted). */
 int report_add_line(report_t *r, const char *line, size_t len);
 
 /* Adds every line of f. Returns 0, or -1 on a read error. */

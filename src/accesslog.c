@@ -177,8 +177,11 @@ static int put_head(buf_t *out, const config_t *cfg, const req_t *req)
     int rc = buf_puts(out, "{\"time\":");
     rc |= put_time(out);
     rc |= put_str(out, "request_id", req->id);
-    rc |= put_str(out, "rule", router_rule_name(cfg, &req->route));
-    rc |= put_str(out, "tier", router_tier_name(cfg, &req->route));
+    /* a request answered before routing (400, 405, 413, ...) has no rule
+     * and no tier: null, not the name of whatever index 0 is */
+    bool routed = router_routed(&req->route);
+    rc |= put_str(out, "rule", routed ? router_rule_name(cfg, &req->route) : NULL);
+    rc |= put_str(out, "tier", routed ? router_tier_name(cfg, &req->route) : NULL);
     rc |= put_str(out, "model", model_of(cfg, req->model));
     rc |= put_str(out, "provider", provider_of(cfg, req->model));
     return rc;
@@ -208,6 +211,8 @@ int accesslog_format(const config_t *cfg, const req_t *req, uint64_t now_us, buf
     rc |= put_str(out, "key", req->key_name != NULL && req->key_name[0] ? req->key_name : NULL);
     rc |= put_str(out, "method", req->method);
     rc |= put_str(out, "path", req->path);
+    if (req->explain_only)
+        rc |= put_bool(out, "explain", true);
     rc |= put_int(out, "status", req->resp_status);
     rc |= put_int(out, "attempts", (int64_t)req->n_attempts);
     rc |= put_bool(out, "stream", req->stream);

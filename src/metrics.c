@@ -46,6 +46,7 @@ enum family {
     F_UPSTREAM,
     F_TTFB,
     F_OVERHEAD,
+    F_EXPLAIN,
     F_COUNT
 };
 
@@ -138,6 +139,12 @@ static const family_def_t FAMILIES[F_COUNT] = {
                     true,
                     0,
                     {NULL}},
+    [F_EXPLAIN] = {"llmrouter_explain_requests_total",
+                   "POST /v1/router/explain calls (routing explained, no model called), by HTTP "
+                   "status; not counted in llmrouter_requests_total",
+                   false,
+                   1,
+                   {"status"}},
 };
 
 typedef struct hist {
@@ -348,6 +355,14 @@ void metrics_observe(metrics_t *m, const config_t *cfg, const req_t *req, uint64
     uint64_t upstream = 0;
 
     snprintf(status, sizeof status, "%u", req->resp_status);
+    if (req->explain_only) {
+        /* an explanation is not a routed request: counted apart, so that
+         * request, tier and rule counts stay those of real traffic */
+        pthread_mutex_lock(&m->lock);
+        add(m, F_EXPLAIN, (const char *[]){status}, 1);
+        pthread_mutex_unlock(&m->lock);
+        return;
+    }
     if (req->t_upstream_us != 0) {
         uint64_t end = req->t_end_us != 0 ? req->t_end_us : now_us;
         upstream = end > req->t_upstream_us ? end - req->t_upstream_us : 0;
@@ -883,7 +898,16 @@ int metrics_stats_json(metrics_t *const *shards, size_t n, buf_t *out)
         rc |= buf_puts(out, i ? "," : "");
         rc |= put_row(out, "tier", &tiers.v[i], false);
     }
-    rc |= buf_puts(out, "]}");
+    rc |= buf_puts(out, "],\"explain_calls\":");
+    {
+        double explain = 0;
+        char num[32];
+        for (size_t i = 0; i < k[F_EXPLAIN]; i++)
+            explain += f[F_EXPLAIN][i].value;
+        snprintf(num, sizeof num, "%.0f", explain);
+        rc |= buf_puts(out, num);
+    }
+    rc |= buf_puts(out, "}");
     unlock_all(shards, n);
 
     for (int fam = 0; fam < F_COUNT; fam++)

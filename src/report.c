@@ -334,6 +334,11 @@ static int add_cstr(report_t *r, const char *line, size_t len)
             goto out;
         }
     }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "explain"))) {
+        r->explain++;
+        rc = 1;
+        goto out;
+    }
     memset(&e, 0, sizeof e);
     e.tier = str_field(o, "tier");
     e.model = str_field(o, "model");
@@ -552,6 +557,9 @@ void report_print_table(const report_t *r, FILE *out)
     }
     if (r->filtered)
         fprintf(out, " (%llu outside the time window)", (unsigned long long)r->filtered);
+    if (r->explain)
+        fprintf(out, " (%llu explain call%s not counted)", (unsigned long long)r->explain,
+                r->explain == 1 ? "" : "s");
     fprintf(out, "\n\n");
 
     print_head(out, h1, w1, w2 ? "MODEL" : NULL, w2);
@@ -622,6 +630,7 @@ void report_print_json(const report_t *r, FILE *out)
     json_num(root, "lines", (double)r->lines);
     json_num(root, "malformed_lines", (double)r->malformed);
     json_num(root, "filtered", (double)r->filtered);
+    json_num(root, "explain_calls", (double)r->explain);
     for (size_t i = 0; i < r->n_rows; i++)
         cJSON_AddItemToArray(groups, row_json(&r->rows[i], r->opts.by_key ? "key" : "tier",
                                               !r->opts.by_key));

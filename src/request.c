@@ -24,6 +24,7 @@ req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *c
     req->cfg = config_ref(cfg);
     req->t_start_us = util_now_us();
     req->model = -1;
+    router_init(&req->route);
     req->cost_usd = -1;
     req->prompt_tokens = req->completion_tokens = req->cached_tokens = -1;
     req->baseline_usd = -1;

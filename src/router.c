@@ -21,9 +21,16 @@ static void use_tier(const config_t *cfg, route_t *out, int tier, int rule)
     add_tier(cfg, out, tier, -1);
 }
 
-enum router_status router_route(const config_t *cfg, const char *model, struct prompt *p,
-                                const struct rule_ctx *ctx, const char *client_tier, route_t *out,
-                                buf_t *explain)
+void router_init(route_t *r)
+{
+    r->tier = -1;
+    r->rule = ROUTE_RULE_NONE;
+    r->n = 0;
+}
+
+static enum router_status route_model(const config_t *cfg, const char *model, struct prompt *p,
+                                      const struct rule_ctx *ctx, const char *client_tier,
+                                      route_t *out, buf_t *explain)
 {
     int i;
     out->n = 0;
@@ -77,6 +84,16 @@ enum router_status router_route(const config_t *cfg, const char *model, struct p
     return ROUTER_UNKNOWN_MODEL;
 }
 
+enum router_status router_route(const config_t *cfg, const char *model, struct prompt *p,
+                                const struct rule_ctx *ctx, const char *client_tier, route_t *out,
+                                buf_t *explain)
+{
+    enum router_status st = route_model(cfg, model, p, ctx, client_tier, out, explain);
+    if (st != ROUTER_OK)
+        router_init(out);
+    return st;
+}
+
 enum router_status router_resolve(const config_t *cfg, const char *model, route_t *out)
 {
     return router_route(cfg, model, NULL, NULL, NULL, out, NULL);
@@ -84,7 +101,9 @@ enum router_status router_resolve(const config_t *cfg, const char *model, route_
 
 const char *router_tier_name(const config_t *cfg, const route_t *r)
 {
-    if (r->tier >= 0)
+    if (r->rule == ROUTE_RULE_NONE)
+        return "-";
+    if (r->tier >= 0 && (size_t)r->tier < cfg->n_tiers)
         return cfg->tiers[r->tier].name;
     return r->rule >= 0 ? "custom" : "none";
 }
@@ -99,6 +118,8 @@ const char *router_rule_name(const config_t *cfg, const route_t *r)
     case ROUTE_RULE_CLIENT:
         return "client-tier";
     default:
+        if (r->rule < 0 || cfg->rules == NULL || (size_t)r->rule >= rules_count(cfg->rules))
+            return "-";
         return rules_action(cfg->rules, (size_t)r->rule)->name;
     }
 }

@@ -147,6 +147,32 @@ static void test_unknown_names(void **state)
     }
 }
 
+/* A request answered before routing (400, 405, 413, ...) has no tier and no
+ * rule; in a config without rules there is no rule 0 to name either (this
+ * dereferenced a rule that does not exist and crashed the daemon). */
+static void test_not_routed_names(void **state)
+{
+    const config_t *cfg = *state;
+    route_t r;
+    memset(&r, 0, sizeof r); /* what a zeroed request used to hold: tier 0, rule 0 */
+    router_init(&r);
+    assert_false(router_routed(&r));
+    assert_int_equal(r.n, 0);
+    assert_string_equal(router_tier_name(cfg, &r), "-");
+    assert_string_equal(router_rule_name(cfg, &r), "-");
+    /* a rule index the snapshot does not have is never dereferenced */
+    r.rule = 0;
+    assert_string_equal(router_rule_name(cfg, &r), "-");
+    r.rule = 12345;
+    assert_string_equal(router_rule_name(cfg, &r), "-");
+    /* a failed resolution leaves the route not routed */
+    assert_int_equal(router_resolve(cfg, "gpt-4", &r), ROUTER_UNKNOWN_MODEL);
+    assert_false(router_routed(&r));
+    assert_int_equal(router_resolve(cfg, "auto", &r), 0);
+    assert_true(router_routed(&r));
+    assert_string_equal(router_rule_name(cfg, &r), "default");
+}
+
 /* The longest tier the configuration accepts (31 models) routes in full. */
 static void test_longest_tier(void **state)
 {
@@ -190,6 +216,7 @@ int main(void)
         cmocka_unit_test(test_model_in_no_tier),
         cmocka_unit_test(test_unknown_names),
         cmocka_unit_test(test_longest_tier),
+        cmocka_unit_test(test_not_routed_names),
     };
     return cmocka_run_group_tests_name("router", tests, setup, teardown);
 }
