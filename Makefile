@@ -22,7 +22,7 @@ LDLIBS   := $(PKG_LIBS) -lpthread -lm
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-SRCS     := $(wildcard src/*.c) $(wildcard src/providers/*.c)
+SRCS     := $(wildcard src/*.c) $(wildcard src/*/*.c) $(wildcard src/*/*/*.c)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 

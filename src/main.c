@@ -14,18 +14,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "auth.h"
-#include "budget.h"
-#include "config.h"
-#include "explain.h"
-#include "log.h"
-#include "memcache.h"
-#include "observe.h"
-#include "report.h"
-#include "notify.h"
-#include "shard.h"
-#include "util.h"
-#include "version.h"
+#include "http/auth.h"
+#include "account/budget.h"
+#include "core/config.h"
+#include "route/explain.h"
+#include "core/log.h"
+#include "cache/memcache.h"
+#include "account/observe.h"
+#include "account/report.h"
+#include "core/notify.h"
+#include "core/shard.h"
+#include "core/util.h"
+#include "core/version.h"
 
 #ifndef LLMROUTER_DEFAULT_CONFIG
 #define LLMROUTER_DEFAULT_CONFIG "config/llmrouter.yaml"

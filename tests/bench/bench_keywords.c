@@ -21,8 +21,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "keywords.h"
-#include "util.h"
+#include "route/keywords.h"
+#include "core/util.h"
 
 static const char *const WORDS[] = {
     "prove", "theorem", "lemma", "proof", "integral", "derivative", "equation", "matrix", "eigenvalue",

@@ -20,12 +20,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "buf.h"
-#include "config.h"
-#include "prompt.h"
-#include "router.h"
-#include "rules.h"
-#include "util.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "route/prompt.h"
+#include "route/router.h"
+#include "route/rules.h"
+#include "core/util.h"
 
 static const char *const PROSE[] = {
     "the", "report", "describes", "how", "our", "team", "planned", "the", "spring", "release", "and",

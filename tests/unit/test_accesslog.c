@@ -13,9 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "accesslog.h"
-#include "config.h"
-#include "request.h"
+#include "account/accesslog.h"
+#include "core/config.h"
+#include "http/request.h"
 
 static const char YAML[] =
     "providers:\n"

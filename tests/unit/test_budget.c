@@ -30,11 +30,11 @@
 
 #include <hiredis/hiredis.h>
 
-#include "budget.h"
-#include "log.h"
-#include "loop.h"
-#include "rds.h"
-#include "util.h"
+#include "account/budget.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/rds.h"
+#include "core/util.h"
 
 #ifndef REDIS_SERVER
 #define REDIS_SERVER "/usr/bin/redis-server"

@@ -15,9 +15,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "buf.h"
-#include "completion.h"
-#include "util.h"
+#include "core/buf.h"
+#include "cache/completion.h"
+#include "core/util.h"
 
 #define EVW 700        /* width of one literal event */
 #define MAX 1000000    /* accumulator cap for the ordinary cases */

@@ -16,8 +16,8 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "config.h"
-#include "log.h"
+#include "core/config.h"
+#include "core/log.h"
 
 #define NAME "t.yaml"
 #define BUFSZ 8192

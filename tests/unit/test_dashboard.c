@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "dashboard.h"
+#include "account/dashboard.h"
 
 static void test_page_self_contained(void **state)
 {

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "json.h"
+#include "core/buf.h"
+#include "core/json.h"
 
 /* Finds exactly one "model" in s and checks the span's text. */
 static void expect_one(const char *s, const char *value)

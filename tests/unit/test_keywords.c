@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keywords.h"
+#include "route/keywords.h"
 
 #define MAXKW 200
 #define WORDS ((MAXKW + 63) / 64)

@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "loop.h"
-#include "util.h"
+#include "core/loop.h"
+#include "core/util.h"
 
 #define WATCHDOG_MS 5000
 

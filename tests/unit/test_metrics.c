@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "metrics.h"
-#include "request.h"
+#include "core/config.h"
+#include "account/metrics.h"
+#include "http/request.h"
 
 static const char YAML[] =
     "providers:\n"

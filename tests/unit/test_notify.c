@@ -15,7 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "notify.h"
+#include "core/notify.h"
 
 typedef struct listener {
     int fd;

@@ -15,9 +15,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "keywords.h"
-#include "prompt.h"
-#include "textstat.h"
+#include "route/keywords.h"
+#include "route/prompt.h"
+#include "route/textstat.h"
 
 static cJSON *parse(const char *json)
 {

@@ -13,8 +13,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "config.h"
-#include "provider.h"
+#include "core/config.h"
+#include "upstream/provider.h"
 
 static const char YAML[] = "providers:\n"
                            "  p: {type: openai, base_url: \"http://127.0.0.1:9/v1\"}\n"

@@ -29,10 +29,10 @@
 
 #include <hiredis/hiredis.h>
 
-#include "log.h"
-#include "loop.h"
-#include "rds.h"
-#include "util.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/rds.h"
+#include "core/util.h"
 
 #ifndef REDIS_SERVER /* -DREDIS_SERVER=... to try another build */
 #define REDIS_SERVER "/usr/bin/redis-server"

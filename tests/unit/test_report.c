@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "report.h"
+#include "account/report.h"
 
 #define EPS 1e-9
 

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "request.h"
+#include "core/config.h"
+#include "http/request.h"
 
 static const char YAML[] =
     "providers:\n"

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "router.h"
+#include "core/config.h"
+#include "route/router.h"
 
 static const char YAML[] =
     "providers:\n"

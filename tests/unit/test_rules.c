@@ -18,13 +18,13 @@
 
 #include <cjson/cJSON.h>
 
-#include "buf.h"
-#include "config.h"
-#include "prompt.h"
-#include "request.h"
-#include "router.h"
-#include "rules.h"
-#include "textstat.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "route/prompt.h"
+#include "http/request.h"
+#include "route/router.h"
+#include "route/rules.h"
+#include "route/textstat.h"
 
 #define NAME "rules.yaml"
 

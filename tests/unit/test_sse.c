@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sse.h"
+#include "upstream/sse.h"
 
 #define MAX_EV 64
 

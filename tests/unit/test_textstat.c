@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "textstat.h"
+#include "route/textstat.h"
 
 /* Scans a heap copy of exactly n bytes of s. */
 static ts_stats_t scan_n(const char *s, size_t n)

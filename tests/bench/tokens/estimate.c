@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "textstat.h"
+#include "route/textstat.h"
 
 static char *read_all(FILE *f, size_t *len)
 {

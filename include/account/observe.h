@@ -1,0 +1,49 @@
+/* observe: the process-wide observability glue — per-shard metrics, the
+ * access log and the quality sampler — and what the HTTP front end serves
+ * from them (GET /metrics, GET /v1/router/stats, GET /dashboard). Created by
+ * the main thread before the shards start, destroyed after they stop;
+ * observe_request runs on the request's shard thread, the render functions on
+ * any shard thread (each shard's metrics have their own lock). */
+#ifndef LLMROUTER_OBSERVE_H
+#define LLMROUTER_OBSERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "http/request.h"
+
+typedef struct observe observe_t;
+struct mcache;
+struct rds_stats;
+
+/* One metrics object per shard; the access log and sampler from cfg's
+ * observability section. NULL with a message in err on failure. */
+observe_t *observe_new(const config_t *cfg, unsigned shards, struct mcache *mem, char *err,
+                       size_t errlen);
+void observe_free(observe_t *o);
+
+/* A request finished (called where it is freed, on its shard thread). */
+void observe_request(observe_t *o, unsigned shard, const req_t *req);
+/* Whether to keep this request's bodies for the quality sampler. */
+bool observe_sample_pick(observe_t *o, uint64_t rnd);
+/* The quality sample of a finished request (bodies borrowed). */
+void observe_sample(observe_t *o, const req_t *req, const char *request_body, size_t len,
+                    const char *response_body, size_t rlen);
+
+/* A shard's current Redis client counters (shard thread), for /metrics. */
+void observe_set_redis(observe_t *o, unsigned shard, const struct rds_stats *st);
+void observe_reloaded(observe_t *o, bool ok);
+/* The budget state whose counters /metrics shows (main thread, before the
+ * shards start). */
+struct budget;
+void observe_set_budget(observe_t *o, struct budget *b);
+/* SIGHUP: reopen the log files (log rotation). Main thread. */
+void observe_reopen(observe_t *o);
+
+/* GET /metrics (Prometheus text) and GET /v1/router/stats (JSON). */
+int observe_render_metrics(observe_t *o, buf_t *out);
+int observe_render_stats(observe_t *o, buf_t *out);
+
+#endif

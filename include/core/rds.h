@@ -1,0 +1,133 @@
+/* rds: a non-blocking Redis client for one event loop (hiredis 0.14 async
+ * API on a loop_t adapter). Used by the response cache and, later, by budget
+ * counters. Redis must never be the reason a request fails or is slow, so:
+ * every command is bounded by a short timeout, every failure reaches the
+ * caller as a status (the cache treats it as a miss), and the client
+ * reconnects on its own in the background (100 ms doubling to 2 s) while new
+ * commands fail fast. Memory is bounded: at most RDS_MAX_INFLIGHT commands
+ * are held by the connection.
+ *
+ * Thread rules: an rds_t belongs to the thread that runs its loop; every
+ * function here must be called on that thread (rds_new and rds_url_parse
+ * may also run before the loop starts). hiredis writes with write(2), so the
+ * process must ignore SIGPIPE (main.c does). Invariants and the hiredis
+ * 0.14 behaviour they rely on: the comment at the top of src/rds.c. */
+#ifndef LLMROUTER_RDS_H
+#define LLMROUTER_RDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/loop.h"
+
+typedef struct rds rds_t;       /* one client (one connection) per loop thread */
+typedef struct rds_op rds_op_t; /* a pending command, see rds_get */
+struct redisReply;              /* hiredis/hiredis.h */
+
+/* Commands held by one connection at most (sent, or queued to be sent, and
+ * not yet answered — a command that timed out stays counted until its late
+ * reply or the end of the connection). Beyond it a GET fails fast with
+ * RDS_ERROR and a SET is dropped. */
+#define RDS_MAX_INFLIGHT 1000
+/* A SET is also dropped when this many bytes are already waiting to be
+ * written to the socket. */
+#define RDS_MAX_UNSENT_BYTES (16u << 20)
+/* Timeout used when rds_new is given 0. */
+#define RDS_DEFAULT_TIMEOUT_MS 50
+
+enum rds_status {
+    RDS_OK = 0,       /* a value (GET) or a non-error reply (rds_command_argv) */
+    RDS_NIL = 1,      /* key absent (nil reply) */
+    RDS_ERROR = -1,   /* error reply, unexpected reply type, or too many in flight */
+    RDS_TIMEOUT = -2, /* no reply within the timeout; the late reply is ignored */
+    RDS_DOWN = -3,    /* not connected, or the connection died before the reply */
+};
+
+/* Where the server is. Filled by rds_url_parse; plain data, copied by rds_new. */
+typedef struct rds_addr {
+    bool is_unix;       /* unix socket at path; otherwise TCP to host:port */
+    char host[64];      /* numeric IPv4/IPv6 address (no DNS at connect time) */
+    unsigned port;
+    char path[108];     /* unix socket path (sizeof sun_path) */
+    unsigned db;        /* SELECTed after each connect when not 0 */
+    char user[64];      /* ACL user name for AUTH ("" = none; Redis 6+) */
+    char password[256]; /* AUTH after each connect when not ""; never logged */
+} rds_addr_t;
+
+/* Parses a server URL into *out (no I/O except resolving "localhost"):
+ *   redis://HOST[:PORT][/DB]                HOST an IP literal ([::1] for IPv6)
+ *                                           or "localhost"; PORT default 6379
+ *   redis://[USER]:PASSWORD@HOST[:PORT][/DB]  PASSWORD may be %-encoded
+ *   unix:///path/to.sock[?db=N][&password=P]
+ * Other host names are refused: hiredis would resolve them with a blocking
+ * getaddrinfo on every reconnect. Returns 0, or -1 with a message in err
+ * (which never contains the password). */
+int rds_url_parse(const char *url, rds_addr_t *out, char *err, size_t errlen);
+
+/* Creates a client on loop and starts connecting at the loop's next timer
+ * pass (never blocks). timeout_ms bounds every command (0 =
+ * RDS_DEFAULT_TIMEOUT_MS); connects are bounded by 4 × timeout_ms, at least
+ * 200 ms. addr is copied. Returns NULL only if the address is unusable. The
+ * caller frees the client with rds_free. */
+rds_t *rds_new(loop_t *loop, const rds_addr_t *addr, unsigned timeout_ms);
+
+/* Closes the connection and frees everything; callbacks of pending
+ * commands are NOT called and their handles become invalid. NULL is a no-op.
+ * Must not be called from inside an rds callback, nor while the loop
+ * dispatches I/O events (the client's watcher might still be in that batch,
+ * see loop_io_del): call it from the loop hook, from a timer, or after
+ * loop_run returned. */
+void rds_free(rds_t *r);
+
+/* Called exactly once per command unless cancelled. val/reply are borrowed
+ * for the duration of the call. */
+typedef void (*rds_get_cb)(void *arg, enum rds_status st, const char *val, size_t len);
+typedef void (*rds_reply_cb)(void *arg, enum rds_status st, struct redisReply *reply);
+
+/* GET key (binary-safe, klen bytes; copied). cb(arg, st, val, len) runs
+ * exactly once, never from inside rds_get itself, at the latest timeout_ms
+ * after this call (a failure known at once — not connected, too many in
+ * flight — is delivered at the loop's next timer pass). val is NULL unless
+ * st is RDS_OK. Never returns NULL; the handle is valid until cb ran or
+ * rds_cancel was called. */
+rds_op_t *rds_get(rds_t *r, const char *key, size_t klen, rds_get_cb cb, void *arg);
+
+/* Any command, as argc binary-safe arguments (copied). Same timeout and
+ * exactly-once rules as rds_get. cb gets RDS_OK with the reply (a non-nil,
+ * non-error reply of any type), RDS_NIL with the nil reply, RDS_ERROR with
+ * the error reply (reply->str, e.g. "NOSCRIPT ..."), or RDS_ERROR /
+ * RDS_TIMEOUT / RDS_DOWN with reply NULL. Never returns NULL. */
+rds_op_t *rds_command_argv(rds_t *r, int argc, const char **argv, const size_t *argvlen,
+                           rds_reply_cb cb, void *arg);
+
+/* Cancels a pending command: its callback is never called. op must be a
+ * handle whose callback has not run yet; NULL is a no-op. The command may
+ * still reach the server (a GET is harmless). */
+void rds_cancel(rds_t *r, rds_op_t *op);
+
+/* SET key value EX ttl_s (ttl_s 0 = no expiry), fire and forget: errors are
+ * only counted. Dropped (and counted in dropped_writes) when not connected,
+ * when RDS_MAX_INFLIGHT commands are in flight, or when
+ * RDS_MAX_UNSENT_BYTES are waiting to be sent. key and val are copied. */
+void rds_set(rds_t *r, const char *key, size_t klen, const char *val, size_t vlen, unsigned ttl_s);
+
+/* Counters for metrics and tests. Each command whose callback runs counts
+ * once in ok, nil, errors, timeouts or down; failed SETs count in errors. */
+typedef struct rds_stats {
+    uint64_t ok, nil, errors, timeouts, down;
+    uint64_t reconnects;     /* successful connects after the first one */
+    uint64_t dropped_writes; /* SETs never sent */
+    uint64_t in_flight;      /* commands held by the connection now */
+    bool connected;          /* commands are accepted now */
+} rds_stats_t;
+
+void rds_get_stats(const rds_t *r, rds_stats_t *out);
+
+/* Writes queued commands now (non-blocking) instead of at the next
+ * writable-socket event: the shard calls it before sending answers, so that
+ * a budget settle reaches Redis before the client can send its next request.
+ * Loop thread, outside rds callbacks. NULL is a no-op. */
+void rds_flush(rds_t *r);
+
+#endif

@@ -1,0 +1,185 @@
+/* request: the state of one client request, from the first header to the
+ * last byte, and the parsing/validation of its body. A request lives on one
+ * shard (loop thread) for its whole life; all its memory is owned here and
+ * freed in one place, request_free(), called when libmicrohttpd reports the
+ * request completed. Not thread-safe: only its shard's thread touches it. */
+#ifndef LLMROUTER_REQUEST_H
+#define LLMROUTER_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/json.h"
+#include "core/loop.h"
+#include "route/router.h"
+#include "upstream/sse.h"
+
+struct shard;
+struct MHD_Connection;
+struct MHD_Response;
+
+enum endpoint { EP_NONE = 0, EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS };
+
+enum req_state {
+    RS_BODY,      /* reading the request body */
+    RS_UPSTREAM,  /* suspended, waiting for an upstream answer */
+    RS_READY,     /* a response is prepared; queued at the next handler call */
+    RS_RESPONDED, /* response queued (plain or streaming) */
+};
+
+typedef struct attempt {
+    int model;      /* index into cfg->models */
+    unsigned status; /* upstream HTTP status, 0 if none */
+    char error[112]; /* why it failed, "" if it did not */
+} attempt_t;
+
+/* Why an attempt was abandoned; also an error for the whole request. */
+typedef struct req_error {
+    unsigned status;
+    const char *type;
+    const char *code;
+    const char *param;
+    char message[512];
+} req_error_t;
+
+typedef struct req {
+    struct shard *shard;
+    struct MHD_Connection *conn;
+    config_t *cfg; /* reference held for the request's life */
+    struct req *prev, *next; /* shard's list of live requests */
+    enum endpoint ep;
+    enum req_state state;
+    uint64_t t_start_us;
+    char id[136]; /* x-request-id */
+    char method[8];
+    char path[64];
+
+    /* request headers, for rules (set by the HTTP front end; may be NULL) */
+    const char *(*header)(void *arg, const char *name);
+    void *header_arg;
+    bool explain_only; /* POST /v1/router/explain: route, answer why, call nobody */
+
+    /* body */
+    buf_t body;
+    bool too_large;
+    bool discard_body; /* the answer is already prepared (404, 405, health, models) */
+
+    /* parsed from the body */
+    bool stream;
+    bool want_base64;   /* embeddings: encoding_format == "base64" */
+    json_span_t model_span;
+    json_span_t so_span;  /* stream_options value, len 0 if absent */
+    size_t body_end;      /* offset of the body's closing '}' */
+    route_t route;
+    size_t next_link;   /* next index into route.chain to try */
+    attempt_t *attempts; /* route.n entries, allocated at the first attempt */
+    size_t n_attempts;
+    int model;          /* model of the current/last attempt, -1 before any */
+
+    /* current upstream attempt (owned by upstream.c) */
+    void *easy;         /* CURL * */
+    char *fwd_body;     /* body sent upstream: client body with "model" replaced */
+    size_t fwd_len;
+    unsigned up_status;
+    bool up_headers_done;
+    bool passthrough;   /* non-2xx the client must see as is (400, 404, 422, ...) */
+    bool attempt_failed;
+    char fail_reason[112];
+    bool committed;     /* streaming: the first event went to the client */
+    bool saw_done;      /* streaming: upstream sent data: [DONE] */
+    bool up_done;       /* streaming: upstream finished (cleanly or not) */
+    bool up_paused;     /* curl transfer paused by backpressure */
+    bool in_unpause;    /* queued on the shard's unpause list */
+    struct req *unpause_next;
+    uint64_t out_base;  /* absolute stream offset of out's read position (pre-commit) */
+    sse_scan_t sse;
+    buf_t out;          /* streaming: bytes waiting for the client; else the full response */
+    char *tail;         /* streaming: final bytes after out drains (error event / [DONE]) */
+    size_t tail_len, tail_off;
+    loop_timer_t timer; /* first-byte timeout, then idle timeout */
+    uint64_t last_data_ms;
+
+    /* client side */
+    bool suspended;
+    bool client_gone;
+    bool watching;
+    loop_io_t client_io;
+    loop_timer_t watch_timer; /* arms client_io once the request waits a while */
+    struct MHD_Response *response;
+    unsigned resp_status;
+    double cost_usd;    /* < 0 when unknown */
+
+    /* accounting, filled as the request goes (usage of the answer, or an
+     * estimate) and read at completion by metrics, the access log and
+     * budgets */
+    int64_t prompt_tokens;     /* -1 unknown */
+    int64_t completion_tokens; /* -1 unknown */
+    int64_t cached_tokens;     /* -1 unknown */
+    bool cost_estimated;       /* tokens estimated, not reported by the provider */
+    double baseline_usd;       /* what routing.baseline_model would have cost; < 0 unknown */
+    uint64_t t_upstream_us;    /* first upstream attempt started, 0 if none */
+    uint64_t t_first_byte_us;  /* answer headers (plain) / first event (stream), 0 if none */
+    uint64_t t_end_us;         /* upstream finished, 0 if none */
+    const char *key_name;      /* proxy key's name, "" when keys are off (borrowed from cfg) */
+    const struct auth_key *auth_key;   /* the client's proxy key, NULL when keys are off */
+    struct budget_op *budget_op;       /* pending budget admission (Redis) */
+    bool budget_admitted;              /* budget_ticket must be settled */
+    _Alignas(8) unsigned char budget_ticket[64]; /* budget_ticket_t, opaque here (budget.h) */
+    uint32_t est_prompt_tokens; /* estimate for the conversation (textstat) */
+    int64_t max_output;         /* max_completion_tokens / max_tokens asked for, -1 if none */
+
+    /* streamed usage: llmrouter asks every streaming provider for usage
+     * (stream_options.include_usage), strips the usage-only chunk when the
+     * client did not ask for it, and adds usage.cost when it did */
+    bool inject_usage;    /* the forwarded body gets include_usage: true */
+    bool usage_mode;      /* events are held until complete; usage chunk and [DONE] handled */
+    size_t hold;          /* bytes at the end of out not released (incomplete event) */
+    uint64_t shift;       /* bytes removed from the stream so far */
+    uint64_t out_off;     /* stream offset (raw - shift) of out's read position */
+    uint64_t last_ev_end; /* raw offset just past the last complete event */
+    char *usage_event;    /* rewritten usage chunk, sent before [DONE] (client asked) */
+    uint32_t data_events; /* data events seen, for an estimate when usage is missing */
+    bool sampled;         /* kept for the quality sampler: bodies retained */
+    char *sample_resp;    /* the answer (assembled for streams), NUL-terminated */
+
+    /* response cache (owned by cache.c) */
+    enum { CACHE_X_BYPASS = 0, CACHE_X_MISS, CACHE_X_HIT } cache_x; /* x-cache */
+    bool cache_lookup;    /* look the answer up before going upstream */
+    bool cache_store;     /* store a complete answer */
+    bool include_usage;   /* stream_options.include_usage */
+    unsigned cache_ttl_s;
+    int64_t cache_age_s;  /* on a hit */
+    uint8_t cache_key[32];
+    void *cache_op;       /* pending Redis lookup */
+    struct completion_acc *acc; /* streamed answer being assembled for the cache */
+    buf_t acc_buf;        /* bytes of the events not yet fed to acc */
+    uint64_t acc_base;    /* absolute stream offset of acc_buf's first byte */
+} req_t;
+
+/* Allocates a request for conn on shard, holding a reference to cfg. */
+req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *cfg);
+
+/* Frees everything the request owns (the upstream must already be
+ * cancelled). */
+void request_free(req_t *req);
+
+/* Parses and validates the body for req->ep, routes it (rules included) and
+ * fills req's parsed fields. Returns 0, or -1 with *err describing the 4xx
+ * answer. When explain is not NULL, a JSON object saying how the request was
+ * routed (estimated tokens, script, language, every rule with whether it
+ * matched and why, the decision) is appended to it. */
+int request_parse(req_t *req, req_error_t *err, buf_t *explain);
+
+/* Builds req->fwd_body for model index m: the client's body with the value
+ * of its top-level "model" replaced by the model's upstream name (and, for
+ * streams, stream_options.include_usage set to true). */
+void request_build_forward(req_t *req, int m);
+
+/* Sets req->id from the client's x-request-id when it is safe to echo
+ * (1-128 chars of [A-Za-z0-9._:-]), else generates one from rnd. */
+void request_set_id(req_t *req, const char *client_id, uint64_t rnd);
+
+#endif

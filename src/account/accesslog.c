@@ -1,0 +1,382 @@
+/* accesslog: JSON-lines access log and quality sampler. See
+ * include/accesslog.h. Both write through a logfile_t: a descriptor, the
+ * path it was opened from (for reopen), and a read-write lock — writers hold
+ * it shared around write(2), reopen holds it exclusively while it swaps the
+ * descriptor, so no writer ever writes to a closed (or reused) descriptor. */
+#include "account/accesslog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/json.h"
+#include "account/metrics.h"
+#include "route/router.h"
+#include "route/rules.h"
+#include "core/util.h"
+
+typedef struct logfile {
+    pthread_rwlock_t lock;
+    int fd;     /* -1: off */
+    bool owned; /* opened here (closed here, reopened on rotation) */
+    char *path;
+} logfile_t;
+
+struct accesslog {
+    logfile_t f;
+};
+
+struct sampler {
+    logfile_t f;
+    double rate;
+};
+
+static int open_append(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0 && err != NULL)
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return fd;
+}
+
+static int logfile_init(logfile_t *f, const char *target, char *err, size_t errlen)
+{
+    f->fd = -1;
+    f->owned = false;
+    f->path = NULL;
+    if (strcmp(target, "stdout") == 0) {
+        f->fd = STDOUT_FILENO;
+    } else if (strcmp(target, "stderr") == 0) {
+        f->fd = STDERR_FILENO;
+    } else if (strcmp(target, "off") != 0 && target[0] != '\0') {
+        f->fd = open_append(target, err, errlen);
+        if (f->fd < 0)
+            return -1;
+        f->owned = true;
+        f->path = xstrdup(target);
+    }
+    pthread_rwlock_init(&f->lock, NULL);
+    return 0;
+}
+
+static void logfile_write(logfile_t *f, const char *p, size_t n)
+{
+    pthread_rwlock_rdlock(&f->lock);
+    /* one write per line; a short write to a regular file only happens when
+     * the disk is full, and then the rest would fail too */
+    if (f->fd >= 0) {
+        ssize_t w;
+        do
+            w = write(f->fd, p, n);
+        while (w < 0 && errno == EINTR);
+    }
+    pthread_rwlock_unlock(&f->lock);
+}
+
+static int logfile_reopen(logfile_t *f)
+{
+    if (!f->owned)
+        return 0;
+    int fd = open_append(f->path, NULL, 0);
+    if (fd < 0)
+        return -1;
+    pthread_rwlock_wrlock(&f->lock);
+    int old = f->fd;
+    f->fd = fd;
+    pthread_rwlock_unlock(&f->lock);
+    close(old);
+    return 0;
+}
+
+static void logfile_fini(logfile_t *f)
+{
+    if (f->owned && f->fd >= 0)
+        close(f->fd);
+    free(f->path);
+    pthread_rwlock_destroy(&f->lock);
+}
+
+/* ------------------------------------------------------------ formatting */
+
+static int put_time(buf_t *out)
+{
+    struct timespec ts;
+    struct tm tm;
+    char s[128];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(s, sizeof s, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\"", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000000) % 1000);
+    return buf_puts(out, s);
+}
+
+static int put_key(buf_t *out, const char *key)
+{
+    int rc = buf_puts(out, ",\"");
+    rc |= buf_puts(out, key);
+    rc |= buf_puts(out, "\":");
+    return rc;
+}
+
+static int put_str(buf_t *out, const char *key, const char *v)
+{
+    int rc = put_key(out, key);
+    if (v == NULL)
+        return rc | buf_puts(out, "null");
+    return rc | json_append_string(out, v, strlen(v));
+}
+
+static int put_int(buf_t *out, const char *key, int64_t v)
+{
+    char s[32];
+    int rc = put_key(out, key);
+    if (v < 0)
+        return rc | buf_puts(out, "null");
+    snprintf(s, sizeof s, "%lld", (long long)v);
+    return rc | buf_puts(out, s);
+}
+
+/* a number, or null when v < 0 or not finite */
+static int put_num(buf_t *out, const char *key, double v, const char *fmt)
+{
+    char s[64];
+    int rc = put_key(out, key);
+    if (!(v >= 0) || !isfinite(v))
+        return rc | buf_puts(out, "null");
+    snprintf(s, sizeof s, fmt, v);
+    return rc | buf_puts(out, s);
+}
+
+static int put_bool(buf_t *out, const char *key, bool v)
+{
+    return put_key(out, key) | buf_puts(out, v ? "true" : "false");
+}
+
+static const char *model_of(const config_t *cfg, int m)
+{
+    return m >= 0 && (size_t)m < cfg->n_models ? cfg->models[m].name : NULL;
+}
+
+static const char *provider_of(const config_t *cfg, int m)
+{
+    if (m < 0 || (size_t)m >= cfg->n_models)
+        return NULL;
+    int p = cfg->models[m].provider;
+    return p >= 0 && (size_t)p < cfg->n_providers ? cfg->providers[p].name : NULL;
+}
+
+/* Common head of both formats: time, request_id, rule, tier, model, provider. */
+static int put_head(buf_t *out, const config_t *cfg, const req_t *req)
+{
+    int rc = buf_puts(out, "{\"time\":");
+    rc |= put_time(out);
+    rc |= put_str(out, "request_id", req->id);
+    /* a request answered before routing (400, 405, 413, ...) has no rule
+     * and no tier: null, not the name of whatever index 0 is */
+    bool routed = router_routed(&req->route);
+    rc |= put_str(out, "rule", routed ? router_rule_name(cfg, &req->route) : NULL);
+    rc |= put_str(out, "tier", routed ? router_tier_name(cfg, &req->route) : NULL);
+    rc |= put_str(out, "model", model_of(cfg, req->model));
+    rc |= put_str(out, "provider", provider_of(cfg, req->model));
+    return rc;
+}
+
+static double ms_between(uint64_t from, uint64_t to)
+{
+    if (from == 0 || to == 0 || to < from)
+        return -1;
+    return (double)(to - from) / 1000.0;
+}
+
+int accesslog_format(const config_t *cfg, const req_t *req, uint64_t now_us, buf_t *out)
+{
+    static const char *const cache[] = {"BYPASS", "MISS", "HIT"};
+    double total = ms_between(req->t_start_us, now_us);
+    double upstream = -1, ttfb = -1, overhead = total;
+    int rc;
+
+    if (req->t_upstream_us != 0) {
+        upstream = ms_between(req->t_upstream_us, req->t_end_us ? req->t_end_us : now_us);
+        ttfb = ms_between(req->t_upstream_us, req->t_first_byte_us);
+        if (total >= 0 && upstream >= 0)
+            overhead = total > upstream ? total - upstream : 0;
+    }
+    rc = put_head(out, cfg, req);
+    rc |= put_str(out, "key", req->key_name != NULL && req->key_name[0] ? req->key_name : NULL);
+    rc |= put_str(out, "method", req->method);
+    rc |= put_str(out, "path", req->path);
+    if (req->explain_only)
+        rc |= put_bool(out, "explain", true);
+    rc |= put_int(out, "status", req->resp_status);
+    rc |= put_int(out, "attempts", (int64_t)req->n_attempts);
+    rc |= put_bool(out, "stream", req->stream);
+    rc |= put_str(out, "cache", req->cache_x <= CACHE_X_HIT ? cache[req->cache_x] : "BYPASS");
+    rc |= put_int(out, "prompt_tokens", req->prompt_tokens);
+    rc |= put_int(out, "completion_tokens", req->completion_tokens);
+    rc |= put_int(out, "cached_tokens", req->cached_tokens);
+    rc |= put_num(out, "cost_usd", req->cost_usd, "%.10g");
+    rc |= put_num(out, "baseline_cost_usd", req->baseline_usd, "%.10g");
+    if (req->cost_usd >= 0 && req->baseline_usd >= 0) {
+        char s[64];
+        snprintf(s, sizeof s, "%.10g", req->baseline_usd - req->cost_usd);
+        rc |= put_key(out, "savings_usd") | buf_puts(out, s);
+    } else {
+        rc |= put_key(out, "savings_usd") | buf_puts(out, "null");
+    }
+    rc |= put_bool(out, "cost_estimated", req->cost_estimated);
+    rc |= put_num(out, "total_ms", total, "%.3f");
+    rc |= put_num(out, "upstream_ms", upstream, "%.3f");
+    rc |= put_num(out, "ttfb_ms", ttfb, "%.3f");
+    rc |= put_num(out, "overhead_ms", overhead, "%.3f");
+
+    rc |= put_key(out, "tags") | buf_puts(out, "[");
+    if (req->route.rule >= 0 && cfg->rules != NULL &&
+        (size_t)req->route.rule < rules_count(cfg->rules)) {
+        const rule_action_t *a = rules_action(cfg->rules, (size_t)req->route.rule);
+        for (size_t i = 0; i < a->n_tags; i++) {
+            rc |= buf_puts(out, i ? "," : "");
+            rc |= json_append_string(out, a->tags[i], strlen(a->tags[i]));
+        }
+    }
+    rc |= buf_puts(out, "]");
+
+    rc |= put_key(out, "failovers") | buf_puts(out, "[");
+    bool first = true;
+    for (size_t i = 0; req->attempts != NULL && i + 1 < req->n_attempts; i++) {
+        const attempt_t *a = &req->attempts[i];
+        if (a->error[0] == '\0')
+            continue;
+        rc |= buf_puts(out, first ? "{" : ",{");
+        first = false;
+        rc |= buf_puts(out, "\"from\":");
+        const char *from = model_of(cfg, a->model), *to = model_of(cfg, req->attempts[i + 1].model);
+        rc |= from ? json_append_string(out, from, strlen(from)) : buf_puts(out, "null");
+        rc |= put_str(out, "to", to);
+        rc |= put_str(out, "reason", metrics_failover_reason(a->status, a->error));
+        rc |= put_int(out, "status", a->status ? (int64_t)a->status : -1);
+        rc |= buf_puts(out, "}");
+    }
+    rc |= buf_puts(out, "]}\n");
+    return rc ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ access log */
+
+accesslog_t *accesslog_open(const char *target, char *err, size_t errlen)
+{
+    accesslog_t *a = xcalloc(1, sizeof *a);
+    if (logfile_init(&a->f, target != NULL ? target : "stdout", err, errlen) < 0) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void accesslog_write(accesslog_t *a, const config_t *cfg, const req_t *req, uint64_t now_us)
+{
+    buf_t b;
+    if (a == NULL || a->f.fd < 0)
+        return;
+    buf_init(&b, ACCESSLOG_MAX_LINE);
+    buf_reserve(&b, 1024);
+    if (accesslog_format(cfg, req, now_us, &b) == 0)
+        logfile_write(&a->f, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+}
+
+int accesslog_reopen(accesslog_t *a)
+{
+    return a != NULL ? logfile_reopen(&a->f) : 0;
+}
+
+void accesslog_close(accesslog_t *a)
+{
+    if (a == NULL)
+        return;
+    logfile_fini(&a->f);
+    free(a);
+}
+
+/* ------------------------------------------------------------ sampler */
+
+sampler_t *sampler_open(const char *path, double rate, char *err, size_t errlen)
+{
+    sampler_t *s = xcalloc(1, sizeof *s);
+    if (path == NULL || logfile_init(&s->f, path, err, errlen) < 0) {
+        if (path == NULL && err != NULL)
+            snprintf(err, errlen, "no sample file");
+        free(s);
+        return NULL;
+    }
+    s->rate = rate < 0 ? 0 : rate > 1 ? 1 : rate;
+    return s;
+}
+
+bool sampler_pick(const sampler_t *s, uint64_t rnd)
+{
+    if (s == NULL || s->rate <= 0)
+        return false;
+    if (s->rate >= 1)
+        return true;
+    return (double)(rnd >> 11) * 0x1.0p-53 < s->rate;
+}
+
+/* A body as embedded JSON when it is valid JSON, else as a string. */
+static int put_body(buf_t *out, const char *key, const char *p, size_t n)
+{
+    int is_object = 0;
+    int rc = put_key(out, key);
+    if (p == NULL)
+        return rc | buf_puts(out, "null");
+    if (n > 0 && json_validate(p, n, &is_object) == 1) {
+        /* Valid JSON has no raw line breaks inside strings: every CR/LF is
+         * whitespace between tokens, so replacing them keeps it one line. */
+        size_t start = buf_len(out);
+        rc |= buf_append(out, p, n);
+        if (rc == 0) {
+            char *d = out->data + out->r + start;
+            for (size_t i = 0; i < n; i++)
+                if (d[i] == '\n' || d[i] == '\r')
+                    d[i] = ' ';
+        }
+        return rc;
+    }
+    return rc | json_append_string(out, p, n);
+}
+
+void sampler_write(sampler_t *s, const config_t *cfg, const req_t *req, const char *request_body,
+                   size_t len, const char *response_body, size_t rlen)
+{
+    buf_t b;
+    if (s == NULL || s->f.fd < 0)
+        return;
+    /* a string-escaped body grows at most 6x (\u00XX) */
+    buf_init(&b, 6 * (len + rlen) + 4096);
+    int rc = put_head(&b, cfg, req);
+    rc |= put_int(&b, "status", req->resp_status);
+    rc |= put_body(&b, "request", request_body, len);
+    rc |= put_body(&b, "response", response_body, rlen);
+    rc |= buf_puts(&b, "}\n");
+    if (rc == 0)
+        logfile_write(&s->f, buf_ptr(&b), buf_len(&b));
+    buf_free(&b);
+}
+
+int sampler_reopen(sampler_t *s)
+{
+    return s != NULL ? logfile_reopen(&s->f) : 0;
+}
+
+void sampler_close(sampler_t *s)
+{
+    if (s == NULL)
+        return;
+    logfile_fini(&s->f);
+    free(s);
+}

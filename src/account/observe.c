@@ -1,0 +1,194 @@
+/* observe: metrics, access log and sampler glue. */
+#include "account/observe.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "account/accesslog.h"
+#include "account/budget.h"
+#include "cache/memcache.h"
+#include "account/metrics.h"
+#include "core/rds.h"
+#include "core/util.h"
+#include "core/version.h"
+
+struct observe {
+    metrics_t **m;
+    unsigned n;
+    accesslog_t *log;
+    sampler_t *sampler;
+    struct mcache *mem;
+    pthread_mutex_t redis_lock;
+    rds_stats_t *redis; /* per shard, copied in by the shard thread */
+    bool have_redis;
+    uint64_t started_us;
+    atomic_ullong reloads, reload_errors;
+    budget_t *budget;
+};
+
+void observe_set_budget(observe_t *o, struct budget *b)
+{
+    o->budget = b;
+}
+
+/* Budget counters (process-wide, kept by budget.c) in exposition format. */
+static void render_budget(budget_t *b, buf_t *out)
+{
+    budget_stats_t st;
+    char line[256];
+    budget_get_stats(b, &st);
+    buf_puts(out, "# HELP llmrouter_budget_admitted_total Requests admitted by the key budgets and limits.\n"
+                  "# TYPE llmrouter_budget_admitted_total counter\n");
+    snprintf(line, sizeof line, "llmrouter_budget_admitted_total %llu\n", (unsigned long long)st.admitted);
+    buf_puts(out, line);
+    buf_puts(out, "# HELP llmrouter_budget_rejected_total Requests refused with 429, by reason.\n"
+                  "# TYPE llmrouter_budget_rejected_total counter\n");
+    for (int c = 1; c < BUDGET_N_CODES; c++) {
+        snprintf(line, sizeof line, "llmrouter_budget_rejected_total{code=\"%s\"} %llu\n",
+                 budget_code_name((enum budget_code)c), (unsigned long long)st.rejected[c]);
+        buf_puts(out, line);
+    }
+    snprintf(line, sizeof line,
+             "# HELP llmrouter_budget_model_skips_total Models skipped in a chain because their daily cap was spent.\n"
+             "# TYPE llmrouter_budget_model_skips_total counter\nllmrouter_budget_model_skips_total %llu\n",
+             (unsigned long long)st.model_skips);
+    buf_puts(out, line);
+    snprintf(line, sizeof line,
+             "# HELP llmrouter_budget_redis_fallbacks_total Budget decisions taken locally because Redis failed.\n"
+             "# TYPE llmrouter_budget_redis_fallbacks_total counter\nllmrouter_budget_redis_fallbacks_total %llu\n",
+             (unsigned long long)st.redis_fallbacks);
+    buf_puts(out, line);
+    snprintf(line, sizeof line,
+             "# HELP llmrouter_budget_redis_down 1 while the budget counters' Redis is unreachable.\n"
+             "# TYPE llmrouter_budget_redis_down gauge\nllmrouter_budget_redis_down %d\n",
+             st.redis_down ? 1 : 0);
+    buf_puts(out, line);
+}
+
+observe_t *observe_new(const config_t *cfg, unsigned shards, struct mcache *mem, char *err,
+                       size_t errlen)
+{
+    observe_t *o = xcalloc(1, sizeof *o);
+    o->n = shards;
+    o->m = xcalloc(shards, sizeof *o->m);
+    for (unsigned i = 0; i < shards; i++)
+        o->m[i] = metrics_new();
+    o->redis = xcalloc(shards, sizeof *o->redis);
+    pthread_mutex_init(&o->redis_lock, NULL);
+    o->mem = mem;
+    o->started_us = util_now_us();
+    o->log = accesslog_open(cfg->obs.access_log, err, errlen);
+    if (o->log == NULL)
+        goto fail;
+    if (cfg->obs.sample_rate > 0) {
+        o->sampler = sampler_open(cfg->obs.sample_file, cfg->obs.sample_rate, err, errlen);
+        if (o->sampler == NULL)
+            goto fail;
+    }
+    return o;
+fail:
+    observe_free(o);
+    return NULL;
+}
+
+void observe_free(observe_t *o)
+{
+    if (o == NULL)
+        return;
+    for (unsigned i = 0; i < o->n; i++)
+        metrics_free(o->m[i]);
+    free(o->m);
+    free(o->redis);
+    pthread_mutex_destroy(&o->redis_lock);
+    accesslog_close(o->log);
+    sampler_close(o->sampler);
+    free(o);
+}
+
+void observe_request(observe_t *o, unsigned shard, const req_t *req)
+{
+    uint64_t now = util_now_us();
+    if (o == NULL)
+        return;
+    metrics_observe(o->m[shard], req->cfg, req, now);
+    accesslog_write(o->log, req->cfg, req, now);
+}
+
+bool observe_sample_pick(observe_t *o, uint64_t rnd)
+{
+    return o != NULL && sampler_pick(o->sampler, rnd);
+}
+
+void observe_sample(observe_t *o, const req_t *req, const char *request_body, size_t len,
+                    const char *response_body, size_t rlen)
+{
+    if (o != NULL)
+        sampler_write(o->sampler, req->cfg, req, request_body, len, response_body, rlen);
+}
+
+void observe_set_redis(observe_t *o, unsigned shard, const rds_stats_t *st)
+{
+    pthread_mutex_lock(&o->redis_lock);
+    o->redis[shard] = *st;
+    o->have_redis = true;
+    pthread_mutex_unlock(&o->redis_lock);
+}
+
+void observe_reloaded(observe_t *o, bool ok)
+{
+    atomic_fetch_add(ok ? &o->reloads : &o->reload_errors, 1);
+}
+
+void observe_reopen(observe_t *o)
+{
+    accesslog_reopen(o->log);
+    if (o->sampler)
+        sampler_reopen(o->sampler);
+}
+
+int observe_render_metrics(observe_t *o, buf_t *out)
+{
+    metrics_extra_t extra = {0};
+    mcache_stats_t ms;
+    rds_stats_t rs;
+    bool have_redis;
+    memset(&rs, 0, sizeof rs);
+    if (o->mem) {
+        mcache_get_stats(o->mem, &ms);
+        extra.mcache = &ms;
+    }
+    pthread_mutex_lock(&o->redis_lock);
+    have_redis = o->have_redis;
+    for (unsigned i = 0; i < o->n; i++) {
+        rs.ok += o->redis[i].ok;
+        rs.nil += o->redis[i].nil;
+        rs.errors += o->redis[i].errors;
+        rs.timeouts += o->redis[i].timeouts;
+        rs.down += o->redis[i].down;
+        rs.reconnects += o->redis[i].reconnects;
+        rs.dropped_writes += o->redis[i].dropped_writes;
+        rs.connected = rs.connected || o->redis[i].connected;
+    }
+    pthread_mutex_unlock(&o->redis_lock);
+    if (have_redis)
+        extra.redis = &rs;
+    extra.uptime_s = (double)(util_now_us() - o->started_us) / 1e6;
+    extra.config_generation = config_generation();
+    extra.config_reloads = atomic_load(&o->reloads);
+    extra.config_reload_errors = atomic_load(&o->reload_errors);
+    extra.version = LLMROUTER_VERSION;
+    extra.shards = o->n;
+    if (metrics_render(o->m, o->n, &extra, out) < 0)
+        return -1;
+    if (o->budget)
+        render_budget(o->budget, out);
+    return 0;
+}
+
+int observe_render_stats(observe_t *o, buf_t *out)
+{
+    return metrics_stats_json(o->m, o->n, out);
+}

@@ -1,0 +1,946 @@
+/* rds: non-blocking Redis client on a loop_t, built on the hiredis 0.14
+ * async API. See rds.h for the contract.
+ *
+ * hiredis 0.14 has no connect timeout, no command timeout and no timer hook,
+ * so both are loop timers here. What 0.14 does on its own, and what this
+ * file relies on (async.c of 0.14.1):
+ *   - Any I/O error, EOF or failed connect makes hiredis free the context
+ *     from inside redisAsyncHandleRead/Write: it calls every pending reply
+ *     callback once with a NULL reply, then ev.cleanup, then onDisconnect
+ *     (only if it had connected), then frees. A failed connect calls
+ *     onConnect(REDIS_ERR) first.
+ *   - redisAsyncFree from inside a reply callback (REDIS_IN_CALLBACK) only
+ *     flags the context; hiredis frees it when the callback returns.
+ *     onConnect runs WITHOUT that guard, so it must never free.
+ *
+ * Invariants:
+ *   - At most one context (r->ac) at a time. ev_cleanup is the only place
+ *     that forgets it; nothing touches a context after its cleanup.
+ *   - A context is created only by the retry timer, never inside an I/O
+ *     batch: the watcher r->io (embedded in r, reused for every context)
+ *     was removed with the old socket before the batch that could still
+ *     name it ended, so a stale event never reaches the new socket.
+ *   - We free a context (connect timeout, stuck connection, failed
+ *     AUTH/SELECT, rds_free) only from a timer callback, from rds_free, or
+ *     from a reply callback (deferred by hiredis) — see conn_kill.
+ *   - An op given to hiredis (op->in_hiredis) is freed only by its reply
+ *     callback, which hiredis calls exactly once (reply or NULL). Its user
+ *     callback runs at most once: op->done is set first, by whichever comes
+ *     first of reply, timeout, cancel or deferred failure; a late reply
+ *     then only frees the op.
+ *   - state == CONN_UP implies a live context that accepts commands; it is
+ *     cleared before anything that can call a user callback while the
+ *     context dies, so a callback that issues a new command fails fast. */
+#include "core/rds.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "core/log.h"
+#include "core/util.h"
+
+#define RDS_BACKOFF_MIN_MS 100
+#define RDS_BACKOFF_MAX_MS 2000
+#define RDS_CONNECT_MIN_MS 200
+/* This many command timeouts with no reply in between: the connection is
+ * considered stuck and replaced. */
+#define RDS_STUCK_TIMEOUTS 3
+
+enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
+enum op_kind { OP_GET, OP_CMD };
+
+struct rds_op {
+    rds_t *r;
+    enum op_kind kind;
+    union {
+        rds_get_cb get;
+        rds_reply_cb reply;
+    } cb;
+    void *arg;
+    loop_timer_t timer;          /* command timeout, armed while in hiredis */
+    enum rds_status fail_status; /* for a queued (deferred) failure */
+    bool done;                   /* user callback ran or was cancelled */
+    bool in_hiredis;             /* hiredis holds it as privdata */
+    bool queued;                 /* in r->failq */
+    rds_op_t *next;              /* r->failq link */
+};
+
+struct rds {
+    loop_t *loop;
+    rds_addr_t addr;
+    char desc[160]; /* address for logs, without credentials */
+    unsigned timeout_ms;
+    unsigned connect_timeout_ms;
+    unsigned backoff_ms; /* delay before the next connect attempt */
+
+    redisAsyncContext *ac; /* NULL while down */
+    enum conn_state state;
+    bool established;   /* the current context's TCP connect succeeded */
+    bool ever_ready;    /* some connection completed its handshake */
+    bool down_logged;   /* the outage was logged once; the rest at debug */
+    bool freeing;       /* inside rds_free: no user callbacks, no retry */
+    const char *kill_reason;
+    unsigned handshake_pending; /* AUTH/SELECT replies still expected */
+    unsigned timeouts_in_row;
+    unsigned cb_depth; /* user callbacks running (rds_free guard) */
+
+    loop_io_t io;
+    uint32_t want; /* EPOLLIN/EPOLLOUT as hiredis asked */
+    loop_timer_t conn_timer;  /* connect + handshake deadline */
+    loop_timer_t retry_timer; /* next connect attempt */
+    loop_timer_t fail_timer;  /* delivers queued failures */
+    rds_op_t *failq;
+    rds_op_t **failq_tail;
+
+    size_t inflight; /* commands hiredis holds */
+    rds_stats_t st;
+};
+
+/* ---- URL parsing ---- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes [s, s+n) into out (cap bytes with the NUL). -1 on a bad
+ * escape, an encoded NUL or overflow. */
+static int pct_decode(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            int hi, lo;
+            if (i + 2 >= n)
+                return -1;
+            hi = hexval(s[i + 1]);
+            lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (o + 1 >= cap)
+            return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static int parse_db(const char *s, size_t n, unsigned *db)
+{
+    uint64_t v;
+    if (n == 0) {
+        *db = 0;
+        return 0;
+    }
+    if (util_parse_u64(s, n, &v) < 0 || v > 2147483647u)
+        return -1;
+    *db = (unsigned)v;
+    return 0;
+}
+
+/* host: an IP literal, or "localhost" resolved now. */
+static int set_host(rds_addr_t *out, const char *h, size_t n, char *err, size_t errlen)
+{
+    char tmp[64];
+    unsigned char bin[16];
+    if (n == 0) {
+        snprintf(err, errlen, "Redis URL: missing host");
+        return -1;
+    }
+    if (n >= sizeof tmp) {
+        snprintf(err, errlen, "Redis URL: host is too long");
+        return -1;
+    }
+    memcpy(tmp, h, n);
+    tmp[n] = '\0';
+    if (inet_pton(AF_INET, tmp, bin) == 1 || inet_pton(AF_INET6, tmp, bin) == 1) {
+        memcpy(out->host, tmp, n + 1);
+        return 0;
+    }
+    if (strcasecmp(tmp, "localhost") == 0) {
+        struct addrinfo hints, *res = NULL, *pick = NULL;
+        int rc;
+        memset(&hints, 0, sizeof hints);
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        rc = getaddrinfo("localhost", NULL, &hints, &res);
+        if (rc != 0) {
+            snprintf(err, errlen, "Redis URL: cannot resolve localhost: %s", gai_strerror(rc));
+            return -1;
+        }
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+            if (ai->ai_family == AF_INET) {
+                pick = ai;
+                break;
+            }
+            if (ai->ai_family == AF_INET6 && pick == NULL)
+                pick = ai;
+        }
+        rc = -1;
+        if (pick && pick->ai_family == AF_INET)
+            rc = inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)pick->ai_addr)->sin_addr,
+                           out->host, sizeof out->host)
+                     ? 0
+                     : -1;
+        else if (pick)
+            rc = inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)pick->ai_addr)->sin6_addr,
+                           out->host, sizeof out->host)
+                     ? 0
+                     : -1;
+        freeaddrinfo(res);
+        if (rc < 0)
+            snprintf(err, errlen, "Redis URL: localhost has no IPv4 or IPv6 address");
+        return rc;
+    }
+    snprintf(err, errlen,
+             "Redis URL: host \"%s\" must be an IP address or localhost (a name would be "
+             "resolved with blocking DNS on every reconnect)",
+             tmp);
+    return -1;
+}
+
+static int parse_tcp(const char *s, rds_addr_t *out, char *err, size_t errlen)
+{
+    const char *at = strrchr(s, '@');
+    const char *h, *hend, *p, *slash;
+    uint64_t port = 6379;
+
+    if (at != NULL) {
+        const char *colon = memchr(s, ':', (size_t)(at - s));
+        if (colon == NULL) {
+            snprintf(err, errlen, "Redis URL: credentials must be [USER]:PASSWORD@ before the host");
+            return -1;
+        }
+        if (pct_decode(s, (size_t)(colon - s), out->user, sizeof out->user) < 0) {
+            snprintf(err, errlen, "Redis URL: bad or too long user name");
+            return -1;
+        }
+        if (pct_decode(colon + 1, (size_t)(at - colon - 1), out->password, sizeof out->password) <
+            0) {
+            snprintf(err, errlen, "Redis URL: bad %%-escape in the password, or longer than %zu bytes",
+                     sizeof out->password - 1);
+            return -1;
+        }
+        if (out->password[0] == '\0') {
+            snprintf(err, errlen, "Redis URL: empty password after ':'");
+            return -1;
+        }
+        s = at + 1;
+    }
+    if (*s == '[') {
+        h = s + 1;
+        hend = strchr(h, ']');
+        if (hend == NULL) {
+            snprintf(err, errlen, "Redis URL: missing ']' after an IPv6 address");
+            return -1;
+        }
+        p = hend + 1;
+    } else {
+        h = s;
+        hend = s + strcspn(s, ":/");
+        p = hend;
+    }
+    if (set_host(out, h, (size_t)(hend - h), err, errlen) < 0)
+        return -1;
+    slash = strchr(p, '/');
+    if (*p == ':') {
+        size_t n = slash ? (size_t)(slash - p - 1) : strlen(p + 1);
+        if (util_parse_u64(p + 1, n, &port) < 0 || port == 0 || port > 65535) {
+            snprintf(err, errlen, "Redis URL: port must be 1-65535");
+            return -1;
+        }
+    } else if (*p != '\0' && *p != '/') {
+        snprintf(err, errlen, "Redis URL: unexpected text after the host");
+        return -1;
+    }
+    out->port = (unsigned)port;
+    if (slash && parse_db(slash + 1, strlen(slash + 1), &out->db) < 0) {
+        snprintf(err, errlen, "Redis URL: database after '/' must be a number (e.g. /0)");
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_unix(const char *s, rds_addr_t *out, char *err, size_t errlen)
+{
+    const char *q = strchr(s, '?');
+    size_t n = q ? (size_t)(q - s) : strlen(s);
+    if (n == 0 || s[0] != '/') {
+        snprintf(err, errlen, "Redis URL: unix:// needs an absolute path (unix:///run/redis.sock)");
+        return -1;
+    }
+    if (n >= sizeof out->path) {
+        snprintf(err, errlen, "Redis URL: unix socket path is too long");
+        return -1;
+    }
+    memcpy(out->path, s, n);
+    out->path[n] = '\0';
+    out->is_unix = true;
+    while (q != NULL) {
+        const char *k = q + 1, *amp = strchr(k, '&'), *eq;
+        size_t len = amp ? (size_t)(amp - k) : strlen(k);
+        eq = memchr(k, '=', len);
+        if (eq == NULL) {
+            snprintf(err, errlen, "Redis URL: expected NAME=VALUE after '?' or '&'");
+            return -1;
+        }
+        if ((size_t)(eq - k) == 2 && memcmp(k, "db", 2) == 0) {
+            if (parse_db(eq + 1, len - 3, &out->db) < 0) {
+                snprintf(err, errlen, "Redis URL: db= must be a number");
+                return -1;
+            }
+        } else if ((size_t)(eq - k) == 8 && memcmp(k, "password", 8) == 0) {
+            if (pct_decode(eq + 1, len - 9, out->password, sizeof out->password) < 0) {
+                snprintf(err, errlen, "Redis URL: bad or too long password");
+                return -1;
+            }
+        } else if ((size_t)(eq - k) == 4 && memcmp(k, "user", 4) == 0) {
+            if (pct_decode(eq + 1, len - 5, out->user, sizeof out->user) < 0) {
+                snprintf(err, errlen, "Redis URL: bad or too long user name");
+                return -1;
+            }
+        } else {
+            snprintf(err, errlen, "Redis URL: unknown parameter \"%.*s\" (db, user, password)",
+                     (int)(eq - k), k);
+            return -1;
+        }
+        q = amp;
+    }
+    return 0;
+}
+
+int rds_url_parse(const char *url, rds_addr_t *out, char *err, size_t errlen)
+{
+    int rc;
+    memset(out, 0, sizeof *out);
+    if (url == NULL || *url == '\0') {
+        snprintf(err, errlen, "Redis URL is empty");
+        return -1;
+    }
+    if (strncmp(url, "redis://", 8) == 0) {
+        rc = parse_tcp(url + 8, out, err, errlen);
+    } else if (strncmp(url, "unix://", 7) == 0) {
+        rc = parse_unix(url + 7, out, err, errlen);
+    } else if (strncmp(url, "rediss://", 9) == 0) {
+        snprintf(err, errlen, "Redis URL: TLS (rediss://) is not supported");
+        rc = -1;
+    } else {
+        snprintf(err, errlen, "Redis URL must start with redis:// or unix://");
+        rc = -1;
+    }
+    if (rc == 0 && out->user[0] != '\0' && out->password[0] == '\0') {
+        snprintf(err, errlen, "Redis URL: a user name needs a password");
+        rc = -1;
+    }
+    if (rc < 0) {
+        /* never leave a half-parsed password behind */
+        memset(out, 0, sizeof *out);
+    }
+    return rc;
+}
+
+/* ---- hiredis event adapter (model: hiredis adapters/ae.h) ---- */
+
+static void ev_update(rds_t *r, uint32_t want)
+{
+    if (want == r->want)
+        return;
+    r->want = want;
+    if (loop_io_set(r->loop, &r->io, want) < 0) {
+        /* The context then stalls: the connect or command timers replace it. */
+        log_warn("rds: cannot watch the socket of %s: %s", r->desc, strerror(errno));
+    }
+}
+
+static void ev_add_read(void *p)
+{
+    rds_t *r = p;
+    ev_update(r, r->want | EPOLLIN);
+}
+
+static void ev_del_read(void *p)
+{
+    rds_t *r = p;
+    ev_update(r, r->want & ~(uint32_t)EPOLLIN);
+}
+
+static void ev_add_write(void *p)
+{
+    rds_t *r = p;
+    ev_update(r, r->want | EPOLLOUT);
+}
+
+static void ev_del_write(void *p)
+{
+    rds_t *r = p;
+    ev_update(r, r->want & ~(uint32_t)EPOLLOUT);
+}
+
+static void schedule_retry(rds_t *r)
+{
+    loop_timer_start(r->loop, &r->retry_timer, r->backoff_ms);
+    r->backoff_ms = r->backoff_ms * 2 > RDS_BACKOFF_MAX_MS ? RDS_BACKOFF_MAX_MS : r->backoff_ms * 2;
+}
+
+/* hiredis is freeing the context (it still exists during this call; its
+ * pending reply callbacks have already run). The only place r->ac is
+ * forgotten. */
+static void ev_cleanup(void *p)
+{
+    rds_t *r = p;
+    redisAsyncContext *ac = r->ac;
+    const char *why;
+
+    loop_io_del(r->loop, &r->io);
+    r->want = 0;
+    loop_timer_stop(r->loop, &r->conn_timer);
+    r->state = CONN_DOWN;
+    r->ac = NULL;
+    r->handshake_pending = 0;
+    if (r->freeing)
+        return;
+    why = r->kill_reason;
+    if (why == NULL)
+        why = ac != NULL && ac->c.errstr[0] ? ac->c.errstr : "connection closed";
+    if (!r->down_logged)
+        log_warn("rds: %s %s (%s); retrying in the background",
+                 r->established ? "lost the connection to" : "cannot connect to", r->desc, why);
+    else
+        log_debug("rds: %s %s (%s)", r->established ? "lost the connection to" : "cannot connect to",
+                  r->desc, why);
+    r->down_logged = true;
+    r->established = false;
+    r->kill_reason = NULL;
+    schedule_retry(r);
+}
+
+static void on_io(loop_t *loop, loop_io_t *io, uint32_t events)
+{
+    rds_t *r = io->arg;
+    (void)loop;
+    /* Errors and hang-ups go through the read path, where hiredis notices
+     * them (a failed connect included) and frees the context. */
+    if (r->ac != NULL && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+        redisAsyncHandleRead(r->ac);
+    if (r->ac != NULL && (events & EPOLLOUT) && (r->want & EPOLLOUT))
+        redisAsyncHandleWrite(r->ac);
+}
+
+void rds_flush(rds_t *r)
+{
+    /* the same call the writable-socket handler makes, made early */
+    if (r != NULL && r->ac != NULL && r->state == CONN_UP && (r->want & EPOLLOUT))
+        redisAsyncHandleWrite(r->ac);
+}
+
+/* ---- connection ---- */
+
+static void mark_down(rds_t *r)
+{
+    r->state = CONN_DOWN;
+}
+
+/* Frees the current context; its pending commands get RDS_DOWN. Call only
+ * from a timer callback, rds_free, or a reply callback (hiredis then frees
+ * once the callback returns) — never from onConnect. */
+static void conn_kill(rds_t *r, const char *reason)
+{
+    redisAsyncContext *ac = r->ac;
+    if (ac == NULL || (ac->c.flags & (REDIS_FREEING | REDIS_DISCONNECTING)))
+        return; /* already on its way out */
+    r->kill_reason = reason;
+    mark_down(r);
+    redisAsyncFree(ac);
+}
+
+static void conn_ready(rds_t *r)
+{
+    loop_timer_stop(r->loop, &r->conn_timer);
+    r->backoff_ms = RDS_BACKOFF_MIN_MS;
+    if (r->ever_ready)
+        r->st.reconnects++;
+    r->ever_ready = true;
+    if (r->down_logged)
+        log_info("rds: connected to %s", r->desc);
+    else
+        log_debug("rds: connected to %s", r->desc);
+    r->down_logged = false;
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    rds_t *r = ac->data;
+    if (status != REDIS_OK)
+        return; /* hiredis frees the context next; ev_cleanup logs and retries */
+    r->established = true;
+    r->state = CONN_UP; /* AUTH/SELECT were queued first: commands may follow */
+    r->timeouts_in_row = 0;
+    if (r->handshake_pending == 0)
+        conn_ready(r);
+}
+
+static void handshake_reply(redisAsyncContext *ac, redisReply *rep, const char *what)
+{
+    rds_t *r = ac->data;
+    r->inflight--;
+    if (rep == NULL) {
+        mark_down(r); /* the context is going away */
+        return;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        /* The reply names the failure, never the password. */
+        log_warn("rds: %s on %s failed: %.*s", what, r->desc,
+                 (int)(rep->len > 200 ? 200 : rep->len), rep->str);
+        r->down_logged = true;
+        conn_kill(r, "AUTH or SELECT failed");
+        return;
+    }
+    r->timeouts_in_row = 0;
+    if (r->handshake_pending > 0 && --r->handshake_pending == 0 && r->established)
+        conn_ready(r);
+}
+
+static void on_auth_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    handshake_reply(ac, reply, "AUTH");
+}
+
+static void on_select_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    handshake_reply(ac, reply, "SELECT");
+}
+
+static void on_conn_timeout(loop_t *loop, loop_timer_t *t)
+{
+    rds_t *r = t->arg;
+    (void)loop;
+    conn_kill(r, r->established ? "no answer to AUTH/SELECT in time" : "connect timed out");
+}
+
+static int queue_handshake(rds_t *r, redisAsyncContext *ac)
+{
+    if (r->addr.password[0] != '\0') {
+        const char *argv[3];
+        size_t lens[3];
+        int argc = 0;
+        argv[argc] = "AUTH";
+        lens[argc++] = 4;
+        if (r->addr.user[0] != '\0') {
+            argv[argc] = r->addr.user;
+            lens[argc++] = strlen(r->addr.user);
+        }
+        argv[argc] = r->addr.password;
+        lens[argc++] = strlen(r->addr.password);
+        if (redisAsyncCommandArgv(ac, on_auth_reply, NULL, argc, argv, lens) != REDIS_OK)
+            return -1;
+        r->inflight++;
+        r->handshake_pending++;
+    }
+    if (r->addr.db != 0) {
+        char db[16];
+        const char *argv[2] = {"SELECT", db};
+        size_t lens[2] = {6, 0};
+        lens[1] = (size_t)snprintf(db, sizeof db, "%u", r->addr.db);
+        if (redisAsyncCommandArgv(ac, on_select_reply, NULL, 2, argv, lens) != REDIS_OK)
+            return -1;
+        r->inflight++;
+        r->handshake_pending++;
+    }
+    return 0;
+}
+
+/* Starts a connect attempt (retry timer only, see the invariants). */
+static void conn_start(rds_t *r)
+{
+    redisAsyncContext *ac;
+
+    if (r->addr.is_unix)
+        ac = redisAsyncConnectUnix(r->addr.path);
+    else
+        ac = redisAsyncConnect(r->addr.host, (int)r->addr.port);
+    if (ac == NULL || ac->err) {
+        const char *why = ac ? ac->errstr : "out of memory";
+        if (!r->down_logged)
+            log_warn("rds: cannot connect to %s (%s); retrying in the background", r->desc, why);
+        else
+            log_debug("rds: cannot connect to %s (%s)", r->desc, why);
+        r->down_logged = true;
+        if (ac != NULL)
+            redisAsyncFree(ac); /* nothing attached, nothing pending */
+        schedule_retry(r);
+        return;
+    }
+    (void)fcntl(ac->c.fd, F_SETFD, FD_CLOEXEC);
+    ac->data = r;
+    r->ac = ac;
+    r->state = CONN_CONNECTING;
+    r->established = false;
+    r->kill_reason = NULL;
+    r->handshake_pending = 0;
+    r->io.fd = ac->c.fd;
+    r->want = 0;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    ac->ev.data = r;
+    loop_timer_start(r->loop, &r->conn_timer, r->connect_timeout_ms);
+    /* Watches for writability: the connect's completion. Cannot fail on a
+     * new context (it refuses only a second callback). */
+    (void)redisAsyncSetConnectCallback(ac, on_connect);
+    /* Pipelined ahead of every command of this connection. */
+    if (queue_handshake(r, ac) < 0)
+        conn_kill(r, "cannot queue AUTH/SELECT");
+}
+
+static void on_retry(loop_t *loop, loop_timer_t *t)
+{
+    rds_t *r = t->arg;
+    (void)loop;
+    if (r->ac == NULL)
+        conn_start(r);
+}
+
+/* ---- commands ---- */
+
+static void count(rds_t *r, enum rds_status st)
+{
+    switch (st) {
+    case RDS_OK:
+        r->st.ok++;
+        break;
+    case RDS_NIL:
+        r->st.nil++;
+        break;
+    case RDS_ERROR:
+        r->st.errors++;
+        break;
+    case RDS_TIMEOUT:
+        r->st.timeouts++;
+        break;
+    case RDS_DOWN:
+        r->st.down++;
+        break;
+    }
+}
+
+/* Runs the user callback of op (op->done already set). */
+static void deliver(rds_t *r, rds_op_t *op, enum rds_status st, redisReply *rep)
+{
+    count(r, st);
+    r->cb_depth++;
+    if (op->kind == OP_GET) {
+        const char *val = NULL;
+        size_t len = 0;
+        if (st == RDS_OK && rep != NULL) {
+            val = rep->str;
+            len = rep->len;
+        }
+        op->cb.get(op->arg, st, val, len);
+    } else {
+        op->cb.reply(op->arg, st, rep);
+    }
+    r->cb_depth--;
+}
+
+static void on_fail_timer(loop_t *loop, loop_timer_t *t)
+{
+    rds_t *r = t->arg;
+    rds_op_t *list = r->failq;
+    (void)loop;
+    /* Failures queued by the callbacks below wait for the next pass. */
+    r->failq = NULL;
+    r->failq_tail = &r->failq;
+    while (list != NULL) {
+        rds_op_t *op = list;
+        list = op->next;
+        if (!op->done) {
+            op->done = true;
+            deliver(r, op, op->fail_status, NULL);
+        }
+        free(op);
+    }
+}
+
+/* Delivers st at the loop's next timer pass (never from the caller's
+ * stack). */
+static rds_op_t *fail_later(rds_t *r, rds_op_t *op, enum rds_status st)
+{
+    op->fail_status = st;
+    op->queued = true;
+    op->next = NULL;
+    *r->failq_tail = op;
+    r->failq_tail = &op->next;
+    if (!loop_timer_armed(&r->fail_timer))
+        loop_timer_start(r->loop, &r->fail_timer, 0);
+    return op;
+}
+
+static enum rds_status reply_status(const rds_op_t *op, const redisReply *rep)
+{
+    if (rep == NULL)
+        return RDS_DOWN;
+    if (rep->type == REDIS_REPLY_ERROR)
+        return RDS_ERROR;
+    if (rep->type == REDIS_REPLY_NIL)
+        return RDS_NIL;
+    if (op->kind == OP_GET && rep->type != REDIS_REPLY_STRING)
+        return RDS_ERROR;
+    return RDS_OK;
+}
+
+static void on_op_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    rds_op_t *op = priv;
+    rds_t *r = op->r;
+    redisReply *rep = reply;
+    enum rds_status st;
+    (void)ac;
+
+    op->in_hiredis = false;
+    r->inflight--;
+    loop_timer_stop(r->loop, &op->timer);
+    if (rep == NULL)
+        mark_down(r); /* the context is dying: new commands must fail fast */
+    else
+        r->timeouts_in_row = 0;
+    if (op->done || r->freeing) {
+        free(op); /* timed out or cancelled earlier: the late reply is dropped */
+        return;
+    }
+    op->done = true;
+    st = reply_status(op, rep);
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+        log_debug("rds: command failed on %s: %.*s", r->desc,
+                  (int)(rep->len > 200 ? 200 : rep->len), rep->str);
+    deliver(r, op, st, op->kind == OP_GET && st != RDS_OK ? NULL : rep);
+    free(op);
+}
+
+static void on_op_timeout(loop_t *loop, loop_timer_t *t)
+{
+    rds_op_t *op = t->arg;
+    rds_t *r = op->r;
+    (void)loop;
+    /* hiredis still holds op: on_op_reply frees it when the late reply
+     * arrives or the context ends. */
+    op->done = true;
+    r->timeouts_in_row++;
+    deliver(r, op, RDS_TIMEOUT, NULL);
+    if (r->timeouts_in_row >= RDS_STUCK_TIMEOUTS && r->state == CONN_UP) {
+        log_warn("rds: %u commands in a row timed out on %s; reconnecting", r->timeouts_in_row,
+                 r->desc);
+        r->down_logged = true;
+        conn_kill(r, "commands timed out");
+    }
+}
+
+static rds_op_t *op_new(rds_t *r, enum op_kind kind, void *arg)
+{
+    rds_op_t *op = xcalloc(1, sizeof *op);
+    op->r = r;
+    op->kind = kind;
+    op->arg = arg;
+    op->timer.cb = on_op_timeout;
+    op->timer.arg = op;
+    return op;
+}
+
+static rds_op_t *submit(rds_t *r, rds_op_t *op, int argc, const char **argv, const size_t *lens)
+{
+    uint64_t now, lag;
+    if (r->state != CONN_UP)
+        return fail_later(r, op, RDS_DOWN);
+    if (r->inflight >= RDS_MAX_INFLIGHT)
+        return fail_later(r, op, RDS_ERROR);
+    if (redisAsyncCommandArgv(r->ac, on_op_reply, op, argc, argv, lens) != REDIS_OK)
+        return fail_later(r, op, RDS_ERROR);
+    op->in_hiredis = true;
+    r->inflight++;
+    /* The loop's clock is that of the iteration's start: count from now, so
+     * the work done earlier in this iteration does not shorten the timeout. */
+    now = util_now_ms();
+    lag = now > loop_now_ms(r->loop) ? now - loop_now_ms(r->loop) : 0;
+    loop_timer_start(r->loop, &op->timer, r->timeout_ms + lag);
+    return op;
+}
+
+rds_op_t *rds_get(rds_t *r, const char *key, size_t klen, rds_get_cb cb, void *arg)
+{
+    rds_op_t *op = op_new(r, OP_GET, arg);
+    const char *argv[2] = {"GET", key};
+    size_t lens[2] = {3, klen};
+    op->cb.get = cb;
+    return submit(r, op, 2, argv, lens);
+}
+
+/* Commands that switch the connection into a push mode where replies no
+ * longer match commands one to one. */
+static bool is_push_mode_command(const char *name, size_t len)
+{
+    static const char *const bad[] = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE",
+                                      "PUNSUBSCRIBE", "MONITOR"};
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(bad); i++)
+        if (util_ieq(bad[i], name, len))
+            return true;
+    return false;
+}
+
+rds_op_t *rds_command_argv(rds_t *r, int argc, const char **argv, const size_t *argvlen,
+                           rds_reply_cb cb, void *arg)
+{
+    rds_op_t *op = op_new(r, OP_CMD, arg);
+    op->cb.reply = cb;
+    if (argc < 1 || is_push_mode_command(argv[0], argvlen[0]))
+        return fail_later(r, op, RDS_ERROR);
+    return submit(r, op, argc, argv, argvlen);
+}
+
+void rds_cancel(rds_t *r, rds_op_t *op)
+{
+    if (op == NULL || op->done)
+        return;
+    op->done = true;
+    loop_timer_stop(r->loop, &op->timer);
+    /* Held by hiredis or by the failure queue: freed there, silently. */
+    if (!op->in_hiredis && !op->queued)
+        free(op);
+}
+
+static void on_set_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    rds_t *r = priv;
+    redisReply *rep = reply;
+    (void)ac;
+    r->inflight--;
+    if (rep == NULL) {
+        mark_down(r);
+        if (!r->freeing)
+            r->st.errors++;
+        return;
+    }
+    r->timeouts_in_row = 0;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        r->st.errors++;
+        log_debug("rds: SET failed on %s: %.*s", r->desc, (int)(rep->len > 200 ? 200 : rep->len),
+                  rep->str);
+    }
+}
+
+void rds_set(rds_t *r, const char *key, size_t klen, const char *val, size_t vlen, unsigned ttl_s)
+{
+    char ttl[16];
+    const char *argv[5] = {"SET", key, val, "EX", ttl};
+    size_t lens[5] = {3, klen, vlen, 2, 0};
+    int argc = 3;
+
+    if (r->state != CONN_UP || r->inflight >= RDS_MAX_INFLIGHT ||
+        sdslen(r->ac->c.obuf) >= RDS_MAX_UNSENT_BYTES) {
+        r->st.dropped_writes++;
+        return;
+    }
+    if (ttl_s > 0) {
+        lens[4] = (size_t)snprintf(ttl, sizeof ttl, "%u", ttl_s);
+        argc = 5;
+    }
+    if (redisAsyncCommandArgv(r->ac, on_set_reply, r, argc, argv, lens) != REDIS_OK) {
+        r->st.dropped_writes++;
+        return;
+    }
+    r->inflight++;
+}
+
+/* ---- lifetime ---- */
+
+rds_t *rds_new(loop_t *loop, const rds_addr_t *addr, unsigned timeout_ms)
+{
+    rds_t *r;
+    if (addr->is_unix ? addr->path[0] != '/' : (addr->host[0] == '\0' || addr->port == 0))
+        return NULL;
+    r = xcalloc(1, sizeof *r);
+    r->loop = loop;
+    r->addr = *addr;
+    r->timeout_ms = timeout_ms ? timeout_ms : RDS_DEFAULT_TIMEOUT_MS;
+    r->connect_timeout_ms =
+        r->timeout_ms * 4 < RDS_CONNECT_MIN_MS ? RDS_CONNECT_MIN_MS : r->timeout_ms * 4;
+    r->backoff_ms = RDS_BACKOFF_MIN_MS;
+    if (addr->is_unix)
+        snprintf(r->desc, sizeof r->desc, "redis at unix:%s db %u", addr->path, addr->db);
+    else if (strchr(addr->host, ':'))
+        snprintf(r->desc, sizeof r->desc, "redis at [%s]:%u db %u", addr->host, addr->port,
+                 addr->db);
+    else
+        snprintf(r->desc, sizeof r->desc, "redis at %s:%u db %u", addr->host, addr->port, addr->db);
+    r->io.fd = -1;
+    r->io.cb = on_io;
+    r->io.arg = r;
+    r->conn_timer.cb = on_conn_timeout;
+    r->conn_timer.arg = r;
+    r->retry_timer.cb = on_retry;
+    r->retry_timer.arg = r;
+    r->fail_timer.cb = on_fail_timer;
+    r->fail_timer.arg = r;
+    r->failq_tail = &r->failq;
+    /* Connect from the loop, not from the caller (which may be another
+     * thread before the loop starts, or inside an I/O batch). */
+    loop_timer_start(loop, &r->retry_timer, 0);
+    return r;
+}
+
+void rds_free(rds_t *r)
+{
+    rds_op_t *op, *next;
+    if (r == NULL)
+        return;
+    if (r->cb_depth > 0) {
+        log_error("rds: rds_free called from inside an rds callback (use-after-free ahead)");
+        abort();
+    }
+    r->freeing = true;
+    loop_timer_stop(r->loop, &r->conn_timer);
+    loop_timer_stop(r->loop, &r->retry_timer);
+    loop_timer_stop(r->loop, &r->fail_timer);
+    if (r->ac != NULL) {
+        /* Reply callbacks run now with NULL and free their ops silently;
+         * ev_cleanup removes the watcher. */
+        mark_down(r);
+        redisAsyncFree(r->ac);
+    }
+    for (op = r->failq; op != NULL; op = next) {
+        next = op->next;
+        free(op);
+    }
+    explicit_bzero(r->addr.password, sizeof r->addr.password);
+    free(r);
+}
+
+void rds_get_stats(const rds_t *r, rds_stats_t *out)
+{
+    *out = r->st;
+    out->in_flight = r->inflight;
+    out->connected = r->state == CONN_UP;
+}

@@ -1,0 +1,382 @@
+/* request: per-request state, body validation and the forwarded body.
+ * The client's body is parsed once with cJSON to validate it and read the
+ * few fields routing needs; the tree is freed right away. The body sent
+ * upstream is the client's bytes with only the "model" value spliced, so
+ * every other field passes through untouched and nothing is re-serialised. */
+#include "http/request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cache/cache.h"
+#include "route/prompt.h"
+#include "route/rules.h"
+#include "core/util.h"
+
+req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *cfg)
+{
+    req_t *req = xcalloc(1, sizeof *req);
+    req->shard = shard;
+    req->conn = conn;
+    req->cfg = config_ref(cfg);
+    req->t_start_us = util_now_us();
+    req->model = -1;
+    router_init(&req->route);
+    req->cost_usd = -1;
+    req->prompt_tokens = req->completion_tokens = req->cached_tokens = -1;
+    req->baseline_usd = -1;
+    req->key_name = "";
+    req->client_io.fd = -1;
+    buf_init(&req->body, cfg->max_body_bytes);
+    buf_init(&req->out, 0);
+    buf_init(&req->acc_buf, 0);
+    return req;
+}
+
+void request_free(req_t *req)
+{
+    if (req == NULL)
+        return;
+    cache_req_free(req);
+    free(req->attempts);
+    free(req->usage_event);
+    free(req->sample_resp);
+    buf_free(&req->body);
+    buf_free(&req->out);
+    free(req->fwd_body);
+    free(req->tail);
+    config_unref(req->cfg);
+    free(req);
+}
+
+void request_set_id(req_t *req, const char *client_id, uint64_t rnd)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (client_id != NULL) {
+        size_t n = strlen(client_id);
+        bool ok = n > 0 && n <= 128 && n < sizeof req->id;
+        for (size_t i = 0; ok && i < n; i++) {
+            char ch = client_id[i];
+            ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '-' || ch == '_' || ch == '.' || ch == ':';
+        }
+        if (ok) {
+            memcpy(req->id, client_id, n + 1);
+            return;
+        }
+    }
+    memcpy(req->id, "req_", 4);
+    for (int i = 0; i < 16; i++)
+        req->id[4 + i] = hex[(rnd >> (60 - 4 * i)) & 15];
+    req->id[20] = '\0';
+}
+
+static int fail(req_error_t *err, unsigned status, const char *code, const char *param,
+                const char *fmt, const char *arg)
+{
+    err->status = status;
+    err->type = "invalid_request_error";
+    err->code = code;
+    err->param = param;
+    snprintf(err->message, sizeof err->message, fmt, arg ? arg : "");
+    return -1;
+}
+
+static int unknown_model(req_t *req, req_error_t *err, const char *model)
+{
+    const config_t *cfg = req->cfg;
+    size_t o;
+    int n = snprintf(err->message, sizeof err->message,
+                     "The model '%.100s' does not exist. Known models: auto", model);
+    o = n > 0 ? (size_t)n : 0;
+    for (size_t i = 0; i < cfg->n_tiers && o < sizeof err->message; i++) {
+        n = snprintf(err->message + o, sizeof err->message - o, ", %s", cfg->tiers[i].name);
+        o += n > 0 ? (size_t)n : 0;
+    }
+    for (size_t i = 0; i < cfg->n_models && o < sizeof err->message; i++) {
+        n = snprintf(err->message + o, sizeof err->message - o, ", %s", cfg->models[i].name);
+        o += n > 0 ? (size_t)n : 0;
+    }
+    if (o >= sizeof err->message)
+        memcpy(err->message + sizeof err->message - 5, " ...", 5);
+    err->status = 404;
+    err->type = "invalid_request_error";
+    err->code = "model_not_found";
+    err->param = "model";
+    return -1;
+}
+
+static int count_keys(const cJSON *obj, const char *key)
+{
+    int n = 0;
+    for (const cJSON *c = obj->child; c != NULL; c = c->next)
+        n += c->string != NULL && strcmp(c->string, key) == 0;
+    return n;
+}
+
+static const char *header_of(const req_t *req, const char *name)
+{
+    return req->header ? req->header(req->header_arg, name) : NULL;
+}
+
+/* The explanation object: what the rules saw and what they decided. */
+static void explain_finish(req_t *req, prompt_t *p, const char *model, const buf_t *rules,
+                           buf_t *out)
+{
+    const config_t *cfg = req->cfg;
+    const route_t *r = &req->route;
+    char num[64];
+    buf_puts(out, "{\"model\":");
+    json_append_string(out, model, strlen(model));
+    buf_puts(out, ",\"routed\":");
+    buf_puts(out, r->rule == ROUTE_RULE_EXPLICIT ? "false" : "true");
+    buf_puts(out, ",\"estimated_tokens\":{");
+    for (int sc = 0; sc < SCOPE_COUNT; sc++) {
+        snprintf(num, sizeof num, "%s\"%s\":%u", sc ? "," : "", prompt_scope_name((enum scope)sc),
+                 prompt_stats(p, (enum scope)sc)->tokens);
+        buf_puts(out, num);
+    }
+    buf_puts(out, "},\"script\":");
+    {
+        const char *script = ts_script_name(ts_dominant_script(prompt_stats(p, SCOPE_LAST_USER)));
+        json_append_string(out, script, strlen(script));
+    }
+    buf_puts(out, ",\"language\":");
+    {
+        const char *lang = prompt_language(p, SCOPE_LAST_USER);
+        json_append_string(out, lang, strlen(lang));
+    }
+    buf_puts(out, ",\"rules\":");
+    buf_append(out, buf_ptr(rules), buf_len(rules));
+    buf_puts(out, ",\"decision\":{\"rule\":");
+    {
+        const char *rule = router_rule_name(cfg, r), *tier = router_tier_name(cfg, r);
+        json_append_string(out, rule, strlen(rule));
+        buf_puts(out, ",\"tier\":");
+        json_append_string(out, tier, strlen(tier));
+    }
+    buf_puts(out, ",\"chain\":[");
+    for (size_t i = 0; i < r->n; i++) {
+        const cfg_model_t *m = &cfg->models[r->chain[i]];
+        if (i)
+            buf_puts(out, ",");
+        buf_puts(out, "{\"model\":");
+        json_append_string(out, m->name, strlen(m->name));
+        buf_puts(out, ",\"provider\":");
+        json_append_string(out, cfg->providers[m->provider].name,
+                           strlen(cfg->providers[m->provider].name));
+        buf_puts(out, "}");
+    }
+    buf_puts(out, "]}}");
+}
+
+int request_parse(req_t *req, req_error_t *err, buf_t *explain)
+{
+    const char *text = buf_cstr(&req->body);
+    size_t len = buf_len(&req->body);
+    cJSON *root, *model, *item;
+    json_span_t spans[2];
+    int rc = -1, found;
+
+    if (len == 0)
+        return fail(err, 400, "invalid_json", NULL,
+                    "The request body is empty; expected a JSON object.%s", NULL);
+    {
+        const char *end = NULL;
+        root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+        /* cJSON stops after the first value: anything but whitespace after
+         * it is an invalid body, not something to forward. */
+        while (root != NULL && end != NULL && end < text + len &&
+               (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+            end++;
+        if (root != NULL && end != text + len) {
+            cJSON_Delete(root);
+            root = NULL;
+        }
+    }
+    if (root == NULL)
+        return fail(err, 400, "invalid_json", NULL,
+                    "The request body is not valid JSON (or nests deeper than 1000 levels).%s",
+                    NULL);
+    if (!cJSON_IsObject(root)) {
+        fail(err, 400, "invalid_json", NULL, "The request body must be a JSON object.%s", NULL);
+        goto out;
+    }
+    model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (model == NULL) {
+        fail(err, 400, "missing_required_parameter", "model",
+             "You must provide a model parameter.%s", NULL);
+        goto out;
+    }
+    if (!cJSON_IsString(model) || model->valuestring[0] == '\0') {
+        fail(err, 400, "invalid_type", "model", "'model' must be a non-empty string.%s", NULL);
+        goto out;
+    }
+    item = cJSON_GetObjectItemCaseSensitive(root, "stream");
+    if (item != NULL && !cJSON_IsBool(item) && !cJSON_IsNull(item)) {
+        fail(err, 400, "invalid_type", "stream", "'stream' must be a boolean.%s", NULL);
+        goto out;
+    }
+    req->stream = cJSON_IsTrue(item) && req->ep != EP_EMBEDDINGS;
+
+    switch (req->ep) {
+    case EP_CHAT:
+        item = cJSON_GetObjectItemCaseSensitive(root, "messages");
+        if (item == NULL) {
+            fail(err, 400, "missing_required_parameter", "messages",
+                 "Missing required parameter: 'messages'.%s", NULL);
+            goto out;
+        }
+        if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) == 0) {
+            fail(err, 400, "invalid_value", "messages",
+                 "'messages' must be a non-empty array of message objects.%s", NULL);
+            goto out;
+        }
+        for (cJSON *m = item->child; m != NULL; m = m->next) {
+            cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+            if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
+                fail(err, 400, "invalid_value", "messages",
+                     "Each message must be an object with a string 'role'.%s", NULL);
+                goto out;
+            }
+        }
+        break;
+    case EP_COMPLETIONS:
+        if (cJSON_GetObjectItemCaseSensitive(root, "prompt") == NULL) {
+            fail(err, 400, "missing_required_parameter", "prompt",
+                 "Missing required parameter: 'prompt'.%s", NULL);
+            goto out;
+        }
+        break;
+    case EP_EMBEDDINGS:
+        if (cJSON_GetObjectItemCaseSensitive(root, "input") == NULL) {
+            fail(err, 400, "missing_required_parameter", "input",
+                 "Missing required parameter: 'input'.%s", NULL);
+            goto out;
+        }
+        item = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
+        req->want_base64 = cJSON_IsString(item) && strcmp(item->valuestring, "base64") == 0;
+        break;
+    case EP_NONE:
+        break;
+    }
+
+    found = json_find_top_key(text, len, "model", spans, 2);
+    /* cJSON compares unescaped keys, the scanner raw ones: both must see
+     * exactly one, or an escaped duplicate ("mod\u0065l") could smuggle a
+     * second model past the router to the provider. */
+    if (found != 1 || count_keys(root, "model") != 1) {
+        fail(err, 400, "invalid_value", "model",
+             "The request body must have exactly one 'model' key, written without escapes.%s",
+             NULL);
+        goto out;
+    }
+    req->model_span = spans[0];
+    req->so_span.len = 0;
+    if (json_find_top_key(text, len, "stream_options", spans, 2) == 1)
+        req->so_span = spans[0];
+    req->body_end = len;
+    while (req->body_end > 0 && text[req->body_end - 1] != '}')
+        req->body_end--;
+    if (req->body_end > 0)
+        req->body_end--;
+    {
+        prompt_t p;
+        rule_ctx_t ctx = {.model = model->valuestring, .key_name = "",
+                          .header = req->header, .header_arg = req->header_arg};
+        buf_t rules_why;
+        enum router_status st;
+        buf_init(&rules_why, (size_t)1 << 30);
+        prompt_init(&p, root, req->ep);
+        st = router_route(req->cfg, model->valuestring, &p, &ctx, header_of(req, "x-router-tier"),
+                          &req->route, explain ? &rules_why : NULL);
+        if (st == ROUTER_OK && explain)
+            explain_finish(req, &p, model->valuestring, &rules_why, explain);
+        req->est_prompt_tokens = prompt_stats(&p, SCOPE_CONVERSATION)->tokens;
+        req->max_output = p.max_output;
+        prompt_free(&p);
+        buf_free(&rules_why);
+        if (st == ROUTER_UNKNOWN_MODEL) {
+            unknown_model(req, err, model->valuestring);
+            goto out;
+        }
+        if (st == ROUTER_UNKNOWN_TIER) {
+            fail(err, 400, "unknown_tier", NULL,
+                 "The x-router-tier header names no configured tier (%.100s).",
+                 header_of(req, "x-router-tier"));
+            goto out;
+        }
+    }
+    cache_prepare(req, root);
+    /* ask streaming providers for usage, so streams have a cost too */
+    req->inject_usage = req->stream && req->ep != EP_EMBEDDINGS && !req->include_usage;
+    req->usage_mode = req->stream && req->ep != EP_EMBEDDINGS;
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+void request_build_forward(req_t *req, int m)
+{
+    const char *body = buf_ptr(&req->body);
+    size_t len = buf_len(&req->body);
+    const char *name = req->cfg->models[m].upstream;
+    static const char usage_only[] = "{\"include_usage\":true}";
+    char *so_new = NULL;
+    buf_t b;
+    size_t cap = len + strlen(name) * 6 + 64;
+    struct edit {
+        size_t off, len;
+        const char *with;
+        size_t with_len;
+        bool quote; /* write `with` as a JSON string */
+    } e[3];
+    int ne = 0;
+
+    e[ne++] = (struct edit){req->model_span.off, req->model_span.len, name, strlen(name), true};
+    if (req->inject_usage) {
+        if (req->so_span.len > 0) {
+            /* keep the client's other stream options */
+            cJSON *so = cJSON_ParseWithLength(body + req->so_span.off, req->so_span.len);
+            if (cJSON_IsObject(so)) {
+                cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
+                cJSON_AddTrueToObject(so, "include_usage");
+                so_new = cJSON_PrintUnformatted(so);
+            }
+            cJSON_Delete(so);
+            if (so_new == NULL)
+                so_new = xstrdup(usage_only);
+            e[ne++] = (struct edit){req->so_span.off, req->so_span.len, so_new, strlen(so_new), false};
+        } else {
+            e[ne++] = (struct edit){req->body_end, 0, ",\"stream_options\":{\"include_usage\":true}",
+                                    sizeof ",\"stream_options\":{\"include_usage\":true}" - 1, false};
+        }
+        cap += 64 + (so_new ? strlen(so_new) : 0);
+    }
+    if (ne == 2 && e[1].off < e[0].off) {
+        struct edit t = e[0];
+        e[0] = e[1];
+        e[1] = t;
+    }
+    buf_init(&b, cap);
+    {
+        size_t at = 0;
+        for (int i = 0; i < ne; i++) {
+            buf_append(&b, body + at, e[i].off - at);
+            if (e[i].quote)
+                json_append_string(&b, e[i].with, e[i].with_len);
+            else
+                buf_append(&b, e[i].with, e[i].with_len);
+            at = e[i].off + e[i].len;
+        }
+        buf_append(&b, body + at, len - at);
+    }
+    free(so_new);
+    free(req->fwd_body);
+    req->fwd_len = buf_len(&b);
+    req->fwd_body = b.data;
+}

@@ -1,0 +1,692 @@
+/* server: libmicrohttpd glue. The access handler is called (1) once after
+ * the headers, (2) per body piece, (3) once more when the body is complete,
+ * and (4) again after every resume. State lives in req_t (con_cls); it is
+ * freed in on_completed, the one place a request ends. */
+#include "http/server.h"
+
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "http/apierror.h"
+#include "http/auth.h"
+#include "account/budget.h"
+#include "cache/cache.h"
+#include "core/json.h"
+#include "account/dashboard.h"
+#include "core/log.h"
+#include "account/observe.h"
+#include "upstream/provider.h"
+#include "route/rules.h"
+#include "core/shard.h"
+#include "upstream/upstream.h"
+#include "core/util.h"
+
+#define STREAM_BLOCK_SIZE 1024 /* MHD callocs it per streamed response */
+
+/* ---- responses ---- */
+
+static void add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
+{
+    const config_t *cfg = req->cfg;
+    char num[32];
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(r, "x-request-id", req->id);
+    if (req->route.n == 0)
+        return;
+    MHD_add_response_header(r, "x-cache", req->cache_x == CACHE_X_HIT    ? "HIT"
+                                          : req->cache_x == CACHE_X_MISS ? "MISS"
+                                                                         : "BYPASS");
+    if (req->cache_x == CACHE_X_HIT) {
+        snprintf(num, sizeof num, "%lld", (long long)req->cache_age_s);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_AGE, num);
+    }
+    MHD_add_response_header(r, "x-router-tier", router_tier_name(cfg, &req->route));
+    MHD_add_response_header(r, "x-router-rule", router_rule_name(cfg, &req->route));
+    if (req->model >= 0) {
+        const cfg_model_t *m = &cfg->models[req->model];
+        MHD_add_response_header(r, "x-router-model", m->name);
+        MHD_add_response_header(r, "x-router-provider", cfg->providers[m->provider].name);
+    }
+    snprintf(num, sizeof num, "%zu", req->n_attempts);
+    MHD_add_response_header(r, "x-router-attempts", num);
+    if (req->cost_usd >= 0) {
+        snprintf(num, sizeof num, "%.10f", req->cost_usd);
+        MHD_add_response_header(r, "x-router-cost-usd", num);
+        if (req->cost_estimated)
+            MHD_add_response_header(r, "x-router-cost-estimated", "true");
+    }
+}
+
+static void resume(req_t *req)
+{
+    if (req->suspended) {
+        req->suspended = false;
+        MHD_resume_connection(req->conn);
+    }
+}
+
+static void set_ready(req_t *req, struct MHD_Response *r, unsigned status)
+{
+    if (req->response)
+        MHD_destroy_response(req->response);
+    req->response = r;
+    req->resp_status = status;
+    req->state = RS_READY;
+    resume(req);
+}
+
+void server_respond(req_t *req, unsigned status, char *body, size_t len, const char *ctype)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
+        free(body);
+        log_error("request %s: cannot create a response", req->id);
+        req->client_gone = true;
+        resume(req);
+        return;
+    }
+    add_headers(req, r, ctype ? ctype : "application/json");
+    if (status == 502 && req->model < 0)
+        MHD_add_response_header(r, "x-should-retry", "false");
+    set_ready(req, r, status);
+}
+
+void server_respond_error(req_t *req, const req_error_t *err, const char *extra_json)
+{
+    size_t len;
+    char *body = apierror_body(err->message, err->type ? err->type
+                                                       : apierror_type_for_status(err->status),
+                               err->param, err->code, extra_json, &len);
+    server_respond(req, err->status, body, len, NULL);
+}
+
+
+static enum MHD_Result queue_ready(req_t *req)
+{
+    enum MHD_Result ret = MHD_queue_response(req->conn, req->resp_status, req->response);
+    MHD_destroy_response(req->response);
+    req->response = NULL;
+    req->state = RS_RESPONDED;
+    return ret;
+}
+
+/* An answer decided from the headers alone (health, models, 404, 405, 413):
+ * an OpenAI error built from code/msg, or the raw JSON body given.
+ * libmicrohttpd 0.9.75 closes the connection when a response is queued from
+ * the first handler call (before the body), so it is prepared now and queued
+ * once the body — empty, or discarded unread — has been consumed; only a body
+ * we refuse to read (413 on Content-Length) is answered at once, closing. */
+static enum MHD_Result early(req_t *req, unsigned status, const char *code, const char *msg,
+                             const char *allow, const char *raw, size_t rawlen, bool close_now)
+{
+    struct MHD_Response *r;
+    char *body = NULL;
+    size_t len = rawlen;
+    if (raw == NULL)
+        body = apierror_body(msg, apierror_type_for_status(status), NULL, code, NULL, &len);
+    r = MHD_create_response_from_buffer(len, body ? body : (void *)raw,
+                                        body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+    if (r == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    add_headers(req, r, "application/json");
+    if (allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    req->response = r;
+    req->resp_status = status;
+    if (close_now)
+        return queue_ready(req);
+    req->state = RS_BODY;
+    req->discard_body = true;
+    return MHD_YES;
+}
+
+/* ---- streaming ---- */
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+    req_t *req = cls;
+    size_t n;
+    (void)pos;
+    if (req->client_gone)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    n = buf_len(&req->out) - req->hold; /* held: an event not complete yet */
+    if (n > 0) {
+        if (n > max)
+            n = max;
+        memcpy(out, buf_ptr(&req->out), n);
+        buf_consume(&req->out, n);
+        req->out_off += n;
+        if (req->up_paused && buf_len(&req->out) <= req->out.cap / 2)
+            shard_queue_unpause(req->shard, req);
+        return (ssize_t)n;
+    }
+    if (req->up_done) {
+        if (req->tail_off < req->tail_len) {
+            n = req->tail_len - req->tail_off;
+            if (n > max)
+                n = max;
+            memcpy(out, req->tail + req->tail_off, n);
+            req->tail_off += n;
+            return (ssize_t)n;
+        }
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    /* Nothing to send yet: suspend (returning 0 without suspending would
+     * make libmicrohttpd poll in a busy loop). */
+    req->suspended = true;
+    MHD_suspend_connection(req->conn);
+    return 0;
+}
+
+void server_stream_begin(req_t *req)
+{
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK_SIZE,
+                                                               stream_reader, req, NULL);
+    if (r == NULL) {
+        log_error("request %s: cannot create a stream response", req->id);
+        req->client_gone = true;
+        resume(req);
+        return;
+    }
+    add_headers(req, r, "text/event-stream");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(r, "x-accel-buffering", "no");
+    set_ready(req, r, 200);
+}
+
+void server_stream_wake(req_t *req)
+{
+    if (req->state == RS_RESPONDED)
+        resume(req);
+}
+
+void server_release(req_t *req)
+{
+    req->client_gone = true;
+    resume(req);
+}
+
+/* ---- client disconnect detection while suspended ---- */
+
+static void on_client_io(loop_t *loop, loop_io_t *io, uint32_t events)
+{
+    req_t *req = io->arg;
+    (void)events;
+    loop_io_del(loop, io);
+    req->watching = false;
+    if (!req->client_gone) {
+        req->client_gone = true;
+        log_debug("request %s: client closed the connection", req->id);
+        upstream_cancel(shard_upstream(req->shard), req);
+        cache_cancel(req, shard_cache(req->shard));
+    }
+    resume(req);
+}
+
+/* libmicrohttpd 0.9.75 does not notice a peer that closes while its
+ * connection is suspended, so watch the socket for a hang-up ourselves. */
+static void watch_client(req_t *req)
+{
+    const union MHD_ConnectionInfo *ci;
+    if (req->watching)
+        return;
+    ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL)
+        return;
+    req->client_io.fd = ci->connect_fd;
+    req->client_io.cb = on_client_io;
+    req->client_io.arg = req;
+    if (loop_io_set(shard_loop(req->shard), &req->client_io, EPOLLRDHUP) == 0)
+        req->watching = true;
+}
+
+/* Most answers that are not streamed arrive within milliseconds (cache
+ * hits, fast providers): the hang-up watch, two epoll_ctl calls, is set up
+ * only for requests that are still waiting after WATCH_AFTER_MS. */
+#define WATCH_AFTER_MS 20
+
+static void on_watch_timer(loop_t *loop, loop_timer_t *t)
+{
+    req_t *req = t->arg;
+    (void)loop;
+    if (!req->client_gone)
+        watch_client(req);
+}
+
+static void suspend(req_t *req)
+{
+    if (!req->suspended) {
+        req->suspended = true;
+        MHD_suspend_connection(req->conn);
+    }
+    if (!req->watching && !loop_timer_armed(&req->watch_timer)) {
+        req->watch_timer.cb = on_watch_timer;
+        req->watch_timer.arg = req;
+        loop_timer_start(shard_loop(req->shard), &req->watch_timer, WATCH_AFTER_MS);
+    }
+}
+
+/* ---- routing of paths ---- */
+
+static const char *conn_header(void *arg, const char *name)
+{
+    return MHD_lookup_connection_value(arg, MHD_HEADER_KIND, name);
+}
+
+static enum endpoint post_endpoint(req_t *req, const char *p)
+{
+    if (strcmp(p, "/router/explain") == 0) {
+        req->explain_only = true;
+        return EP_CHAT;
+    }
+    if (strcmp(p, "/chat/completions") == 0)
+        return EP_CHAT;
+    if (strcmp(p, "/completions") == 0)
+        return EP_COMPLETIONS;
+    if (strcmp(p, "/embeddings") == 0)
+        return EP_EMBEDDINGS;
+    return EP_NONE;
+}
+
+/* GET /v1/models/{id}: the entry of GET /v1/models for one name. */
+static enum MHD_Result model_entry(req_t *req, const char *id)
+{
+    const config_t *cfg = req->cfg;
+    int m = config_find_model(cfg, id);
+    const char *owner = m >= 0 ? cfg->providers[cfg->models[m].provider].name : "llmrouter";
+    enum MHD_Result ret;
+    buf_t b;
+    char num[32];
+    if (m < 0 && config_find_tier(cfg, id) < 0 && !config_is_routable(cfg, id)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "The model '%.100s' does not exist.", id);
+        return early(req, 404, "model_not_found", msg, NULL, NULL, 0, false);
+    }
+    buf_init(&b, strlen(id) * 6 + strlen(owner) * 6 + 128);
+    buf_puts(&b, "{\"id\":");
+    json_append_string(&b, id, strlen(id));
+    snprintf(num, sizeof num, "%lld", (long long)cfg->loaded_at);
+    buf_puts(&b, ",\"object\":\"model\",\"created\":");
+    buf_append(&b, num, strlen(num));
+    buf_puts(&b, ",\"owned_by\":");
+    json_append_string(&b, owner, strlen(owner));
+    buf_puts(&b, "}");
+    ret = early(req, 200, NULL, NULL, NULL, buf_ptr(&b), buf_len(&b), false);
+    buf_free(&b);
+    return ret;
+}
+
+static enum MHD_Result on_first_call(req_t *req, const char *url, const char *method)
+{
+    const char *p = url;
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    bool post = strcmp(method, "POST") == 0;
+    const char *cl;
+
+    if (strncmp(p, "/v1/", 4) == 0)
+        p += 3;
+    if (strcmp(p, "/healthz") == 0 || strcmp(p, "/readyz") == 0) {
+        if (!get)
+            return early(req, 405, "method_not_allowed", "Use GET for this path.", "GET, HEAD",
+                         NULL, 0, false);
+        if (strcmp(p, "/readyz") == 0 && shard_stopping(req->shard))
+            return early(req, 503, NULL, NULL, NULL, "{\"status\":\"stopping\"}", 21, false);
+        return early(req, 200, NULL, NULL, NULL, "{\"status\":\"ok\"}", 15, false);
+    }
+    if (strcmp(url, "/metrics") == 0 || strcmp(p, "/router/stats") == 0 ||
+        strcmp(url, "/dashboard") == 0) {
+        buf_t out;
+        enum MHD_Result ret;
+        if (!get)
+            return early(req, 405, "method_not_allowed", "Use GET for this path.", "GET, HEAD",
+                         NULL, 0, false);
+        if (url[1] == 'd') {
+            size_t len;
+            const char *html = dashboard_html(&len);
+            ret = early(req, 200, NULL, NULL, NULL, html, len, false);
+            if (req->response) {
+                MHD_del_response_header(req->response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                        "application/json");
+                MHD_add_response_header(req->response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                        "text/html; charset=utf-8");
+            }
+            return ret;
+        }
+        buf_init(&out, (size_t)64 << 20);
+        if (url[1] == 'm')
+            observe_render_metrics(shard_observe(req->shard), &out);
+        else
+            observe_render_stats(shard_observe(req->shard), &out);
+        ret = early(req, 200, NULL, NULL, NULL, buf_ptr(&out), buf_len(&out), false);
+        if (url[1] == 'm' && req->response) {
+            MHD_del_response_header(req->response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+            MHD_add_response_header(req->response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                    "text/plain; version=0.0.4; charset=utf-8");
+        }
+        buf_free(&out);
+        return ret;
+    }
+    if (auth_enabled(req->cfg->auth)) {
+        const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "authorization");
+        req->auth_key = auth_check(req->cfg->auth, h);
+        if (req->auth_key == NULL) {
+            size_t len;
+            char *body = auth_error_body(h == NULL, &len);
+            enum MHD_Result ret = early(req, 401, NULL, NULL, NULL, body, len, false);
+            free(body);
+            return ret;
+        }
+        req->key_name = req->auth_key->name;
+    }
+    if (strcmp(p, "/models") == 0) {
+        if (!get)
+            return early(req, 405, "method_not_allowed", "Use GET for /v1/models.", "GET, HEAD",
+                         NULL, 0, false);
+        return early(req, 200, NULL, NULL, NULL, req->cfg->models_json,
+                     req->cfg->models_json_len, false);
+    }
+    if (strncmp(p, "/models/", 8) == 0) {
+        if (!get)
+            return early(req, 405, "method_not_allowed", "Use GET for /v1/models/{model}.",
+                         "GET, HEAD", NULL, 0, false);
+        return model_entry(req, p + 8);
+    }
+    req->ep = post_endpoint(req, p);
+    if (req->ep == EP_NONE) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Unknown request URL: %s %.100s.", method, url);
+        return early(req, 404, "unknown_url", msg, NULL, NULL, 0, false);
+    }
+    if (!post)
+        return early(req, 405, "method_not_allowed", "Use POST for this path.", "POST", NULL, 0, false);
+    cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl != NULL) {
+        uint64_t n;
+        if (util_parse_u64(cl, strlen(cl), &n) == 0 && n > req->cfg->max_body_bytes) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "The request body (%llu bytes) is larger than the limit of %zu bytes.",
+                     (unsigned long long)n, req->cfg->max_body_bytes);
+            return early(req, 413, "request_too_large", msg, NULL, NULL, 0, true);
+        }
+    }
+    /* size the body buffer once (still capped by max_body_bytes) */
+    if (cl != NULL) {
+        uint64_t n;
+        if (util_parse_u64(cl, strlen(cl), &n) == 0 && n > 0)
+            buf_reserve(&req->body, (size_t)n);
+    }
+    req->state = RS_BODY;
+    return MHD_YES;
+}
+
+_Static_assert(sizeof(budget_ticket_t) <= sizeof(((req_t *)0)->budget_ticket),
+               "req_t.budget_ticket too small");
+
+/* After admission: the cache, then the providers. */
+static void go_on(req_t *req)
+{
+    if (cache_begin(req, shard_cache(req->shard)))
+        return; /* answered from the cache, or a Redis lookup is pending */
+    upstream_start(shard_upstream(req->shard), req);
+}
+
+static void refuse(req_t *req, const budget_verdict_t *v)
+{
+    size_t len;
+    char *body = budget_error_body(v, req->auth_key, &len);
+    char num[24];
+    server_respond(req, 429, body, len, NULL);
+    if (req->response) {
+        snprintf(num, sizeof num, "%u", v->retry_after_s);
+        MHD_add_response_header(req->response, MHD_HTTP_HEADER_RETRY_AFTER, num);
+        if (!v->should_retry)
+            MHD_add_response_header(req->response, "x-should-retry", "false");
+    }
+}
+
+static void on_budget(void *arg, const budget_verdict_t *v)
+{
+    req_t *req = arg;
+    req->budget_op = NULL;
+    if (v->code != BUDGET_OK) {
+        refuse(req, v);
+        return;
+    }
+    memcpy(req->budget_ticket, &v->ticket, sizeof v->ticket);
+    req->budget_admitted = true;
+    go_on(req);
+}
+
+/* Per-key budgets and rate limits: reserve the estimated cost before any
+ * provider is called. Returns 0 to go on now, 1 when the request is taken
+ * care of (refused, or waiting for Redis). */
+static int admit(req_t *req)
+{
+    const config_t *cfg = req->cfg;
+    budget_t *b = shard_budget(req->shard);
+    budget_verdict_t v;
+    int m0 = req->route.n ? req->route.chain[0] : -1;
+    uint32_t max_out = 0, est_tok;
+    double est = 0;
+    int rc;
+    if (b == NULL || req->auth_key == NULL)
+        return 0;
+    for (size_t i = 0; i < req->route.n; i++) {
+        int m = req->route.chain[i];
+        if (budget_model_allowed(b, cfg->models[m].name, cfg->models[m].daily_cap_usd)) {
+            m0 = m;
+            break;
+        }
+    }
+    if (req->max_output > 0)
+        max_out = req->max_output > UINT32_MAX ? UINT32_MAX : (uint32_t)req->max_output;
+    if (m0 >= 0)
+        est = req->ep == EP_EMBEDDINGS
+                  ? provider_cost(&cfg->models[m0], req->est_prompt_tokens, 0, 0)
+                  : budget_estimate_usd(b, &cfg->models[m0], req->est_prompt_tokens, max_out);
+    est_tok = req->est_prompt_tokens + (max_out ? max_out : budget_default_max_output_tokens(b));
+    rc = budget_admit(b, shard_budget_rds(req->shard), req->auth_key, est, est_tok, &v, on_budget,
+                      req, &req->budget_op);
+    if (rc == BUDGET_PENDING)
+        return 1;
+    if (v.code != BUDGET_OK) {
+        refuse(req, &v);
+        return 1;
+    }
+    memcpy(req->budget_ticket, &v.ticket, sizeof v.ticket);
+    req->budget_admitted = true;
+    return 0;
+}
+
+static void on_body_complete(req_t *req)
+{
+    req_error_t err = {0};
+    if (req->too_large) {
+        err.status = 413;
+        err.code = "request_too_large";
+        snprintf(err.message, sizeof err.message,
+                 "The request body is larger than the limit of %zu bytes.",
+                 req->cfg->max_body_bytes);
+        server_respond_error(req, &err, NULL);
+        return;
+    }
+    if (req->explain_only) {
+        buf_t out;
+        buf_init(&out, (size_t)1 << 30);
+        if (request_parse(req, &err, &out) < 0) {
+            buf_free(&out);
+            server_respond_error(req, &err, NULL);
+            return;
+        }
+        buf_cstr(&out);
+        server_respond(req, 200, out.data, buf_len(&out), NULL);
+        return;
+    }
+    if (request_parse(req, &err, NULL) < 0) {
+        server_respond_error(req, &err, NULL);
+        return;
+    }
+    req->sampled = observe_sample_pick(shard_observe(req->shard), shard_random(req->shard));
+    req->state = RS_UPSTREAM;
+    if (admit(req) != 0)
+        return; /* refused (429), or a Redis budget check is pending */
+    go_on(req);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+    shard_t *sh = cls;
+    req_t *req = *con_cls;
+    (void)version;
+
+    if (req == NULL) {
+        req = request_new(sh, conn, shard_config(sh));
+        *con_cls = req;
+        shard_link(sh, req);
+        request_set_id(req, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-request-id"),
+                       shard_random(sh));
+        req->header = conn_header;
+        req->header_arg = conn;
+        snprintf(req->method, sizeof req->method, "%s", method);
+        snprintf(req->path, sizeof req->path, "%s", url);
+        return on_first_call(req, url, method);
+    }
+    if (req->client_gone && req->state != RS_READY)
+        return MHD_NO; /* shutdown or hang-up: close instead of starting work */
+    if (req->state == RS_BODY) {
+        if (*upload_size > 0) {
+            if (req->discard_body) {
+                *upload_size = 0;
+                return MHD_YES;
+            }
+            if (!req->too_large && buf_append(&req->body, upload, *upload_size) < 0) {
+                req->too_large = true;
+                buf_free(&req->body);
+            }
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        if (req->discard_body)
+            return queue_ready(req);
+        on_body_complete(req);
+    }
+    if (req->state == RS_READY)
+        return queue_ready(req);
+    if (req->state == RS_UPSTREAM)
+        suspend(req);
+    return MHD_YES;
+}
+
+/* Budgets: release the reservation and count the actual cost (once). */
+void server_settle_budget(req_t *req)
+{
+    shard_t *sh = req->shard;
+    budget_t *b = shard_budget(sh);
+    if (b == NULL)
+        return;
+    if (req->budget_op != NULL) {
+        budget_cancel(b, req->budget_op);
+        req->budget_op = NULL;
+    }
+    if (req->budget_admitted) {
+        double actual = req->cost_usd >= 0 ? req->cost_usd : req->model < 0 ? 0 : -1;
+        int64_t tok = (req->prompt_tokens > 0 ? req->prompt_tokens : 0) +
+                      (req->completion_tokens > 0 ? req->completion_tokens : 0);
+        budget_settle(b, shard_budget_rds(sh), req->auth_key, (budget_ticket_t *)(void *)req->budget_ticket,
+                      actual, (uint32_t)tok);
+        req->budget_admitted = false;
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    shard_t *sh = cls;
+    req_t *req = *con_cls;
+    (void)conn;
+    if (req == NULL)
+        return;
+    if (req->watching)
+        loop_io_del(shard_loop(sh), &req->client_io);
+    loop_timer_stop(shard_loop(sh), &req->watch_timer);
+    upstream_cancel(shard_upstream(sh), req);
+    cache_cancel(req, shard_cache(sh));
+    server_settle_budget(req);
+    shard_dequeue_unpause(sh, req);
+    shard_unlink(sh, req);
+    if (req->response)
+        MHD_destroy_response(req->response);
+    if (req->ep != EP_NONE) {
+        observe_request(shard_observe(sh), shard_id(sh), req);
+        if (req->sampled)
+            observe_sample(shard_observe(sh), req, buf_ptr(&req->body), buf_len(&req->body),
+                           req->sample_resp, req->sample_resp ? strlen(req->sample_resp) : 0);
+    }
+    if (log_get_level() >= LOG_INFO && req->ep != EP_NONE) {
+        const config_t *cfg = req->cfg;
+        char tags[256] = "";
+        if (req->route.n && req->route.rule >= 0) {
+            const rule_action_t *a = rules_action(cfg->rules, (size_t)req->route.rule);
+            size_t o = 0;
+            for (size_t i = 0; i < a->n_tags && o < sizeof tags; i++) {
+                int n = snprintf(tags + o, sizeof tags - o, "%s%s", i ? "," : " tags=", a->tags[i]);
+                o += n > 0 ? (size_t)n : 0;
+            }
+        }
+        log_info("%s %s %s %u rule=%s tier=%s model=%s attempts=%zu%s%s %.1fms%s", req->id,
+                 req->method, req->path, req->resp_status,
+                 req->route.n ? router_rule_name(cfg, &req->route) : "-",
+                 req->route.n ? router_tier_name(cfg, &req->route) : "-",
+                 req->model >= 0 ? cfg->models[req->model].name : "-", req->n_attempts,
+                 req->stream ? " stream" : "", tags, (double)(util_now_us() - req->t_start_us) / 1000.0,
+                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+    }
+    request_free(req);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    size_t n;
+    (void)cls;
+    vsnprintf(line, sizeof line, fmt, ap);
+    n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    log_debug("http: %s", line);
+}
+
+struct MHD_Daemon *server_start(struct shard *shard, const config_t *cfg, char *err,
+                                size_t errlen)
+{
+    struct sockaddr_storage ss;
+    unsigned sslen;
+    struct MHD_Daemon *d;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    unsigned limit = cfg->max_connections / cfg->threads;
+
+    if (util_resolve_listen(cfg->listen_host, cfg->listen_port, &ss, &sslen, err, errlen) < 0)
+        return NULL;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, shard, MHD_OPTION_EXTERNAL_LOGGER,
+                         on_mhd_log, shard, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                         MHD_OPTION_CONNECTION_LIMIT, limit ? limit : 1,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192,
+                         MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
+                         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, shard, MHD_OPTION_END);
+    if (d == NULL)
+        snprintf(err, errlen, "cannot listen on %s:%u", cfg->listen_host, cfg->listen_port);
+    return d;
+}

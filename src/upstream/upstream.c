@@ -1,0 +1,780 @@
+/* upstream: libcurl multi_socket driven by the shard loop.
+ *
+ * Per attempt: a new easy handle POSTs req->fwd_body to the model's
+ * provider. The header callback classifies the status as soon as headers
+ * end: 2xx goes on, a client-fault 4xx is passed through as is, anything
+ * else aborts the transfer and fails over. A non-streamed answer is
+ * collected whole (capped) and checked before the client sees it. A stream
+ * is held back until its first data event proves sound (valid JSON, not an
+ * error), then committed: after that no failover, and an abnormal end
+ * becomes a final `data: {"error":...}` event. See
+ * docs/internals/upstream.md. */
+#include "upstream/upstream.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include <cjson/cJSON.h>
+
+#include "http/apierror.h"
+#include "account/budget.h"
+#include "cache/cache.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "upstream/provider.h"
+#include "http/server.h"
+#include "core/shard.h"
+#include "core/util.h"
+
+#define STREAM_OUT_CAP (64 * 1024)
+#define CURL_BUF_SIZE (8 * 1024) /* per handle; small matters at 10,000 streams */
+
+typedef struct sock_watch {
+    loop_io_t io;
+    upstream_t *up;
+    struct sock_watch *next_dead;
+} sock_watch_t;
+
+#define EASY_POOL 256
+
+struct upstream {
+    shard_t *shard;
+    loop_t *loop;
+    CURLM *multi;
+    CURL *pool[EASY_POOL]; /* idle easy handles, options that never change set */
+    size_t n_pool;
+    loop_timer_t timer;
+    sock_watch_t *dead;
+};
+
+static void check_done(upstream_t *up);
+static size_t on_header(char *p, size_t size, size_t nmemb, void *ud);
+static size_t on_write(char *p, size_t size, size_t nmemb, void *ud);
+static void next_attempt(upstream_t *up, req_t *req);
+static void record(req_t *req, int m, unsigned status, const char *error);
+
+/* ---- multi_socket plumbing ---- */
+
+static void on_sock_io(loop_t *loop, loop_io_t *io, uint32_t events)
+{
+    sock_watch_t *w = (sock_watch_t *)io;
+    upstream_t *up = w->up;
+    int flags = 0, running;
+    (void)loop;
+    if (events & EPOLLIN)
+        flags |= CURL_CSELECT_IN;
+    if (events & EPOLLOUT)
+        flags |= CURL_CSELECT_OUT;
+    if (events & (EPOLLERR | EPOLLHUP))
+        flags |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(up->multi, io->fd, flags, &running);
+    check_done(up);
+}
+
+static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    upstream_t *up = userp;
+    sock_watch_t *w = socketp;
+    uint32_t ev = 0;
+    (void)e;
+    if (what == CURL_POLL_REMOVE) {
+        if (w != NULL) {
+            loop_io_del(up->loop, &w->io);
+            curl_multi_assign(up->multi, s, NULL);
+            w->next_dead = up->dead; /* freed after this batch of events */
+            up->dead = w;
+        }
+        return 0;
+    }
+    if (w == NULL) {
+        w = xcalloc(1, sizeof *w);
+        w->io.fd = s;
+        w->io.cb = on_sock_io;
+        w->up = up;
+        curl_multi_assign(up->multi, s, w);
+    }
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+        ev |= EPOLLIN;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+        ev |= EPOLLOUT;
+    if (loop_io_set(up->loop, &w->io, ev) < 0)
+        log_warn("upstream: cannot watch socket %d", (int)s);
+    return 0;
+}
+
+static void on_multi_timer(loop_t *loop, loop_timer_t *t)
+{
+    upstream_t *up = t->arg;
+    int running;
+    (void)loop;
+    curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(up);
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    upstream_t *up = userp;
+    (void)multi;
+    if (timeout_ms < 0)
+        loop_timer_stop(up->loop, &up->timer);
+    else
+        loop_timer_start(up->loop, &up->timer, (uint64_t)timeout_ms);
+    return 0;
+}
+
+upstream_t *upstream_new(struct shard *shard, loop_t *loop)
+{
+    upstream_t *up = xcalloc(1, sizeof *up);
+    up->shard = shard;
+    up->loop = loop;
+    up->multi = curl_multi_init();
+    if (up->multi == NULL) {
+        free(up);
+        return NULL;
+    }
+    up->timer.cb = on_multi_timer;
+    up->timer.arg = up;
+    curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
+    curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
+    curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    return up;
+}
+
+void upstream_tick(upstream_t *up)
+{
+    while (up->dead) {
+        sock_watch_t *w = up->dead;
+        up->dead = w->next_dead;
+        free(w);
+    }
+}
+
+void upstream_free(upstream_t *up)
+{
+    if (up == NULL)
+        return;
+    while (up->n_pool > 0)
+        curl_easy_cleanup(up->pool[--up->n_pool]);
+    curl_multi_cleanup(up->multi); /* closes pooled connections (REMOVE callbacks) */
+    loop_timer_stop(up->loop, &up->timer);
+    upstream_tick(up);
+    free(up);
+}
+
+/* ---- one attempt ---- */
+
+/* reuse: only a handle whose transfer ran to its end normally goes back to
+ * the pool (a cancelled or paused one is freed) */
+static void end_transfer_ex(upstream_t *up, req_t *req, bool reusable)
+{
+    if (req->easy != NULL) {
+        curl_multi_remove_handle(up->multi, req->easy);
+        if (reusable && !req->up_paused && up->n_pool < EASY_POOL)
+            up->pool[up->n_pool++] = req->easy;
+        else
+            curl_easy_cleanup(req->easy);
+        req->easy = NULL;
+    }
+    loop_timer_stop(up->loop, &req->timer);
+    if (req->in_unpause)
+        shard_dequeue_unpause(up->shard, req);
+    req->up_paused = false;
+}
+
+static void end_transfer(upstream_t *up, req_t *req)
+{
+    end_transfer_ex(up, req, false);
+}
+
+static CURL *get_easy(upstream_t *up)
+{
+    CURL *e;
+    if (up->n_pool > 0)
+        return up->pool[--up->n_pool];
+    e = curl_easy_init();
+    if (e == NULL)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)CURL_BUF_SIZE);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    return e;
+}
+
+void upstream_cancel(upstream_t *up, req_t *req)
+{
+    end_transfer(up, req);
+}
+
+static void fail_attempt(req_t *req, const char *fmt, const char *arg)
+{
+    if (req->attempt_failed)
+        return;
+    req->attempt_failed = true;
+    snprintf(req->fail_reason, sizeof req->fail_reason, fmt, arg ? arg : "");
+}
+
+static bool is_failover_status(unsigned s)
+{
+    /* A bad provider key (401/403) is the provider's fault, not the client's. */
+    return s == 401 || s == 403 || s == 408 || s == 429 || s >= 500 || s < 200 ||
+           (s >= 300 && s < 400);
+}
+
+static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
+{
+    req_t *req = ud;
+    size_t n = size * nmemb;
+    if (n >= 12 && memcmp(p, "HTTP/", 5) == 0) {
+        const char *sp = memchr(p, ' ', n);
+        uint64_t st;
+        req->up_status = 0;
+        if (sp && (size_t)(sp - p) + 4 <= n && util_parse_u64(sp + 1, 3, &st) == 0)
+            req->up_status = (unsigned)st;
+        return n;
+    }
+    if (n > 2 || (p[0] != '\r' && p[0] != '\n'))
+        return n;
+    /* end of a header block */
+    if (req->up_status >= 100 && req->up_status < 200)
+        return n; /* interim response; the real one follows */
+    if (is_failover_status(req->up_status)) {
+        char st[16];
+        snprintf(st, sizeof st, "%u", req->up_status);
+        fail_attempt(req, "HTTP %s", st);
+        return 0; /* aborts the transfer */
+    }
+    req->up_headers_done = true;
+    req->passthrough = req->up_status < 200 || req->up_status >= 300;
+    if (!req->stream || req->passthrough)
+        req->t_first_byte_us = util_now_us();
+    if (!req->stream || req->passthrough) {
+        /* The first byte arrived; from here the overall timeout applies. */
+        loop_timer_stop(shard_loop(req->shard), &req->timer);
+        buf_free(&req->out);
+        buf_init(&req->out, req->cfg->max_response_bytes);
+    }
+    return n;
+}
+
+/* The first data event decides whether this attempt is sound. */
+static bool first_event_ok(req_t *req, const sse_event_t *ev)
+{
+    size_t off = req->out.r + (size_t)(ev->start - req->out_base);
+    char *data = sse_event_data(req->out.data + off, (size_t)(ev->end - ev->start));
+    cJSON *root;
+    bool ok = false;
+    if (ev->is_done) {
+        fail_attempt(req, "stream ended before any content%s", NULL);
+    } else if ((root = cJSON_Parse(data)) == NULL || !cJSON_IsObject(root)) {
+        fail_attempt(req, "invalid JSON in the first stream event%s", NULL);
+        cJSON_Delete(root);
+    } else {
+        cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
+        if (err != NULL && !cJSON_IsNull(err)) {
+            cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
+            fail_attempt(req, "error event: %.80s",
+                         cJSON_IsString(msg) ? msg->valuestring : "(no message)");
+        } else {
+            ok = true;
+        }
+        cJSON_Delete(root);
+    }
+    free(data);
+    return ok;
+}
+
+/* Removes the complete event [start, end) (raw stream offsets) from out. */
+static void strip_event(req_t *req, uint64_t start, uint64_t end)
+{
+    size_t idx = req->out.r + (size_t)(start - req->shift - req->out_off);
+    size_t len = (size_t)(end - start);
+    memmove(req->out.data + idx, req->out.data + idx + len, req->out.w - idx - len);
+    req->out.w -= len;
+    req->shift += len;
+}
+
+/* Tokens and cost from a usage object; the baseline model's cost too. */
+static void take_usage(req_t *req, const cJSON *usage)
+{
+    const cJSON *det = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details");
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
+    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
+    const cJSON *cached = det ? cJSON_GetObjectItemCaseSensitive(det, "cached_tokens") : NULL;
+    if (!cJSON_IsNumber(pt) || !cJSON_IsNumber(ct))
+        return;
+    req->prompt_tokens = (int64_t)pt->valuedouble;
+    req->completion_tokens = (int64_t)ct->valuedouble;
+    req->cached_tokens = cJSON_IsNumber(cached) ? (int64_t)cached->valuedouble : 0;
+    req->cost_usd = provider_cost(&req->cfg->models[req->model], (double)req->prompt_tokens,
+                                  (double)req->completion_tokens, (double)req->cached_tokens);
+    req->cost_estimated = false;
+}
+
+/* A complete event of a committed stream, in usage mode: read the usage
+ * chunk (and strip it, or rewrite it with usage.cost for a client that asked
+ * for usage), and strip [DONE], which finish_stream sends after it. */
+static void stream_event(req_t *req, const sse_event_t *ev)
+{
+    req->last_ev_end = ev->end;
+    if (!ev->has_data)
+        return;
+    req->data_events++;
+    if (!req->usage_mode)
+        return;
+    if (ev->is_done) {
+        strip_event(req, ev->start, ev->end);
+        return;
+    }
+    {
+        size_t idx = req->out.r + (size_t)(ev->start - req->shift - req->out_off);
+        size_t len = (size_t)(ev->end - ev->start);
+        const char *p = req->out.data + idx;
+        char *data;
+        cJSON *root, *usage, *choices;
+        if (memmem(p, len, "\"usage\"", 7) == NULL)
+            return;
+        data = sse_event_data(p, len);
+        root = cJSON_Parse(data);
+        free(data);
+        usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
+        choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
+        if (cJSON_IsObject(usage)) {
+            take_usage(req, usage);
+            if (cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0) {
+                strip_event(req, ev->start, ev->end);
+                if (!req->inject_usage && req->cost_usd >= 0) {
+                    /* the client asked for usage: give it the cost too */
+                    char *json;
+                    cJSON_AddNumberToObject(usage, "cost", req->cost_usd);
+                    json = cJSON_PrintUnformatted(root);
+                    if (json) {
+                        size_t jl = strlen(json);
+                        free(req->usage_event);
+                        req->usage_event = xmalloc(jl + 9);
+                        memcpy(req->usage_event, "data: ", 6);
+                        memcpy(req->usage_event + 6, json, jl);
+                        memcpy(req->usage_event + 6 + jl, "\n\n", 3);
+                        free(json);
+                    }
+                }
+            }
+        }
+        cJSON_Delete(root);
+    }
+}
+
+static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
+{
+    req_t *req = ud;
+    size_t n = size * nmemb, off = 0;
+    if (req->attempt_failed)
+        return 0;
+    if (!req->stream || req->passthrough) {
+        if (buf_append(&req->out, p, n) < 0) {
+            fail_attempt(req, "answer larger than server.max_response_bytes%s", NULL);
+            return 0;
+        }
+        return n;
+    }
+    if (buf_room(&req->out) < n) {
+        if (!req->committed) {
+            fail_attempt(req, "no event in the first 64 KiB of the stream%s", NULL);
+            return 0;
+        }
+        req->up_paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    buf_append(&req->out, p, n);
+    if (req->committed)
+        cache_stream_bytes(req, p, n);
+    while (off < n) {
+        sse_event_t ev;
+        bool got;
+        off += sse_feed(&req->sse, p + off, n - off, &ev, &got);
+        if (!got)
+            continue;
+        if (ev.is_done)
+            req->saw_done = true;
+        if (req->committed) {
+            if (ev.has_data)
+                req->last_data_ms = loop_now_ms(shard_loop(req->shard));
+            cache_stream_event(req, ev.start, ev.end, ev.is_done || !ev.has_data);
+            stream_event(req, &ev);
+            continue;
+        }
+        if (!ev.has_data) {
+            /* keep-alive comments while the provider queues us: drop */
+            buf_consume(&req->out, (size_t)(ev.end - req->out_base));
+            req->out_base = ev.end;
+            continue;
+        }
+        if (!first_event_ok(req, &ev))
+            return 0;
+        buf_consume(&req->out, (size_t)(ev.start - req->out_base));
+        req->out_base = ev.start;
+        req->committed = true;
+        req->t_first_byte_us = util_now_us();
+        cache_stream_begin(req, ev.start, buf_ptr(&req->out), buf_len(&req->out));
+        cache_stream_event(req, ev.start, ev.end, false);
+        req->out_off = ev.start;
+        req->shift = 0;
+        stream_event(req, &ev);
+        record(req, req->model, req->up_status, NULL);
+        /* no failover after the commit: the client's body is not needed any
+         * more (curl sent the upload before the answer began) */
+        if (!req->sampled)
+            buf_free(&req->body);
+        req->last_data_ms = loop_now_ms(shard_loop(req->shard));
+        loop_timer_start(shard_loop(req->shard), &req->timer,
+                         req->cfg->providers[req->cfg->models[req->model].provider].idle_timeout_ms);
+        server_stream_begin(req);
+    }
+    if (req->committed) {
+        /* hold back the bytes of an event that is not complete yet: it
+         * might be the usage chunk, which is rewritten or removed */
+        req->hold = req->usage_mode ? (size_t)(req->sse.pos - req->last_ev_end) : 0;
+        server_stream_wake(req);
+    }
+    return n;
+}
+
+static void set_tail(req_t *req, const char *s, size_t len)
+{
+    free(req->tail);
+    req->tail = xstrndup(s, len);
+    req->tail_len = len;
+    req->tail_off = 0;
+}
+
+/* Completes the request's accounting: when the provider gave no usage,
+ * estimate it (prompt from the request's text, completion from the answer:
+ * a streamed event carries about one token) and say so; then what the
+ * baseline model would have cost for the same tokens. */
+static void account(req_t *req, size_t answer_bytes)
+{
+    const config_t *cfg = req->cfg;
+    if (req->model < 0)
+        return;
+    if (req->prompt_tokens < 0 || req->completion_tokens < 0) {
+        req->prompt_tokens = req->est_prompt_tokens;
+        req->completion_tokens = req->stream ? (req->data_events > 2 ? req->data_events - 2 : 0)
+                                             : (int64_t)(answer_bytes / 16);
+        req->cached_tokens = 0;
+        req->cost_usd = provider_cost(&cfg->models[req->model], (double)req->prompt_tokens,
+                                      (double)req->completion_tokens, 0);
+        req->cost_estimated = true;
+    }
+    if (cfg->baseline_model >= 0)
+        req->baseline_usd = provider_cost(&cfg->models[cfg->baseline_model], (double)req->prompt_tokens,
+                                          (double)req->completion_tokens,
+                                          (double)(req->cached_tokens > 0 ? req->cached_tokens : 0));
+    /* count the model's spend as soon as the answer is complete, before the
+     * client can send its next request (daily_cap_usd) */
+    if (shard_budget(req->shard) && req->cost_usd > 0)
+        budget_model_spent(shard_budget(req->shard), shard_budget_rds(req->shard),
+                           cfg->models[req->model].name, cfg->models[req->model].daily_cap_usd,
+                           req->cost_usd);
+    server_settle_budget(req);
+}
+
+/* Ends a committed stream: [DONE] if the upstream ended cleanly without one,
+ * an error event if it broke off. */
+static void finish_stream(upstream_t *up, req_t *req, const char *error, bool reusable)
+{
+    end_transfer_ex(up, req, reusable);
+    if (error != NULL) {
+        char msg[256];
+        size_t len;
+        char *body;
+        buf_t b;
+        snprintf(msg, sizeof msg, "The upstream stream from %s ended abnormally: %s",
+                 req->cfg->models[req->model].name, error);
+        body = apierror_body(msg, "server_error", NULL, "upstream_stream_interrupted", NULL, &len);
+        buf_init(&b, len + 16);
+        buf_puts(&b, "data: ");
+        buf_append(&b, body, len);
+        buf_puts(&b, "\n\n");
+        set_tail(req, buf_ptr(&b), buf_len(&b));
+        buf_free(&b);
+        free(body);
+        log_warn("request %s: %s", req->id, msg);
+    } else {
+        if (req->usage_mode) {
+            /* the upstream's [DONE] was stripped: the usage chunk (when the
+             * client asked for it) and [DONE] end the stream here */
+            size_t ul = req->usage_event ? strlen(req->usage_event) : 0;
+            char *t = xmalloc(ul + 15);
+            memcpy(t, req->usage_event ? req->usage_event : "", ul);
+            memcpy(t + ul, "data: [DONE]\n\n", 15);
+            set_tail(req, t, ul + 14);
+            free(t);
+        } else if (!req->saw_done) {
+            set_tail(req, "data: [DONE]\n\n", 14);
+        }
+        cache_stream_end(req, shard_cache(req->shard));
+    }
+    req->hold = 0;
+    req->up_done = true;
+    req->t_end_us = util_now_us();
+    account(req, 0);
+    server_stream_wake(req);
+}
+
+static void on_req_timer(loop_t *loop, loop_timer_t *t)
+{
+    req_t *req = t->arg;
+    upstream_t *up = shard_upstream(req->shard);
+    const cfg_provider_t *p = &req->cfg->providers[req->cfg->models[req->model].provider];
+    if (req->committed) {
+        uint64_t idle = loop_now_ms(loop) - req->last_data_ms;
+        if (req->up_paused || idle < p->idle_timeout_ms) {
+            /* data flowed (or the client is the slow side): check again later */
+            loop_timer_start(loop, t, req->up_paused ? p->idle_timeout_ms : p->idle_timeout_ms - idle);
+            return;
+        }
+        finish_stream(up, req, "no data within idle_timeout_ms", false);
+        return;
+    }
+    {
+        char ms[32];
+        snprintf(ms, sizeof ms, "%u", p->first_byte_timeout_ms);
+        fail_attempt(req, "no answer within %s ms (first_byte_timeout_ms)", ms);
+    }
+    end_transfer(up, req);
+    next_attempt(up, req);
+}
+
+static int start_transfer(upstream_t *up, req_t *req, int m)
+{
+    const config_t *cfg = req->cfg;
+    const cfg_provider_t *p = &cfg->providers[cfg->models[m].provider];
+    const char *path = req->ep == EP_CHAT ? "/chat/completions"
+                       : req->ep == EP_COMPLETIONS ? "/completions"
+                                                   : "/embeddings";
+    char url[2048];
+    CURL *e;
+
+    if ((size_t)snprintf(url, sizeof url, "%s%s", p->base_url, path) >= sizeof url)
+        return -1;
+    e = get_easy(up);
+    if (e == NULL)
+        return -1;
+    request_build_forward(req, m);
+    req->easy = e;
+    req->up_status = 0;
+    req->up_headers_done = req->passthrough = req->attempt_failed = false;
+    req->committed = req->saw_done = req->up_done = req->up_paused = false;
+    req->fail_reason[0] = '\0';
+    req->out_base = 0;
+    sse_init(&req->sse);
+    buf_free(&req->out);
+    buf_init(&req->out, req->stream ? STREAM_OUT_CAP : cfg->max_response_bytes);
+
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->fwd_body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->fwd_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->headers);
+    curl_easy_setopt(e, CURLOPT_PROXY, p->proxy);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, p->no_proxy);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)p->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, req);
+    if (curl_multi_add_handle(up->multi, e) != CURLM_OK) {
+        curl_easy_cleanup(e);
+        req->easy = NULL;
+        return -1;
+    }
+    req->timer.cb = on_req_timer;
+    req->timer.arg = req;
+    loop_timer_start(up->loop, &req->timer, p->first_byte_timeout_ms);
+    return 0;
+}
+
+static void record(req_t *req, int m, unsigned status, const char *error)
+{
+    attempt_t *a;
+    if (req->n_attempts >= req->route.n)
+        return;
+    if (req->attempts == NULL)
+        req->attempts = xcalloc(req->route.n, sizeof *req->attempts);
+    a = &req->attempts[req->n_attempts++];
+    a->model = m;
+    a->status = status;
+    snprintf(a->error, sizeof a->error, "%s", error ? error : "");
+}
+
+static void all_failed(req_t *req)
+{
+    const config_t *cfg = req->cfg;
+    req_error_t err = {.status = 502, .type = "upstream_error", .code = "all_upstreams_failed"};
+    buf_t extra;
+    size_t o;
+    int n;
+
+    buf_init(&extra, 16384);
+    buf_puts(&extra, "\"attempts\":[");
+    n = snprintf(err.message, sizeof err.message, "All %zu upstream attempt%s failed:",
+                 req->n_attempts, req->n_attempts == 1 ? "" : "s");
+    o = n > 0 ? (size_t)n : 0;
+    for (size_t i = 0; i < req->n_attempts; i++) {
+        const attempt_t *a = &req->attempts[i];
+        const cfg_model_t *m = &cfg->models[a->model];
+        const char *prov = cfg->providers[m->provider].name;
+        char st[16];
+        if (o < sizeof err.message) {
+            n = snprintf(err.message + o, sizeof err.message - o, "%s %s (%s): %s",
+                         i ? ";" : "", m->name, prov, a->error);
+            o += n > 0 ? (size_t)n : 0;
+        }
+        if (i)
+            buf_puts(&extra, ",");
+        buf_puts(&extra, "{\"model\":");
+        json_append_string(&extra, m->name, strlen(m->name));
+        buf_puts(&extra, ",\"provider\":");
+        json_append_string(&extra, prov, strlen(prov));
+        snprintf(st, sizeof st, "%u", a->status);
+        buf_puts(&extra, ",\"status\":");
+        if (a->status)
+            buf_append(&extra, st, strlen(st));
+        else
+            buf_puts(&extra, "null");
+        buf_puts(&extra, ",\"error\":");
+        json_append_string(&extra, a->error, strlen(a->error));
+        buf_puts(&extra, "}");
+    }
+    buf_puts(&extra, "]");
+    req->model = -1;
+    log_warn("request %s: %s", req->id, err.message);
+    server_respond_error(req, &err, buf_cstr(&extra));
+    buf_free(&extra);
+}
+
+/* Tries the next usable model of the chain, or answers 502. */
+static void next_attempt(upstream_t *up, req_t *req)
+{
+    const config_t *cfg = req->cfg;
+    if (req->model >= 0 && req->attempt_failed) {
+        record(req, req->model, req->up_status >= 200 ? req->up_status : 0, req->fail_reason);
+        log_info("request %s: %s failed (%s), failing over", req->id, cfg->models[req->model].name,
+                 req->fail_reason);
+    }
+    while (req->next_link < req->route.n) {
+        int m = req->route.chain[req->next_link++];
+        const cfg_provider_t *p = &cfg->providers[cfg->models[m].provider];
+        req->model = m;
+        if (p->key_missing) {
+            char why[112];
+            snprintf(why, sizeof why, "skipped: environment variable %s is not set", p->api_key_env);
+            record(req, m, 0, why);
+            continue;
+        }
+        if (shard_budget(req->shard) &&
+            !budget_model_allowed(shard_budget(req->shard), cfg->models[m].name,
+                                  cfg->models[m].daily_cap_usd)) {
+            record(req, m, 0, "skipped: the model's daily_cap_usd is spent");
+            continue;
+        }
+        if (start_transfer(up, req, m) == 0)
+            return;
+        record(req, m, 0, "could not start the transfer");
+    }
+    all_failed(req);
+}
+
+void upstream_start(upstream_t *up, req_t *req)
+{
+    req->t_upstream_us = util_now_us();
+    req->next_link = 0;
+    req->n_attempts = 0;
+    req->model = -1;
+    next_attempt(up, req);
+}
+
+void upstream_unpause(upstream_t *up, req_t *req)
+{
+    (void)up;
+    if (req->easy != NULL && req->up_paused) {
+        req->up_paused = false;
+        /* may call on_write right away */
+        curl_easy_pause(req->easy, CURLPAUSE_CONT);
+    }
+}
+
+static void on_done(upstream_t *up, req_t *req, CURLcode res)
+{
+    provider_result_t pr = {.cost_usd = -1};
+    char why[112];
+
+    if (req->committed) {
+        finish_stream(up, req, res == CURLE_OK ? NULL : curl_easy_strerror(res), res == CURLE_OK);
+        return;
+    }
+    if (!req->attempt_failed && res != CURLE_OK)
+        fail_attempt(req, "%s", curl_easy_strerror(res));
+    if (!req->attempt_failed && req->stream && !req->passthrough)
+        fail_attempt(req, "stream ended before any event%s", NULL);
+    if (!req->attempt_failed && !req->passthrough) {
+        if (provider_check_answer(req->cfg, req->model, buf_ptr(&req->out), buf_len(&req->out),
+                                  req->want_base64, req->cache_store, &pr, why, sizeof why) < 0)
+            fail_attempt(req, "%s", why);
+    }
+    end_transfer_ex(up, req, res == CURLE_OK);
+    if (req->attempt_failed) {
+        next_attempt(up, req);
+        return;
+    }
+    record(req, req->model, req->up_status, NULL);
+    if (req->passthrough) {
+        size_t len;
+        char *body = buf_detach(&req->out, &len);
+        server_respond(req, req->up_status, body, len, NULL);
+        return;
+    }
+    req->cost_usd = pr.cost_usd;
+    req->prompt_tokens = pr.prompt_tokens;
+    req->completion_tokens = pr.completion_tokens;
+    req->cached_tokens = pr.cached_tokens;
+    req->t_end_us = util_now_us();
+    account(req, buf_len(&req->out));
+    if (pr.compact != NULL) {
+        cache_store(req, shard_cache(req->shard), pr.compact, pr.compact_len);
+        free(pr.compact);
+    }
+    if (req->sampled)
+        req->sample_resp = xstrndup(pr.new_body ? pr.new_body : buf_ptr(&req->out),
+                                    pr.new_body ? pr.new_len : buf_len(&req->out));
+    if (pr.new_body != NULL) {
+        server_respond(req, 200, pr.new_body, pr.new_len, NULL);
+    } else {
+        size_t len;
+        char *body = buf_detach(&req->out, &len);
+        server_respond(req, req->up_status, body, len, NULL);
+    }
+    buf_free(&req->out);
+}
+
+static void check_done(upstream_t *up)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(up->multi, &left)) != NULL) {
+        req_t *req = NULL;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req);
+        if (req != NULL)
+            on_done(up, req, msg->data.result);
+    }
+}
