@@ -297,6 +297,28 @@ test('chat.completions.stream() with zodResponseFormat: streamed JSON parses', a
   assert(deltas >= 2, `JSON came in ${deltas} delta(s)`);
 });
 
+test('parse() with a richer zod schema: minItems, bounds, union, nullable, recursion, formats', async () => {
+  const Item = z.object({ sku: z.string(), qty: z.number().int().min(1).max(9), price: z.number().gt(2) });
+  const Shape = z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('circle'), r: z.number() }),
+    z.object({ kind: z.literal('square'), side: z.number() }),
+  ]);
+  // recursive: zod emits a $ref into "definitions"
+  const Node = z.object({ name: z.string(), get children() { return z.array(Node).max(0); } });
+  const Rich = z.object({
+    items: z.array(Item).min(2), shape: Shape, maybe: Item.nullable(), tree: Node,
+    when: z.iso.datetime(), code: z.string().length(4),
+  });
+  const item = { sku: 'sim-sku', qty: 9, price: 2.5 };
+  const r = await client.chat.completions.parse({
+    model: 'auto', messages: user('Rich JSON'), response_format: zodResponseFormat(Rich, 'rich'),
+  });
+  deepEq(r.choices[0].message.parsed, {
+    items: [item, item], shape: { kind: 'circle', r: 1.5 }, maybe: item,
+    tree: { name: 'sim-name', children: [] }, when: '2024-01-02T03:04:05Z', code: 'sim-',
+  }, 'message.parsed');
+});
+
 test('response_format json_object: a JSON object text', async () => {
   const r = await client.chat.completions.create({
     model: 'auto', messages: user('Answer in JSON'), response_format: { type: 'json_object' },

@@ -293,6 +293,8 @@ def embedding_vector(text, dims):
 
 N_MAX = 128                # OpenAI's limit for n
 SCHEMA_MAX_DEPTH = 16      # recursive $refs end in null below this depth
+SCHEMA_SHRINK_DEPTH = 8    # below this, arrays get minItems items and
+                           # nullable branches null, so recursion ends validly
 ARRAY_MAX_ITEMS = 64       # a huge minItems must not build a huge answer
 TOOL_RESULT_MAX = 1000     # characters of each tool result echoed back
 TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -410,6 +412,9 @@ def schema_value(schema, root, name="", depth=0):
     for key in ("anyOf", "oneOf"):
         branches = schema.get(key)
         if isinstance(branches, list) and branches:
+            nulls = [b for b in branches if schema_is_null(b, root)]
+            if depth > SCHEMA_SHRINK_DEPTH and nulls:
+                return None
             pick = next((b for b in branches if not schema_is_null(b, root)),
                         branches[0])
             return schema_value(pick, root, name, depth + 1)
@@ -419,7 +424,8 @@ def schema_value(schema, root, name="", depth=0):
     t = schema.get("type")
     if isinstance(t, list):
         non_null = [x for x in t if x != "null"]
-        t = non_null[0] if non_null else "null"
+        t = non_null[0] if non_null and (depth <= SCHEMA_SHRINK_DEPTH or
+                                         "null" not in t) else "null"
     if t is None:
         if "properties" in schema or "required" in schema:
             t = "object"
@@ -446,7 +452,8 @@ def schema_value(schema, root, name="", depth=0):
         prefix = prefix if isinstance(prefix, list) else []
         lo = schema.get("minItems")
         hi = schema.get("maxItems")
-        count = max(1, len(prefix), lo if isinstance(lo, int) else 0)
+        lo = lo if isinstance(lo, int) and not isinstance(lo, bool) else 0
+        count = max(0 if depth > SCHEMA_SHRINK_DEPTH else 1, len(prefix), lo)
         if isinstance(hi, int) and not isinstance(hi, bool):
             count = min(count, max(0, hi))
         count = min(count, ARRAY_MAX_ITEMS)
