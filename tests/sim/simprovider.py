@@ -23,6 +23,7 @@ import hashlib
 import http.server
 import itertools
 import json
+import math
 import os
 import re
 import signal
@@ -282,6 +283,455 @@ def embedding_vector(text, dims):
         v = struct.unpack("<f", struct.pack("<f", v))[0]
         out.append(v)
     return out
+
+
+# ==========================================================================
+# Chat answers: tool calls, structured outputs and n > 1.
+# Everything is derived from the request alone, so a test can predict the
+# answer exactly; tests/sim/README.md documents the conventions.
+# ==========================================================================
+
+N_MAX = 128                # OpenAI's limit for n
+SCHEMA_MAX_DEPTH = 16      # recursive $refs end in null below this depth
+SCHEMA_SHRINK_DEPTH = 8    # below this, arrays get minItems items and
+                           # nullable branches null, so recursion ends validly
+ARRAY_MAX_ITEMS = 64       # a huge minItems must not build a huge answer
+TOOL_RESULT_MAX = 1000     # characters of each tool result echoed back
+TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+STRING_FORMATS = {
+    "date-time": "2024-01-02T03:04:05Z",
+    "date": "2024-01-02",
+    "time": "03:04:05",
+    "email": "sim@example.com",
+    "uri": "https://example.com/sim",
+    "url": "https://example.com/sim",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+    "ipv4": "192.0.2.1",
+    "ipv6": "2001:db8::1",
+    "hostname": "sim.example.com",
+}
+
+
+def is_num(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def schema_resolve(schema, root):
+    """Follow local $refs ("#", "#/definitions/X", "#/$defs/X"); an
+    unresolvable one means "anything"."""
+    for _ in range(32):
+        if not isinstance(schema, dict) or not isinstance(schema.get("$ref"),
+                                                          str):
+            return schema
+        ref = schema["$ref"]
+        if not ref.startswith("#"):
+            return {}
+        target = root
+        for part in ref[1:].split("/")[1:]:
+            part = urllib.parse.unquote(part).replace("~1", "/") \
+                .replace("~0", "~")
+            if isinstance(target, dict) and part in target:
+                target = target[part]
+            elif isinstance(target, list) and part.isdigit() and \
+                    int(part) < len(target):
+                target = target[int(part)]
+            else:
+                return {}
+        schema = target
+    return {}
+
+
+def schema_is_null(schema, root):
+    s = schema_resolve(schema, root)
+    return isinstance(s, dict) and (s.get("type") == "null" or
+                                    ("const" in s and s["const"] is None))
+
+
+def schema_merge_all_of(schema, root):
+    out = {k: v for k, v in schema.items() if k != "allOf"}
+    props = dict(out.get("properties") or {})
+    req = list(out.get("required") or [])
+    for part in schema["allOf"]:
+        part = schema_resolve(part, root)
+        if not isinstance(part, dict):
+            continue
+        props.update(part.get("properties") or {})
+        req += [r for r in part.get("required") or [] if r not in req]
+        for k, v in part.items():
+            if k not in ("properties", "required"):
+                out.setdefault(k, v)
+    if props:
+        out["properties"] = props
+    if req:
+        out["required"] = req
+    return out
+
+
+def number_value(schema, integer):
+    v = 42 if integer else 1.5
+    step = 1 if integer else 0.5
+    lo, hi = schema.get("minimum"), schema.get("maximum")
+    xlo, xhi = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    if is_num(lo) and v < lo:
+        v = lo
+    if is_num(xlo) and v <= xlo:
+        v = xlo + step
+    if xlo is True and is_num(lo) and v <= lo:   # draft 4 form
+        v = lo + step
+    if is_num(hi) and v > hi:
+        v = hi
+    if is_num(xhi) and v >= xhi:
+        v = xhi - step
+    if xhi is True and is_num(hi) and v >= hi:
+        v = hi - step
+    if integer:
+        v = int(math.ceil(v))
+    return v
+
+
+def schema_value(schema, root, name="", depth=0):
+    """A deterministic JSON value that validates against a JSON Schema:
+    const, then the first enum value, the first non-null anyOf/oneOf branch,
+    merged allOf, otherwise by type (strings "sim-<property>", integers 42,
+    numbers 1.5, booleans true, one array item or minItems, objects with
+    their required properties or all properties when none are required),
+    clamped to minimum/maximum and minLength/maxLength."""
+    schema = schema_resolve(schema, root)
+    if schema is False:
+        return None
+    if not isinstance(schema, dict):
+        schema = {}
+    if depth > SCHEMA_MAX_DEPTH:
+        return None
+    if "const" in schema:
+        return schema["const"]
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]
+    for key in ("anyOf", "oneOf"):
+        branches = schema.get(key)
+        if isinstance(branches, list) and branches:
+            nulls = [b for b in branches if schema_is_null(b, root)]
+            if depth > SCHEMA_SHRINK_DEPTH and nulls:
+                return None
+            pick = next((b for b in branches if not schema_is_null(b, root)),
+                        branches[0])
+            return schema_value(pick, root, name, depth + 1)
+    if isinstance(schema.get("allOf"), list):
+        return schema_value(schema_merge_all_of(schema, root), root, name,
+                            depth + 1)
+    t = schema.get("type")
+    if isinstance(t, list):
+        non_null = [x for x in t if x != "null"]
+        t = non_null[0] if non_null and (depth <= SCHEMA_SHRINK_DEPTH or
+                                         "null" not in t) else "null"
+    if t is None:
+        if "properties" in schema or "required" in schema:
+            t = "object"
+        elif "items" in schema or "prefixItems" in schema:
+            t = "array"
+        else:
+            t = "string"
+    if t == "object":
+        props = schema.get("properties")
+        props = props if isinstance(props, dict) else {}
+        req = schema.get("required")
+        if isinstance(req, list):
+            keys = [k for k in props if k in req]
+            keys += [k for k in req if isinstance(k, str) and k not in props]
+        else:
+            keys = list(props)
+        return {k: schema_value(props.get(k, {}), root, k, depth + 1)
+                for k in keys}
+    if t == "array":
+        prefix = schema.get("prefixItems")
+        items = schema.get("items", {})
+        if isinstance(items, list):          # draft 7 tuple form
+            prefix, items = items, schema.get("additionalItems", {})
+        prefix = prefix if isinstance(prefix, list) else []
+        lo = schema.get("minItems")
+        hi = schema.get("maxItems")
+        lo = lo if isinstance(lo, int) and not isinstance(lo, bool) else 0
+        count = max(0 if depth > SCHEMA_SHRINK_DEPTH else 1, len(prefix), lo)
+        if isinstance(hi, int) and not isinstance(hi, bool):
+            count = min(count, max(0, hi))
+        count = min(count, ARRAY_MAX_ITEMS)
+        return [schema_value(prefix[i] if i < len(prefix) else items, root,
+                             name, depth + 1) for i in range(count)]
+    if t == "string":
+        s = STRING_FORMATS.get(schema.get("format")) or \
+            ("sim-%s" % name if name else "sim")
+        lo, hi = schema.get("minLength"), schema.get("maxLength")
+        if isinstance(lo, int) and len(s) < lo:
+            s += "x" * (lo - len(s))
+        if isinstance(hi, int) and 0 <= hi < len(s):
+            s = s[:hi]
+        return s
+    if t == "integer":
+        return number_value(schema, True)
+    if t == "number":
+        return number_value(schema, False)
+    if t == "boolean":
+        return True
+    return None
+
+
+def split_chars(text, n):
+    """text in min(n, len) pieces by characters (no padding: JSON must stay
+    JSON)."""
+    n = max(1, min(n, len(text)))
+    return [text[k * len(text) // n:(k + 1) * len(text) // n]
+            for k in range(n)]
+
+
+def chat_n(body):
+    n = body.get("n")
+    if n is None:
+        return 1
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= N_MAX:
+        raise BadRequest("Invalid 'n': must be an integer from 1 to %d "
+                         "(simulated)" % N_MAX, code="invalid_value",
+                         param="n")
+    return n
+
+
+def chat_tools(body):
+    """The request's function tools (list of function objects) and its
+    tool_choice, validated like OpenAI does."""
+    tools = body.get("tools")
+    funcs = []
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise BadRequest("Invalid 'tools': expected an array "
+                             "(simulated)", code="invalid_type",
+                             param="tools")
+        for i, t in enumerate(tools):
+            kind = t.get("type") if isinstance(t, dict) else None
+            if kind == "custom":
+                continue
+            if kind != "function":
+                raise BadRequest("Invalid 'tools[%d]': expected a function "
+                                 "tool (simulated)" % i,
+                                 code="invalid_value", param="tools[%d]" % i)
+            f = t.get("function")
+            name = f.get("name") if isinstance(f, dict) else None
+            if not isinstance(name, str) or not TOOL_NAME_RE.match(name):
+                raise BadRequest("Invalid 'tools[%d].function.name': 1 to 64 "
+                                 "of a-z, A-Z, 0-9, _ and - (simulated)" % i,
+                                 code="invalid_value",
+                                 param="tools[%d].function.name" % i)
+            funcs.append(f)
+    tc = body.get("tool_choice")
+    if tc is None:
+        return funcs, None
+    if not tools:
+        raise BadRequest("Invalid value for 'tool_choice': 'tool_choice' is "
+                         "only allowed when 'tools' are specified. "
+                         "(simulated)", code="invalid_value",
+                         param="tool_choice")
+    if isinstance(tc, dict):
+        if tc.get("type") == "function":
+            f = tc.get("function")
+            name = f.get("name") if isinstance(f, dict) else None
+            if not any(x["name"] == name for x in funcs):
+                raise BadRequest("Invalid value for 'tool_choice': no "
+                                 "function named %r is specified in the "
+                                 "'tools' parameter. (simulated)" % (name,),
+                                 code="invalid_value", param="tool_choice")
+        return funcs, tc
+    if tc not in ("none", "auto", "required"):
+        raise BadRequest("Invalid value for 'tool_choice': expected 'none', "
+                         "'auto', 'required' or a function (simulated)",
+                         code="invalid_value", param="tool_choice")
+    return funcs, tc
+
+
+def chat_tool_plan(body, messages, funcs, tc):
+    """The functions to call: only when the last message is the user's and
+    tool_choice is not "none". A forced function is called alone; otherwise
+    every tool whose name appears as a word in the user's message, in the
+    order of `tools` (just the first with parallel_tool_calls: false), and
+    with tool_choice "required" and no name mentioned, the first tool."""
+    if not funcs or tc == "none":
+        return []
+    last = messages[-1]
+    if not isinstance(last, dict) or last.get("role") != "user":
+        return []
+    if isinstance(tc, dict) and tc.get("type") == "function":
+        name = tc["function"]["name"]
+        return [f for f in funcs if f["name"] == name][:1]
+    text = content_text(last.get("content"))
+    chosen = [f for f in funcs
+              if re.search(r"(?<![A-Za-z0-9_-])%s(?![A-Za-z0-9_-])"
+                           % re.escape(f["name"]), text)]
+    if not chosen and tc == "required":
+        chosen = funcs[:1]
+    if body.get("parallel_tool_calls") is False:
+        chosen = chosen[:1]
+    return chosen
+
+
+def chat_format(body):
+    """None for text, else ("json_object", None) or ("json_schema", schema)."""
+    rf = body.get("response_format")
+    if rf is None:
+        return None
+    if not isinstance(rf, dict):
+        raise BadRequest("Invalid 'response_format': expected an object "
+                         "(simulated)", code="invalid_type",
+                         param="response_format")
+    kind = rf.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ("json_object", None)
+    if kind == "json_schema":
+        js = rf.get("json_schema")
+        if not isinstance(js, dict):
+            raise BadRequest("Missing required parameter: "
+                             "'response_format.json_schema'. (simulated)",
+                             code="missing_required_parameter",
+                             param="response_format.json_schema")
+        if not isinstance(js.get("name"), str) or not js["name"]:
+            raise BadRequest("Missing required parameter: "
+                             "'response_format.json_schema.name'. "
+                             "(simulated)",
+                             code="missing_required_parameter",
+                             param="response_format.json_schema.name")
+        schema = js.get("schema", {})
+        if not isinstance(schema, (dict, bool)):
+            raise BadRequest("Invalid 'response_format.json_schema.schema': "
+                             "expected an object (simulated)",
+                             code="invalid_type",
+                             param="response_format.json_schema.schema")
+        return ("json_schema", schema)
+    raise BadRequest("Invalid value for 'response_format.type': expected "
+                     "'text', 'json_object' or 'json_schema' (simulated)",
+                     code="invalid_value", param="response_format.type")
+
+
+def tool_results_text(model, messages):
+    """When the conversation ends with tool messages: a reply that quotes
+    each result as name=content (the name taken from the assistant's
+    tool_calls), so a test can check the round trip."""
+    i = len(messages)
+    while i > 0 and isinstance(messages[i - 1], dict) and \
+            messages[i - 1].get("role") == "tool":
+        i -= 1
+    results = messages[i:]
+    if not results:
+        return None
+    names = {}
+    if i > 0 and isinstance(messages[i - 1], dict):
+        for tc in messages[i - 1].get("tool_calls") or []:
+            if isinstance(tc, dict) and isinstance(tc.get("function"), dict):
+                names[tc.get("id")] = tc["function"].get("name")
+    parts = []
+    for m in results:
+        tid = m.get("tool_call_id")
+        name = names.get(tid) or str(tid)
+        parts.append("%s=%s" % (name,
+                                content_text(m.get("content"))[:TOOL_RESULT_MAX]))
+    return "Simulated reply from %s with %d tool result%s: %s" % (
+        model, len(parts), "" if len(parts) == 1 else "s", "; ".join(parts))
+
+
+def chat_choices(body, messages, model, last_user, opts):
+    """The answer's choices, each {"finish", "tokens"} plus either "calls"
+    [{id, name, arguments}] or "text" and its stream "pieces"."""
+    funcs, tc = chat_tools(body)
+    fmt = chat_format(body)
+    n = chat_n(body)
+    plan = chat_tool_plan(body, messages, funcs, tc)
+    chunks = max(1, iopt(opts, "chunks", 5))
+    out = []
+    for c in range(n):
+        if plan:
+            calls = []
+            for i, f in enumerate(plan):
+                params = f.get("parameters")
+                if not isinstance(params, dict):
+                    params = {"type": "object", "properties": {}}
+                calls.append({
+                    "id": "call_sim_%d_%d_%d" % (len(messages), c, i),
+                    "name": f["name"],
+                    "arguments": dumps(schema_value(params, params))})
+            tokens = sum(max(1, (len(x["name"]) + len(x["arguments"])) // 4)
+                         for x in calls)
+            out.append({"calls": calls, "finish": "tool_calls",
+                        "tokens": tokens})
+            continue
+        tool_text = tool_results_text(model, messages)
+        if fmt is not None:
+            if fmt[0] == "json_object":
+                value = {"model": model,
+                         "reply": tool_text or "Simulated reply from %s: %s"
+                         % (model, last_user[:60])}
+            else:
+                value = schema_value(fmt[1], fmt[1])
+            text = dumps(value)
+            pieces = split_chars(text, chunks)
+            tokens = max(1, len(text) // 4)
+        elif tool_text is not None:
+            pieces, text = split_reply(tool_text, chunks)
+            tokens = len(text.split())
+        elif c == 0 or iopt(opts, "chunk_bytes", 0) > 0:
+            pieces, text, tokens = make_reply(model, last_user, opts)
+        else:
+            pieces, text = split_reply("Simulated reply from %s (choice %d): "
+                                       "%s" % (model, c, last_user[:60]),
+                                       chunks)
+            tokens = len(text.split())
+        out.append({"text": text, "pieces": pieces, "finish": "stop",
+                    "tokens": tokens})
+    return out
+
+
+def chat_message(ch):
+    if "calls" in ch:
+        return {"role": "assistant", "content": None, "refusal": None,
+                "tool_calls": [{"id": x["id"], "type": "function",
+                                "function": {"name": x["name"],
+                                             "arguments": x["arguments"]}}
+                               for x in ch["calls"]]}
+    return {"role": "assistant", "content": ch["text"], "refusal": None}
+
+
+def chat_deltas(ch, chunks):
+    """A choice's stream deltas, role first, as OpenAI sends them: each tool
+    call opens with index, id, type, name and arguments "" and continues
+    with index + argument fragments."""
+    if "text" in ch:
+        return ([{"role": "assistant", "content": ""}] +
+                [{"content": p} for p in ch["pieces"]])
+    deltas = []
+    for i, x in enumerate(ch["calls"]):
+        head = {"tool_calls": [{"index": i, "id": x["id"], "type": "function",
+                                "function": {"name": x["name"],
+                                             "arguments": ""}}]}
+        if i == 0:
+            head = dict({"role": "assistant", "content": None}, **head)
+        deltas.append(head)
+        for frag in split_chars(x["arguments"], max(2, chunks)):
+            deltas.append({"tool_calls": [{"index": i,
+                                           "function": {"arguments": frag}}]})
+    return deltas
+
+
+def chat_stream_events(choices, chunk_obj, opts):
+    """(first, contents, finals) for Handler.stream: the choices' deltas
+    interleaved round-robin by choice index, then one finish chunk per
+    choice."""
+    chunks = max(1, iopt(opts, "chunks", 5))
+    seqs = [chat_deltas(ch, chunks) for ch in choices]
+    events = []
+    for k in range(max(len(s) for s in seqs)):
+        for c, s in enumerate(seqs):
+            if k < len(s):
+                events.append(chunk_obj(c, s[k], None))
+    finals = [chunk_obj(c, {}, ch["finish"]) for c, ch in enumerate(choices)]
+    return events[0], events[1:], finals
 
 
 # --------------------------------------------------------------------------
@@ -693,7 +1143,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if m.get("role") == "user":
                 last_user = t
         prompt_tokens = max(1, total_chars // 4)
-        pieces, text, completion_tokens = make_reply(model, last_user, opts)
+        # tools, response_format and n shape the choices (see chat_choices)
+        choices = chat_choices(body, messages, model, last_user, opts)
+        completion_tokens = sum(ch["tokens"] for ch in choices)
         usage = {"prompt_tokens": prompt_tokens,
                  "completion_tokens": completion_tokens,
                  "total_tokens": prompt_tokens + completion_tokens}
@@ -707,12 +1159,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "created": created,
                 "model": model,
                 "choices": [{
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text,
-                                "refusal": None},
+                    "index": i,
+                    "message": chat_message(ch),
                     "logprobs": None,
-                    "finish_reason": "stop",
-                }],
+                    "finish_reason": ch["finish"],
+                } for i, ch in enumerate(choices)],
                 "usage": usage,
                 "system_fingerprint": "fp_sim",
             }, opts)
@@ -720,19 +1171,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         so = body.get("stream_options")
         include_usage = isinstance(so, dict) and so.get("include_usage") is True
 
-        def chunk_obj(delta, finish):
+        def chunk_obj(index, delta, finish):
             o = {"id": cid, "object": "chat.completion.chunk",
                  "created": created, "model": model,
                  "system_fingerprint": "fp_sim",
-                 "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                              "finish_reason": finish}]}
+                 "choices": [{"index": index, "delta": delta,
+                              "logprobs": None, "finish_reason": finish}]}
             if include_usage:
                 o["usage"] = None
             return dumps(o)
 
-        first = chunk_obj({"role": "assistant", "content": ""}, None)
-        contents = [chunk_obj({"content": p}, None) for p in pieces]
-        finals = [chunk_obj({}, "stop")]
+        first, contents, finals = chat_stream_events(choices, chunk_obj, opts)
         if include_usage:
             finals.append(dumps({"id": cid, "object": "chat.completion.chunk",
                                  "created": created, "model": model,
