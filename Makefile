@@ -24,7 +24,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 
 SRCS     := $(wildcard src/*.c) $(wildcard src/*/*.c) $(wildcard src/*/*/*.c)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
-UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 
 # Normal build -> build/, sanitizer build -> build/asan/
 OBJS      := $(SRCS:%.c=build/%.o)
