@@ -92,6 +92,12 @@ typedef struct req {
     bool saw_done;      /* streaming: upstream sent data: [DONE] */
     bool up_done;       /* streaming: upstream finished (cleanly or not) */
     bool up_paused;     /* curl transfer paused by backpressure */
+    unsigned up_sends;  /* times curl sent this attempt's request (only 1 is allowed) */
+    int64_t up_retry_ms; /* this attempt's 429: its retry-after(-ms), in ms; -1 none */
+    bool up_retry_exact; /* up_retry_ms came from retry-after-ms (which wins) */
+    int64_t rl_retry_ms; /* smallest retry delay over the chain's 429s so far; -1 none */
+    bool rl_answer;     /* the answer is the all-rate-limited 429: send retry-after */
+    bool stream_failed; /* committed stream that ended with an error event */
     bool in_unpause;    /* queued on the shard's unpause list */
     struct req *unpause_next;
     uint64_t out_base;  /* absolute stream offset of out's read position (pre-commit) */

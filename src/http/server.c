@@ -92,6 +92,14 @@ void server_respond(req_t *req, unsigned status, char *body, size_t len, const c
     add_headers(req, r, ctype ? ctype : "application/json");
     if (status == 502 && req->model < 0)
         MHD_add_response_header(r, "x-should-retry", "false");
+    if (status == 429 && req->rl_answer) {
+        /* every provider rate-limited us: let the SDK back off and retry */
+        char num[32];
+        snprintf(num, sizeof num, "%lld", (long long)((req->rl_retry_ms + 999) / 1000));
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, num);
+        snprintf(num, sizeof num, "%lld", (long long)req->rl_retry_ms);
+        MHD_add_response_header(r, "retry-after-ms", num);
+    }
     set_ready(req, r, status);
 }
 
@@ -624,6 +632,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     shard_unlink(sh, req);
     if (req->response)
         MHD_destroy_response(req->response);
+    if (req->stream_failed)
+        req->resp_status = 502; /* 200 went out, but the stream ended with an error event */
     if (req->ep != EP_NONE) {
         observe_request(shard_observe(sh), shard_id(sh), req);
         if (req->sampled)

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -31,6 +33,8 @@
 
 #define STREAM_OUT_CAP (64 * 1024)
 #define CURL_BUF_SIZE (8 * 1024) /* per handle; small matters at 10,000 streams */
+#define RETRY_DEFAULT_MS 1000   /* a provider's 429 without retry-after(-ms) */
+#define RETRY_CAP_MS 60000      /* what the OpenAI SDKs honour (node: 60 s) */
 
 typedef struct sock_watch {
     loop_io_t io;
@@ -53,6 +57,7 @@ struct upstream {
 static void check_done(upstream_t *up);
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ud);
 static size_t on_write(char *p, size_t size, size_t nmemb, void *ud);
+static int on_prereq(void *ud, char *remote_ip, char *local_ip, int remote_port, int local_port);
 static void next_attempt(upstream_t *up, req_t *req);
 static void record(req_t *req, int m, unsigned status, const char *error);
 
@@ -206,6 +211,7 @@ static CURL *get_easy(upstream_t *up)
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)CURL_BUF_SIZE);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     return e;
 }
@@ -223,6 +229,74 @@ static void fail_attempt(req_t *req, const char *fmt, const char *arg)
     snprintf(req->fail_reason, sizeof req->fail_reason, fmt, arg ? arg : "");
 }
 
+/* libcurl calls this right before it sends the request — each time it sends
+ * it. libcurl 7.88 re-sends a POST by itself (Curl_retry_request, "Connection
+ * died, retrying a fresh connect", up to 5 more times) when a reused
+ * connection closes before the first response byte, although the provider
+ * may have read and run the request. Only the first send of an attempt goes
+ * out: a second one fails the attempt, and failover decides what happens. */
+static int on_prereq(void *ud, char *remote_ip, char *local_ip, int remote_port, int local_port)
+{
+    req_t *req = ud;
+    (void)remote_ip;
+    (void)local_ip;
+    (void)remote_port;
+    (void)local_port;
+    if (req->up_sends++ == 0)
+        return CURL_PREREQFUNC_OK;
+    fail_attempt(req, "the connection closed before any response (not re-sent)%s", NULL);
+    return CURL_PREREQFUNC_ABORT;
+}
+
+/* Milliseconds from a 429's retry-after-ms (ms, may be fractional) or
+ * retry-after (seconds, or an HTTP-date) value v[0..n); -1 if unusable. */
+static int64_t parse_retry(const char *v, size_t n, bool ms)
+{
+    char tmp[64], *end;
+    double d;
+    while (n > 0 && (*v == ' ' || *v == '\t')) {
+        v++;
+        n--;
+    }
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r' || v[n - 1] == '\n'))
+        n--;
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, v, n);
+    tmp[n] = '\0';
+    d = strtod(tmp, &end);
+    if (end != tmp && *end == '\0') {
+        if (!(d >= 0) || d > 86400e3) /* negative, NaN or absurd */
+            return -1;
+        return (int64_t)(ms ? d + 0.999 : d * 1000 + 0.999);
+    }
+    if (!ms) {
+        time_t when = curl_getdate(tmp, NULL), now = time(NULL);
+        if (when == -1)
+            return -1;
+        return when > now ? (int64_t)(when - now) * 1000 : 0;
+    }
+    return -1;
+}
+
+/* A 429's retry headers; retry-after-ms wins over retry-after, as in the
+ * OpenAI SDKs. */
+static void take_retry_header(req_t *req, const char *p, size_t n)
+{
+    int64_t v;
+    if (n > 15 && strncasecmp(p, "retry-after-ms:", 15) == 0) {
+        v = parse_retry(p + 15, n - 15, true);
+        if (v >= 0) {
+            req->up_retry_ms = v;
+            req->up_retry_exact = true;
+        }
+    } else if (n > 12 && strncasecmp(p, "retry-after:", 12) == 0 && !req->up_retry_exact) {
+        v = parse_retry(p + 12, n - 12, false);
+        if (v >= 0)
+            req->up_retry_ms = v;
+    }
+}
+
 static bool is_failover_status(unsigned s)
 {
     /* A bad provider key (401/403) is the provider's fault, not the client's. */
@@ -238,12 +312,17 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
         const char *sp = memchr(p, ' ', n);
         uint64_t st;
         req->up_status = 0;
+        req->up_retry_ms = -1;
+        req->up_retry_exact = false;
         if (sp && (size_t)(sp - p) + 4 <= n && util_parse_u64(sp + 1, 3, &st) == 0)
             req->up_status = (unsigned)st;
         return n;
     }
-    if (n > 2 || (p[0] != '\r' && p[0] != '\n'))
+    if (n > 2 || (p[0] != '\r' && p[0] != '\n')) {
+        if (req->up_status == 429) /* only a 429's headers are read */
+            take_retry_header(req, p, n);
         return n;
+    }
     /* end of a header block */
     if (req->up_status >= 100 && req->up_status < 200)
         return n; /* interim response; the real one follows */
@@ -487,16 +566,32 @@ static void account(req_t *req, size_t answer_bytes)
     server_settle_budget(req);
 }
 
-/* Ends a committed stream: [DONE] if the upstream ended cleanly without one,
- * an error event if it broke off. */
+/* Ends a committed stream: [DONE] if the upstream ended cleanly without one
+ * but every choice got its finish_reason; otherwise an error event. A clean
+ * close proves nothing by itself — a provider that crashes, or a
+ * connection-close-framed response cut short, also ends cleanly — so such a
+ * stream is failed: the error event, no [DONE], not cached, counted as
+ * failed. */
 static void finish_stream(upstream_t *up, req_t *req, const char *error, bool reusable)
 {
     end_transfer_ex(up, req, reusable);
+    if (error == NULL && sse_in_event(&req->sse))
+        error = "the stream ended inside an event";
+    else if (error == NULL && !req->saw_done && !sse_choices_finished(&req->sse))
+        error = "the stream ended without [DONE] before every choice had a finish_reason";
     if (error != NULL) {
         char msg[256];
         size_t len;
         char *body;
         buf_t b;
+        /* the held bytes of an unfinished event never reach the client: the
+         * error event must not be glued to half an event */
+        if (req->hold > 0 && req->hold <= buf_len(&req->out))
+            req->out.w -= req->hold;
+        req->stream_failed = true;
+        if (req->n_attempts > 0)
+            snprintf(req->attempts[req->n_attempts - 1].error,
+                     sizeof req->attempts[req->n_attempts - 1].error, "stream broke off: %s", error);
         snprintf(msg, sizeof msg, "The upstream stream from %s ended abnormally: %s",
                  req->cfg->models[req->model].name, error);
         body = apierror_body(msg, "server_error", NULL, "upstream_stream_interrupted", NULL, &len);
@@ -574,6 +669,9 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
     req->up_status = 0;
     req->up_headers_done = req->passthrough = req->attempt_failed = false;
     req->committed = req->saw_done = req->up_done = req->up_paused = false;
+    req->up_sends = 0;
+    req->up_retry_ms = -1;
+    req->up_retry_exact = false;
     req->fail_reason[0] = '\0';
     req->out_base = 0;
     sse_init(&req->sse);
@@ -591,6 +689,7 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
     curl_easy_setopt(e, CURLOPT_PRIVATE, req);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, req);
     if (curl_multi_add_handle(up->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
         req->easy = NULL;
@@ -615,6 +714,24 @@ static void record(req_t *req, int m, unsigned status, const char *error)
     snprintf(a->error, sizeof a->error, "%s", error ? error : "");
 }
 
+/* True when every attempt that reached a provider was answered 429 (models
+ * skipped without a call — key unset, daily cap spent — do not count). */
+static bool all_rate_limited(const req_t *req)
+{
+    size_t limited = 0;
+    for (size_t i = 0; i < req->n_attempts; i++) {
+        const attempt_t *a = &req->attempts[i];
+        if (a->status == 429)
+            limited++;
+        else if (strncmp(a->error, "skipped", 7) != 0)
+            return false;
+    }
+    return limited > 0;
+}
+
+/* The chain is exhausted: 502 all_upstreams_failed, or, when only rate
+ * limits stood in the way, 429 with the smallest retry delay of the chain so
+ * that the client's SDK backs off and retries. */
 static void all_failed(req_t *req)
 {
     const config_t *cfg = req->cfg;
@@ -623,10 +740,25 @@ static void all_failed(req_t *req)
     size_t o;
     int n;
 
+    if (all_rate_limited(req)) {
+        err.status = 429;
+        err.type = "rate_limit_error";
+        err.code = "all_upstreams_rate_limited";
+        req->rl_answer = true;
+        if (req->rl_retry_ms < 0)
+            req->rl_retry_ms = RETRY_DEFAULT_MS;
+        if (req->rl_retry_ms > RETRY_CAP_MS)
+            req->rl_retry_ms = RETRY_CAP_MS;
+    }
     buf_init(&extra, 16384);
     buf_puts(&extra, "\"attempts\":[");
-    n = snprintf(err.message, sizeof err.message, "All %zu upstream attempt%s failed:",
-                 req->n_attempts, req->n_attempts == 1 ? "" : "s");
+    if (req->rl_answer)
+        n = snprintf(err.message, sizeof err.message,
+                     "Every upstream attempt was rate limited (%zu); retry after %lld ms:",
+                     req->n_attempts, (long long)req->rl_retry_ms);
+    else
+        n = snprintf(err.message, sizeof err.message, "All %zu upstream attempt%s failed:",
+                     req->n_attempts, req->n_attempts == 1 ? "" : "s");
     o = n > 0 ? (size_t)n : 0;
     for (size_t i = 0; i < req->n_attempts; i++) {
         const attempt_t *a = &req->attempts[i];
@@ -667,6 +799,12 @@ static void next_attempt(upstream_t *up, req_t *req)
     const config_t *cfg = req->cfg;
     if (req->model >= 0 && req->attempt_failed) {
         record(req, req->model, req->up_status >= 200 ? req->up_status : 0, req->fail_reason);
+        if (req->up_status == 429) {
+            /* a 429 without retry headers: try again in a second */
+            int64_t ms = req->up_retry_ms >= 0 ? req->up_retry_ms : RETRY_DEFAULT_MS;
+            if (req->rl_retry_ms < 0 || ms < req->rl_retry_ms)
+                req->rl_retry_ms = ms;
+        }
         log_info("request %s: %s failed (%s), failing over", req->id, cfg->models[req->model].name,
                  req->fail_reason);
     }
@@ -698,6 +836,7 @@ void upstream_start(upstream_t *up, req_t *req)
     req->t_upstream_us = util_now_us();
     req->next_link = 0;
     req->n_attempts = 0;
+    req->rl_retry_ms = -1;
     req->model = -1;
     next_attempt(up, req);
 }

@@ -938,6 +938,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if delay > 0:
             time.sleep(delay / 1000.0)
 
+        if upstream_fault(self, body, api_path):
+            return  # model-name-triggered upstream faults (block below)
+
         if iopt(opts, "reset", 0):
             return self.abort_rst()
 
@@ -1293,6 +1296,141 @@ class Handler(http.server.BaseHTTPRequestHandler):
                          "usage": {"prompt_tokens": ptoks,
                                    "total_tokens": ptoks}}, opts)
 
+
+
+# --------------------------------------------------------------------------
+# Upstream faults chosen by the request's model name (tests/integration/
+# test_upstream_faults.py). Self-contained: upstream_fault() is called once
+# from Handler._dispatch after the request is read and recorded, and returns
+# True when it answered (or dropped) the request. Model names:
+#
+#   sim-drop-after-read       read the whole request, then close (FIN) without
+#                             a byte of answer, on a keep-alive connection
+#   sim-429-ms-N              429 with only `retry-after-ms: N`
+#   sim-429-s-N               429 with only `Retry-After: N` (seconds)
+#   sim-429-date-N            429 with `Retry-After: <HTTP-date N s from now>`
+#   sim-429-none              429 without any retry header
+#   sim-stream-<shape>        a stream (chat or legacy completions) shaped by
+#                             <shape>, dash-separated words:
+#                               nofinish   no finish_reason chunk
+#                               nodone     no data: [DONE]
+#                               close      connection-close framing (no
+#                                          chunked, no Content-Length)
+#                               n2         two interleaved choices (0 and 1)
+#                               halffinish with n2: only choice 0 finishes
+#     e.g. sim-stream-nofinish-nodone, sim-stream-close-nofinish-nodone,
+#          sim-stream-nodone, sim-stream-n2-halffinish-nodone
+# --------------------------------------------------------------------------
+
+FAULT_429_RE = re.compile(r"^sim-429-(ms|s|date)-(\d+)$")
+
+
+def upstream_fault(h, body, api_path):
+    model = body.get("model") if isinstance(body, dict) else None
+    if not isinstance(model, str) or not model.startswith("sim-"):
+        return False
+    if model == "sim-drop-after-read":
+        h.close_connection = True
+        try:
+            h.wfile.flush()
+            h.request.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        return True
+    m = FAULT_429_RE.match(model)
+    if m or model == "sim-429-none":
+        headers = {}
+        if m:
+            kind, n = m.group(1), int(m.group(2))
+            if kind == "ms":
+                headers["retry-after-ms"] = str(n)
+            elif kind == "s":
+                headers["Retry-After"] = str(n)
+            else:
+                import email.utils
+                headers["Retry-After"] = email.utils.formatdate(
+                    time.time() + n, usegmt=True)
+        h.send_error_json(429, "simulated rate limit (%s)" % model,
+                          "rate_limit_exceeded", etype="requests",
+                          headers=headers)
+        return True
+    if model.startswith("sim-stream-") and isinstance(body, dict) and \
+            api_path in ("/chat/completions", "/completions"):
+        shaped_stream(h, body, api_path, model[len("sim-stream-"):].split("-"))
+        return True
+    return False
+
+
+def shaped_stream(h, body, api_path, words):
+    chat = api_path == "/chat/completions"
+    close = "close" in words
+    n = 2 if "n2" in words else 1
+    so = body.get("stream_options")
+    include_usage = isinstance(so, dict) and so.get("include_usage") is True
+    cid = ("chatcmpl-shaped%d" if chat else "cmpl-shaped%d") % STATE.next_id()
+    created = int(time.time())
+
+    def chunk(idx, piece, finish, first=False):
+        if chat:
+            delta = {"role": "assistant", "content": ""} if first else \
+                ({"content": piece} if piece is not None else {})
+            ch = {"index": idx, "delta": delta, "logprobs": None,
+                  "finish_reason": finish}
+            obj = "chat.completion.chunk"
+        else:
+            ch = {"text": piece or "", "index": idx, "logprobs": None,
+                  "finish_reason": finish}
+            obj = "text_completion"
+        o = {"id": cid, "object": obj, "created": created,
+             "model": body.get("model"), "choices": [ch]}
+        if include_usage:
+            o["usage"] = None
+        return "data: %s\n\n" % dumps(o)
+
+    events = []
+    for i in range(n):
+        if chat:
+            events.append(chunk(i, None, None, first=True))
+    for piece in ("Shaped ", "stream ", "text."):
+        for i in range(n):
+            events.append(chunk(i, piece, None))
+    if "nofinish" not in words:
+        for i in range(n):
+            if i == 0 or "halffinish" not in words:
+                events.append(chunk(i, None, "stop"))
+        if include_usage:
+            events.append("data: %s\n\n" % dumps({
+                "id": cid, "object": "chat.completion.chunk" if chat
+                else "text_completion", "created": created,
+                "model": body.get("model"), "choices": [],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 3 * n,
+                          "total_tokens": 3 + 3 * n}}))
+    if "nodone" not in words:
+        events.append("data: [DONE]\n\n")
+
+    h.send_response(200)
+    h.send_header("Content-Type", "text/event-stream")
+    h.send_header("Cache-Control", "no-cache")
+    if close:
+        h.send_header("Connection", "close")
+        h.close_connection = True
+    else:
+        h.send_header("Transfer-Encoding", "chunked")
+    h.end_headers()
+    STATE.add(streams_started=1)
+    for ev in events:
+        data = ev.encode("utf-8")
+        h.write(data if close else b"%x\r\n" % len(data) + data + b"\r\n")
+        time.sleep(0.005)
+    if close:
+        try:
+            h.request.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    else:
+        h.write(b"0\r\n\r\n")
+
+# ---------------------------------------------------- end of upstream faults
 
 # --------------------------------------------------------------------------
 # main

@@ -335,6 +335,99 @@ static void test_offsets_are_absolute_across_feeds(void **state)
     }
 }
 
+/* Feeds the whole stream s one byte at a time and in one piece, and returns
+ * whether both scans judge every choice finished (they must agree). */
+static bool finished(const char *s)
+{
+    sse_scan_t a, b;
+    sse_event_t ev;
+    bool got;
+    size_t n = strlen(s), off = 0;
+    sse_init(&a);
+    sse_init(&b);
+    for (size_t i = 0; i < n; i++)
+        (void)sse_feed(&a, s + i, 1, &ev, &got);
+    while (off < n)
+        off += sse_feed(&b, s + off, n - off, &ev, &got);
+    assert_int_equal(sse_choices_finished(&a), sse_choices_finished(&b));
+    return sse_choices_finished(&a);
+}
+
+#define CH(idx, fin) "data: {\"id\":\"c\",\"choices\":[{\"index\":" idx ",\"delta\":{\"content\":\"x\"},\"finish_reason\":" fin "}]}\n\n"
+
+static void test_choices_finish_reason(void **state)
+{
+    (void)state;
+    assert_false(finished(""));
+    assert_false(finished(CH("0", "null")));
+    assert_true(finished(CH("0", "null") CH("0", "\"stop\"")));
+    assert_true(finished(CH("0", "\"length\"")));
+    /* an empty string is not a reason */
+    assert_false(finished(CH("0", "\"\"")));
+    /* the usage chunk and [DONE] change nothing */
+    assert_true(finished(CH("0", "\"stop\"") "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n"
+                         "data: [DONE]\n\n"));
+    assert_false(finished("data: {\"choices\":[],\"usage\":{}}\n\n"));
+    /* n = 2: both indexes must finish */
+    assert_false(finished(CH("0", "null") CH("1", "null") CH("0", "\"stop\"")));
+    assert_true(finished(CH("0", "null") CH("1", "null") CH("1", "\"stop\"") CH("0", "\"stop\"")));
+    /* several choices in one event; the element's position when "index" is absent */
+    assert_true(finished("data: {\"choices\":[{\"index\":0,\"finish_reason\":\"stop\"},"
+                         "{\"index\":1,\"finish_reason\":\"stop\"}]}\n\n"));
+    assert_false(finished("data: {\"choices\":[{\"finish_reason\":\"stop\"},{\"finish_reason\":null}]}\n\n"));
+    /* legacy completions */
+    assert_true(finished("data: {\"object\":\"text_completion\",\"choices\":[{\"text\":\"a\",\"index\":0,"
+                         "\"logprobs\":null,\"finish_reason\":\"stop\"}]}\n\n"));
+    /* an index past the cap never finishes */
+    assert_false(finished(CH("128", "\"stop\"")));
+    assert_false(finished(CH("-1", "\"stop\"")));
+    assert_true(finished(CH("127", "\"stop\"")));
+}
+
+/* Only the top-level choices' own keys count. */
+static void test_choices_ignore_nested_and_strings(void **state)
+{
+    (void)state;
+    /* a tool call's "index" is not a choice index */
+    assert_true(finished("data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":3,"
+                         "\"function\":{\"arguments\":\"{}\"}}]},\"finish_reason\":null}]}\n\n" CH(
+                             "0", "\"tool_calls\"")));
+    /* the words inside content or an escaped key do nothing */
+    assert_false(finished("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+                          "\"\\\"finish_reason\\\":\\\"stop\\\"\"},\"finish_reason\":null}]}\n\n"));
+    assert_false(finished("data: {\"choices\":[{\"index\":0,\"fin\\u0069sh_reason\":\"stop\"}]}\n\n"));
+    /* a nested "finish_reason" (not the choice's own) does not count */
+    assert_false(finished("data: {\"choices\":[{\"index\":0,\"x\":{\"finish_reason\":\"stop\"},"
+                          "\"finish_reason\":null}]}\n\n"));
+    /* "choices" below the top level is not the choices array */
+    assert_false(finished("data: {\"x\":{\"choices\":[{\"index\":0,\"finish_reason\":\"stop\"}]}}\n\n"));
+    /* data split over two data: lines; CRLF line ends */
+    assert_true(finished("data: {\"choices\":[{\"index\":0,\r\ndata: \"finish_reason\":\"stop\"}]}\r\n\r\n"));
+    /* garbage and unbalanced JSON do not crash and do not finish */
+    assert_false(finished("data: }}]]{{[[\"\n\ndata: {\"choices\":[{\"index\":0\n\n"));
+    assert_false(finished("data: not json\n\n"));
+}
+
+static void test_in_event(void **state)
+{
+    sse_scan_t sc;
+    sse_event_t ev;
+    bool got;
+    const char *whole = "data: {\"a\":1}\r\n\r\n", *part = "data: {\"a\"";
+    (void)state;
+    sse_init(&sc);
+    assert_false(sse_in_event(&sc));
+    for (size_t off = 0; off < strlen(whole);)
+        off += sse_feed(&sc, whole + off, strlen(whole) - off, &ev, &got);
+    assert_false(sse_in_event(&sc));
+    (void)sse_feed(&sc, part, strlen(part), &ev, &got);
+    assert_true(sse_in_event(&sc));
+    (void)sse_feed(&sc, "}\n", 2, &ev, &got);
+    assert_true(sse_in_event(&sc)); /* lines without the blank line */
+    (void)sse_feed(&sc, "\n", 1, &ev, &got);
+    assert_false(sse_in_event(&sc));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +443,9 @@ int main(void)
         cmocka_unit_test(test_incomplete_event_not_reported),
         cmocka_unit_test(test_flags_reset_between_events),
         cmocka_unit_test(test_offsets_are_absolute_across_feeds),
+        cmocka_unit_test(test_choices_finish_reason),
+        cmocka_unit_test(test_choices_ignore_nested_and_strings),
+        cmocka_unit_test(test_in_event),
     };
     return cmocka_run_group_tests_name("sse", tests, NULL, NULL);
 }
