@@ -38,14 +38,17 @@
  * a byte sent: with an 8 KiB pool a 7.6 KB head was routed, the provider
  * paid, and the client got nothing. So the pool is sized to always hold a
  * head at the limit with SERVER_MAX_FIELDS entries plus RESPONSE_ROOM for
- * our response headers (at most about 4 KiB: the routing headers, CORS, a
- * preflight's echoed header list) and the chunks of a streamed answer; a
- * head over the limit is refused on the first handler call, before any
- * work. Heads larger than the pool itself never reach the handler:
- * libmicrohttpd answers them with its own HTML 431 (no hook to change it). */
-#define SERVER_MAX_FIELDS 128 /* header fields + cookies + query arguments; Apache: 100 */
+ * our response headers (under 3 KiB: the routing and CORS headers, or a
+ * preflight's echoed list of at most 2 KiB) and the chunks of a streamed
+ * answer. Every byte of the pool is resident once a kept-alive connection
+ * has served a request (libmicrohttpd zeroes the whole pool between
+ * requests), so RESPONSE_ROOM is kept small. A head over the limit is
+ * refused on the first handler call, before any work. Heads larger than
+ * the pool itself never reach the handler: libmicrohttpd answers them with
+ * its own HTML 431 (0.9.75 has no hook to change it). */
+#define SERVER_MAX_FIELDS 100 /* header fields + cookies + query arguments (Apache: 100) */
 #define FIELD_ENTRY_BYTES 64
-#define RESPONSE_ROOM 8192
+#define RESPONSE_ROOM 4096
 
 static size_t pool_bytes(size_t max_header_bytes)
 {

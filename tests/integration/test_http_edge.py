@@ -8,7 +8,7 @@ daemon over real sockets, the simulated provider behind it.
 Head sizes (server.max_header_bytes, default 16 KiB): heads of 7.5, 7.8 and
 12 KB spread over several fields (as SDKs and proxies send them) get their
 full answer, streamed or not, also on a kept-alive connection; a head just
-over the limit, or with more than 128 fields, gets 431 in OpenAI's error
+over the limit, or with more than 100 fields, gets 431 in OpenAI's error
 shape, the connection closed after it, and the provider is never called;
 far over (64 KB, 1 MB) some 431 or a closed connection, never a crash; the
 limit follows the configuration.
@@ -151,10 +151,10 @@ def check_json_error(status, headers, body, want_status, code, etype="invalid_re
     return err
 
 
-def check_answered(d, total, n_fields, stream=False, what=""):
+def check_answered(d, total, n_fields, stream=False, what="", headers=None):
     E.sim_reset()
     s = raw(d, "POST", "/v1/chat/completions", chat_body("auto", f"head {total}", stream=stream),
-            total=total, n_fields=n_fields)
+            total=total, n_fields=n_fields, headers=headers)
     try:
         s.read_head()
         eq(s.status, 200, f"{what} status")
@@ -186,9 +186,12 @@ def test_heads_below_limit_answered():
 def test_head_at_limit_streamed_and_many_fields():
     # Right at the default limit, with nearly the most fields allowed: the
     # stream's headers and chunks still fit next to the head.
-    check_answered(D["main"], 16384 - 200, 120, stream=True, what="16 KiB - 200 B, 120 fields, stream:")
+    check_answered(D["main"], 16384 - 200, 95, stream=True, what="16 KiB - 200 B, 95 fields, stream:")
     check_answered(D["main"], 16384 - 200, 1, stream=True, what="16 KiB - 200 B, 1 field, stream:")
-    check_answered(D["main"], 16384 - 200, 120, what="16 KiB - 200 B, 120 fields:")
+    check_answered(D["main"], 16384 - 200, 95, what="16 KiB - 200 B, 95 fields:")
+    # exactly at the limit, the most fields, and the CORS headers on the answer
+    check_answered(D["cors"], 16384, 93, stream=True, what="16 KiB, 100 fields, CORS, stream:",
+                   headers={"Authorization": f"Bearer {CORS_KEY}", "Origin": APP})
 
 
 @test
@@ -254,7 +257,7 @@ def test_too_many_fields_431():
     finally:
         s.close()
     err = check_json_error(status, headers, body, 431, "request_headers_too_large")
-    check("128" in err["message"], f"the message names the field limit: {err['message']}")
+    check("100" in err["message"], f"the message names the field limit: {err['message']}")
     eq(sim_calls(), 0, "provider calls")
 
 
@@ -351,6 +354,17 @@ def test_cors_preflight_allowed():
     r = preflight(d, APP, req_headers=None)
     eq(r.status, 204, "preflight without Request-Headers")
     check(r.h("access-control-allow-headers") is None, "no Allow-Headers when none asked")
+    # the largest answer we write: a preflight echoing a 2 KB list, its head
+    # at the limit
+    many = ", ".join(f"x-custom-header-{i:04d}" for i in range(90))  # 1,978 bytes
+    s = raw(d, "OPTIONS", "/v1/chat/completions", total=16384 - 100, n_fields=60,
+            headers={"Origin": APP, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": many})
+    try:
+        status, headers, body, _ = answer(s)
+    finally:
+        s.close()
+    eq(status, 204, "preflight with a 16 KB head and a 2 KB list")
+    eq(headers.get("access-control-allow-headers"), many, "the whole list echoed")
     r = preflight(d, APP, req_headers="authorization, bad header\x7f")
     R.check_error(r, 400, "invalid_cors_preflight", what="malformed Request-Headers: ")
 
