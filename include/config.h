@@ -97,9 +97,9 @@ typedef struct config {
     unsigned threads; /* resolved: >= 1 */
     size_t max_body_bytes;
     size_t max_response_bytes;
-    /* Request line + header fields (names, values, separators; cookies and
-     * query arguments once more as parsed pairs) above which a request is
-     * refused with 431 before any work. Fixed at start: libmicrohttpd's
+    /* What a request head may take in libmicrohttpd's pool: the request
+     * line, and per header field, cookie and query argument its text plus
+     * 64 bytes. Over it: 431 before any work. Fixed at start: the
      * per-connection pool is sized from it (server.c). */
     size_t max_header_bytes;
     cfg_cors_t cors;

@@ -31,56 +31,50 @@
 /* ---- the request head and libmicrohttpd's connection pool ----
  * libmicrohttpd 0.9.75 keeps a request's whole head in its connection's
  * memory pool: the header lines in the read buffer (the names and values
- * it hands out point into it), and one entry (48 to 64 bytes) per header
- * field, cookie and query argument taken from the pool's other end. The
- * response headers are written into what is left only after the handler
- * has answered, and when they do not fit the connection is closed without
- * a byte sent: with an 8 KiB pool a 7.6 KB head was routed, the provider
- * paid, and the client got nothing. So the pool is sized to always hold a
- * head at the limit with SERVER_MAX_FIELDS entries plus RESPONSE_ROOM for
- * our response headers (under 3 KiB: the routing and CORS headers, or a
- * preflight's echoed list of at most 2 KiB) and the chunks of a streamed
- * answer. Every byte of the pool is resident once a kept-alive connection
- * has served a request (libmicrohttpd zeroes the whole pool between
- * requests), so RESPONSE_ROOM is kept small. A head over the limit is
- * refused on the first handler call, before any work. Heads larger than
- * the pool itself never reach the handler: libmicrohttpd answers them with
- * its own HTML 431 (0.9.75 has no hook to change it). */
-#define SERVER_MAX_FIELDS 100 /* header fields + cookies + query arguments (Apache: 100) */
+ * it hands out point into it), one entry of up to 64 bytes per header
+ * field, cookie and query argument taken from the pool's other end, and a
+ * copy of the Cookie header. The response headers are written into what is
+ * left only after the handler has answered, and when they do not fit the
+ * connection is closed without a byte sent: with the former 8 KiB pool a
+ * 7.6 KB head was routed, the provider paid, and the client got nothing.
+ * So a head is measured by what it takes in the pool (head_size), refused
+ * over server.max_header_bytes on the first handler call, before any work,
+ * and the pool is that limit plus RESPONSE_ROOM: our response headers
+ * (under 3 KiB: the routing and CORS headers, or a preflight's echoed list
+ * of at most 2 KiB) and the chunks of a streamed answer.
+ * Memory: libmicrohttpd zeroes half the pool when a request switches to
+ * its answer and the whole pool between two requests of a kept-alive
+ * connection, so every pool byte is resident; RESPONSE_ROOM stays small.
+ * Heads larger than the pool never reach the handler: libmicrohttpd
+ * answers them with its own HTML 431 (0.9.75 has no hook to change that). */
 #define FIELD_ENTRY_BYTES 64
 #define RESPONSE_ROOM 4096
 
 static size_t pool_bytes(size_t max_header_bytes)
 {
-    return max_header_bytes + SERVER_MAX_FIELDS * FIELD_ENTRY_BYTES + RESPONSE_ROOM;
+    return max_header_bytes + RESPONSE_ROOM;
 }
-
-typedef struct head_size {
-    size_t bytes;
-    size_t fields;
-} head_size_t;
 
 static enum MHD_Result count_field(void *cls, enum MHD_ValueKind kind, const char *key,
                                    size_t key_size, const char *value, size_t value_size)
 {
-    head_size_t *h = cls;
+    size_t *bytes = cls;
     (void)kind;
     (void)key;
     (void)value;
-    h->bytes += key_size + value_size + 4; /* "name: value\r\n", "&name=value" */
-    h->fields++;
+    /* "name: value\r\n" (or "&name=value") and its entry */
+    *bytes += key_size + value_size + 4 + FIELD_ENTRY_BYTES;
     return MHD_YES;
 }
 
-/* What the head costs in the pool, close to its size on the wire: the
- * request line, every field, and (as libmicrohttpd copies them) cookies and
- * query arguments once more as parsed pairs. */
-static head_size_t head_size(struct MHD_Connection *conn, const char *method, const char *url)
+/* What the head takes in the pool: the request line, and per header
+ * field, cookie and query argument its text and its entry. */
+static size_t head_size(struct MHD_Connection *conn, const char *method, const char *url)
 {
-    head_size_t h = {strlen(method) + strlen(url) + 14, 0}; /* " HTTP/1.1\r\n", final CRLF */
+    size_t bytes = strlen(method) + strlen(url) + 14; /* " HTTP/1.1\r\n", final CRLF */
     MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_COOKIE_KIND | MHD_GET_ARGUMENT_KIND,
-                                count_field, &h);
-    return h;
+                                count_field, &bytes);
+    return bytes;
 }
 
 /* ---- CORS (server.cors) ---- */
@@ -477,27 +471,22 @@ static enum MHD_Result options(req_t *req, const char *url, const char *p)
     return early(req, 405, "method_not_allowed", msg, allow, NULL, 0, false);
 }
 
-/* Refuses a head over server.max_header_bytes (or with too many fields)
- * with 431 before anything else runs. The answer closes the connection;
- * a body that fits max_body_bytes is read and dropped first, so that the
- * close does not reset the connection under the client's feet. */
-static enum MHD_Result head_too_large(req_t *req, const head_size_t *h)
+/* Refuses a head over server.max_header_bytes with 431 before anything
+ * else runs. The answer closes the connection; a body that fits
+ * max_body_bytes is read and dropped first, so that the close does not
+ * reset the connection under the client's feet. */
+static enum MHD_Result head_too_large(req_t *req, size_t bytes)
 {
     const char *cl = req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t n = 0;
     bool close_now = cl != NULL && (util_parse_u64(cl, strlen(cl), &n) < 0 ||
                                     n > req->cfg->max_body_bytes);
-    char msg[200];
+    char msg[256];
     enum MHD_Result ret;
-    if (h->fields > SERVER_MAX_FIELDS)
-        snprintf(msg, sizeof msg,
-                 "The request has %zu header fields, cookies and query arguments; the limit is %d.",
-                 h->fields, SERVER_MAX_FIELDS);
-    else
-        snprintf(msg, sizeof msg,
-                 "The request headers (%zu bytes) are larger than the limit of %zu bytes "
-                 "(server.max_header_bytes).",
-                 h->bytes, req->cfg->max_header_bytes);
+    snprintf(msg, sizeof msg,
+             "The request headers take %zu bytes (names, values and %d bytes per field), more "
+             "than the limit of %zu bytes (server.max_header_bytes).",
+             bytes, FIELD_ENTRY_BYTES, req->cfg->max_header_bytes);
     ret = early(req, 431, "request_headers_too_large", msg, NULL, NULL, 0, false);
     if (req->response == NULL)
         return ret;
@@ -743,9 +732,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         snprintf(req->method, sizeof req->method, "%s", method);
         snprintf(req->path, sizeof req->path, "%s", url);
         {
-            head_size_t h = head_size(conn, method, url);
-            if (h.bytes > req->cfg->max_header_bytes || h.fields > SERVER_MAX_FIELDS)
-                return head_too_large(req, &h);
+            size_t head = head_size(conn, method, url);
+            if (head > req->cfg->max_header_bytes)
+                return head_too_large(req, head);
         }
         return on_first_call(req, url, method);
     }
