@@ -304,6 +304,11 @@ int main(int argc, char **argv)
             if (strcmp(next->listen_host, cfg->listen_host) != 0 ||
                 (listen == NULL && next->listen_port != cfg->listen_port) || next->threads != cfg->threads)
                 log_warn("reload: server.listen and server.threads take effect only on restart");
+            if (next->max_header_bytes != cfg->max_header_bytes) {
+                /* the HTTP connection pools were sized for the first value */
+                log_warn("reload: server.max_header_bytes takes effect only on restart");
+                next->max_header_bytes = cfg->max_header_bytes;
+            }
             if (listen)
                 override_listen(next, listen);
             log_set_level((enum log_level)next->log_level);

@@ -76,6 +76,18 @@ typedef struct cfg_obs {
     char *sample_file;
 } cfg_obs_t;
 
+/* server.cors: browser access from other origins. Off unless configured. */
+typedef struct cfg_cors {
+    bool enabled;
+    bool any_origin;        /* origins: "*" */
+    char **origins;         /* NULL-terminated origins; a "*." host = any subdomain */
+    size_t n_origins;
+    char **allow_headers;   /* NULL-terminated, lower case, '*' suffix = prefix; NULL: any */
+    size_t n_allow_headers;
+    unsigned max_age_s;     /* Access-Control-Max-Age of preflight answers */
+    bool allow_credentials; /* Access-Control-Allow-Credentials: true (never with "*") */
+} cfg_cors_t;
+
 typedef struct config {
     atomic_uint refs;
     char *path;
@@ -85,6 +97,12 @@ typedef struct config {
     unsigned threads; /* resolved: >= 1 */
     size_t max_body_bytes;
     size_t max_response_bytes;
+    /* What a request head may take in libmicrohttpd's pool: the request
+     * line, and per header field, cookie and query argument its text plus
+     * 64 bytes. Over it: 431 before any work. Fixed at start: the
+     * per-connection pool is sized from it (server.c). */
+    size_t max_header_bytes;
+    cfg_cors_t cors;
     unsigned max_connections;
     unsigned connection_timeout_s;
     unsigned shutdown_grace_ms;

@@ -23,6 +23,7 @@
 #include "route/rules.h"
 #include "core/util.h"
 #include "core/yamlwalk.h"
+#include "http/cors.h"
 
 static bool valid_env_name(const char *s)
 {
@@ -88,6 +89,78 @@ static bool parse_listen(const char *s, char **host, uint16_t *port)
 
 /* ---- sections ---- */
 
+/* A list of strings (or one string) checked entry by entry; lower-cased. */
+static char **cors_strv(ywalk_t *c, yaml_node_t *v, const char *what, size_t *n,
+                        int (*check)(const char *, char *, size_t))
+{
+    char **out = NULL;
+    if (!yw_strv(c, v, what, &out, n))
+        return NULL;
+    for (size_t i = 0; i < *n; i++) {
+        char why[160];
+        for (char *p = out[i]; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        if (strcmp(out[i], "*") != 0 && check(out[i], why, sizeof why) < 0)
+            yw_error(c, v, "%s: \"%s\": %s", what, out[i], why);
+    }
+    return out;
+}
+
+/* server.cors: {origins: [...] or "*", allow_headers?, max_age?,
+ * allow_credentials?}. */
+static void parse_cors(ywalk_t *c, cfg_cors_t *cors, yaml_node_t *map)
+{
+    const char *k;
+    yaml_node_t *kn, *v, *origins = NULL;
+    if (!yw_expect(c, map, YAML_MAPPING_NODE, "server.cors"))
+        return;
+    cors->enabled = true;
+    YW_MAP_FOREACH(c, map, k, kn, v)
+    {
+        uint64_t u;
+        if (strcmp(k, "origins") == 0) {
+            origins = v;
+            yw_strv_free(cors->origins);
+            cors->origins = cors_strv(c, v, "server.cors.origins", &cors->n_origins,
+                                      cors_check_origin_pattern);
+        } else if (strcmp(k, "allow_headers") == 0) {
+            yw_strv_free(cors->allow_headers);
+            cors->allow_headers = cors_strv(c, v, "server.cors.allow_headers",
+                                            &cors->n_allow_headers, cors_check_header_pattern);
+        } else if (strcmp(k, "max_age") == 0) {
+            if (yw_u64(c, v, "server.cors.max_age", 0, 86400, &u))
+                cors->max_age_s = (unsigned)u;
+        } else if (strcmp(k, "allow_credentials") == 0) {
+            yw_bool(c, v, "server.cors.allow_credentials", &cors->allow_credentials);
+        } else {
+            yw_unknown_key(c, kn, "server.cors",
+                           "origins, allow_headers, max_age, allow_credentials");
+        }
+    }
+    if (origins == NULL) {
+        yw_error(c, map, "server.cors: origins is required (a list of origins such as "
+                         "\"https://app.example.com\", or \"*\" for any)");
+        return;
+    }
+    for (size_t i = 0; cors->origins && i < cors->n_origins; i++)
+        if (strcmp(cors->origins[i], "*") == 0)
+            cors->any_origin = true;
+    if (cors->any_origin && cors->n_origins > 1)
+        yw_error(c, origins, "server.cors.origins: \"*\" allows every origin; list nothing else");
+    if (cors->any_origin && cors->allow_credentials)
+        yw_error(c, origins, "server.cors: allow_credentials needs an explicit list of origins, "
+                             "not \"*\" (any site could then act with the user's credentials)");
+    for (size_t i = 0; cors->allow_headers && i < cors->n_allow_headers; i++)
+        if (strcmp(cors->allow_headers[i], "*") == 0) {
+            /* "*" is the default: whatever the page asks for. */
+            yw_strv_free(cors->allow_headers);
+            cors->allow_headers = NULL;
+            cors->n_allow_headers = 0;
+            break;
+        }
+}
+
 static void parse_server(ywalk_t *c, config_t *cfg, yaml_node_t *map)
 {
     const char *k;
@@ -113,6 +186,11 @@ static void parse_server(ywalk_t *c, config_t *cfg, yaml_node_t *map)
         } else if (strcmp(k, "max_body_bytes") == 0) {
             if (yw_u64(c, v, "server.max_body_bytes", 1024, 1ull << 30, &u))
                 cfg->max_body_bytes = (size_t)u;
+        } else if (strcmp(k, "max_header_bytes") == 0) {
+            if (yw_u64(c, v, "server.max_header_bytes", 1024, 1u << 20, &u))
+                cfg->max_header_bytes = (size_t)u;
+        } else if (strcmp(k, "cors") == 0) {
+            parse_cors(c, &cfg->cors, v);
         } else if (strcmp(k, "max_response_bytes") == 0) {
             if (yw_u64(c, v, "server.max_response_bytes", 1024, 1ull << 31, &u))
                 cfg->max_response_bytes = (size_t)u;
@@ -139,9 +217,9 @@ static void parse_server(ywalk_t *c, config_t *cfg, yaml_node_t *map)
             }
         } else {
             yw_unknown_key(c, kn, "server",
-                        "listen, threads, max_body_bytes, max_response_bytes, max_connections, "
-                        "connection_timeout_s, shutdown_grace_ms, log_level, "
-                        "allow_unauthenticated_public");
+                        "listen, threads, max_body_bytes, max_header_bytes, max_response_bytes, "
+                        "max_connections, connection_timeout_s, shutdown_grace_ms, log_level, "
+                        "allow_unauthenticated_public, cors");
         }
     }
 }
@@ -731,6 +809,8 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
     cfg->listen_port = 8080;
     cfg->max_body_bytes = 4u << 20;
     cfg->max_response_bytes = 32u << 20;
+    cfg->max_header_bytes = 16u << 10;
+    cfg->cors.max_age_s = 600;
     cfg->max_connections = 10000;
     cfg->connection_timeout_s = 60;
     cfg->shutdown_grace_ms = 5000;
@@ -858,6 +938,8 @@ void config_unref(config_t *cfg)
     free(cfg->tiers);
     free(cfg->models_json);
     free(cfg->listen_host);
+    yw_strv_free(cfg->cors.origins);
+    yw_strv_free(cfg->cors.allow_headers);
     free(cfg->path);
     free(cfg);
 }

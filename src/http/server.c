@@ -24,8 +24,83 @@
 #include "core/shard.h"
 #include "upstream/upstream.h"
 #include "core/util.h"
+#include "http/cors.h"
 
 #define STREAM_BLOCK_SIZE 1024 /* MHD callocs it per streamed response */
+
+/* ---- the request head and libmicrohttpd's connection pool ----
+ * libmicrohttpd 0.9.75 keeps a request's whole head in its connection's
+ * memory pool: the header lines in the read buffer (the names and values
+ * it hands out point into it), one entry of up to 64 bytes per header
+ * field, cookie and query argument taken from the pool's other end, and a
+ * copy of the Cookie header. The response headers are written into what is
+ * left only after the handler has answered, and when they do not fit the
+ * connection is closed without a byte sent: with the former 8 KiB pool a
+ * 7.6 KB head was routed, the provider paid, and the client got nothing.
+ * So a head is measured by what it takes in the pool (head_size), refused
+ * over server.max_header_bytes on the first handler call, before any work,
+ * and the pool is that limit plus RESPONSE_ROOM: our response headers
+ * (under 3 KiB: the routing and CORS headers, or a preflight's echoed list
+ * of at most 2 KiB) and the chunks of a streamed answer.
+ * Memory: libmicrohttpd zeroes half the pool when a request switches to
+ * its answer and the whole pool between two requests of a kept-alive
+ * connection, so every pool byte is resident; RESPONSE_ROOM stays small.
+ * Heads larger than the pool never reach the handler: libmicrohttpd
+ * answers them with its own HTML 431 (0.9.75 has no hook to change that). */
+#define FIELD_ENTRY_BYTES 64
+#define RESPONSE_ROOM 4096
+
+static size_t pool_bytes(size_t max_header_bytes)
+{
+    return max_header_bytes + RESPONSE_ROOM;
+}
+
+static enum MHD_Result count_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    size_t *bytes = cls;
+    (void)kind;
+    (void)key;
+    (void)value;
+    /* "name: value\r\n" (or "&name=value") and its entry */
+    *bytes += key_size + value_size + 4 + FIELD_ENTRY_BYTES;
+    return MHD_YES;
+}
+
+/* What the head takes in the pool: the request line, and per header
+ * field, cookie and query argument its text and its entry. */
+static size_t head_size(struct MHD_Connection *conn, const char *method, const char *url)
+{
+    size_t bytes = strlen(method) + strlen(url) + 14; /* " HTTP/1.1\r\n", final CRLF */
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_COOKIE_KIND | MHD_GET_ARGUMENT_KIND,
+                                count_field, &bytes);
+    return bytes;
+}
+
+/* ---- CORS (server.cors) ---- */
+
+static const char *req_header(req_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+/* On every answer while CORS is on: Vary: Origin (the answer depends on
+ * it), and for an allowed origin the headers that let the page read it. */
+static void add_cors(req_t *req, struct MHD_Response *r)
+{
+    const cfg_cors_t *c = &req->cfg->cors;
+    const char *origin;
+    if (!c->enabled)
+        return;
+    MHD_add_response_header(r, "Vary", "Origin");
+    origin = req_header(req, "origin");
+    if (!cors_origin_allowed(c, origin))
+        return;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+    if (c->allow_credentials)
+        MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
+    MHD_add_response_header(r, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+}
 
 /* ---- responses ---- */
 
@@ -35,6 +110,7 @@ static void add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
     char num[32];
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(r, "x-request-id", req->id);
+    add_cors(req, r);
     if (req->route.n == 0)
         return;
     MHD_add_response_header(r, "x-cache", req->cache_x == CACHE_X_HIT    ? "HIT"
@@ -116,6 +192,9 @@ void server_respond_error(req_t *req, const req_error_t *err, const char *extra_
 static enum MHD_Result queue_ready(req_t *req)
 {
     enum MHD_Result ret = MHD_queue_response(req->conn, req->resp_status, req->response);
+    if (ret != MHD_YES)
+        log_error("request %s: libmicrohttpd refused the %u answer; closing the connection",
+                  req->id, req->resp_status);
     MHD_destroy_response(req->response);
     req->response = NULL;
     req->state = RS_RESPONDED;
@@ -330,6 +409,99 @@ static enum MHD_Result model_entry(req_t *req, const char *id)
     return ret;
 }
 
+/* The methods a path answers ("GET, HEAD" or "POST"), NULL for unknown
+ * paths; p is url without its /v1 prefix. */
+static const char *path_methods(const char *url, const char *p)
+{
+    static const char *const get_paths[] = {"/healthz", "/readyz", "/router/stats", "/models"};
+    static const char *const post_paths[] = {"/chat/completions", "/completions", "/embeddings",
+                                             "/router/explain"};
+    if (strcmp(url, "/metrics") == 0 || strcmp(url, "/dashboard") == 0 ||
+        strncmp(p, "/models/", 8) == 0)
+        return "GET, HEAD";
+    for (size_t i = 0; i < sizeof get_paths / sizeof get_paths[0]; i++)
+        if (strcmp(p, get_paths[i]) == 0)
+            return "GET, HEAD";
+    for (size_t i = 0; i < sizeof post_paths / sizeof post_paths[0]; i++)
+        if (strcmp(p, post_paths[i]) == 0)
+            return "POST";
+    return NULL;
+}
+
+/* A CORS preflight: answered before authentication (a browser never sends
+ * credentials with it) and never routed or counted. An origin not in
+ * server.cors.origins gets 403 without CORS headers, so the browser stops. */
+static enum MHD_Result preflight(req_t *req)
+{
+    const cfg_cors_t *c = &req->cfg->cors;
+    char *allow;
+    size_t len;
+    char num[16];
+    enum MHD_Result ret;
+    if (!cors_origin_allowed(c, req_header(req, "origin")))
+        return early(req, 403, "cors_origin_not_allowed",
+                     "This origin is not allowed to call the router (server.cors.origins).", NULL,
+                     NULL, 0, false);
+    allow = cors_allow_headers(c, req_header(req, "access-control-request-headers"), &len);
+    if (allow == NULL)
+        return early(req, 400, "invalid_cors_preflight",
+                     "Access-Control-Request-Headers is not a list of header names, or is longer "
+                     "than 2048 bytes.",
+                     NULL, NULL, 0, false);
+    ret = early(req, 204, NULL, NULL, NULL, "", 0, false);
+    if (req->response) {
+        struct MHD_Response *r = req->response;
+        MHD_del_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(r, "Vary", "Access-Control-Request-Method, Access-Control-Request-Headers");
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", CORS_ALLOW_METHODS);
+        if (len > 0)
+            MHD_add_response_header(r, "Access-Control-Allow-Headers", allow);
+        snprintf(num, sizeof num, "%u", c->max_age_s);
+        MHD_add_response_header(r, "Access-Control-Max-Age", num);
+    }
+    free(allow);
+    return ret;
+}
+
+static enum MHD_Result options(req_t *req, const char *url, const char *p)
+{
+    const char *allow = path_methods(url, p);
+    char msg[200];
+    if (req->cfg->cors.enabled && req_header(req, "origin") != NULL &&
+        req_header(req, "access-control-request-method") != NULL)
+        return preflight(req);
+    if (allow == NULL) {
+        snprintf(msg, sizeof msg, "Unknown request URL: OPTIONS %.100s.", url);
+        return early(req, 404, "unknown_url", msg, NULL, NULL, 0, false);
+    }
+    snprintf(msg, sizeof msg, "Use %s for this path (OPTIONS is answered only to CORS preflight "
+                              "requests, when server.cors is configured).", allow);
+    return early(req, 405, "method_not_allowed", msg, allow, NULL, 0, false);
+}
+
+/* Refuses a head over server.max_header_bytes with 431 before anything
+ * else runs. The answer closes the connection; a body that fits
+ * max_body_bytes is read and dropped first, so that the close does not
+ * reset the connection under the client's feet. */
+static enum MHD_Result head_too_large(req_t *req, size_t bytes)
+{
+    const char *cl = req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    uint64_t n = 0;
+    bool close_now = cl != NULL && (util_parse_u64(cl, strlen(cl), &n) < 0 ||
+                                    n > req->cfg->max_body_bytes);
+    char msg[256];
+    enum MHD_Result ret;
+    snprintf(msg, sizeof msg,
+             "The request headers take %zu bytes (names, values and %d bytes per field), more "
+             "than the limit of %zu bytes (server.max_header_bytes).",
+             bytes, FIELD_ENTRY_BYTES, req->cfg->max_header_bytes);
+    ret = early(req, 431, "request_headers_too_large", msg, NULL, NULL, 0, false);
+    if (req->response == NULL)
+        return ret;
+    MHD_add_response_header(req->response, MHD_HTTP_HEADER_CONNECTION, "close");
+    return close_now ? queue_ready(req) : ret;
+}
+
 static enum MHD_Result on_first_call(req_t *req, const char *url, const char *method)
 {
     const char *p = url;
@@ -339,6 +511,8 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
 
     if (strncmp(p, "/v1/", 4) == 0)
         p += 3;
+    if (strcmp(method, "OPTIONS") == 0)
+        return options(req, url, p);
     if (strcmp(p, "/healthz") == 0 || strcmp(p, "/readyz") == 0) {
         if (!get)
             return early(req, 405, "method_not_allowed", "Use GET for this path.", "GET, HEAD",
@@ -565,6 +739,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         req->header_arg = conn;
         snprintf(req->method, sizeof req->method, "%s", method);
         snprintf(req->path, sizeof req->path, "%s", url);
+        {
+            size_t head = head_size(conn, method, url);
+            if (head > req->cfg->max_header_bytes)
+                return head_too_large(req, head);
+        }
         return on_first_call(req, url, method);
     }
     if (req->client_gone && req->state != RS_READY)
@@ -692,7 +871,7 @@ struct MHD_Daemon *server_start(struct shard *shard, const config_t *cfg, char *
                          on_mhd_log, shard, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                          MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                          MHD_OPTION_CONNECTION_LIMIT, limit ? limit : 1,
-                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool_bytes(cfg->max_header_bytes),
                          MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
                          MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, shard, MHD_OPTION_END);
