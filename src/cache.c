@@ -48,18 +48,24 @@ static bool has_token(const char *list, const char *token)
     return false;
 }
 
-/* Deterministic sampling: temperature 0 or absent, n 1 or absent, no
- * logprobs (a replay could not reproduce them). */
-static bool deterministic(const cJSON *root)
+/* Deterministic by the provider's own rules. OpenAI's default temperature
+ * is 1 (so is Anthropic's): a request without one samples, and "invent a
+ * random name" sent twice must not get the first name back. Deterministic
+ * means an explicit temperature 0 (greedy decoding), or, when the
+ * configuration counts it, a seed (the provider's documented way to ask for
+ * reproducible sampling). top_p alone does not count; n does not matter
+ * (n answers at temperature 0 or with a seed are as reproducible as one);
+ * logprobs never are cached (a replay cannot reproduce them). */
+static bool deterministic(const cJSON *root, bool seed_counts)
 {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "temperature");
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "n");
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(root, "seed");
     const cJSON *lp = cJSON_GetObjectItemCaseSensitive(root, "logprobs");
-    if (t && !cJSON_IsNull(t) && !(cJSON_IsNumber(t) && t->valuedouble == 0))
+    if (lp && (cJSON_IsTrue(lp) || (cJSON_IsNumber(lp) && lp->valuedouble > 0)))
         return false;
-    if (n && !cJSON_IsNull(n) && !(cJSON_IsNumber(n) && n->valuedouble == 1))
-        return false;
-    return !(lp && (cJSON_IsTrue(lp) || (cJSON_IsNumber(lp) && lp->valuedouble > 0)));
+    if (cJSON_IsNumber(t) && t->valuedouble == 0)
+        return true;
+    return seed_counts && cJSON_IsNumber(seed);
 }
 
 static const char *endpoint_path(enum endpoint ep)
@@ -90,7 +96,8 @@ void cache_prepare(req_t *req, const cJSON *root)
         if (a->cache == RULE_CACHE_TTL)
             req->cache_ttl_s = a->cache_ttl_s;
     }
-    if (cc->only_deterministic && req->ep != EP_EMBEDDINGS && !deterministic(root))
+    if (cc->only_deterministic && req->ep != EP_EMBEDDINGS &&
+        !deterministic(root, cc->seed_is_deterministic))
         return;
     h = header_of(req, "x-router-cache");
     if (h && strcasecmp(h, "bypass") == 0) {
