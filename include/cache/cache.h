@@ -38,7 +38,8 @@ bool cache_begin(req_t *req, const cache_ctx_t *cc);
 /* Cancels a pending Redis lookup (the client left). */
 void cache_cancel(req_t *req, const cache_ctx_t *cc);
 
-/* Stores a complete answer (compact JSON body) when the request allows it. */
+/* Stores a complete answer (compact JSON body) when the request allows it
+ * and completion_storable accepts it. */
 void cache_store(req_t *req, const cache_ctx_t *cc, const char *body, size_t len);
 
 /* Streaming: called once the stream commits (first event at absolute

@@ -20,7 +20,11 @@ struct cJSON;
 
 /* Appends the canonical serialisation of a JSON value to out (for tests and
  * for the key). Top-level object members named in skip (a NULL-terminated
- * list, may be NULL) are left out. Returns 0 or -1 if out's cap was hit. */
+ * list, may be NULL) are left out. Strings are expected to be valid UTF-8
+ * without NUL (request bodies pass json_check's JSON_CHECK_TEXT first), so
+ * the form is one-to-one. Returns 0, or -1 if out's cap was hit or a number
+ * is not exactly representable (not finite, or an integer beyond 2^53):
+ * such a request must not be cached. */
 int cachekey_canonical(const struct cJSON *v, const char *const *skip, buf_t *out);
 
 /* Computes the key of a request body root for endpoint (e.g.

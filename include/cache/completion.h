@@ -106,4 +106,19 @@ void completion_acc_free(completion_acc_t *a);
 int completion_replay_sse(enum endpoint ep, const char *body, size_t len, bool include_usage,
                           buf_t *out);
 
+/* Whether body[0..len) (borrowed) may be stored in the response cache for
+ * endpoint ep — the one rule for both sides of the cache: the store path
+ * (plain answers and assembled streams) stores only what passes, and a hit
+ * read from a shared store (Redis) is served only if it passes, so nothing
+ * is stored that a replay refuses. It passes when it is valid UTF-8 JSON
+ * text and, for EP_CHAT and EP_COMPLETIONS, a completion
+ * completion_replay_sse accepts (an object of the endpoint's kind with id,
+ * model, an integer "created" a double holds exactly, usage counts that are
+ * non-negative integers, and at least one choice, each with its message or
+ * text) whose every choice finished with "stop" or "length"; for
+ * EP_EMBEDDINGS, a "list" with a model and a non-empty data array of objects
+ * with an index and a non-empty embedding (finite numbers, or a base64
+ * string). Pure; any thread. */
+bool completion_storable(enum endpoint ep, const char *body, size_t len);
+
 #endif

@@ -67,7 +67,8 @@ typedef struct cfg_cache {
     unsigned redis_timeout_ms;
     char *key_prefix;
     bool per_key;              /* scope entries by proxy key */
-    bool only_deterministic;   /* only temperature 0 or absent, n 1 */
+    bool only_deterministic;   /* only explicit temperature 0 (or a seed), no logprobs */
+    bool seed_is_deterministic; /* a seed makes a request deterministic */
 } cfg_cache_t;
 
 typedef struct cfg_obs {

@@ -1,6 +1,7 @@
 /* json: byte-level helpers on JSON text that avoid a parse/serialise round
- * trip on the hot path: locating the value of a top-level key so it can be
- * spliced out, and writing JSON string literals. Pure functions; any thread. */
+ * trip on the hot path: the strict validator of request bodies, locating the
+ * value of a top-level key so it can be spliced out, and writing JSON string
+ * literals and numbers. Pure functions; any thread. */
 #ifndef LLMROUTER_JSON_H
 #define LLMROUTER_JSON_H
 
@@ -20,10 +21,40 @@ typedef struct json_span {
  * top level is not an object. */
 int json_find_top_key(const char *s, size_t n, const char *key, json_span_t *spans, int max);
 
-/* Checks that s[0..n) is one complete JSON value (RFC 8259, surrounding
- * whitespace allowed; nesting up to 1000 levels; string contents are not
- * checked for UTF-8). Iterative, no allocation. Returns 1 if valid, and
- * sets *is_object when the top-level value is an object. */
+/* Flags of json_check. */
+enum {
+    /* strings must be valid UTF-8 (no overlong forms, no UTF-8-encoded
+     * surrogates, nothing above U+10FFFF, no truncated sequence), every
+     * \uD800-\uDBFF escape must be followed by a \uDC00-\uDFFF one and no
+     * low surrogate may stand alone, and \u0000 is refused (cJSON would end
+     * the string there) */
+    JSON_CHECK_TEXT = 1,
+    /* no object (at any depth) may repeat a key; keys are compared decoded,
+     * so "str\u0065am" repeats "stream" */
+    JSON_CHECK_DUPLICATES = 2,
+    JSON_CHECK_STRICT = JSON_CHECK_TEXT | JSON_CHECK_DUPLICATES,
+};
+
+/* The first problem json_check found. */
+typedef struct json_error {
+    size_t off;       /* byte offset of the problem (n for an early end) */
+    const char *what; /* static text, e.g. "invalid UTF-8 in a string" */
+    json_span_t key;  /* "duplicate key": the repeated key's raw text
+                         (quotes excluded) at its later occurrence */
+} json_error_t;
+
+/* Checks that s[0..n) is exactly one JSON value per RFC 8259: whitespace
+ * only SP, HT, LF and CR, no raw control byte in a string, only the
+ * escapes of the grammar, numbers per the grammar, nothing after the value,
+ * nesting up to 1000 levels; plus the checks of flags. One pass, iterative;
+ * it allocates only to remember more than 64 keys of open objects.
+ * Returns 1 if valid, 0 if not (with *err filled when err is not NULL), -1
+ * when memory ran out. Sets *is_object when the top-level value is an
+ * object. */
+int json_check(const char *s, size_t n, unsigned flags, int *is_object, json_error_t *err);
+
+/* json_check without flags (string contents are not checked for UTF-8;
+ * duplicate keys are allowed). Returns 1 if valid, else 0. */
 int json_validate(const char *s, size_t n, int *is_object);
 
 /* Appends a number in one canonical spelling: integers below 2^53 without

@@ -48,18 +48,24 @@ static bool has_token(const char *list, const char *token)
     return false;
 }
 
-/* Deterministic sampling: temperature 0 or absent, n 1 or absent, no
- * logprobs (a replay could not reproduce them). */
-static bool deterministic(const cJSON *root)
+/* Deterministic by the provider's own rules. OpenAI's default temperature
+ * is 1 (so is Anthropic's): a request without one samples, and "invent a
+ * random name" sent twice must not get the first name back. Deterministic
+ * means an explicit temperature 0 (greedy decoding), or, when the
+ * configuration counts it, a seed (the provider's documented way to ask for
+ * reproducible sampling). top_p alone does not count; n does not matter
+ * (n answers at temperature 0 or with a seed are as reproducible as one);
+ * logprobs never are cached (a replay cannot reproduce them). */
+static bool deterministic(const cJSON *root, bool seed_counts)
 {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "temperature");
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "n");
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(root, "seed");
     const cJSON *lp = cJSON_GetObjectItemCaseSensitive(root, "logprobs");
-    if (t && !cJSON_IsNull(t) && !(cJSON_IsNumber(t) && t->valuedouble == 0))
+    if (lp && (cJSON_IsTrue(lp) || (cJSON_IsNumber(lp) && lp->valuedouble > 0)))
         return false;
-    if (n && !cJSON_IsNull(n) && !(cJSON_IsNumber(n) && n->valuedouble == 1))
-        return false;
-    return !(lp && (cJSON_IsTrue(lp) || (cJSON_IsNumber(lp) && lp->valuedouble > 0)));
+    if (cJSON_IsNumber(t) && t->valuedouble == 0)
+        return true;
+    return seed_counts && cJSON_IsNumber(seed);
 }
 
 static const char *endpoint_path(enum endpoint ep)
@@ -90,7 +96,8 @@ void cache_prepare(req_t *req, const cJSON *root)
         if (a->cache == RULE_CACHE_TTL)
             req->cache_ttl_s = a->cache_ttl_s;
     }
-    if (cc->only_deterministic && req->ep != EP_EMBEDDINGS && !deterministic(root))
+    if (cc->only_deterministic && req->ep != EP_EMBEDDINGS &&
+        !deterministic(root, cc->seed_is_deterministic))
         return;
     h = header_of(req, "x-router-cache");
     if (h && strcasecmp(h, "bypass") == 0) {
@@ -160,7 +167,11 @@ static void hit_accounting(req_t *req, const char *body, size_t len)
     cJSON_Delete(usage);
 }
 
-static bool serve(req_t *req, const char *value, size_t len)
+/* Answers req from a stored value. shared: the value comes from Redis,
+ * where another instance (or version, or anyone with access) may have put
+ * it, so it must pass the rule cache_store applies; a memory entry passed
+ * it in this process before it was stored. */
+static bool serve(req_t *req, const char *value, size_t len, bool shared)
 {
     const char *nl = memchr(value, '\n', len);
     cJSON *meta;
@@ -178,6 +189,11 @@ static bool serve(req_t *req, const char *value, size_t len)
     }
     body = nl + 1;
     blen = len - (size_t)(body - value);
+    if (shared && !completion_storable(req->ep, body, blen)) {
+        log_debug("request %s: cached value refused, treated as a miss", req->id);
+        cJSON_Delete(meta);
+        return false;
+    }
     if (req->stream) {
         buf_t sse;
         buf_init(&sse, blen * 4 + 4096);
@@ -220,7 +236,7 @@ static void on_redis_get(void *arg, enum rds_status st, const char *val, size_t 
 {
     req_t *req = arg;
     req->cache_op = NULL;
-    if (st == RDS_OK && serve(req, val, len))
+    if (st == RDS_OK && serve(req, val, len, true))
         return;
     if (st != RDS_OK && st != RDS_NIL)
         log_debug("request %s: cache lookup failed (%d), treated as a miss", req->id, (int)st);
@@ -235,7 +251,7 @@ bool cache_begin(req_t *req, const cache_ctx_t *cc)
     req->cache_x = CACHE_X_MISS;
     if (req->cfg->cache.backend == CACHE_BACKEND_MEMORY && cc->mem) {
         mcache_entry_t *e = mcache_get(cc->mem, req->cache_key, util_now_ms());
-        bool hit = e && serve(req, e->value, e->len);
+        bool hit = e && serve(req, e->value, e->len, false);
         mcache_release(e);
         return hit;
     }
@@ -266,6 +282,13 @@ void cache_store(req_t *req, const cache_ctx_t *cc, const char *body, size_t len
     buf_t v;
     if (!req->cache_store || req->model < 0 || len > c->max_entry_bytes)
         return;
+    /* store only what a hit will serve: the same rule as the Redis read
+     * side, and stricter than the SSE replay */
+    if (!completion_storable(req->ep, body, len)) {
+        log_debug("request %s: answer not stored (not a complete answer the cache can replay)",
+                  req->id);
+        return;
+    }
     mlen = snprintf(meta, sizeof meta, "{\"created\":%lld,\"model\":", (long long)time(NULL));
     buf_init(&v, len + 512);
     buf_append(&v, meta, (size_t)mlen);

@@ -79,8 +79,15 @@ static int canon(const cJSON *v, const char *const *skip, buf_t *out, int depth)
     }
     if (cJSON_IsString(v))
         return json_append_string(out, v->valuestring, strlen(v->valuestring));
-    if (cJSON_IsNumber(v))
+    if (cJSON_IsNumber(v)) {
+        /* cJSON keeps a double: 1e400 and 1e401 both read as infinity, and
+         * two integers above 2^53 can read as the same double, while a
+         * provider may tell them apart (a seed is an int64). Such a body
+         * gets no key — not cached — rather than another body's answer. */
+        if (!isfinite(v->valuedouble) || fabs(v->valuedouble) >= 9007199254740992.0)
+            return -1;
         return json_append_number(out, v->valuedouble);
+    }
     if (cJSON_IsTrue(v))
         return buf_puts(out, "true");
     if (cJSON_IsFalse(v))

@@ -55,6 +55,36 @@ static int get_index(const cJSON *o)
 }
 
 
+/* "created": Unix seconds, an integer a double holds exactly. Anything else
+ * would come back respelt (1e300) or as null (an overflow read as
+ * infinity), so the stored answer would not be the one received. */
+static bool valid_created(const cJSON *v)
+{
+    double d;
+    if (!cJSON_IsNumber(v))
+        return false;
+    d = v->valuedouble;
+    return d >= 0 && d < 9007199254740992.0 && d == floor(d);
+}
+
+/* A token count: absent, or a non-negative integer (null here is what an
+ * overflowing number became when the answer was re-serialised). */
+static bool valid_count(const cJSON *v)
+{
+    return v == NULL || (cJSON_IsNumber(v) && v->valuedouble >= 0 &&
+                         v->valuedouble < 9007199254740992.0 && v->valuedouble == floor(v->valuedouble));
+}
+
+/* usage: absent, null, or an object whose main counts are valid. */
+static bool valid_usage(const cJSON *u)
+{
+    if (u == NULL || cJSON_IsNull(u))
+        return true;
+    return cJSON_IsObject(u) && valid_count(cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens")) &&
+           valid_count(cJSON_GetObjectItemCaseSensitive(u, "completion_tokens")) &&
+           valid_count(cJSON_GetObjectItemCaseSensitive(u, "total_tokens"));
+}
+
 static int put_int(buf_t *b, int i)
 {
     char tmp[16];
@@ -365,7 +395,7 @@ static int take_constants(completion_acc_t *a, const cJSON *root)
         return -1;
     if (is_none(created))
         return 0;
-    if (!cJSON_IsNumber(created))
+    if (!valid_created(created))
         return -1;
     if (!a->has_created) {
         a->created = created->valuedouble;
@@ -381,6 +411,14 @@ int completion_acc_event(completion_acc_t *a, const char *data, size_t len)
     int rc = -1;
     if (a->failed)
         return -1;
+    /* cJSON cuts a string at \u0000: the assembled answer would not be the
+     * one streamed. (An escaped backslash before "u0000" also matches; that
+     * answer is just not stored.) Raw bytes are not checked here: a
+     * character split across two chunks is valid once assembled. */
+    if (memmem(data, len, "\\u0000", 6) != NULL) {
+        a->failed = true;
+        return -1;
+    }
     root = cJSON_ParseWithLength(data, len);
     if (!cJSON_IsObject(root))
         goto out;
@@ -395,7 +433,7 @@ int completion_acc_event(completion_acc_t *a, const char *data, size_t len)
         goto out;
     usage = member(root, "usage");
     if (!is_none(usage)) {
-        if (!cJSON_IsObject(usage))
+        if (!cJSON_IsObject(usage) || !valid_usage(usage))
             goto out;
         cJSON_Delete(a->usage);
         a->usage = cJSON_Duplicate(usage, 1);
@@ -605,11 +643,11 @@ static bool valid_body(enum endpoint ep, const cJSON *root)
     if (!str_is(member(root, "object"), ep == EP_CHAT ? "chat.completion" : "text_completion"))
         return false;
     if (!cJSON_IsString(member(root, "id")) || !cJSON_IsString(member(root, "model")) ||
-        !cJSON_IsNumber(member(root, "created")))
+        !valid_created(member(root, "created")))
         return false;
     (void)opt_string(root, "system_fingerprint", &bad);
     (void)opt_string(root, "service_tier", &bad);
-    if (bad || (!is_none(usage) && !cJSON_IsObject(usage)))
+    if (bad || !valid_usage(usage))
         return false;
     if (!cJSON_IsArray(choices))
         return false;
@@ -821,4 +859,63 @@ out:
     cJSON_Delete(root);
     buf_free(&prefix);
     return rc;
+}
+
+/* ------------------------------------------------------------ storable */
+
+/* An embeddings list: every item an object with an index and a non-empty
+ * vector of finite numbers or a base64 string. */
+static bool valid_embeddings(const cJSON *root)
+{
+    const cJSON *data = member(root, "data"), *item, *x;
+    if (!cJSON_IsObject(root) || !str_is(member(root, "object"), "list") ||
+        !cJSON_IsString(member(root, "model")) || !valid_usage(member(root, "usage")) ||
+        !cJSON_IsArray(data) || data->child == NULL)
+        return false;
+    cJSON_ArrayForEach(item, data)
+    {
+        const cJSON *emb = member(item, "embedding");
+        if (!cJSON_IsObject(item) || get_index(item) < 0)
+            return false;
+        if (cJSON_IsString(emb)) {
+            if (emb->valuestring[0] == '\0')
+                return false;
+            continue;
+        }
+        if (!cJSON_IsArray(emb) || emb->child == NULL)
+            return false;
+        cJSON_ArrayForEach(x, emb)
+        {
+            if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble))
+                return false;
+        }
+    }
+    return true;
+}
+
+bool completion_storable(enum endpoint ep, const char *body, size_t len)
+{
+    cJSON *root;
+    const cJSON *ch;
+    bool ok = false;
+    int is_object = 0;
+    /* valid UTF-8 text: the plain replay returns these bytes as they are,
+     * the streamed one re-escapes them, and both must say the same */
+    if (body == NULL || json_check(body, len, JSON_CHECK_TEXT, &is_object, NULL) != 1 || !is_object)
+        return false;
+    root = cJSON_ParseWithLength(body, len);
+    if (ep == EP_EMBEDDINGS) {
+        ok = valid_embeddings(root);
+    } else if ((ep == EP_CHAT || ep == EP_COMPLETIONS) && valid_body(ep, root)) {
+        ok = true;
+        /* what the replay accepts, narrowed to complete answers */
+        cJSON_ArrayForEach(ch, member(root, "choices"))
+        {
+            const char *fr = member(ch, "finish_reason")->valuestring;
+            if (strcmp(fr, "stop") != 0 && strcmp(fr, "length") != 0)
+                ok = false;
+        }
+    }
+    cJSON_Delete(root);
+    return ok;
 }

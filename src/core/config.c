@@ -578,10 +578,13 @@ static void parse_cache(ywalk_t *c, config_t *cfg, yaml_node_t *map)
             yw_bool(c, v, what, &cc->per_key);
         } else if (strcmp(k, "only_deterministic") == 0) {
             yw_bool(c, v, what, &cc->only_deterministic);
+        } else if (strcmp(k, "seed_is_deterministic") == 0) {
+            yw_bool(c, v, what, &cc->seed_is_deterministic);
         } else {
             yw_unknown_key(c, kn, "cache",
                            "backend, ttl_s, max_bytes, max_entry_bytes, redis_url, "
-                           "redis_timeout_ms, key_prefix, per_key, only_deterministic");
+                           "redis_timeout_ms, key_prefix, per_key, only_deterministic, "
+                           "seed_is_deterministic");
         }
     }
     if (cc->backend == CACHE_BACKEND_REDIS && cc->redis_url == NULL)
@@ -824,6 +827,7 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
     cfg->cache.redis_timeout_ms = 50;
     cfg->cache.key_prefix = xstrdup("llmrouter:cache:");
     cfg->cache.only_deterministic = true;
+    cfg->cache.seed_is_deterministic = true;
     cfg->obs.access_log = xstrdup("stdout");
     cfg->budgets = xcalloc(1, sizeof(budget_cfg_t));
     budget_cfg_init(cfg->budgets);

@@ -85,6 +85,38 @@ static int fail(req_error_t *err, unsigned status, const char *code, const char 
     return -1;
 }
 
+/* The 400 for a body json_check refused: what is wrong and where, so a
+ * client can find the byte (a repeated key is named, cut to 64 bytes). */
+static int invalid_json(req_error_t *err, const char *text, const json_error_t *je)
+{
+    err->status = 400;
+    err->type = "invalid_request_error";
+    err->code = "invalid_json";
+    err->param = NULL;
+    if (je->key.len > 0 || strcmp(je->what, "duplicate key") == 0) {
+        snprintf(err->message, sizeof err->message,
+                 "The request body repeats the key \"%.*s\" in one object (byte %zu); "
+                 "every key may appear only once.",
+                 (int)(je->key.len > 64 ? 64 : je->key.len), text + je->key.off, je->off);
+    } else if (strcmp(je->what, "unexpected character") == 0 ||
+               strcmp(je->what, "control character outside a string") == 0) {
+        /* these are reported at a byte of the body, never at its end */
+        unsigned char at = (unsigned char)text[je->off];
+        char shown[16];
+        if (at >= 0x20 && at < 0x7f && at != '"' && at != '\\')
+            snprintf(shown, sizeof shown, "'%c'", at);
+        else
+            snprintf(shown, sizeof shown, "0x%02X", at);
+        snprintf(err->message, sizeof err->message,
+                 "The request body is not valid JSON: %s %s at byte %zu.", je->what, shown,
+                 je->off);
+    } else {
+        snprintf(err->message, sizeof err->message,
+                 "The request body is not valid JSON: %s at byte %zu.", je->what, je->off);
+    }
+    return -1;
+}
+
 static int unknown_model(req_t *req, req_error_t *err, const char *model)
 {
     const config_t *cfg = req->cfg;
@@ -179,24 +211,32 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
     size_t len = buf_len(&req->body);
     cJSON *root, *model, *item;
     json_span_t spans[2];
+    json_error_t jerr;
     int rc = -1, found;
 
     if (len == 0)
         return fail(err, 400, "invalid_json", NULL,
                     "The request body is empty; expected a JSON object.%s", NULL);
+    /* One strict pass before cJSON: cJSON tolerates what a provider's
+     * parser may read differently (control bytes as whitespace, invalid
+     * UTF-8, duplicate keys it reads first-wins where most read last-wins),
+     * so the body the router understood and the body the provider gets
+     * could differ. Such a body is refused, never forwarded. */
     {
-        const char *end = NULL;
-        root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-        /* cJSON stops after the first value: anything but whitespace after
-         * it is an invalid body, not something to forward. */
-        while (root != NULL && end != NULL && end < text + len &&
-               (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
-            end++;
-        if (root != NULL && end != text + len) {
-            cJSON_Delete(root);
-            root = NULL;
+        int is_object = 0, ok = json_check(text, len, JSON_CHECK_STRICT, &is_object, &jerr);
+        if (ok < 0) {
+            fail(err, 503, "server_overloaded", NULL,
+                 "Out of memory while validating the request body; retry later.%s", NULL);
+            err->type = "server_error";
+            return -1;
         }
+        if (ok == 0)
+            return invalid_json(err, text, &jerr);
+        if (!is_object)
+            return fail(err, 400, "invalid_json", NULL,
+                        "The request body must be a JSON object.%s", NULL);
     }
+    root = cJSON_ParseWithLength(text, len);
     if (root == NULL)
         return fail(err, 400, "invalid_json", NULL,
                     "The request body is not valid JSON (or nests deeper than 1000 levels).%s",

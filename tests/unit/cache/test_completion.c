@@ -1028,6 +1028,161 @@ static void test_replay_cap(void **state)
     buf_free(&b);
 }
 
+/* ------------------------------------------------------------- storable */
+
+/* completion_storable is the one rule of both sides of the cache: anything
+ * it accepts must replay (both include_usage values). */
+static void expect_storable(enum endpoint ep, char *body)
+{
+    q(body);
+    if (!completion_storable(ep, body, strlen(body)))
+        fail_msg("not storable: %s", body);
+    if (ep != EP_EMBEDDINGS)
+        for (int iu = 0; iu < 2; iu++)
+            free(replay(ep, body, iu));
+}
+
+static void expect_not_storable(enum endpoint ep, const char *body)
+{
+    char *s = strdup(body);
+    q(s);
+    if (completion_storable(ep, s, strlen(s)))
+        fail_msg("storable: %s", s);
+    free(s);
+}
+
+#define CHAT_OK(created, choices, extra)                                                           \
+    "{'id':'c','object':'chat.completion','created':" created ",'model':'m','choices':[" choices   \
+    "]" extra "}"
+#define CHOICE_OK "{'index':0,'message':{'role':'assistant','content':'x'},'finish_reason':'stop'}"
+
+static void test_storable_accepts_complete_answers(void **state)
+{
+    char a[] = CHAT_OK("1720000000", CHOICE_OK, "");
+    char b[] = CHAT_OK("0", CHOICE_OK ",{'index':1,'message':{'content':'y'},'finish_reason':'length'}",
+                       ",'usage':{'prompt_tokens':1,'completion_tokens':2,'total_tokens':3},"
+                       "'system_fingerprint':'fp'");
+    char c[] = CHAT_OK("1", "{'index':0,'message':{'role':'assistant','content':null,'tool_calls':["
+                            "{'id':'t','type':'function','function':{'name':'f','arguments':'{}'}}]},"
+                            "'finish_reason':'stop'}", ",'usage':null");
+    char d[] = "{'id':'c','object':'text_completion','created':1,'model':'m','choices':[{'text':"
+               "'caf\xc3\xa9','index':0,'logprobs':null,'finish_reason':'stop'}]}";
+    char e[] = "{'object':'list','data':[{'object':'embedding','index':0,'embedding':[0.5,-1,2e-3]},"
+               "{'object':'embedding','index':1,'embedding':'AAAAPw=='}],'model':'e',"
+               "'usage':{'prompt_tokens':2,'total_tokens':2}}";
+    (void)state;
+    expect_storable(EP_CHAT, a);
+    expect_storable(EP_CHAT, b);
+    expect_storable(EP_CHAT, c);
+    expect_storable(EP_COMPLETIONS, d);
+    expect_storable(EP_EMBEDDINGS, e);
+}
+
+/* The cases fuzzing found, and their neighbours. */
+static void test_storable_refuses_what_replay_refuses(void **state)
+{
+    static const char *const chat_bad[] = {
+        /* an upstream created so large it overflows: read as infinity, and
+         * what re-serialising the answer made of it */
+        CHAT_OK("1e400", CHOICE_OK, ""),
+        CHAT_OK("null", CHOICE_OK, ""),
+        CHAT_OK("1e300", CHOICE_OK, ""),
+        CHAT_OK("9007199254740993", CHOICE_OK, ""),
+        CHAT_OK("-1", CHOICE_OK, ""),
+        CHAT_OK("1.5", CHOICE_OK, ""),
+        CHAT_OK("'1'", CHOICE_OK, ""),
+        /* a chat answer without message, or with a non-object one */
+        CHAT_OK("1", "{'index':0,'finish_reason':'stop'}", ""),
+        CHAT_OK("1", "{'index':0,'message':null,'finish_reason':'stop'}", ""),
+        CHAT_OK("1", "{'index':0,'message':'x','finish_reason':'stop'}", ""),
+        /* choices that are not objects, none, or not an array */
+        CHAT_OK("1", "'x'", ""),
+        CHAT_OK("1", "null", ""),
+        CHAT_OK("1", "", ""),
+        "{'id':'c','object':'chat.completion','created':1,'model':'m','choices':{}}",
+        "{'id':'c','object':'chat.completion','created':1,'model':'m'}",
+        /* incomplete or not cached finishes: the replay would take them, the
+         * cache does not */
+        CHAT_OK("1", "{'index':0,'message':{'content':'x'},'finish_reason':'tool_calls'}", ""),
+        CHAT_OK("1", "{'index':0,'message':{'content':'x'},'finish_reason':'content_filter'}", ""),
+        CHAT_OK("1", "{'index':0,'message':{'content':'x'},'finish_reason':null}", ""),
+        CHAT_OK("1", "{'index':0,'message':{'content':'x'}}", ""),
+        CHAT_OK("1", CHOICE_OK ",{'index':1,'message':{'content':'y'}}", ""),
+        /* usage counts that overflowed (null after re-serialising) */
+        CHAT_OK("1", CHOICE_OK, ",'usage':{'prompt_tokens':null,'completion_tokens':1}"),
+        CHAT_OK("1", CHOICE_OK, ",'usage':{'prompt_tokens':1e400,'completion_tokens':1}"),
+        CHAT_OK("1", CHOICE_OK, ",'usage':{'prompt_tokens':-3,'completion_tokens':1}"),
+        CHAT_OK("1", CHOICE_OK, ",'usage':5"),
+        /* missing id/model, wrong object */
+        "{'object':'chat.completion','created':1,'model':'m','choices':[" CHOICE_OK "]}",
+        "{'id':'c','object':'chat.completion','created':1,'choices':[" CHOICE_OK "]}",
+        "{'id':'c','object':'text_completion','created':1,'model':'m','choices':[" CHOICE_OK "]}",
+        /* not JSON text, not UTF-8, not an object */
+        "", "{", "[]", "null",
+        CHAT_OK("1", "{'index':0,'message':{'content':'\xff'},'finish_reason':'stop'}", ""),
+    };
+    static const char *const emb_bad[] = {
+        "{'object':'list','data':[],'model':'e'}",
+        "{'object':'list','data':[{'index':0,'embedding':[]}],'model':'e'}",
+        "{'object':'list','data':[{'index':0,'embedding':[1,null]}],'model':'e'}",
+        "{'object':'list','data':[{'index':0,'embedding':[1,1e400]}],'model':'e'}",
+        "{'object':'list','data':[{'index':0,'embedding':''}],'model':'e'}",
+        "{'object':'list','data':[{'embedding':[1]}],'model':'e'}",
+        "{'object':'list','data':['x'],'model':'e'}",
+        "{'object':'list','data':[{'index':0,'embedding':[1]}]}",
+        "{'data':[{'index':0,'embedding':[1]}],'model':'e'}",
+        "{'object':'list','model':'e'}",
+    };
+    (void)state;
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(chat_bad); i++)
+        expect_not_storable(EP_CHAT, chat_bad[i]);
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(emb_bad); i++)
+        expect_not_storable(EP_EMBEDDINGS, emb_bad[i]);
+    /* a chat answer is not an embeddings list, nor the other way round */
+    expect_not_storable(EP_EMBEDDINGS, CHAT_OK("1", CHOICE_OK, ""));
+    expect_not_storable(EP_COMPLETIONS, CHAT_OK("1", CHOICE_OK, ""));
+    expect_not_storable(EP_NONE, CHAT_OK("1", CHOICE_OK, ""));
+}
+
+/* A stream whose created overflows, or whose usage counts do, or that cuts a
+ * string at \u0000, is not assembled; a stream that ends without a
+ * finish_reason on every choice never is either. What is assembled is
+ * storable. */
+static void test_storable_streams(void **state)
+{
+    char huge[][EVW] = {
+        "{'id':'x','object':'chat.completion.chunk','created':1e400,'model':'m','choices':[{"
+        "'index':0,'delta':{'content':'a'},'finish_reason':'stop'}]}",
+    };
+    char usage[][EVW] = {
+        CH("'choices':[{'index':0,'delta':{'content':'a'},'finish_reason':'stop'}]"),
+        CH("'choices':[],'usage':{'prompt_tokens':1e400,'completion_tokens':1}"),
+    };
+    char nul[][EVW] = {
+        CH("'choices':[{'index':0,'delta':{'content':'a\\u0000b'},'finish_reason':'stop'}]"),
+    };
+    char unfinished[][EVW] = {
+        CH("'choices':[{'index':0,'delta':{'content':'a'},'finish_reason':'stop'},"
+           "{'index':1,'delta':{'content':'b'},'finish_reason':null}]"),
+    };
+    char ok[][EVW] = {
+        CH("'choices':[{'index':0,'delta':{'role':'assistant','content':'a'},'finish_reason':null}]"),
+        CH("'choices':[{'index':0,'delta':{'content':'b'},'finish_reason':'length'}]"),
+        CH("'choices':[],'usage':{'prompt_tokens':3,'completion_tokens':2,'total_tokens':5}"),
+    };
+    size_t len = 0;
+    char *got;
+    (void)state;
+    expect_unstorable(EP_CHAT, huge, 1, 0);
+    expect_unstorable(EP_CHAT, usage, 2, 1);
+    expect_unstorable(EP_CHAT, nul, 1, 0);
+    expect_unstorable(EP_CHAT, unfinished, 1, -1);
+    got = feed(EP_CHAT, ok, 3, MAX, -1, &len);
+    assert_non_null(got);
+    assert_true(completion_storable(EP_CHAT, got, len));
+    free(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1056,6 +1211,9 @@ int main(void)
         cmocka_unit_test(test_replay_real_openai_body),
         cmocka_unit_test(test_replay_refuses),
         cmocka_unit_test(test_replay_cap),
+        cmocka_unit_test(test_storable_accepts_complete_answers),
+        cmocka_unit_test(test_storable_refuses_what_replay_refuses),
+        cmocka_unit_test(test_storable_streams),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* Unit tests for src/json.c: locating the top-level "model" value without a
- * parse, and writing JSON string literals. */
+ * parse, writing JSON string literals, and the strict body validator. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -372,10 +372,184 @@ static void test_validate(void **state)
     }
 }
 
+/* ---- json_check (strict request bodies) ---- */
+
+/* Runs json_check with flags on the n bytes of s; returns the result and
+ * the error. */
+static int check_n(const char *s, size_t n, unsigned flags, json_error_t *e)
+{
+    int obj;
+    return json_check(s, n, flags, &obj, e);
+}
+
+static void expect_strict_ok(const char *s)
+{
+    json_error_t e;
+    if (check_n(s, strlen(s), JSON_CHECK_STRICT, &e) != 1)
+        fail_msg("strict check refused %s: %s at %zu", s, e.what, e.off);
+}
+
+/* Refused in strict mode at byte off with a message containing what. */
+static void expect_strict_bad(const char *s, size_t n, size_t off, const char *what)
+{
+    json_error_t e;
+    if (check_n(s, n, JSON_CHECK_STRICT, &e) != 0)
+        fail_msg("strict check accepted %.*s", (int)n, s);
+    assert_non_null(e.what);
+    if (e.off != off || strstr(e.what, what) == NULL)
+        fail_msg("%.*s: got \"%s\" at %zu, expected \"%s\" at %zu", (int)n, s, e.what, e.off, what,
+                 off);
+}
+
+#define BAD(s, off, what) expect_strict_bad(s, sizeof s - 1, off, what)
+
+/* The splice that rewrites "model" skips only SP/HT/LF/CR; a body with any
+ * other byte between tokens must never get that far. */
+static void test_check_whitespace_is_rfc8259(void **state)
+{
+    (void)state;
+    expect_strict_ok(" \t\r\n{ \"model\" :\t\"auto\" }\n");
+    BAD("{\"model\" :\x01\x01 \"auto\"}", 10, "control character outside a string");
+    BAD("{\"model\":\"auto\"\x0b}", 15, "control character");
+    BAD("\x0c{}", 0, "control character");
+    BAD("{}\x00", 2, "control character");
+    BAD("\xef\xbb\xbf{}", 0, "unexpected character"); /* a BOM is not whitespace */
+    BAD("{\"a\":1\xc2\xa0}", 6, "unexpected character"); /* nor is U+00A0 */
+    BAD("{\"a\":1} x", 8, "unexpected data after the JSON value");
+    BAD("{\"a\":1", 6, "unexpected end of input");
+    BAD("{\"a\":\"x", 7, "unexpected end of input in a string");
+    BAD("{\"a\":\"\x1f\"}", 6, "control character in a string");
+    BAD("{\"a\":01}", 6, "unexpected character");
+    BAD("{\"a\":-}", 5, "invalid number");
+    BAD("{\"a\":\"\\x\"}", 6, "invalid escape");
+    BAD("{\"a\":\"\\u12g4\"}", 6, "invalid \\u escape");
+}
+
+static void test_check_utf8(void **state)
+{
+    (void)state;
+    expect_strict_ok("{\"a\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf\"}");
+    expect_strict_ok("{\"\xc3\xa9\":\"\xed\x9f\xbf \xee\x80\x80\"}"); /* U+D7FF, U+E000 */
+    BAD("{\"a\":\"secret \xff\"}", 13, "invalid UTF-8");
+    BAD("{\"a\":\"secret \xfe\"}", 13, "invalid UTF-8");
+    BAD("{\"a\":\"\xc0\xaf\"}", 6, "invalid UTF-8");         /* overlong '/' */
+    BAD("{\"a\":\"\xc1\xbf\"}", 6, "invalid UTF-8");         /* overlong */
+    BAD("{\"a\":\"\xe0\x80\xaf\"}", 6, "invalid UTF-8");     /* overlong, 3 bytes */
+    BAD("{\"a\":\"\xf0\x80\x80\xaf\"}", 6, "invalid UTF-8"); /* overlong, 4 bytes */
+    BAD("{\"a\":\"\xed\xa0\x80\"}", 6, "invalid UTF-8");     /* U+D800 encoded */
+    BAD("{\"a\":\"\xed\xbf\xbf\"}", 6, "invalid UTF-8");     /* U+DFFF encoded */
+    BAD("{\"a\":\"\xf4\x90\x80\x80\"}", 6, "invalid UTF-8"); /* U+110000 */
+    BAD("{\"a\":\"\xf5\x80\x80\x80\"}", 6, "invalid UTF-8");
+    BAD("{\"a\":\"\xe2\x82\"}", 6, "invalid UTF-8");         /* truncated by the quote */
+    BAD("{\"a\":\"\x80\"}", 6, "invalid UTF-8");             /* stray continuation */
+    BAD("{\"\xff\":1}", 2, "invalid UTF-8");                 /* in a key too */
+    BAD("{\"a\":\"\xc3", 6, "invalid UTF-8");                /* truncated by the end */
+}
+
+/* Lone surrogates cannot be turned into UTF-8 (cJSON refuses some, and a
+ * provider would see something else again); \u0000 would end cJSON's
+ * string early. All refused in strict mode, accepted without flags. */
+static void test_check_escapes(void **state)
+{
+    int obj;
+    (void)state;
+    expect_strict_ok("{\"a\":\"\\ud83d\\ude00 \\u00e9 \\uFFFF \\\" \\\\ \\/ \\b\\f\\n\\r\\t\"}");
+    BAD("{\"a\":\"\\ud800\"}", 6, "unpaired UTF-16 surrogate");
+    BAD("{\"a\":\"\\ud800\\u0041\"}", 6, "unpaired UTF-16 surrogate");
+    BAD("{\"a\":\"\\udc00\"}", 6, "unpaired UTF-16 surrogate");
+    BAD("{\"a\":\"\\ude00\\ud83d\"}", 6, "unpaired UTF-16 surrogate"); /* reversed pair */
+    BAD("{\"a\":\"\\ud83d", 6, "unpaired UTF-16 surrogate");
+    BAD("{\"a\":\"x\\u0000y\"}", 7, "\\u0000");
+    assert_int_equal(json_validate("\"\\ud800 \\u0000\"", 15, &obj), 1);
+}
+
+static void test_check_duplicate_keys(void **state)
+{
+    json_error_t e;
+    const char *s;
+    (void)state;
+    expect_strict_ok("{\"a\":1,\"A\":2,\"b\":{\"a\":1},\"c\":[{\"a\":1},{\"a\":2}],\"d\":{\"a\":{\"a\":1}}}");
+    expect_strict_ok("{\"a\":{\"x\":1},\"b\":{\"x\":1},\"x\":3}"); /* siblings' keys are their own */
+    BAD("{\"stream\":false,\"stream\":true}", 16, "duplicate key");
+    BAD("{\"temperature\":0,\"n\":1,\"temperature\":1.5}", 23, "duplicate key");
+    BAD("{\"stream\":false,\"str\\u0065am\":true}", 16, "duplicate key");
+    BAD("{\"\\u0073tream\":false,\"stream\":true}", 21, "duplicate key");
+    BAD("{\"a/b\":1,\"a\\/b\":2}", 9, "duplicate key");
+    BAD("{\"\xc3\xa9\":1,\"\\u00e9\":2}", 8, "duplicate key");
+    BAD("{\"\xf0\x9f\x98\x80\":1,\"\\ud83d\\ude00\":2}", 10, "duplicate key");
+    BAD("{\"\":1,\"\":2}", 6, "duplicate key");
+    /* deeper levels: stream_options, a message's fields */
+    BAD("{\"stream_options\":{\"include_usage\":false,\"include_usage\":true}}", 41,
+        "duplicate key");
+    BAD("{\"messages\":[{\"role\":\"user\",\"content\":\"a\",\"content\":\"b\"}]}", 42,
+        "duplicate key");
+    /* the repeated key is reported at its second occurrence */
+    s = "{\"x\":1,\"stream\":true,\"str\\u0065am\":false}";
+    assert_int_equal(check_n(s, strlen(s), JSON_CHECK_STRICT, &e), 0);
+    assert_int_equal(e.off, 21);
+    assert_int_equal(e.key.len, strlen("str\\u0065am"));
+    assert_memory_equal(s + e.key.off, "str\\u0065am", e.key.len);
+    /* json_validate (answers) still allows them */
+    {
+        int obj;
+        assert_int_equal(json_validate("{\"a\":1,\"a\":2}", 13, &obj), 1);
+    }
+}
+
+/* Objects with many keys: hashed and sorted, not compared pairwise; keys
+ * beyond the inline store move to the heap and back. */
+static void test_check_many_keys(void **state)
+{
+    buf_t b;
+    json_error_t e;
+    char k[32];
+    (void)state;
+    buf_init(&b, (size_t)1 << 24);
+    buf_puts(&b, "{\"outer\":[");
+    for (int o = 0; o < 3; o++) {
+        buf_puts(&b, o ? ",{" : "{");
+        for (int i = 0; i < 5000; i++) {
+            snprintf(k, sizeof k, "%s\"k%d\":%d", i ? "," : "", i, i);
+            buf_puts(&b, k);
+        }
+        buf_puts(&b, "}");
+    }
+    buf_puts(&b, "]}");
+    assert_int_equal(check_n(buf_ptr(&b), buf_len(&b), JSON_CHECK_STRICT, &e), 1);
+    /* a repeat of k17 at the end of the last object */
+    b.w -= 3; /* "}]}" */
+    buf_puts(&b, ",\"k\\u0031\\u0037\":0}]}");
+    assert_int_equal(check_n(buf_ptr(&b), buf_len(&b), JSON_CHECK_STRICT, &e), 0);
+    assert_string_equal(e.what, "duplicate key");
+    assert_memory_equal(buf_ptr(&b) + e.key.off, "k\\u0031\\u0037", e.key.len);
+    buf_free(&b);
+}
+
+static void test_check_depth(void **state)
+{
+    char deep[2003];
+    json_error_t e;
+    (void)state;
+    memset(deep, '[', 1000);
+    memset(deep + 1000, ']', 1000);
+    assert_int_equal(check_n(deep, 2000, JSON_CHECK_STRICT, &e), 1);
+    memset(deep, '[', 1001);
+    memset(deep + 1001, ']', 1001);
+    assert_int_equal(check_n(deep, 2002, JSON_CHECK_STRICT, &e), 0);
+    assert_int_equal(e.off, 1000);
+    assert_non_null(strstr(e.what, "nesting"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_check_whitespace_is_rfc8259),
+        cmocka_unit_test(test_check_utf8),
+        cmocka_unit_test(test_check_escapes),
+        cmocka_unit_test(test_check_duplicate_keys),
+        cmocka_unit_test(test_check_many_keys),
+        cmocka_unit_test(test_check_depth),
         cmocka_unit_test(test_simple),
         cmocka_unit_test(test_whitespace_everywhere),
         cmocka_unit_test(test_model_not_first_nor_last),

@@ -213,11 +213,63 @@ static void test_model_missing_or_wrong_type(void **state)
     FAIL(EP_CHAT, "{\"model\":\"\"," CHAT_MSGS "}", 400, "invalid_type", "model");
 }
 
+/* Parses body for ep, expects 400 invalid_json (param null) with a message
+ * containing every one of the NULL-terminated strings that follow. */
+static void expect_invalid_json(enum endpoint ep, const char *body, size_t len, ...)
+{
+    req_error_t err;
+    req_t *req = new_req(ep, body, len);
+    va_list ap;
+    const char *want;
+    memset(&err, 0, sizeof err);
+    if (request_parse(req, &err, NULL) != -1) {
+        request_free(req);
+        fail_msg("accepted: %.*s", (int)len, body);
+    }
+    request_free(req);
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.code, "invalid_json");
+    assert_string_equal(err.type, "invalid_request_error");
+    assert_null(err.param);
+    va_start(ap, len);
+    while ((want = va_arg(ap, const char *)) != NULL)
+        if (strstr(err.message, want) == NULL)
+            fail_msg("message \"%s\" lacks \"%s\"", err.message, want);
+    va_end(ap);
+}
+
+#define BADJSON(ep, body, ...) expect_invalid_json(ep, body, sizeof body - 1, __VA_ARGS__, NULL)
+
+/* A duplicate top-level key is read first-wins by cJSON and last-wins by
+ * most providers: the router and the provider would act on different
+ * requests. Every repeated key is refused, whatever the endpoint. */
 static void test_duplicate_model_keys(void **state)
 {
     (void)state;
-    FAIL(EP_CHAT, "{\"model\":\"auto\"," CHAT_MSGS ",\"model\":\"big\"}", 400, "invalid_value",
-         "model");
+    BADJSON(EP_CHAT, "{\"model\":\"auto\"," CHAT_MSGS ",\"model\":\"big\"}", "\"model\"", "byte 60");
+}
+
+static void test_duplicate_keys_rejected_everywhere(void **state)
+{
+    (void)state;
+    BADJSON(EP_CHAT, "{\"model\":\"auto\"," CHAT_MSGS ",\"stream\":false,\"stream\":true}",
+            "repeats the key \"stream\"");
+    BADJSON(EP_CHAT,
+            "{\"model\":\"auto\"," CHAT_MSGS ",\"temperature\":0,\"temperature\":1.5}",
+            "\"temperature\"");
+    BADJSON(EP_CHAT, "{\"model\":\"auto\"," CHAT_MSGS ",\"stream\":false,\"str\\u0065am\":true}",
+            "str\\u0065am");
+    BADJSON(EP_CHAT,
+            "{\"model\":\"auto\"," CHAT_MSGS
+            ",\"stream\":true,\"stream_options\":{\"include_usage\":false,\"include_usage\":true}}",
+            "include_usage");
+    BADJSON(EP_CHAT,
+            "{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"role\":\"system\","
+            "\"content\":\"hi\"}]}",
+            "\"role\"");
+    BADJSON(EP_COMPLETIONS, "{\"model\":\"auto\",\"prompt\":\"a\",\"prompt\":\"b\"}", "\"prompt\"");
+    BADJSON(EP_EMBEDDINGS, "{\"model\":\"auto\",\"input\":\"a\",\"encoding_format\":\"float\","
+            "\"encoding_format\":\"base64\"}", "encoding_format");
 }
 
 /* "mod\u0065l" is the key "model" once decoded: a body with both spellings
@@ -226,18 +278,24 @@ static void test_duplicate_model_keys(void **state)
  * router. It must be rejected like any duplicate. */
 static void test_escaped_duplicate_model_key_rejected(void **state)
 {
-    req_error_t err;
-    const char *body = "{\"model\":\"auto\"," CHAT_MSGS ",\"mod\\u0065l\":\"some-other-model\"}";
-    req_t *req = new_req(EP_CHAT, body, strlen(body));
     (void)state;
-    memset(&err, 0, sizeof err);
-    if (request_parse(req, &err, NULL) == 0) {
-        request_free(req);
-        fail_msg("accepted a body with \"model\" and \"mod\\u0065l\"");
-    }
-    request_free(req);
-    assert_int_equal(err.status, 400);
-    assert_string_equal(err.param, "model");
+    BADJSON(EP_CHAT, "{\"model\":\"auto\"," CHAT_MSGS ",\"mod\\u0065l\":\"some-other-model\"}",
+            "mod\\u0065l");
+    /* alone, the escaped spelling would escape the splice: refused too */
+    FAIL(EP_CHAT, "{\"mod\\u0065l\":\"auto\"," CHAT_MSGS "}", 400, "invalid_value", "model");
+}
+
+/* cJSON skips any byte <= 0x20 as whitespace; the splice that rewrites
+ * "model" (and a provider) do not. Only SP, HT, LF and CR are whitespace. */
+static void test_control_bytes_between_tokens_rejected(void **state)
+{
+    (void)state;
+    BADJSON(EP_CHAT, "{\"model\" :\x01\x01 \"auto\", " CHAT_MSGS "}", "control character",
+            "0x01", "byte 10");
+    BADJSON(EP_CHAT, "{\"model\":\"auto\",\x0b" CHAT_MSGS "}", "0x0B", "byte 16");
+    BADJSON(EP_COMPLETIONS, "{\"model\":\"auto\",\"prompt\":\"x\"\x1f}", "0x1F");
+    BADJSON(EP_EMBEDDINGS, "\x7f{\"model\":\"auto\",\"input\":\"x\"}", "0x7F", "byte 0");
+    expect_invalid_json(EP_CHAT, "{\"model\":\"auto\"," CHAT_MSGS "}\0", 61, "0x00", "byte 60", NULL);
 }
 
 static void test_messages_validation(void **state)
@@ -378,18 +436,33 @@ static void test_deep_nesting(void **state)
     free(body);
 }
 
-static void test_invalid_utf8_in_strings_accepted(void **state)
+/* Invalid UTF-8 used to be forwarded as is and keyed in the cache as
+ * U+FFFD, so "secret \xfe" was answered from the entry of "secret \xff".
+ * It is refused, wherever it is. */
+static void test_invalid_utf8_rejected(void **state)
 {
-    const char *body = "{\"model\":\"auto\",\"messages\":[{\"role\":\"user\","
-                       "\"content\":\"bad \xff\xfe bytes \xc0\xaf and \xed\xa0\x80\"}]}";
+    (void)state;
+    BADJSON(EP_CHAT,
+            "{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":\"secret \xfe\"}]}",
+            "invalid UTF-8", "byte 61");
+    BADJSON(EP_CHAT, "{\"model\":\"auto\"," CHAT_MSGS ",\"x\":\"\xc0\xaf\"}", "invalid UTF-8");
+    BADJSON(EP_CHAT, "{\"model\":\"auto\"," CHAT_MSGS ",\"x\":\"\xed\xa0\x80\"}", "invalid UTF-8");
+    BADJSON(EP_CHAT, "{\"model\":\"auto\"," CHAT_MSGS ",\"\xff\":1}", "invalid UTF-8");
+    BADJSON(EP_COMPLETIONS, "{\"model\":\"auto\",\"prompt\":\"\xf4\x90\x80\x80\"}", "invalid UTF-8");
+    BADJSON(EP_EMBEDDINGS, "{\"model\":\"auto\",\"input\":[\"ok\",\"\xe2\x82\"]}", "invalid UTF-8");
+    BADJSON(EP_CHAT, "{\"model\":\"auto\"," CHAT_MSGS ",\"x\":\"\\ud800\"}", "surrogate");
+    BADJSON(EP_CHAT, "{\"model\":\"auto\"," CHAT_MSGS ",\"x\":\"a\\u0000b\"}", "\\u0000");
+}
+
+static void test_valid_utf8_and_escapes_accepted(void **state)
+{
     req_t *req;
+    const char *body = "{\"model\":\"auto\",\"messages\":[{\"role\":\"user\",\"content\":"
+                       "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \\ud83d\\ude00 \\u00e9\"}]}";
     (void)state;
     req = parse_ok(EP_CHAT, body);
     request_build_forward(req, M("small"));
-    /* the bytes pass through untouched */
-    assert_non_null(req->fwd_body);
-    assert_non_null(memmem(req->fwd_body, req->fwd_len, "bad \xff\xfe bytes \xc0\xaf and \xed\xa0\x80",
-                           strlen("bad \xff\xfe bytes \xc0\xaf and \xed\xa0\x80")));
+    assert_non_null(memmem(req->fwd_body, req->fwd_len, "caf\xc3\xa9 \xe2\x82\xac", 9));
     request_free(req);
 }
 
@@ -541,7 +614,10 @@ int main(void)
         cmocka_unit_test(test_unknown_model),
         cmocka_unit_test(test_unknown_model_long_name),
         cmocka_unit_test(test_deep_nesting),
-        cmocka_unit_test(test_invalid_utf8_in_strings_accepted),
+        cmocka_unit_test(test_invalid_utf8_rejected),
+        cmocka_unit_test(test_valid_utf8_and_escapes_accepted),
+        cmocka_unit_test(test_duplicate_keys_rejected_everywhere),
+        cmocka_unit_test(test_control_bytes_between_tokens_rejected),
         cmocka_unit_test(test_forward_replaces_only_model),
         cmocka_unit_test(test_forward_escapes_upstream_name),
         cmocka_unit_test(test_forward_model_first_last_and_failover),
