@@ -77,7 +77,8 @@ static bool parse_listen(const char *s, char **host, uint16_t *port)
             return false; /* IPv6 needs brackets: [::1]:8080 */
         *host = colon == s ? xstrdup("0.0.0.0") : xstrndup(s, (size_t)(colon - s));
     }
-    if (util_parse_u64(colon + 1, strlen(colon + 1), &p) < 0 || p == 0 || p > 65535) {
+    /* port 0: an ephemeral port, chosen at start (see main.c) */
+    if (util_parse_u64(colon + 1, strlen(colon + 1), &p) < 0 || p > 65535) {
         free(*host);
         *host = NULL;
         return false;
@@ -704,8 +705,48 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
                                           "\"auto\" uses when no rule matches)");
 }
 
-static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errbuf, size_t errlen,
-                             char *warnbuf, size_t warnlen)
+/* The 1-based column of a tab in the indentation (the blanks before the
+ * first other character) of 0-based line `line` of text, or 0. */
+static size_t tab_in_indent(const char *text, size_t len, size_t line)
+{
+    size_t i = 0;
+    for (size_t l = 0; l < line && i < len; i++)
+        if (text[i] == '\n')
+            l++;
+    for (size_t col = 1; i < len && (text[i] == ' ' || text[i] == '\t'); i++, col++)
+        if (text[i] == '\t')
+            return col;
+    return 0;
+}
+
+/* libyaml's own words for a tab ("found character that cannot start any
+ * token") do not say what is wrong, so a syntax error on a line indented
+ * with a tab names the tab. */
+static void syntax_error(ywalk_t *c, const yaml_parser_t *parser, const char *text, size_t len)
+{
+    const char *problem = parser->problem ? parser->problem : "unknown problem";
+    const char *ctx = parser->context ? parser->context : "";
+    const yaml_mark_t *marks[2] = {&parser->problem_mark, &parser->context_mark};
+    for (int i = 0; i < 2 && text != NULL; i++) {
+        size_t col = tab_in_indent(text, len, marks[i]->line);
+        if (col > 0) {
+            yw_append_error(c,
+                            "%s:%zu:%zu: YAML syntax error: tabs are not allowed for indentation "
+                            "in YAML (line %zu column %zu); indent with spaces (libyaml: %s%s%s)\n",
+                            c->file, marks[i]->line + 1, col, marks[i]->line + 1, col, problem,
+                            ctx[0] ? " " : "", ctx);
+            return;
+        }
+    }
+    yw_append_error(c, "%s:%zu:%zu: YAML syntax error: %s%s%s\n", c->file,
+                    parser->problem_mark.line + 1, parser->problem_mark.column + 1, problem,
+                    ctx[0] ? " " : "", ctx);
+}
+
+/* text/len: the document's bytes (for the tab check of syntax errors). */
+static config_t *load_parser(const char *name, yaml_parser_t *parser, const char *text,
+                             size_t len, char *errbuf, size_t errlen, char *warnbuf,
+                             size_t warnlen)
 {
     yaml_document_t doc;
     config_t *cfg = NULL;
@@ -718,10 +759,7 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
     if (warnbuf && warnlen)
         warnbuf[0] = '\0';
     if (!yaml_parser_load(parser, &doc)) {
-        yw_append_error(&c, "%s:%zu:%zu: YAML syntax error: %s%s%s\n", name,
-               parser->problem_mark.line + 1, parser->problem_mark.column + 1,
-               parser->problem ? parser->problem : "unknown problem",
-               parser->context ? " " : "", parser->context ? parser->context : "");
+        syntax_error(&c, parser, text, len);
         return NULL;
     }
     cfg = xcalloc(1, sizeof *cfg);
@@ -754,9 +792,7 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
     if (c.nerr == 0) {
         yaml_document_t more;
         if (!yaml_parser_load(parser, &more)) {
-            yw_append_error(&c, "%s:%zu:%zu: YAML syntax error: %s\n", name,
-                   parser->problem_mark.line + 1, parser->problem_mark.column + 1,
-                   parser->problem ? parser->problem : "unknown problem");
+            syntax_error(&c, parser, text, len);
         } else {
             yaml_node_t *r = yaml_document_get_root_node(&more);
             if (r != NULL) {
@@ -789,27 +825,51 @@ config_t *config_load_string(const char *name, const char *yaml, size_t len, cha
     if (!yaml_parser_initialize(&parser))
         abort();
     yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
-    cfg = load_parser(name, &parser, errbuf, errlen, warnbuf, warnlen);
+    cfg = load_parser(name, &parser, yaml, len, errbuf, errlen, warnbuf, warnlen);
     yaml_parser_delete(&parser);
     return cfg;
 }
 
+#define CONFIG_MAX_FILE_BYTES ((size_t)64 << 20)
+
 config_t *config_load(const char *path, char *errbuf, size_t errlen, char *warnbuf,
                       size_t warnlen)
 {
-    yaml_parser_t parser;
-    config_t *cfg;
+    config_t *cfg = NULL;
+    size_t len = 0, cap = 65536;
+    char *text;
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         if (errbuf && errlen)
             snprintf(errbuf, errlen, "%s: cannot open: %s\n", path, strerror(errno));
         return NULL;
     }
-    if (!yaml_parser_initialize(&parser))
-        abort();
-    yaml_parser_set_input_file(&parser, f);
-    cfg = load_parser(path, &parser, errbuf, errlen, warnbuf, warnlen);
-    yaml_parser_delete(&parser);
+    /* read whole (it is small) so a syntax error can look at its line */
+    text = xmalloc(cap);
+    for (;;) {
+        size_t n = fread(text + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+        if (len == cap) {
+            if (cap >= CONFIG_MAX_FILE_BYTES) {
+                if (errbuf && errlen)
+                    snprintf(errbuf, errlen, "%s: larger than %zu MiB; is it the right file?\n",
+                             path, CONFIG_MAX_FILE_BYTES >> 20);
+                goto out;
+            }
+            cap *= 2;
+            text = xrealloc(text, cap);
+        }
+    }
+    if (ferror(f)) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "%s: cannot read: %s\n", path, strerror(errno));
+        goto out;
+    }
+    cfg = config_load_string(path, text, len, errbuf, errlen, warnbuf, warnlen);
+out:
+    free(text);
     fclose(f);
     return cfg;
 }
@@ -892,9 +952,10 @@ void config_print_summary(const config_t *cfg, void *file)
 {
     FILE *f = file;
     fprintf(f, "%s: OK\n", cfg->path);
-    fprintf(f, "server: listen %s:%u, %u thread%s, max body %zu bytes, max %u connections\n",
-            cfg->listen_host, cfg->listen_port, cfg->threads, cfg->threads == 1 ? "" : "s",
-            cfg->max_body_bytes, cfg->max_connections);
+    fprintf(f, "server: listen %s:%u%s, %u thread%s, max body %zu bytes, max %u connections\n",
+            cfg->listen_host, cfg->listen_port,
+            cfg->listen_port == 0 ? " (a free port chosen at start)" : "", cfg->threads,
+            cfg->threads == 1 ? "" : "s", cfg->max_body_bytes, cfg->max_connections);
     fprintf(f, "providers (%zu):\n", cfg->n_providers);
     for (size_t i = 0; i < cfg->n_providers; i++) {
         const cfg_provider_t *p = &cfg->providers[i];

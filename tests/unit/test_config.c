@@ -442,6 +442,83 @@ static void test_unknown_keys(void **state)
                                  "routable_models, allow_client_tier, baseline_model, rules)");
 }
 
+/* An unknown key that is a typo of a valid one names it; the message keeps
+ * its position and the list of valid keys. */
+static void test_unknown_key_suggestion(void **state)
+{
+    (void)state;
+    expect_error_at("server:\n  thraeds: 2\n" VALID, "thraeds",
+                    "unknown key \"thraeds\" in server (expected one of: listen, threads");
+    assert_non_null(strstr(errbuf, "did you mean \"threads\"?"));
+    expect_error_at("server:\n  Listen: \"1.2.3.4:5\"\n" VALID, "Listen", "did you mean \"listen\"?");
+    expect_error_at(PROV MODELS TIERS ROUTING "cahce: {backend: off}\n", "cahce",
+                    "in the top level (expected one of: server");
+    assert_non_null(strstr(errbuf, "did you mean \"cache\"?"));
+    expect_error_at("providers:\n  p1: {type: openai, base-url: \"http://h\"}\n" MODELS TIERS ROUTING,
+                    "base-url", "did you mean \"base_url\"?");
+    expect_error_at(PROV "models:\n  m1: {provider: p1, input_per_mtk: 3}\n  m2: {provider: p1}\n" TIERS
+                    ROUTING, "input_per_mtk", "did you mean \"input_per_mtok\"?");
+    /* the keys valid at that place: "threads" is not suggested at the top */
+    expect_error_at(VALID "threads: 2\n", "threads", "unknown key \"threads\" in the top level");
+    assert_null(strstr(errbuf, "did you mean"));
+    /* nothing close: no suggestion */
+    expect_error_at("server:\n  bogus: 1\n" VALID, "bogus", "unknown key \"bogus\" in server");
+    assert_null(strstr(errbuf, "did you mean"));
+}
+
+/* libyaml's message for a tab in the indentation does not mention tabs. */
+static void test_tab_indentation_named(void **state)
+{
+    config_t *cfg;
+    (void)state;
+    cfg = load("server:\n\tthreads: 2\n" VALID);
+    assert_null(cfg);
+    assert_non_null(strstr(errbuf, NAME ":2:1: YAML syntax error: tabs are not allowed for "
+                                   "indentation in YAML (line 2 column 1)"));
+    cfg = load(PROV MODELS "tiers:\n  t1:\n    - m1\n  \t- m2\n" ROUTING);
+    assert_null(cfg);
+    assert_non_null(strstr(errbuf, "tabs are not allowed for indentation in YAML (line 9 column 3)"));
+    /* a tab inside a value is fine, and another syntax error does not blame tabs */
+    cfg = load_ok(PROV "models:\n  m1: {provider: p1, model: \"a\tb\"}\n  m2: {provider: p1}\n" TIERS
+                  ROUTING);
+    config_unref(cfg);
+    assert_null(load("a: b: c\n"));
+    assert_null(strstr(errbuf, "tab"));
+}
+
+/* Port 0 is accepted (an ephemeral port, chosen when the daemon starts). */
+static void test_listen_port_zero(void **state)
+{
+    config_t *cfg;
+    (void)state;
+    cfg = load_ok("server:\n  listen: \"127.0.0.1:0\"\n" VALID);
+    assert_int_equal(cfg->listen_port, 0);
+    assert_string_equal(cfg->listen_host, "127.0.0.1");
+    config_unref(cfg);
+    cfg = load_ok("server:\n  listen: \"[::1]:0\"\n" VALID);
+    assert_int_equal(cfg->listen_port, 0);
+    assert_string_equal(cfg->listen_host, "::1");
+    config_unref(cfg);
+}
+
+/* config_load reads the file itself; a tab is named there too. */
+static void test_load_file_tab(void **state)
+{
+    char path[] = "/tmp/llmrouter-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    const char *y = "server:\n\tthreads: 2\n";
+    config_t *cfg;
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, y, strlen(y)), (ssize_t)strlen(y));
+    close(fd);
+    cfg = config_load(path, errbuf, sizeof errbuf, warnbuf, sizeof warnbuf);
+    unlink(path);
+    assert_null(cfg);
+    assert_non_null(strstr(errbuf, ":2:1: YAML syntax error: tabs are not allowed"));
+    assert_non_null(strstr(errbuf, path));
+}
+
 static void test_duplicate_keys(void **state)
 {
     const char *y1 = "providers:\n"
@@ -629,7 +706,7 @@ static void test_reserved_and_invalid_names(void **state)
 
 static void test_bad_listen(void **state)
 {
-    static const char *const bad[] = {"localhost", "\"1.2.3.4:0\"", "\"1.2.3.4:65536\"",
+    static const char *const bad[] = {"localhost", "\"1.2.3.4:65536\"",
                                       "\"[::1]8080\"", "\"host:abc\"", "\"host:\"", "\"[::1]\"",
                                       "\"h:-1\""};
     (void)state;
@@ -970,6 +1047,10 @@ int main(void)
         cmocka_unit_test(test_key_referenced_in_api_key_env_not_echoed),
         cmocka_unit_test(test_models_json),
         cmocka_unit_test(test_refcounting),
+        cmocka_unit_test(test_unknown_key_suggestion),
+        cmocka_unit_test(test_tab_indentation_named),
+        cmocka_unit_test(test_listen_port_zero),
+        cmocka_unit_test(test_load_file_tab),
         cmocka_unit_test(test_publish_current_generation),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
