@@ -111,6 +111,11 @@ typedef struct config {
     /* derived */
     char *models_json; /* body of GET /v1/models */
     size_t models_json_len;
+    /* GET /readyz: every tier and every rule's explicit chain has a model
+     * whose provider key is set; the body lists them (and what is missing) */
+    bool ready;
+    char *ready_json;
+    size_t ready_json_len;
     int64_t loaded_at; /* unix seconds */
 } config_t;
 

@@ -83,10 +83,12 @@ static void parse_key(ywalk_t *c, auth_key_t *k, yaml_node_t *kn, yaml_node_t *m
             if (secret == NULL || secret[0] == '\0') {
                 yw_append_warning(c,
                                   "%s:%zu:%zu: warning: key \"%s\": environment variable %s is "
-                                  "not set; this key is refused until it is set and the "
-                                  "configuration reloaded\n",
+                                  "not set; this key is refused: set %s in the service's "
+                                  "environment (e.g. /etc/llmrouter/llmrouter.env) and restart "
+                                  "llmrouter (a reload keeps the environment the process "
+                                  "started with)\n",
                                   c->file, v->start_mark.line + 1, v->start_mark.column + 1,
-                                  k->name, name);
+                                  k->name, name, name);
             } else if (sha256(secret, strlen(secret), k->sha256) == 0) {
                 k->usable = true;
             } else {

@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "auth.h"
+#include "buf.h"
 #include "budget.h"
 #include "log.h"
 #include "rules.h"
@@ -590,11 +591,14 @@ static void resolve_keys(ywalk_t *c, config_t *cfg)
             const char *key = getenv(p->api_key_env);
             if (key == NULL || key[0] == '\0') {
                 p->key_missing = true;
+                /* A reload (SIGHUP) keeps the environment the process
+                 * started with, so only a restart picks the key up. */
                 yw_append_warning(c,
                        "%s:%d: warning: provider \"%s\": environment variable %s is not set; "
-                       "its models are skipped in every chain until it is set and the "
-                       "configuration reloaded\n",
-                       c->file, p->line, p->name, p->api_key_env);
+                       "its models are skipped in every chain: set %s in the service's "
+                       "environment (e.g. /etc/llmrouter/llmrouter.env) and restart llmrouter "
+                       "(a reload keeps the environment the process started with)\n",
+                       c->file, p->line, p->name, p->api_key_env, p->api_key_env);
             } else if (strpbrk(key, "\r\n") != NULL) {
                 yw_append_error(c,
                        "%s:%d:1: provider \"%s\": environment variable %s contains a line break\n",
@@ -610,6 +614,106 @@ static void resolve_keys(ywalk_t *c, config_t *cfg)
         }
         p->headers = h;
     }
+}
+
+/* Why model m cannot serve, or NULL when it can. */
+static const char *model_unusable(const config_t *cfg, int m, char *buf, size_t len)
+{
+    const cfg_provider_t *p = &cfg->providers[cfg->models[m].provider];
+    if (!p->key_missing)
+        return NULL;
+    snprintf(buf, len, "model %s: provider %s's api_key_env %s is not set", cfg->models[m].name,
+             p->name, p->api_key_env);
+    return buf;
+}
+
+/* One entry of /readyz for a chain (a tier's or a rule's): its usable
+ * models and why the others cannot serve. Returns whether it can serve;
+ * appends "KIND NAME (reasons)" to why when it cannot. */
+static bool ready_entry(const config_t *cfg, cJSON *list, const char *kind, const char *name,
+                        const int *chain, size_t n, buf_t *why)
+{
+    cJSON *e = cJSON_CreateObject(), *usable, *missing = NULL;
+    size_t n_usable = 0;
+    char reason[512];
+    for (size_t i = 0; i < n; i++)
+        n_usable += model_unusable(cfg, chain[i], reason, sizeof reason) == NULL;
+    cJSON_AddStringToObject(e, "name", name);
+    cJSON_AddBoolToObject(e, "ready", n_usable > 0);
+    cJSON_AddItemToArray(list, e);
+    usable = cJSON_AddArrayToObject(e, "usable_models");
+    if (n_usable < n)
+        missing = cJSON_AddArrayToObject(e, "missing");
+    for (size_t i = 0; i < n; i++) {
+        const char *r = model_unusable(cfg, chain[i], reason, sizeof reason);
+        if (r == NULL)
+            cJSON_AddItemToArray(usable, cJSON_CreateString(cfg->models[chain[i]].name));
+        else
+            cJSON_AddItemToArray(missing, cJSON_CreateString(r));
+    }
+    if (n_usable == 0) {
+        char head[300];
+        snprintf(head, sizeof head, "%s%s %s has no usable model (", buf_len(why) ? "; " : "", kind,
+                 name);
+        buf_puts(why, head);
+        for (size_t i = 0; i < n; i++) {
+            buf_puts(why, i ? "; " : "");
+            buf_puts(why, model_unusable(cfg, chain[i], reason, sizeof reason));
+        }
+        buf_puts(why, ")");
+    }
+    return n_usable > 0;
+}
+
+/* The body of GET /readyz, fixed per snapshot: ready when every tier and
+ * every rule's explicit chain has at least one model whose provider key is
+ * set (a tier without one answers every request with 502). */
+static void build_ready_json(ywalk_t *c, config_t *cfg)
+{
+    cJSON *root = cJSON_CreateObject(), *tiers, *rules;
+    buf_t why;
+    bool ok = true;
+    buf_init(&why, (size_t)1 << 20);
+    cJSON_AddStringToObject(root, "status", "ready");
+    tiers = cJSON_AddArrayToObject(root, "tiers");
+    for (size_t i = 0; i < cfg->n_tiers; i++) {
+        const cfg_tier_t *t = &cfg->tiers[i];
+        if (!ready_entry(cfg, tiers, "tier", t->name, t->models, t->n_models, &why)) {
+            ok = false;
+            yw_append_warning(c, "%s: warning: tier \"%s\" has no usable model (every provider key "
+                                 "of its chain is unset): GET /readyz answers 503\n",
+                              c->file, t->name);
+        }
+    }
+    rules = cJSON_AddArrayToObject(root, "rules");
+    for (size_t i = 0; i < rules_count(cfg->rules); i++) {
+        const rule_action_t *a = rules_action(cfg->rules, i);
+        if (a->tier >= 0)
+            continue; /* its tier is listed above */
+        if (!ready_entry(cfg, rules, "rule", a->name, a->chain, a->n_chain, &why)) {
+            ok = false;
+            yw_append_warning(c, "%s: warning: rule \"%s\": no model of its chain is usable: GET "
+                                 "/readyz answers 503\n",
+                              c->file, a->name);
+        }
+    }
+    if (!ok) {
+        cJSON *err = cJSON_CreateObject();
+        buf_cstr(&why);
+        cJSON_SetValuestring(cJSON_GetObjectItem(root, "status"), "not_ready");
+        cJSON_AddStringToObject(err, "message", buf_ptr(&why));
+        cJSON_AddStringToObject(err, "type", "server_error");
+        cJSON_AddNullToObject(err, "param");
+        cJSON_AddStringToObject(err, "code", "not_ready");
+        cJSON_AddItemToObject(root, "error", err);
+    }
+    buf_free(&why);
+    cfg->ready = ok;
+    cfg->ready_json = cJSON_PrintUnformatted(root);
+    if (cfg->ready_json == NULL)
+        abort();
+    cfg->ready_json_len = strlen(cfg->ready_json);
+    cJSON_Delete(root);
 }
 
 static void build_models_json(config_t *cfg)
@@ -814,6 +918,7 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, const char
         cfg->threads = n > 0 ? (unsigned)n : 1;
     }
     build_models_json(cfg);
+    build_ready_json(&c, cfg);
     return cfg;
 }
 
@@ -917,6 +1022,7 @@ void config_unref(config_t *cfg)
     free(cfg->models);
     free(cfg->tiers);
     free(cfg->models_json);
+    free(cfg->ready_json);
     free(cfg->listen_host);
     free(cfg->path);
     free(cfg);

@@ -335,9 +335,13 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
         if (!get)
             return early(req, 405, "method_not_allowed", "Use GET for this path.", "GET, HEAD",
                          NULL, 0, false);
-        if (strcmp(p, "/readyz") == 0 && shard_stopping(req->shard))
+        if (strcmp(p, "/healthz") == 0)
+            return early(req, 200, NULL, NULL, NULL, "{\"status\":\"ok\"}", 15, false);
+        if (shard_stopping(req->shard))
             return early(req, 503, NULL, NULL, NULL, "{\"status\":\"stopping\"}", 21, false);
-        return early(req, 200, NULL, NULL, NULL, "{\"status\":\"ok\"}", 15, false);
+        /* whether every tier can serve, decided when the snapshot loaded */
+        return early(req, req->cfg->ready ? 200 : 503, NULL, NULL, NULL, req->cfg->ready_json,
+                     req->cfg->ready_json_len, false);
     }
     if (strcmp(url, "/metrics") == 0 || strcmp(p, "/router/stats") == 0 ||
         strcmp(url, "/dashboard") == 0) {

@@ -519,6 +519,73 @@ static void test_load_file_tab(void **state)
     assert_non_null(strstr(errbuf, path));
 }
 
+/* /readyz: every tier and every rule's explicit chain needs a model whose
+ * provider key is set. */
+static void test_readiness(void **state)
+{
+    const char *two = "providers:\n"
+                      "  keyed: {type: openai, base_url: \"http://h\", api_key_env: LLMR_T_READY_UNSET}\n"
+                      "  open: {type: openai, base_url: \"http://h\"}\n"
+                      "models:\n  k1: {provider: keyed}\n  o1: {provider: open}\n";
+    char yaml[2048];
+    config_t *cfg;
+    cJSON *j, *t;
+    (void)state;
+    unsetenv("LLMR_T_READY_UNSET");
+    snprintf(yaml, sizeof yaml, "%stiers:\n  mixed: [k1, o1]\n  dead: [k1]\nrouting:\n  default_tier: mixed\n",
+             two);
+    cfg = load_ok(yaml);
+    assert_false(cfg->ready);
+    assert_int_equal(strlen(cfg->ready_json), cfg->ready_json_len);
+    j = cJSON_Parse(cfg->ready_json);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItem(j, "status")->valuestring, "not_ready");
+    t = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "tiers"), 1);
+    assert_string_equal(cJSON_GetObjectItem(t, "name")->valuestring, "dead");
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(t, "ready")));
+    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(t, "missing"), 0)->valuestring,
+                        "model k1: provider keyed's api_key_env LLMR_T_READY_UNSET is not set");
+    t = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "tiers"), 0);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(t, "ready")));
+    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(t, "usable_models"), 0)->valuestring,
+                        "o1");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "code")->valuestring,
+                        "not_ready");
+    assert_non_null(strstr(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message")->valuestring,
+                           "tier dead has no usable model"));
+    cJSON_Delete(j);
+    /* the warnings say what to do, and that a reload does not help */
+    assert_non_null(strstr(warnbuf, "tier \"dead\" has no usable model"));
+    assert_non_null(strstr(warnbuf, "restart"));
+    assert_null(strstr(warnbuf, "until it is set and the configuration reloaded"));
+    config_unref(cfg);
+
+    /* a rule's explicit chain counts too */
+    snprintf(yaml, sizeof yaml,
+             "%stiers:\n  mixed: [k1, o1]\nrouting:\n  default_tier: mixed\n  rules:\n"
+             "    - {name: r1, when: {keywords: [x]}, chain: [k1]}\n",
+             two);
+    cfg = load_ok(yaml);
+    assert_false(cfg->ready);
+    assert_non_null(strstr(cfg->ready_json, "\"rules\":[{\"name\":\"r1\",\"ready\":false"));
+    config_unref(cfg);
+
+    /* the key set: ready, 200 body lists every tier */
+    setenv("LLMR_T_READY_UNSET", "sk-x", 1);
+    snprintf(yaml, sizeof yaml, "%stiers:\n  mixed: [k1, o1]\n  dead: [k1]\nrouting:\n  default_tier: mixed\n",
+             two);
+    cfg = load_ok(yaml);
+    assert_true(cfg->ready);
+    j = cJSON_Parse(cfg->ready_json);
+    assert_string_equal(cJSON_GetObjectItem(j, "status")->valuestring, "ready");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tiers")), 2);
+    assert_null(cJSON_GetObjectItem(j, "error"));
+    assert_null(strstr(cfg->ready_json, "sk-x"));
+    cJSON_Delete(j);
+    config_unref(cfg);
+    unsetenv("LLMR_T_READY_UNSET");
+}
+
 static void test_duplicate_keys(void **state)
 {
     const char *y1 = "providers:\n"
@@ -1051,6 +1118,7 @@ int main(void)
         cmocka_unit_test(test_tab_indentation_named),
         cmocka_unit_test(test_listen_port_zero),
         cmocka_unit_test(test_load_file_tab),
+        cmocka_unit_test(test_readiness),
         cmocka_unit_test(test_publish_current_generation),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
