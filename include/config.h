@@ -15,6 +15,7 @@
 struct curl_slist;
 struct rules;
 struct auth;
+struct auth_secret;
 
 enum provider_type { PROVIDER_OPENAI = 0 };
 
@@ -74,6 +75,10 @@ typedef struct cfg_obs {
     char *access_log;   /* "stdout", "off" or a path */
     double sample_rate; /* 0..1 */
     char *sample_file;
+    /* observability.admin_key_* / metrics_token_* (see auth.h), owned; NULL
+     * when not configured */
+    struct auth_secret *admin_key;
+    struct auth_secret *metrics_token;
 } cfg_obs_t;
 
 typedef struct config {

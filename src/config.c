@@ -537,8 +537,21 @@ static void parse_obs(ywalk_t *c, config_t *cfg, yaml_node_t *map)
                 else
                     cfg->obs.sample_rate = r;
             }
+        } else if (strcmp(k, "admin_key_env") == 0 || strcmp(k, "admin_key_sha256") == 0 ||
+                   strcmp(k, "metrics_token_env") == 0 ||
+                   strcmp(k, "metrics_token_sha256") == 0) {
+            struct auth_secret **dst = k[0] == 'a' ? &cfg->obs.admin_key : &cfg->obs.metrics_token;
+            if (*dst != NULL) {
+                yw_error(c, kn, "%s: give one of %s_env or %s_sha256", what,
+                         k[0] == 'a' ? "admin_key" : "metrics_token",
+                         k[0] == 'a' ? "admin_key" : "metrics_token");
+                continue;
+            }
+            *dst = auth_secret_parse(c, v, what, strstr(k, "_env") != NULL);
         } else {
-            yw_unknown_key(c, kn, "observability", "access_log, sample_rate, sample_file");
+            yw_unknown_key(c, kn, "observability",
+                           "access_log, sample_rate, sample_file, admin_key_env, admin_key_sha256, "
+                           "metrics_token_env, metrics_token_sha256");
         }
     }
     if (cfg->obs.sample_rate > 0 && cfg->obs.sample_file == NULL)
@@ -714,6 +727,32 @@ static void build_ready_json(ywalk_t *c, config_t *cfg)
         abort();
     cfg->ready_json_len = strlen(cfg->ready_json);
     cJSON_Delete(root);
+}
+
+/* The admin endpoints behind keys: say when nothing can open them, and
+ * refuse an admin secret that is also a proxy key's (that key's holders
+ * would read every key's spend; admin: true on the key says it openly). */
+static void check_admin(ywalk_t *c, config_t *cfg)
+{
+    const auth_secret_t *adm = cfg->obs.admin_key, *met = cfg->obs.metrics_token;
+    bool opener = adm != NULL && adm->usable;
+    for (size_t i = 0; i < auth_count(cfg->auth); i++) {
+        const auth_key_t *k = auth_key_at(cfg->auth, i);
+        opener = opener || (k->admin && k->usable);
+        if (adm && adm->usable && k->usable && auth_ct_equal(adm->sha256, k->sha256, 32))
+            yw_append_error(c, "%s:%zu:%zu: observability.admin_key: same secret as proxy key "
+                               "\"%s\" (give that key admin: true instead)\n",
+                            c->file, adm->line, adm->col, k->name);
+        if (met && met->usable && k->usable && auth_ct_equal(met->sha256, k->sha256, 32))
+            yw_append_error(c, "%s:%zu:%zu: observability.metrics_token: same secret as proxy key "
+                               "\"%s\"\n",
+                            c->file, met->line, met->col, k->name);
+    }
+    if (auth_admin_gated(cfg->auth, adm, met) && !opener)
+        yw_append_warning(c, "%s: warning: proxy keys are configured but no usable admin key: "
+                             "/dashboard and /v1/router/stats%s answer 401 to everyone (set "
+                             "observability.admin_key_env, or admin: true on a key)\n",
+                          c->file, met && met->usable ? "" : " and /metrics");
 }
 
 static void build_models_json(config_t *cfg)
@@ -909,6 +948,8 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, const char
     }
     if (c.nerr == 0)
         resolve_keys(&c, cfg);
+    if (c.nerr == 0)
+        check_admin(&c, cfg);
     if (c.nerr > 0) {
         config_unref(cfg);
         return NULL;
@@ -1013,6 +1054,8 @@ void config_unref(config_t *cfg)
     free(cfg->cache.key_prefix);
     free(cfg->obs.access_log);
     free(cfg->obs.sample_file);
+    free(cfg->obs.admin_key);
+    free(cfg->obs.metrics_token);
     auth_free(cfg->auth);
     if (cfg->budgets) {
         budget_cfg_free(cfg->budgets);

@@ -322,6 +322,32 @@ static enum MHD_Result model_entry(req_t *req, const char *id)
     return ret;
 }
 
+/* /dashboard, /v1/router/stats and /metrics show every key's spend: once
+ * keys (or an admin key) are configured they need the admin key. Returns
+ * true to go on; otherwise the 401 is prepared in *ret. The browser's
+ * password prompt (WWW-Authenticate: Basic) lets the dashboard page open,
+ * and its fetches of the stats then carry the same credentials; a key is
+ * never taken from the URL, where it would reach logs and history. */
+static bool admin_gate(req_t *req, bool metrics, enum MHD_Result *ret)
+{
+    const cfg_obs_t *o = &req->cfg->obs;
+    const char *h;
+    char *body;
+    size_t len;
+    if (!auth_admin_gated(req->cfg->auth, o->admin_key, o->metrics_token))
+        return true;
+    h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "authorization");
+    if (auth_admin_check(req->cfg->auth, o->admin_key, o->metrics_token, metrics, h))
+        return true;
+    body = auth_admin_error_body(h == NULL, metrics, &len);
+    *ret = early(req, 401, NULL, NULL, NULL, body, len, false);
+    free(body);
+    if (req->response)
+        MHD_add_response_header(req->response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Basic realm=\"llmrouter admin\", charset=\"UTF-8\"");
+    return false;
+}
+
 static enum MHD_Result on_first_call(req_t *req, const char *url, const char *method)
 {
     const char *p = url;
@@ -350,6 +376,8 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
         if (!get)
             return early(req, 405, "method_not_allowed", "Use GET for this path.", "GET, HEAD",
                          NULL, 0, false);
+        if (!admin_gate(req, url[1] == 'm', &ret))
+            return ret;
         if (url[1] == 'd') {
             size_t len;
             const char *html = dashboard_html(&len);

@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 
@@ -586,6 +587,50 @@ static void test_readiness(void **state)
     unsetenv("LLMR_T_READY_UNSET");
 }
 
+/* observability.admin_key_* / metrics_token_*: parsed, checked against the
+ * proxy keys, and a warning when keys lock the admin endpoints for good. */
+static void test_admin_keys(void **state)
+{
+    config_t *cfg;
+    (void)state;
+    setenv("LLMR_T_ADMIN", "adm", 1);
+    setenv("LLMR_T_KEY", "k1", 1);
+    cfg = load_ok(VALID "observability:\n  admin_key_env: LLMR_T_ADMIN\n  metrics_token_sha256: \""
+                  "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n"
+                  "keys:\n  k: {key_env: LLMR_T_KEY}\n");
+    assert_non_null(cfg->obs.admin_key);
+    assert_true(cfg->obs.admin_key->usable);
+    assert_non_null(cfg->obs.metrics_token);
+    assert_true(auth_admin_check(cfg->auth, cfg->obs.admin_key, cfg->obs.metrics_token, false,
+                                 "Bearer adm"));
+    assert_false(auth_admin_check(cfg->auth, cfg->obs.admin_key, cfg->obs.metrics_token, false,
+                                  "Bearer k1"));
+    assert_null(strstr(warnbuf, "no usable admin key"));
+    config_unref(cfg);
+
+    /* keys but nothing that opens the admin endpoints: a warning */
+    cfg = load_ok(VALID "keys:\n  k: {key_env: LLMR_T_KEY}\n");
+    assert_null(cfg->obs.admin_key);
+    assert_non_null(strstr(warnbuf, "no usable admin key"));
+    assert_non_null(strstr(warnbuf, "and /metrics answer 401"));
+    config_unref(cfg);
+    cfg = load_ok(VALID "keys:\n  k: {key_env: LLMR_T_KEY, admin: true}\n");
+    assert_null(strstr(warnbuf, "no usable admin key"));
+    config_unref(cfg);
+
+    /* the admin key may not be a proxy key's secret */
+    setenv("LLMR_T_ADMIN", "k1", 1);
+    expect_error_at(VALID "observability:\n  admin_key_env: LLMR_T_ADMIN\nkeys:\n  k: {key_env: LLMR_T_KEY}\n",
+                    "LLMR_T_ADMIN", "observability.admin_key: same secret as proxy key \"k\"");
+    expect_error_at(VALID "observability:\n  admin_key_env: LLMR_T_ADMIN\n  admin_key_sha256: \"00\"\n",
+                    "admin_key_sha256", "give one of admin_key_env or admin_key_sha256");
+    expect_error_at(VALID "observability:\n  admin_key_sha256: \"00\"\n", "\"00\"",
+                    "expected 64 hexadecimal digits");
+    expect_error_at(VALID "observability:\n  admin_kye_env: x\n", "admin_kye_env", "did you mean \"admin_key_env\"?");
+    unsetenv("LLMR_T_ADMIN");
+    unsetenv("LLMR_T_KEY");
+}
+
 static void test_duplicate_keys(void **state)
 {
     const char *y1 = "providers:\n"
@@ -1119,6 +1164,7 @@ int main(void)
         cmocka_unit_test(test_listen_port_zero),
         cmocka_unit_test(test_load_file_tab),
         cmocka_unit_test(test_readiness),
+        cmocka_unit_test(test_admin_keys),
         cmocka_unit_test(test_publish_current_generation),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
