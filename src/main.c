@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -116,6 +118,65 @@ static int probe_listen(const config_t *cfg)
     return rc < 0 ? -1 : 0;
 }
 
+/* Port 0 asks for an ephemeral port, but every shard binds its own
+ * SO_REUSEPORT socket and would get a port of its own. So one socket takes
+ * the port first, with SO_REUSEPORT so the shards' sockets can join it, and
+ * cfg->listen_port becomes that port (before the snapshot is published).
+ * Returns the holding socket, which the caller closes once the shards
+ * listen, or -1. */
+static int reserve_ephemeral_port(config_t *cfg)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    unsigned len;
+    char err[256];
+    int fd, one = 1;
+    if (util_resolve_listen(cfg->listen_host, 0, &ss, &len, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_error("cannot listen on %s:0: %s", cfg->listen_host, strerror(errno));
+        return -1;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) < 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+        log_error("cannot listen on %s:0: %s", cfg->listen_host, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    cfg->listen_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                      : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+/* The default path is relative, so a daemon started from another directory
+ * does not find it; say so rather than only "No such file". */
+static bool default_config_missing(const char *path)
+{
+    char cwd[1024];
+    if (access(path, F_OK) == 0 || errno != ENOENT)
+        return false;
+    if (path[0] == '/') {
+        fprintf(stderr,
+                "llmrouter: %s: no such file (the default configuration path); give the "
+                "configuration file with -c FILE\n",
+                path);
+        return true;
+    }
+    if (getcwd(cwd, sizeof cwd) == NULL)
+        snprintf(cwd, sizeof cwd, "unknown");
+    fprintf(stderr,
+            "llmrouter: %s: no such file; the default configuration path is relative to the "
+            "current directory (%s): give the configuration file with -c FILE, e.g. "
+            "llmrouter -c /etc/llmrouter/llmrouter.yaml\n",
+            path, cwd);
+    return true;
+}
+
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -139,6 +200,9 @@ int main(int argc, char **argv)
     size_t n_headers = 0;
     bool json = false;
     const char *path = LLMROUTER_DEFAULT_CONFIG, *listen = NULL;
+    bool path_given = false;
+    uint16_t conf_port; /* as configured: 0 = ephemeral */
+    int port_holder = -1;
     long threads = -1;
     bool check = false;
     mcache_t *mem = NULL;
@@ -156,6 +220,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 'c':
             path = optarg;
+            path_given = true;
             break;
         case 'l':
             listen = optarg;
@@ -205,6 +270,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "llmrouter: libcurl failed to initialise\n");
         return 1;
     }
+    if (!path_given && default_config_missing(path))
+        goto out;
     cfg = load(path, false);
     if (cfg == NULL)
         goto out;
@@ -231,8 +298,14 @@ int main(int argc, char **argv)
         goto out_cfg;
     }
     raise_fd_limit();
-    if (probe_listen(cfg) < 0)
+    conf_port = cfg->listen_port;
+    if (conf_port == 0) {
+        port_holder = reserve_ephemeral_port(cfg);
+        if (port_holder < 0)
+            goto out_cfg;
+    } else if (probe_listen(cfg) < 0) {
         goto out_cfg;
+    }
 
     /* Signals are handled by this thread only; SIGPIPE is ignored (sockets
      * use MSG_NOSIGNAL, but a stray write must never kill the daemon). */
@@ -275,6 +348,10 @@ int main(int argc, char **argv)
         }
         shards[n_shards++] = s;
     }
+    if (port_holder >= 0) {
+        close(port_holder); /* every shard listens on the port now */
+        port_holder = -1;
+    }
     for (unsigned i = 0; i < n_shards; i++) {
         if (shard_start(shards[i]) < 0) {
             log_error("cannot start thread %u", i);
@@ -283,6 +360,9 @@ int main(int argc, char **argv)
     }
     log_info("llmrouter %s listening on %s:%u with %u thread%s (config %s)", LLMROUTER_VERSION,
              cfg->listen_host, cfg->listen_port, n_shards, n_shards == 1 ? "" : "s", path);
+    if (conf_port == 0) /* whatever the log level: the port is only known now */
+        fprintf(stderr, "llmrouter: listening on %s:%u (port 0 asked for: chosen by the system)\n",
+                cfg->listen_host, cfg->listen_port);
     /* systemd Type=notify: ready once every shard listens */
     if (notify_sendf("READY=1\nSTATUS=listening on %s:%u", cfg->listen_host, cfg->listen_port) < 0)
         log_warn("cannot notify the service manager at $NOTIFY_SOCKET");
@@ -301,16 +381,24 @@ int main(int argc, char **argv)
                 notify_send("READY=1\nSTATUS=reload failed; running the previous configuration");
                 continue;
             }
-            if (strcmp(next->listen_host, cfg->listen_host) != 0 ||
-                (listen == NULL && next->listen_port != cfg->listen_port) || next->threads != cfg->threads)
-                log_warn("reload: server.listen and server.threads take effect only on restart");
             if (next->max_header_bytes != cfg->max_header_bytes) {
                 /* the HTTP connection pools were sized for the first value */
                 log_warn("reload: server.max_header_bytes takes effect only on restart");
                 next->max_header_bytes = cfg->max_header_bytes;
             }
+            /* the command line still wins over the file */
             if (listen)
                 override_listen(next, listen);
+            if (threads > 0)
+                next->threads = (unsigned)threads;
+            if (strcmp(next->listen_host, cfg->listen_host) != 0 ||
+                next->listen_port != conf_port || next->threads != cfg->threads)
+                log_warn("reload: server.listen and server.threads take effect only on restart");
+            /* the sockets stay where they are; the snapshot says so */
+            free(next->listen_host);
+            next->listen_host = xstrdup(cfg->listen_host);
+            next->listen_port = cfg->listen_port;
+            next->threads = cfg->threads;
             log_set_level((enum log_level)next->log_level);
             config_publish(next);
             log_info("configuration reloaded from %s", path);
@@ -323,6 +411,8 @@ int main(int argc, char **argv)
     }
     rc = 0;
 stop:
+    if (port_holder >= 0)
+        close(port_holder);
     for (unsigned i = 0; i < n_shards; i++)
         shard_stop(shards[i]);
     for (unsigned i = 0; i < n_shards; i++) {

@@ -15,6 +15,7 @@
 struct curl_slist;
 struct rules;
 struct auth;
+struct auth_secret;
 
 enum provider_type { PROVIDER_OPENAI = 0 };
 
@@ -75,6 +76,10 @@ typedef struct cfg_obs {
     char *access_log;   /* "stdout", "off" or a path */
     double sample_rate; /* 0..1 */
     char *sample_file;
+    /* observability.admin_key_* / metrics_token_* (see auth.h), owned; NULL
+     * when not configured */
+    struct auth_secret *admin_key;
+    struct auth_secret *metrics_token;
 } cfg_obs_t;
 
 /* server.cors: browser access from other origins. Off unless configured. */
@@ -130,6 +135,11 @@ typedef struct config {
     /* derived */
     char *models_json; /* body of GET /v1/models */
     size_t models_json_len;
+    /* GET /readyz: every tier and every rule's explicit chain has a model
+     * whose provider key is set; the body lists them (and what is missing) */
+    bool ready;
+    char *ready_json;
+    size_t ready_json_len;
     int64_t loaded_at; /* unix seconds */
 } config_t;
 

@@ -57,8 +57,23 @@ bool yw_price(ywalk_t *c, const yaml_node_t *n, const char *what, double *out);
 /* Unpacks one pair of a mapping; reports non-scalar and duplicate keys. */
 bool yw_map_pair(ywalk_t *c, const yaml_node_t *map, yaml_node_pair_t *p, const char **kname,
                  yaml_node_t **knode, yaml_node_t **vnode);
-/* Records "unknown key K in WHERE (expected one of: EXPECTED)". */
+/* Records "unknown key K in WHERE (expected one of: EXPECTED)", followed by
+ * '; did you mean "X"?' when yw_suggest finds a close key in EXPECTED (a
+ * comma-separated list of the keys valid at that place). */
 void yw_unknown_key(ywalk_t *c, const yaml_node_t *k, const char *where, const char *expected);
+
+/* Longest word yw_edit_distance compares; longer ones are "far". */
+#define YW_EDIT_MAX 64
+/* Optimal-string-alignment (Damerau-Levenshtein with adjacent
+ * transpositions) distance between a[0..la) and b[0..lb), ASCII letters
+ * compared case-insensitively; SIZE_MAX when either is longer than
+ * YW_EDIT_MAX. */
+size_t yw_edit_distance(const char *a, size_t la, const char *b, size_t lb);
+/* The word of list (comma- and/or space-separated) nearest to key when it
+ * looks like a typo of it: at most 2 edits and at most a third of the longer
+ * word (plus one), the first such word on ties. Returns a pointer into list
+ * (borrowed, not NUL-terminated at the word's end) and sets *len, or NULL. */
+const char *yw_suggest(const char *key, const char *list, size_t *len);
 
 /* Iterates a mapping's pairs whose keys are valid: kname (const char *),
  * knode and vnode (yaml_node_t *) are set for each. */

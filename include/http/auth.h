@@ -26,7 +26,17 @@ typedef struct auth_key {
     double monthly_usd;    /* per UTC calendar month, 0 = unlimited */
     uint32_t rpm;          /* requests per minute, 0 = unlimited */
     uint32_t tpm;          /* tokens per minute, 0 = unlimited */
+    bool admin;            /* admin: true — also opens the admin endpoints */
 } auth_key_t;
+
+/* A secret that opens the admin endpoints (/dashboard, /v1/router/stats,
+ * /metrics): observability.admin_key_* or observability.metrics_token_*.
+ * Only its digest is kept. */
+typedef struct auth_secret {
+    uint8_t sha256[32];
+    bool usable; /* false when its variable is unset: it never matches */
+    size_t line, col; /* where it was configured (1-based), for messages */
+} auth_secret_t;
 
 typedef struct auth auth_t;
 
@@ -54,6 +64,34 @@ const auth_key_t *auth_key_at(const auth_t *a, size_t i);
  * header is NULL, malformed, or matches no usable key. The comparison runs
  * over every key whatever matches. Borrowed; valid as long as a. */
 const auth_key_t *auth_check(const auth_t *a, const char *authorization);
+
+/* Parses one admin secret: v names an environment variable holding it
+ * (from_env) or is its SHA-256 in hex. what names the key in messages
+ * ("observability.admin_key_env"). Errors and warnings go to c (an unset
+ * variable is a warning: the secret is kept, unusable). Returns a new
+ * secret (caller frees with free()), or NULL after an error. */
+auth_secret_t *auth_secret_parse(ywalk_t *c, yaml_node_t *v, const char *what, bool from_env);
+
+/* Whether /dashboard, /v1/router/stats and /metrics need a credential:
+ * when proxy keys are configured, or an admin key or metrics token is.
+ * Without any (loopback-only mode) they stay open. NULLs allowed. */
+bool auth_admin_gated(const auth_t *keys, const auth_secret_t *admin,
+                      const auth_secret_t *metrics);
+
+/* True when the Authorization header value opens an admin endpoint:
+ * "Bearer TOKEN" or "Basic base64(ANYNAME:TOKEN)" (what a browser sends
+ * after its password prompt) where TOKEN is the admin key, a proxy key with
+ * admin: true, or — for /metrics only (metrics_endpoint) — the metrics
+ * token. Every candidate is compared in constant time, whatever matches.
+ * All pointers may be NULL (then they match nothing). */
+bool auth_admin_check(const auth_t *keys, const auth_secret_t *admin,
+                      const auth_secret_t *metrics, bool metrics_endpoint,
+                      const char *authorization);
+
+/* The 401 answer of an admin endpoint, in OpenAI's shape (type
+ * invalid_request_error, code invalid_api_key); malloc'd, caller frees.
+ * missing: no Authorization header at all. */
+char *auth_admin_error_body(bool missing, bool metrics_endpoint, size_t *len);
 
 /* Constant-time equality of n bytes: the time depends only on n. */
 bool auth_ct_equal(const void *x, const void *y, size_t n);

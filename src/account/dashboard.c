@@ -4,7 +4,9 @@
  * tests/integration/test_observability.py: total-requests, total-errors,
  * total-cost, total-baseline, total-savings, total-savings-percent,
  * cache-hit-rate, table#models and table#tiers (one row per name, with
- * data-name). */
+ * data-name). Behind keys the page and the stats need the admin key: the
+ * browser asks for it (HTTP Basic, any user name, the key as password) and
+ * sends it again with the page's fetches. */
 #include "account/dashboard.h"
 
 static const char PAGE[] =
@@ -14,6 +16,10 @@ static const char PAGE[] =
     "<meta charset=\"utf-8\">\n"
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
     "<title>llmrouter</title>\n"
+    /* no /favicon.ico request: behind keys it would get a 401, and a browser
+     * drops the admin credentials it cached when a request with them gets
+     * a 401 */
+    "<link rel=\"icon\" href=\"data:,\">\n"
     "<style>\n"
     ":root { --bg:#0f1419; --card:#1a2129; --fg:#e6e6e6; --dim:#8b98a5; --ok:#3fb950; --bad:#f85149; --acc:#58a6ff; }\n"
     "* { box-sizing: border-box; }\n"
@@ -124,8 +130,14 @@ static const char PAGE[] =
     "  e.className = bad ? \"err\" : \"\";\n"
     "}\n"
     "function refresh() {\n"
-    "  fetch(\"/v1/router/stats\", {cache: \"no-store\"})\n"
-    "    .then(function (r) { if (!r.ok) throw new Error(\"HTTP \" + r.status); return r.json(); })\n"
+    "  /* from the origin: a page opened with user:key@ in its address would give a relative URL\n"
+    "     with credentials in it, which fetch refuses; the browser adds the cached ones */\n"
+    "  fetch(location.origin + \"/v1/router/stats\", {cache: \"no-store\", credentials: \"same-origin\"})\n"
+    "    .then(function (r) {\n"
+    "      if (r.status === 401) throw new Error(\"HTTP 401: the admin key is needed\");\n"
+    "      if (!r.ok) throw new Error(\"HTTP \" + r.status);\n"
+    "      return r.json();\n"
+    "    })\n"
     "    .then(function (s) { render(s); status(\"updated \" + new Date().toLocaleTimeString(), false); })\n"
     "    .catch(function (e) { status(\"stats unavailable: \" + e.message, true); });\n"
     "}\n"

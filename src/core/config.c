@@ -24,6 +24,7 @@
 #include "core/util.h"
 #include "core/yamlwalk.h"
 #include "http/cors.h"
+#include "core/buf.h"
 
 static bool valid_env_name(const char *s)
 {
@@ -78,7 +79,8 @@ static bool parse_listen(const char *s, char **host, uint16_t *port)
             return false; /* IPv6 needs brackets: [::1]:8080 */
         *host = colon == s ? xstrdup("0.0.0.0") : xstrndup(s, (size_t)(colon - s));
     }
-    if (util_parse_u64(colon + 1, strlen(colon + 1), &p) < 0 || p == 0 || p > 65535) {
+    /* port 0: an ephemeral port, chosen at start (see main.c) */
+    if (util_parse_u64(colon + 1, strlen(colon + 1), &p) < 0 || p > 65535) {
         free(*host);
         *host = NULL;
         return false;
@@ -616,8 +618,21 @@ static void parse_obs(ywalk_t *c, config_t *cfg, yaml_node_t *map)
                 else
                     cfg->obs.sample_rate = r;
             }
+        } else if (strcmp(k, "admin_key_env") == 0 || strcmp(k, "admin_key_sha256") == 0 ||
+                   strcmp(k, "metrics_token_env") == 0 ||
+                   strcmp(k, "metrics_token_sha256") == 0) {
+            struct auth_secret **dst = k[0] == 'a' ? &cfg->obs.admin_key : &cfg->obs.metrics_token;
+            if (*dst != NULL) {
+                yw_error(c, kn, "%s: give one of %s_env or %s_sha256", what,
+                         k[0] == 'a' ? "admin_key" : "metrics_token",
+                         k[0] == 'a' ? "admin_key" : "metrics_token");
+                continue;
+            }
+            *dst = auth_secret_parse(c, v, what, strstr(k, "_env") != NULL);
         } else {
-            yw_unknown_key(c, kn, "observability", "access_log, sample_rate, sample_file");
+            yw_unknown_key(c, kn, "observability",
+                           "access_log, sample_rate, sample_file, admin_key_env, admin_key_sha256, "
+                           "metrics_token_env, metrics_token_sha256");
         }
     }
     if (cfg->obs.sample_rate > 0 && cfg->obs.sample_file == NULL)
@@ -670,11 +685,14 @@ static void resolve_keys(ywalk_t *c, config_t *cfg)
             const char *key = getenv(p->api_key_env);
             if (key == NULL || key[0] == '\0') {
                 p->key_missing = true;
+                /* A reload (SIGHUP) keeps the environment the process
+                 * started with, so only a restart picks the key up. */
                 yw_append_warning(c,
                        "%s:%d: warning: provider \"%s\": environment variable %s is not set; "
-                       "its models are skipped in every chain until it is set and the "
-                       "configuration reloaded\n",
-                       c->file, p->line, p->name, p->api_key_env);
+                       "its models are skipped in every chain: set %s in the service's "
+                       "environment (e.g. /etc/llmrouter/llmrouter.env) and restart llmrouter "
+                       "(a reload keeps the environment the process started with)\n",
+                       c->file, p->line, p->name, p->api_key_env, p->api_key_env);
             } else if (strpbrk(key, "\r\n") != NULL) {
                 yw_append_error(c,
                        "%s:%d:1: provider \"%s\": environment variable %s contains a line break\n",
@@ -690,6 +708,132 @@ static void resolve_keys(ywalk_t *c, config_t *cfg)
         }
         p->headers = h;
     }
+}
+
+/* Why model m cannot serve, or NULL when it can. */
+static const char *model_unusable(const config_t *cfg, int m, char *buf, size_t len)
+{
+    const cfg_provider_t *p = &cfg->providers[cfg->models[m].provider];
+    if (!p->key_missing)
+        return NULL;
+    snprintf(buf, len, "model %s: provider %s's api_key_env %s is not set", cfg->models[m].name,
+             p->name, p->api_key_env);
+    return buf;
+}
+
+/* One entry of /readyz for a chain (a tier's or a rule's): its usable
+ * models and why the others cannot serve. Returns whether it can serve;
+ * appends "KIND NAME (reasons)" to why when it cannot. */
+static bool ready_entry(const config_t *cfg, cJSON *list, const char *kind, const char *name,
+                        const int *chain, size_t n, buf_t *why)
+{
+    cJSON *e = cJSON_CreateObject(), *usable, *missing = NULL;
+    size_t n_usable = 0;
+    char reason[512];
+    for (size_t i = 0; i < n; i++)
+        n_usable += model_unusable(cfg, chain[i], reason, sizeof reason) == NULL;
+    cJSON_AddStringToObject(e, "name", name);
+    cJSON_AddBoolToObject(e, "ready", n_usable > 0);
+    cJSON_AddItemToArray(list, e);
+    usable = cJSON_AddArrayToObject(e, "usable_models");
+    if (n_usable < n)
+        missing = cJSON_AddArrayToObject(e, "missing");
+    for (size_t i = 0; i < n; i++) {
+        const char *r = model_unusable(cfg, chain[i], reason, sizeof reason);
+        if (r == NULL)
+            cJSON_AddItemToArray(usable, cJSON_CreateString(cfg->models[chain[i]].name));
+        else
+            cJSON_AddItemToArray(missing, cJSON_CreateString(r));
+    }
+    if (n_usable == 0) {
+        char head[300];
+        snprintf(head, sizeof head, "%s%s %s has no usable model (", buf_len(why) ? "; " : "", kind,
+                 name);
+        buf_puts(why, head);
+        for (size_t i = 0; i < n; i++) {
+            buf_puts(why, i ? "; " : "");
+            buf_puts(why, model_unusable(cfg, chain[i], reason, sizeof reason));
+        }
+        buf_puts(why, ")");
+    }
+    return n_usable > 0;
+}
+
+/* The body of GET /readyz, fixed per snapshot: ready when every tier and
+ * every rule's explicit chain has at least one model whose provider key is
+ * set (a tier without one answers every request with 502). */
+static void build_ready_json(ywalk_t *c, config_t *cfg)
+{
+    cJSON *root = cJSON_CreateObject(), *tiers, *rules;
+    buf_t why;
+    bool ok = true;
+    buf_init(&why, (size_t)1 << 20);
+    cJSON_AddStringToObject(root, "status", "ready");
+    tiers = cJSON_AddArrayToObject(root, "tiers");
+    for (size_t i = 0; i < cfg->n_tiers; i++) {
+        const cfg_tier_t *t = &cfg->tiers[i];
+        if (!ready_entry(cfg, tiers, "tier", t->name, t->models, t->n_models, &why)) {
+            ok = false;
+            yw_append_warning(c, "%s: warning: tier \"%s\" has no usable model (every provider key "
+                                 "of its chain is unset): GET /readyz answers 503\n",
+                              c->file, t->name);
+        }
+    }
+    rules = cJSON_AddArrayToObject(root, "rules");
+    for (size_t i = 0; i < rules_count(cfg->rules); i++) {
+        const rule_action_t *a = rules_action(cfg->rules, i);
+        if (a->tier >= 0)
+            continue; /* its tier is listed above */
+        if (!ready_entry(cfg, rules, "rule", a->name, a->chain, a->n_chain, &why)) {
+            ok = false;
+            yw_append_warning(c, "%s: warning: rule \"%s\": no model of its chain is usable: GET "
+                                 "/readyz answers 503\n",
+                              c->file, a->name);
+        }
+    }
+    if (!ok) {
+        cJSON *err = cJSON_CreateObject();
+        buf_cstr(&why);
+        cJSON_SetValuestring(cJSON_GetObjectItem(root, "status"), "not_ready");
+        cJSON_AddStringToObject(err, "message", buf_ptr(&why));
+        cJSON_AddStringToObject(err, "type", "server_error");
+        cJSON_AddNullToObject(err, "param");
+        cJSON_AddStringToObject(err, "code", "not_ready");
+        cJSON_AddItemToObject(root, "error", err);
+    }
+    buf_free(&why);
+    cfg->ready = ok;
+    cfg->ready_json = cJSON_PrintUnformatted(root);
+    if (cfg->ready_json == NULL)
+        abort();
+    cfg->ready_json_len = strlen(cfg->ready_json);
+    cJSON_Delete(root);
+}
+
+/* The admin endpoints behind keys: say when nothing can open them, and
+ * refuse an admin secret that is also a proxy key's (that key's holders
+ * would read every key's spend; admin: true on the key says it openly). */
+static void check_admin(ywalk_t *c, config_t *cfg)
+{
+    const auth_secret_t *adm = cfg->obs.admin_key, *met = cfg->obs.metrics_token;
+    bool opener = adm != NULL && adm->usable;
+    for (size_t i = 0; i < auth_count(cfg->auth); i++) {
+        const auth_key_t *k = auth_key_at(cfg->auth, i);
+        opener = opener || (k->admin && k->usable);
+        if (adm && adm->usable && k->usable && auth_ct_equal(adm->sha256, k->sha256, 32))
+            yw_append_error(c, "%s:%zu:%zu: observability.admin_key: same secret as proxy key "
+                               "\"%s\" (give that key admin: true instead)\n",
+                            c->file, adm->line, adm->col, k->name);
+        if (met && met->usable && k->usable && auth_ct_equal(met->sha256, k->sha256, 32))
+            yw_append_error(c, "%s:%zu:%zu: observability.metrics_token: same secret as proxy key "
+                               "\"%s\"\n",
+                            c->file, met->line, met->col, k->name);
+    }
+    if (auth_admin_gated(cfg->auth, adm, met) && !opener)
+        yw_append_warning(c, "%s: warning: proxy keys are configured but no usable admin key: "
+                             "/dashboard and /v1/router/stats%s answer 401 to everyone (set "
+                             "observability.admin_key_env, or admin: true on a key)\n",
+                          c->file, met && met->usable ? "" : " and /metrics");
 }
 
 static void build_models_json(config_t *cfg)
@@ -785,8 +929,48 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
                                           "\"auto\" uses when no rule matches)");
 }
 
-static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errbuf, size_t errlen,
-                             char *warnbuf, size_t warnlen)
+/* The 1-based column of a tab in the indentation (the blanks before the
+ * first other character) of 0-based line `line` of text, or 0. */
+static size_t tab_in_indent(const char *text, size_t len, size_t line)
+{
+    size_t i = 0;
+    for (size_t l = 0; l < line && i < len; i++)
+        if (text[i] == '\n')
+            l++;
+    for (size_t col = 1; i < len && (text[i] == ' ' || text[i] == '\t'); i++, col++)
+        if (text[i] == '\t')
+            return col;
+    return 0;
+}
+
+/* libyaml's own words for a tab ("found character that cannot start any
+ * token") do not say what is wrong, so a syntax error on a line indented
+ * with a tab names the tab. */
+static void syntax_error(ywalk_t *c, const yaml_parser_t *parser, const char *text, size_t len)
+{
+    const char *problem = parser->problem ? parser->problem : "unknown problem";
+    const char *ctx = parser->context ? parser->context : "";
+    const yaml_mark_t *marks[2] = {&parser->problem_mark, &parser->context_mark};
+    for (int i = 0; i < 2 && text != NULL; i++) {
+        size_t col = tab_in_indent(text, len, marks[i]->line);
+        if (col > 0) {
+            yw_append_error(c,
+                            "%s:%zu:%zu: YAML syntax error: tabs are not allowed for indentation "
+                            "in YAML (line %zu column %zu); indent with spaces (libyaml: %s%s%s)\n",
+                            c->file, marks[i]->line + 1, col, marks[i]->line + 1, col, problem,
+                            ctx[0] ? " " : "", ctx);
+            return;
+        }
+    }
+    yw_append_error(c, "%s:%zu:%zu: YAML syntax error: %s%s%s\n", c->file,
+                    parser->problem_mark.line + 1, parser->problem_mark.column + 1, problem,
+                    ctx[0] ? " " : "", ctx);
+}
+
+/* text/len: the document's bytes (for the tab check of syntax errors). */
+static config_t *load_parser(const char *name, yaml_parser_t *parser, const char *text,
+                             size_t len, char *errbuf, size_t errlen, char *warnbuf,
+                             size_t warnlen)
 {
     yaml_document_t doc;
     config_t *cfg = NULL;
@@ -799,10 +983,7 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
     if (warnbuf && warnlen)
         warnbuf[0] = '\0';
     if (!yaml_parser_load(parser, &doc)) {
-        yw_append_error(&c, "%s:%zu:%zu: YAML syntax error: %s%s%s\n", name,
-               parser->problem_mark.line + 1, parser->problem_mark.column + 1,
-               parser->problem ? parser->problem : "unknown problem",
-               parser->context ? " " : "", parser->context ? parser->context : "");
+        syntax_error(&c, parser, text, len);
         return NULL;
     }
     cfg = xcalloc(1, sizeof *cfg);
@@ -838,9 +1019,7 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
     if (c.nerr == 0) {
         yaml_document_t more;
         if (!yaml_parser_load(parser, &more)) {
-            yw_append_error(&c, "%s:%zu:%zu: YAML syntax error: %s\n", name,
-                   parser->problem_mark.line + 1, parser->problem_mark.column + 1,
-                   parser->problem ? parser->problem : "unknown problem");
+            syntax_error(&c, parser, text, len);
         } else {
             yaml_node_t *r = yaml_document_get_root_node(&more);
             if (r != NULL) {
@@ -853,6 +1032,8 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
     }
     if (c.nerr == 0)
         resolve_keys(&c, cfg);
+    if (c.nerr == 0)
+        check_admin(&c, cfg);
     if (c.nerr > 0) {
         config_unref(cfg);
         return NULL;
@@ -862,6 +1043,7 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, char *errb
         cfg->threads = n > 0 ? (unsigned)n : 1;
     }
     build_models_json(cfg);
+    build_ready_json(&c, cfg);
     return cfg;
 }
 
@@ -873,27 +1055,51 @@ config_t *config_load_string(const char *name, const char *yaml, size_t len, cha
     if (!yaml_parser_initialize(&parser))
         abort();
     yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
-    cfg = load_parser(name, &parser, errbuf, errlen, warnbuf, warnlen);
+    cfg = load_parser(name, &parser, yaml, len, errbuf, errlen, warnbuf, warnlen);
     yaml_parser_delete(&parser);
     return cfg;
 }
 
+#define CONFIG_MAX_FILE_BYTES ((size_t)64 << 20)
+
 config_t *config_load(const char *path, char *errbuf, size_t errlen, char *warnbuf,
                       size_t warnlen)
 {
-    yaml_parser_t parser;
-    config_t *cfg;
+    config_t *cfg = NULL;
+    size_t len = 0, cap = 65536;
+    char *text;
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         if (errbuf && errlen)
             snprintf(errbuf, errlen, "%s: cannot open: %s\n", path, strerror(errno));
         return NULL;
     }
-    if (!yaml_parser_initialize(&parser))
-        abort();
-    yaml_parser_set_input_file(&parser, f);
-    cfg = load_parser(path, &parser, errbuf, errlen, warnbuf, warnlen);
-    yaml_parser_delete(&parser);
+    /* read whole (it is small) so a syntax error can look at its line */
+    text = xmalloc(cap);
+    for (;;) {
+        size_t n = fread(text + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+        if (len == cap) {
+            if (cap >= CONFIG_MAX_FILE_BYTES) {
+                if (errbuf && errlen)
+                    snprintf(errbuf, errlen, "%s: larger than %zu MiB; is it the right file?\n",
+                             path, CONFIG_MAX_FILE_BYTES >> 20);
+                goto out;
+            }
+            cap *= 2;
+            text = xrealloc(text, cap);
+        }
+    }
+    if (ferror(f)) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "%s: cannot read: %s\n", path, strerror(errno));
+        goto out;
+    }
+    cfg = config_load_string(path, text, len, errbuf, errlen, warnbuf, warnlen);
+out:
+    free(text);
     fclose(f);
     return cfg;
 }
@@ -932,6 +1138,8 @@ void config_unref(config_t *cfg)
     free(cfg->cache.key_prefix);
     free(cfg->obs.access_log);
     free(cfg->obs.sample_file);
+    free(cfg->obs.admin_key);
+    free(cfg->obs.metrics_token);
     auth_free(cfg->auth);
     if (cfg->budgets) {
         budget_cfg_free(cfg->budgets);
@@ -941,6 +1149,7 @@ void config_unref(config_t *cfg)
     free(cfg->models);
     free(cfg->tiers);
     free(cfg->models_json);
+    free(cfg->ready_json);
     free(cfg->listen_host);
     yw_strv_free(cfg->cors.origins);
     yw_strv_free(cfg->cors.allow_headers);
@@ -978,9 +1187,10 @@ void config_print_summary(const config_t *cfg, void *file)
 {
     FILE *f = file;
     fprintf(f, "%s: OK\n", cfg->path);
-    fprintf(f, "server: listen %s:%u, %u thread%s, max body %zu bytes, max %u connections\n",
-            cfg->listen_host, cfg->listen_port, cfg->threads, cfg->threads == 1 ? "" : "s",
-            cfg->max_body_bytes, cfg->max_connections);
+    fprintf(f, "server: listen %s:%u%s, %u thread%s, max body %zu bytes, max %u connections\n",
+            cfg->listen_host, cfg->listen_port,
+            cfg->listen_port == 0 ? " (a free port chosen at start)" : "", cfg->threads,
+            cfg->threads == 1 ? "" : "s", cfg->max_body_bytes, cfg->max_connections);
     fprintf(f, "providers (%zu):\n", cfg->n_providers);
     for (size_t i = 0; i < cfg->n_providers; i++) {
         const cfg_provider_t *p = &cfg->providers[i];

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,10 +236,85 @@ bool yw_map_pair(ywalk_t *c, const yaml_node_t *map, yaml_node_pair_t *p, const 
     return true;
 }
 
+static char lower(char ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+}
+
+size_t yw_edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    /* three rolling rows: the transposition step looks two rows back */
+    size_t rows[3][YW_EDIT_MAX + 1];
+    size_t *pp = rows[0], *prev = rows[1], *cur = rows[2];
+    if (la > YW_EDIT_MAX || lb > YW_EDIT_MAX)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t *t;
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+            size_t d = prev[j - 1] + cost;
+            if (prev[j] + 1 < d)
+                d = prev[j] + 1;
+            if (cur[j - 1] + 1 < d)
+                d = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) &&
+                lower(a[i - 2]) == lower(b[j - 1]) && pp[j - 2] + 1 < d)
+                d = pp[j - 2] + 1;
+            cur[j] = d;
+        }
+        t = pp;
+        pp = prev;
+        prev = cur;
+        cur = t;
+    }
+    return prev[lb];
+}
+
+const char *yw_suggest(const char *key, const char *list, size_t *len)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX, best_len = 0, klen = strlen(key);
+    const char *p = list;
+    while (*p) {
+        const char *end;
+        size_t n, d, longest;
+        while (*p == ' ' || *p == ',')
+            p++;
+        end = p;
+        while (*end && *end != ',' && *end != ' ')
+            end++;
+        n = (size_t)(end - p);
+        if (n > 0) {
+            d = yw_edit_distance(key, klen, p, n);
+            longest = n > klen ? n : klen;
+            /* close enough to be a typo: at most two edits, and at most
+             * about a third of the word (so "ab" never suggests "rpm") */
+            if (d <= 2 && d * 3 <= longest + 1 && d < best_d) {
+                best = p;
+                best_d = d;
+                best_len = n;
+            }
+        }
+        p = end;
+    }
+    if (best != NULL && len != NULL)
+        *len = best_len;
+    return best;
+}
+
 void yw_unknown_key(ywalk_t *c, const yaml_node_t *k, const char *where, const char *expected)
 {
-    yw_error(c, k, "unknown key \"%s\" in %s (expected one of: %s)",
-           (const char *)k->data.scalar.value, where, expected);
+    const char *key = (const char *)k->data.scalar.value;
+    size_t n = 0;
+    const char *s = yw_suggest(key, expected, &n);
+    if (s != NULL)
+        yw_error(c, k, "unknown key \"%s\" in %s (expected one of: %s); did you mean \"%.*s\"?",
+                 key, where, expected, (int)n, s);
+    else
+        yw_error(c, k, "unknown key \"%s\" in %s (expected one of: %s)", key, where, expected);
 }
 
 

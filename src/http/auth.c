@@ -3,6 +3,7 @@
 #include "http/auth.h"
 
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,10 +84,12 @@ static void parse_key(ywalk_t *c, auth_key_t *k, yaml_node_t *kn, yaml_node_t *m
             if (secret == NULL || secret[0] == '\0') {
                 yw_append_warning(c,
                                   "%s:%zu:%zu: warning: key \"%s\": environment variable %s is "
-                                  "not set; this key is refused until it is set and the "
-                                  "configuration reloaded\n",
+                                  "not set; this key is refused: set %s in the service's "
+                                  "environment (e.g. /etc/llmrouter/llmrouter.env) and restart "
+                                  "llmrouter (a reload keeps the environment the process "
+                                  "started with)\n",
                                   c->file, v->start_mark.line + 1, v->start_mark.column + 1,
-                                  k->name, name);
+                                  k->name, name, name);
             } else if (sha256(secret, strlen(secret), k->sha256) == 0) {
                 k->usable = true;
             } else {
@@ -113,10 +116,13 @@ static void parse_key(ywalk_t *c, auth_key_t *k, yaml_node_t *kn, yaml_node_t *m
         } else if (strcmp(f, "tpm") == 0) {
             if (yw_u32(c, v, what, 0, 4000000000u, &u))
                 k->tpm = u;
+        } else if (strcmp(f, "admin") == 0) {
+            yw_bool(c, v, what, &k->admin);
         } else {
             char where[160];
             snprintf(where, sizeof where, "keys.%s", k->name);
-            yw_unknown_key(c, fk, where, "key_env, key_sha256, daily_usd, monthly_usd, rpm, tpm");
+            yw_unknown_key(c, fk, where,
+                           "key_env, key_sha256, daily_usd, monthly_usd, rpm, tpm, admin");
         }
     }
     if (have_env == have_hash)
@@ -179,27 +185,42 @@ const auth_key_t *auth_key_at(const auth_t *a, size_t i)
     return a && i < a->n ? &a->keys[i] : NULL;
 }
 
-const auth_key_t *auth_check(const auth_t *a, const char *authorization)
+/* The credential after scheme ("Bearer", "Basic") in an Authorization
+ * value, blanks trimmed: sets *tok and *len, false when the scheme differs or
+ * the credential is empty or longer than max. */
+static bool credential(const char *authorization, const char *scheme, size_t max,
+                       const char **tok, size_t *len)
 {
-    const char *p, *end;
-    uint8_t d[32];
-    const auth_key_t *found = NULL;
-    if (a == NULL || authorization == NULL)
-        return NULL;
-    p = authorization;
+    size_t sl = strlen(scheme);
+    const char *p = authorization, *end;
     while (*p == ' ' || *p == '\t')
         p++;
-    if (strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
-        return NULL;
-    p += 6;
+    if (strncasecmp(p, scheme, sl) != 0 || (p[sl] != ' ' && p[sl] != '\t'))
+        return false;
+    p += sl;
     while (*p == ' ' || *p == '\t')
         p++;
     end = p + strlen(p);
     while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
-    if (end == p || (size_t)(end - p) > AUTH_MAX_TOKEN)
+    if (end == p || (size_t)(end - p) > max)
+        return false;
+    *tok = p;
+    *len = (size_t)(end - p);
+    return true;
+}
+
+const auth_key_t *auth_check(const auth_t *a, const char *authorization)
+{
+    const char *p;
+    size_t n;
+    uint8_t d[32];
+    const auth_key_t *found = NULL;
+    if (a == NULL || authorization == NULL)
         return NULL;
-    if (sha256(p, (size_t)(end - p), d) != 0)
+    if (!credential(authorization, "Bearer", AUTH_MAX_TOKEN, &p, &n))
+        return NULL;
+    if (sha256(p, n, d) != 0)
         return NULL;
     /* every key is compared; the branch-free select keeps the first match */
     for (size_t i = 0; i < a->n; i++) {
@@ -209,6 +230,116 @@ const auth_key_t *auth_check(const auth_t *a, const char *authorization)
                                      ((uintptr_t)found & ~take));
     }
     return found;
+}
+
+auth_secret_t *auth_secret_parse(ywalk_t *c, yaml_node_t *v, const char *what, bool from_env)
+{
+    auth_secret_t *s;
+    char *str = yw_str(c, v, what);
+    if (str == NULL)
+        return NULL;
+    s = xcalloc(1, sizeof *s);
+    s->line = v->start_mark.line + 1;
+    s->col = v->start_mark.column + 1;
+    if (from_env) {
+        const char *secret = getenv(str);
+        if (secret == NULL || secret[0] == '\0') {
+            yw_append_warning(c,
+                              "%s:%zu:%zu: warning: %s: environment variable %s is not set; "
+                              "nothing matches it: set %s in the service's environment (e.g. "
+                              "/etc/llmrouter/llmrouter.env) and restart llmrouter\n",
+                              c->file, v->start_mark.line + 1, v->start_mark.column + 1, what,
+                              str, str);
+        } else if (sha256(secret, strlen(secret), s->sha256) == 0) {
+            s->usable = true;
+        } else {
+            yw_error(c, v, "%s: SHA-256 failed", what);
+        }
+    } else if (parse_hex32(str, s->sha256)) {
+        s->usable = true;
+    } else {
+        yw_error(c, v, "%s: expected 64 hexadecimal digits (sha256sum of the secret)", what);
+        free(s);
+        s = NULL;
+    }
+    free(str);
+    return s;
+}
+
+bool auth_admin_gated(const auth_t *keys, const auth_secret_t *admin,
+                      const auth_secret_t *metrics)
+{
+    return auth_enabled(keys) || admin != NULL || metrics != NULL;
+}
+
+/* Basic credentials are base64("name:secret"); the secret is what counts.
+ * Decodes into out (three quarters of b64len, plus 3 bytes) and points *sec at the
+ * secret. */
+static bool basic_secret(const char *b64, size_t b64len, uint8_t *out, const char **sec,
+                         size_t *len)
+{
+    int n;
+    size_t pad = 0;
+    const uint8_t *colon;
+    if (b64len % 4 != 0)
+        return false;
+    n = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)b64len);
+    if (n < 0)
+        return false;
+    while (pad < 2 && pad < b64len && b64[b64len - 1 - pad] == '=')
+        pad++;
+    if ((size_t)n < pad)
+        return false;
+    n -= (int)pad;
+    colon = memchr(out, ':', (size_t)n);
+    if (colon == NULL)
+        return false;
+    *sec = (const char *)colon + 1;
+    *len = (size_t)n - (size_t)(colon + 1 - out);
+    return *len > 0;
+}
+
+bool auth_admin_check(const auth_t *keys, const auth_secret_t *admin,
+                      const auth_secret_t *metrics, bool metrics_endpoint,
+                      const char *authorization)
+{
+    uint8_t d[32], decoded[(AUTH_MAX_TOKEN * 2) / 4 * 3 + 3];
+    const char *tok;
+    size_t n;
+    bool ok = false, hashed = false;
+    if (authorization == NULL)
+        return false;
+    if (credential(authorization, "Bearer", AUTH_MAX_TOKEN, &tok, &n)) {
+        hashed = sha256(tok, n, d) == 0;
+    } else if (credential(authorization, "Basic", AUTH_MAX_TOKEN * 2, &tok, &n)) {
+        const char *sec;
+        size_t sl;
+        if (basic_secret(tok, n, decoded, &sec, &sl) && sl <= AUTH_MAX_TOKEN)
+            hashed = sha256(sec, sl, d) == 0;
+        OPENSSL_cleanse(decoded, sizeof decoded);
+    }
+    if (!hashed)
+        return false;
+    /* every candidate is compared; no early exit */
+    if (admin != NULL)
+        ok |= auth_ct_equal(d, admin->sha256, 32) & admin->usable;
+    if (metrics != NULL && metrics_endpoint)
+        ok |= auth_ct_equal(d, metrics->sha256, 32) & metrics->usable;
+    for (size_t i = 0; keys != NULL && i < keys->n; i++)
+        ok |= auth_ct_equal(d, keys->keys[i].sha256, 32) & keys->keys[i].usable &
+              keys->keys[i].admin;
+    return ok;
+}
+
+char *auth_admin_error_body(bool missing, bool metrics_endpoint, size_t *len)
+{
+    char msg[400];
+    snprintf(msg, sizeof msg,
+             "%s This endpoint needs the admin key (observability.admin_key_env, or a proxy key "
+             "with admin: true)%s, in the Authorization header as \"Bearer KEY\".",
+             missing ? "You didn't provide a key." : "Incorrect key provided.",
+             metrics_endpoint ? " or the metrics token (observability.metrics_token_env)" : "");
+    return apierror_body(msg, "invalid_request_error", NULL, "invalid_api_key", NULL, len);
 }
 
 bool auth_listen_is_loopback(const char *host)

@@ -502,6 +502,32 @@ static enum MHD_Result head_too_large(req_t *req, size_t bytes)
     return close_now ? queue_ready(req) : ret;
 }
 
+/* /dashboard, /v1/router/stats and /metrics show every key's spend: once
+ * keys (or an admin key) are configured they need the admin key. Returns
+ * true to go on; otherwise the 401 is prepared in *ret. The browser's
+ * password prompt (WWW-Authenticate: Basic) lets the dashboard page open,
+ * and its fetches of the stats then carry the same credentials; a key is
+ * never taken from the URL, where it would reach logs and history. */
+static bool admin_gate(req_t *req, bool metrics, enum MHD_Result *ret)
+{
+    const cfg_obs_t *o = &req->cfg->obs;
+    const char *h;
+    char *body;
+    size_t len;
+    if (!auth_admin_gated(req->cfg->auth, o->admin_key, o->metrics_token))
+        return true;
+    h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "authorization");
+    if (auth_admin_check(req->cfg->auth, o->admin_key, o->metrics_token, metrics, h))
+        return true;
+    body = auth_admin_error_body(h == NULL, metrics, &len);
+    *ret = early(req, 401, NULL, NULL, NULL, body, len, false);
+    free(body);
+    if (req->response)
+        MHD_add_response_header(req->response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Basic realm=\"llmrouter admin\", charset=\"UTF-8\"");
+    return false;
+}
+
 static enum MHD_Result on_first_call(req_t *req, const char *url, const char *method)
 {
     const char *p = url;
@@ -517,9 +543,13 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
         if (!get)
             return early(req, 405, "method_not_allowed", "Use GET for this path.", "GET, HEAD",
                          NULL, 0, false);
-        if (strcmp(p, "/readyz") == 0 && shard_stopping(req->shard))
+        if (strcmp(p, "/healthz") == 0)
+            return early(req, 200, NULL, NULL, NULL, "{\"status\":\"ok\"}", 15, false);
+        if (shard_stopping(req->shard))
             return early(req, 503, NULL, NULL, NULL, "{\"status\":\"stopping\"}", 21, false);
-        return early(req, 200, NULL, NULL, NULL, "{\"status\":\"ok\"}", 15, false);
+        /* whether every tier can serve, decided when the snapshot loaded */
+        return early(req, req->cfg->ready ? 200 : 503, NULL, NULL, NULL, req->cfg->ready_json,
+                     req->cfg->ready_json_len, false);
     }
     if (strcmp(url, "/metrics") == 0 || strcmp(p, "/router/stats") == 0 ||
         strcmp(url, "/dashboard") == 0) {
@@ -528,6 +558,8 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
         if (!get)
             return early(req, 405, "method_not_allowed", "Use GET for this path.", "GET, HEAD",
                          NULL, 0, false);
+        if (!admin_gate(req, url[1] == 'm', &ret))
+            return ret;
         if (url[1] == 'd') {
             size_t len;
             const char *html = dashboard_html(&len);

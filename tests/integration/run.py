@@ -434,7 +434,9 @@ class Daemon:
         self.stdout_path = os.path.join(tmp, f"{tag}.stdout")
         self.errf = self.outf = None
 
-    def start(self):
+    def start(self, probe="/readyz"):
+        """Waits for probe to answer 200: /healthz for a daemon that is
+        meant to be not ready (a tier without a usable model)."""
         if not os.path.exists(self.bin):
             raise RuntimeError(f"daemon binary {self.bin} does not exist (build it or set LLMROUTER_BIN)")
         self.port = free_port()
@@ -454,7 +456,7 @@ class Daemon:
                 raise RuntimeError(f"daemon exited with status {self.proc.returncode} during startup\n"
                                    f"{self.stderr_tail()}")
             try:
-                r = http_request(self.port, "GET", "/readyz", timeout=2)
+                r = http_request(self.port, "GET", probe, timeout=2)
                 last = r.status
                 if r.status == 200:
                     return self
@@ -462,7 +464,7 @@ class Daemon:
                 last = repr(e)
             time.sleep(0.05)
         self.kill()
-        raise RuntimeError(f"daemon not ready within 10 s (last /readyz: {last})\n{self.stderr_tail()}")
+        raise RuntimeError(f"daemon not ready within 10 s (last {probe}: {last})\n{self.stderr_tail()}")
 
     def _close_files(self):
         for f in (self.errf, self.outf):
@@ -2100,8 +2102,10 @@ def test_rules_realistic_prompts():
     through POST /v1/router/explain and through real requests' headers (no
     provider keys are set, so the requests end in 502 — after routing)."""
     cfg = os.path.join(ROOT, "config", "llmrouter.yaml")
-    d = E.new_daemon(tag="daemon-realistic", config=cfg).start()
+    # no provider key is set, so no tier can serve: not ready, but alive
+    d = E.new_daemon(tag="daemon-realistic", config=cfg).start(probe="/healthz")
     try:
+        eq(http_request(d.port, "GET", "/readyz").status, 503, "/readyz without any provider key")
         cases = list(REALISTIC) + [("image", None, None, "multimodal", "vision")]
         for name, text, headers, rule, tier in cases:
             body = _realistic_body("What is in this picture?", images=True) if text is None else _realistic_body(text)

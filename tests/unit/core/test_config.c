@@ -18,6 +18,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "http/auth.h"
 
 #define NAME "t.yaml"
 #define BUFSZ 8192
@@ -442,6 +443,194 @@ static void test_unknown_keys(void **state)
                                  "routable_models, allow_client_tier, baseline_model, rules)");
 }
 
+/* An unknown key that is a typo of a valid one names it; the message keeps
+ * its position and the list of valid keys. */
+static void test_unknown_key_suggestion(void **state)
+{
+    (void)state;
+    expect_error_at("server:\n  thraeds: 2\n" VALID, "thraeds",
+                    "unknown key \"thraeds\" in server (expected one of: listen, threads");
+    assert_non_null(strstr(errbuf, "did you mean \"threads\"?"));
+    expect_error_at("server:\n  Listen: \"1.2.3.4:5\"\n" VALID, "Listen", "did you mean \"listen\"?");
+    expect_error_at(PROV MODELS TIERS ROUTING "cahce: {backend: off}\n", "cahce",
+                    "in the top level (expected one of: server");
+    assert_non_null(strstr(errbuf, "did you mean \"cache\"?"));
+    expect_error_at("providers:\n  p1: {type: openai, base-url: \"http://h\"}\n" MODELS TIERS ROUTING,
+                    "base-url", "did you mean \"base_url\"?");
+    expect_error_at(PROV "models:\n  m1: {provider: p1, input_per_mtk: 3}\n  m2: {provider: p1}\n" TIERS
+                    ROUTING, "input_per_mtk", "did you mean \"input_per_mtok\"?");
+    /* the keys valid at that place: "threads" is not suggested at the top */
+    expect_error_at(VALID "threads: 2\n", "threads", "unknown key \"threads\" in the top level");
+    assert_null(strstr(errbuf, "did you mean"));
+    /* nothing close: no suggestion */
+    expect_error_at("server:\n  bogus: 1\n" VALID, "bogus", "unknown key \"bogus\" in server");
+    assert_null(strstr(errbuf, "did you mean"));
+}
+
+/* libyaml's message for a tab in the indentation does not mention tabs. */
+static void test_tab_indentation_named(void **state)
+{
+    config_t *cfg;
+    (void)state;
+    cfg = load("server:\n\tthreads: 2\n" VALID);
+    assert_null(cfg);
+    assert_non_null(strstr(errbuf, NAME ":2:1: YAML syntax error: tabs are not allowed for "
+                                   "indentation in YAML (line 2 column 1)"));
+    cfg = load(PROV MODELS "tiers:\n  t1:\n    - m1\n  \t- m2\n" ROUTING);
+    assert_null(cfg);
+    assert_non_null(strstr(errbuf, "tabs are not allowed for indentation in YAML (line 9 column 3)"));
+    /* a tab inside a value is fine, and another syntax error does not blame tabs */
+    cfg = load_ok(PROV "models:\n  m1: {provider: p1, model: \"a\tb\"}\n  m2: {provider: p1}\n" TIERS
+                  ROUTING);
+    config_unref(cfg);
+    assert_null(load("a: b: c\n"));
+    assert_null(strstr(errbuf, "tab"));
+}
+
+/* Port 0 is accepted (an ephemeral port, chosen when the daemon starts). */
+static void test_listen_port_zero(void **state)
+{
+    config_t *cfg;
+    (void)state;
+    cfg = load_ok("server:\n  listen: \"127.0.0.1:0\"\n" VALID);
+    assert_int_equal(cfg->listen_port, 0);
+    assert_string_equal(cfg->listen_host, "127.0.0.1");
+    config_unref(cfg);
+    cfg = load_ok("server:\n  listen: \"[::1]:0\"\n" VALID);
+    assert_int_equal(cfg->listen_port, 0);
+    assert_string_equal(cfg->listen_host, "::1");
+    config_unref(cfg);
+}
+
+/* config_load reads the file itself; a tab is named there too. */
+static void test_load_file_tab(void **state)
+{
+    char path[] = "/tmp/llmrouter-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    const char *y = "server:\n\tthreads: 2\n";
+    config_t *cfg;
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, y, strlen(y)), (ssize_t)strlen(y));
+    close(fd);
+    cfg = config_load(path, errbuf, sizeof errbuf, warnbuf, sizeof warnbuf);
+    unlink(path);
+    assert_null(cfg);
+    assert_non_null(strstr(errbuf, ":2:1: YAML syntax error: tabs are not allowed"));
+    assert_non_null(strstr(errbuf, path));
+}
+
+/* /readyz: every tier and every rule's explicit chain needs a model whose
+ * provider key is set. */
+static void test_readiness(void **state)
+{
+    const char *two = "providers:\n"
+                      "  keyed: {type: openai, base_url: \"http://h\", api_key_env: LLMR_T_READY_UNSET}\n"
+                      "  open: {type: openai, base_url: \"http://h\"}\n"
+                      "models:\n  k1: {provider: keyed}\n  o1: {provider: open}\n";
+    char yaml[2048];
+    config_t *cfg;
+    cJSON *j, *t;
+    (void)state;
+    unsetenv("LLMR_T_READY_UNSET");
+    snprintf(yaml, sizeof yaml, "%stiers:\n  mixed: [k1, o1]\n  dead: [k1]\nrouting:\n  default_tier: mixed\n",
+             two);
+    cfg = load_ok(yaml);
+    assert_false(cfg->ready);
+    assert_int_equal(strlen(cfg->ready_json), cfg->ready_json_len);
+    j = cJSON_Parse(cfg->ready_json);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItem(j, "status")->valuestring, "not_ready");
+    t = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "tiers"), 1);
+    assert_string_equal(cJSON_GetObjectItem(t, "name")->valuestring, "dead");
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(t, "ready")));
+    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(t, "missing"), 0)->valuestring,
+                        "model k1: provider keyed's api_key_env LLMR_T_READY_UNSET is not set");
+    t = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "tiers"), 0);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(t, "ready")));
+    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(t, "usable_models"), 0)->valuestring,
+                        "o1");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "code")->valuestring,
+                        "not_ready");
+    assert_non_null(strstr(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message")->valuestring,
+                           "tier dead has no usable model"));
+    cJSON_Delete(j);
+    /* the warnings say what to do, and that a reload does not help */
+    assert_non_null(strstr(warnbuf, "tier \"dead\" has no usable model"));
+    assert_non_null(strstr(warnbuf, "restart"));
+    assert_null(strstr(warnbuf, "until it is set and the configuration reloaded"));
+    config_unref(cfg);
+
+    /* a rule's explicit chain counts too */
+    snprintf(yaml, sizeof yaml,
+             "%stiers:\n  mixed: [k1, o1]\nrouting:\n  default_tier: mixed\n  rules:\n"
+             "    - {name: r1, when: {keywords: [x]}, chain: [k1]}\n",
+             two);
+    cfg = load_ok(yaml);
+    assert_false(cfg->ready);
+    assert_non_null(strstr(cfg->ready_json, "\"rules\":[{\"name\":\"r1\",\"ready\":false"));
+    config_unref(cfg);
+
+    /* the key set: ready, 200 body lists every tier */
+    setenv("LLMR_T_READY_UNSET", "sk-x", 1);
+    snprintf(yaml, sizeof yaml, "%stiers:\n  mixed: [k1, o1]\n  dead: [k1]\nrouting:\n  default_tier: mixed\n",
+             two);
+    cfg = load_ok(yaml);
+    assert_true(cfg->ready);
+    j = cJSON_Parse(cfg->ready_json);
+    assert_string_equal(cJSON_GetObjectItem(j, "status")->valuestring, "ready");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tiers")), 2);
+    assert_null(cJSON_GetObjectItem(j, "error"));
+    assert_null(strstr(cfg->ready_json, "sk-x"));
+    cJSON_Delete(j);
+    config_unref(cfg);
+    unsetenv("LLMR_T_READY_UNSET");
+}
+
+/* observability.admin_key_* / metrics_token_*: parsed, checked against the
+ * proxy keys, and a warning when keys lock the admin endpoints for good. */
+static void test_admin_keys(void **state)
+{
+    config_t *cfg;
+    (void)state;
+    setenv("LLMR_T_ADMIN", "adm", 1);
+    setenv("LLMR_T_KEY", "k1", 1);
+    cfg = load_ok(VALID "observability:\n  admin_key_env: LLMR_T_ADMIN\n  metrics_token_sha256: \""
+                  "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n"
+                  "keys:\n  k: {key_env: LLMR_T_KEY}\n");
+    assert_non_null(cfg->obs.admin_key);
+    assert_true(cfg->obs.admin_key->usable);
+    assert_non_null(cfg->obs.metrics_token);
+    assert_true(auth_admin_check(cfg->auth, cfg->obs.admin_key, cfg->obs.metrics_token, false,
+                                 "Bearer adm"));
+    assert_false(auth_admin_check(cfg->auth, cfg->obs.admin_key, cfg->obs.metrics_token, false,
+                                  "Bearer k1"));
+    assert_null(strstr(warnbuf, "no usable admin key"));
+    config_unref(cfg);
+
+    /* keys but nothing that opens the admin endpoints: a warning */
+    cfg = load_ok(VALID "keys:\n  k: {key_env: LLMR_T_KEY}\n");
+    assert_null(cfg->obs.admin_key);
+    assert_non_null(strstr(warnbuf, "no usable admin key"));
+    assert_non_null(strstr(warnbuf, "and /metrics answer 401"));
+    config_unref(cfg);
+    cfg = load_ok(VALID "keys:\n  k: {key_env: LLMR_T_KEY, admin: true}\n");
+    assert_null(strstr(warnbuf, "no usable admin key"));
+    config_unref(cfg);
+
+    /* the admin key may not be a proxy key's secret */
+    setenv("LLMR_T_ADMIN", "k1", 1);
+    expect_error_at(VALID "observability:\n  admin_key_env: LLMR_T_ADMIN\nkeys:\n  k: {key_env: LLMR_T_KEY}\n",
+                    "LLMR_T_ADMIN", "observability.admin_key: same secret as proxy key \"k\"");
+    expect_error_at(VALID "observability:\n  admin_key_env: LLMR_T_ADMIN\n  admin_key_sha256: \"00\"\n",
+                    "admin_key_sha256", "give one of admin_key_env or admin_key_sha256");
+    expect_error_at(VALID "observability:\n  admin_key_sha256: \"00\"\n", "\"00\"",
+                    "expected 64 hexadecimal digits");
+    expect_error_at(VALID "observability:\n  admin_kye_env: x\n", "admin_kye_env", "did you mean \"admin_key_env\"?");
+    unsetenv("LLMR_T_ADMIN");
+    unsetenv("LLMR_T_KEY");
+}
+
 static void test_duplicate_keys(void **state)
 {
     const char *y1 = "providers:\n"
@@ -629,7 +818,7 @@ static void test_reserved_and_invalid_names(void **state)
 
 static void test_bad_listen(void **state)
 {
-    static const char *const bad[] = {"localhost", "\"1.2.3.4:0\"", "\"1.2.3.4:65536\"",
+    static const char *const bad[] = {"localhost", "\"1.2.3.4:65536\"",
                                       "\"[::1]8080\"", "\"host:abc\"", "\"host:\"", "\"[::1]\"",
                                       "\"h:-1\""};
     (void)state;
@@ -970,6 +1159,12 @@ int main(void)
         cmocka_unit_test(test_key_referenced_in_api_key_env_not_echoed),
         cmocka_unit_test(test_models_json),
         cmocka_unit_test(test_refcounting),
+        cmocka_unit_test(test_unknown_key_suggestion),
+        cmocka_unit_test(test_tab_indentation_named),
+        cmocka_unit_test(test_listen_port_zero),
+        cmocka_unit_test(test_load_file_tab),
+        cmocka_unit_test(test_readiness),
+        cmocka_unit_test(test_admin_keys),
         cmocka_unit_test(test_publish_current_generation),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -264,6 +264,105 @@ static void test_error_body(void **state)
     free(body);
 }
 
+/* A secret parsed from a one-scalar document. */
+static auth_secret_t *secret(parsed_t *p, const char *yaml, bool from_env)
+{
+    yaml_parser_t parser;
+    memset(p, 0, sizeof *p);
+    assert_true(yaml_parser_initialize(&parser));
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, strlen(yaml));
+    assert_true(yaml_parser_load(&parser, &p->doc));
+    yaml_parser_delete(&parser);
+    p->c.file = "t.yaml";
+    p->c.doc = &p->doc;
+    p->c.err = p->err;
+    p->c.errlen = sizeof p->err;
+    p->c.warn = p->warn;
+    p->c.warnlen = sizeof p->warn;
+    return auth_secret_parse(&p->c, yaml_document_get_root_node(&p->doc),
+                             "observability.admin_key_env", from_env);
+}
+
+/* The admin endpoints: the admin key, a key with admin: true, the metrics
+ * token for /metrics only; Bearer or Basic; a plain proxy key never. */
+static void test_admin_check(void **state)
+{
+    parsed_t p, ps, pm;
+    auth_secret_t *adm, *met;
+    (void)state;
+    setenv("TEST_AUTH_ADMIN", "adm-secret", 1);
+    setenv("TEST_AUTH_OPS", "ops-secret", 1);
+    setenv("TEST_AUTH_USER", "user-secret", 1);
+    parse(&p, "user: {key_env: TEST_AUTH_USER}\nops: {key_env: TEST_AUTH_OPS, admin: true}\n");
+    assert_non_null(p.a);
+    adm = secret(&ps, "TEST_AUTH_ADMIN", true);
+    met = secret(&pm, "\"" TEST_SHA "\"", false); /* "test" */
+    assert_non_null(adm);
+    assert_non_null(met);
+    assert_true(adm->usable && met->usable);
+    assert_int_equal(adm->line, 1);
+
+    assert_true(auth_admin_gated(p.a, NULL, NULL));
+    assert_true(auth_admin_gated(NULL, adm, NULL));
+    assert_false(auth_admin_gated(NULL, NULL, NULL));
+
+    assert_true(auth_admin_check(p.a, adm, met, false, "Bearer adm-secret"));
+    assert_true(auth_admin_check(p.a, adm, met, true, "bearer  adm-secret "));
+    assert_true(auth_admin_check(p.a, adm, met, false, "Bearer ops-secret"));
+    assert_false(auth_admin_check(p.a, adm, met, false, "Bearer user-secret"));
+    assert_false(auth_admin_check(p.a, adm, met, true, "Bearer user-secret"));
+    assert_true(auth_admin_check(p.a, adm, met, true, "Bearer test"));
+    assert_false(auth_admin_check(p.a, adm, met, false, "Bearer test"));
+    assert_false(auth_admin_check(p.a, adm, met, false, NULL));
+    assert_false(auth_admin_check(p.a, adm, met, false, "Bearer adm-secre"));
+    assert_false(auth_admin_check(p.a, adm, met, false, "adm-secret"));
+    /* Basic: base64("admin:adm-secret"), any user name, the key as password */
+    assert_true(auth_admin_check(p.a, adm, met, false, "Basic YWRtaW46YWRtLXNlY3JldA=="));
+    assert_true(auth_admin_check(p.a, adm, met, false, "Basic OmFkbS1zZWNyZXQ=")); /* ":adm-secret" */
+    assert_false(auth_admin_check(p.a, adm, met, false, "Basic YWRtLXNlY3JldA=="));  /* no colon */
+    assert_false(auth_admin_check(p.a, adm, met, false, "Basic YWRtaW46"));         /* "admin:" */
+    assert_false(auth_admin_check(p.a, adm, met, false, "Basic !!!!"));
+    assert_false(auth_admin_check(p.a, adm, met, false, "Basic YWRtaW46YWRtLXNlY3JldA="));
+    /* the admin key is not a proxy key */
+    assert_null(auth_check(p.a, "Bearer adm-secret"));
+    /* NULL tables match nothing */
+    assert_false(auth_admin_check(NULL, NULL, NULL, true, "Bearer adm-secret"));
+    free(adm);
+    free(met);
+    yaml_document_delete(&ps.doc);
+    yaml_document_delete(&pm.doc);
+
+    /* an unset variable: a warning that says to restart, and nothing matches */
+    unsetenv("TEST_AUTH_ADMIN");
+    adm = secret(&ps, "TEST_AUTH_ADMIN", true);
+    assert_non_null(adm);
+    assert_false(adm->usable);
+    assert_non_null(strstr(ps.warn, "TEST_AUTH_ADMIN is not set"));
+    assert_non_null(strstr(ps.warn, "restart"));
+    assert_false(auth_admin_check(NULL, adm, NULL, false, "Bearer "));
+    free(adm);
+    yaml_document_delete(&ps.doc);
+    /* a bad digest is an error */
+    assert_null(secret(&ps, "abc", false));
+    assert_int_equal(ps.c.nerr, 1);
+    yaml_document_delete(&ps.doc);
+    done(&p);
+    unsetenv("TEST_AUTH_OPS");
+    unsetenv("TEST_AUTH_USER");
+}
+
+static void test_admin_error_body(void **state)
+{
+    size_t len;
+    char *b = auth_admin_error_body(true, true, &len);
+    (void)state;
+    assert_int_equal(strlen(b), len);
+    assert_non_null(strstr(b, "\"code\":\"invalid_api_key\""));
+    assert_non_null(strstr(b, "\"param\":null"));
+    assert_non_null(strstr(b, "metrics token"));
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,6 +374,8 @@ int main(void)
         cmocka_unit_test(test_ct_equal),
         cmocka_unit_test(test_loopback),
         cmocka_unit_test(test_error_body),
+        cmocka_unit_test(test_admin_check),
+        cmocka_unit_test(test_admin_error_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
