@@ -77,7 +77,7 @@ def setup():
     D["cors"] = E.new_daemon(tag="cors", config=write_config("cors.yaml", (
         "  cors:\n"
         f"    origins: [\"{APP}\", \"https://*.example.org\", \"http://localhost:5173\"]\n"
-        "    max_age: 1234\n"), "\nkeys:\n  web: {key_env: TEST_CORS_KEY}\n")).start()
+        "    max_age: 1234\n"), "\nkeys:\n  web: {key_env: TEST_CORS_KEY, admin: true}\n")).start()
     D["cors-list"] = E.new_daemon(tag="cors-list", config=write_config("cors-list.yaml", (
         "  cors:\n"
         "    origins: \"*\"\n"
@@ -316,7 +316,8 @@ def preflight(d, origin, method="POST", req_headers=SDK_HEADERS, path="/v1/chat/
 
 
 def stats_requests(d):
-    r = R.http_request(d.port, "GET", "/router/stats")
+    # behind keys the stats need an admin key (the CORS daemon's key is one)
+    r = R.http_request(d.port, "GET", "/router/stats", headers={"Authorization": f"Bearer {CORS_KEY}"})
     eq(r.status, 200, "/router/stats")
     return r.body
 
