@@ -10,6 +10,7 @@
  * becomes a final `data: {"error":...}` event. See
  * docs/internals/upstream.md. */
 #include "upstream/upstream.h"
+#include "upstream/chain.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -33,8 +34,6 @@
 
 #define STREAM_OUT_CAP (64 * 1024)
 #define CURL_BUF_SIZE (8 * 1024) /* per handle; small matters at 10,000 streams */
-#define RETRY_DEFAULT_MS 1000   /* a provider's 429 without retry-after(-ms) */
-#define RETRY_CAP_MS 60000      /* what the OpenAI SDKs honour (node: 60 s) */
 
 typedef struct sock_watch {
     loop_io_t io;
@@ -59,7 +58,6 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud);
 static size_t on_write(char *p, size_t size, size_t nmemb, void *ud);
 static int on_prereq(void *ud, char *remote_ip, char *local_ip, int remote_port, int local_port);
 static void next_attempt(upstream_t *up, req_t *req);
-static void record(req_t *req, int m, unsigned status, const char *error);
 
 /* ---- multi_socket plumbing ---- */
 
@@ -248,55 +246,6 @@ static int on_prereq(void *ud, char *remote_ip, char *local_ip, int remote_port,
     return CURL_PREREQFUNC_ABORT;
 }
 
-/* Milliseconds from a 429's retry-after-ms (ms, may be fractional) or
- * retry-after (seconds, or an HTTP-date) value v[0..n); -1 if unusable. */
-static int64_t parse_retry(const char *v, size_t n, bool ms)
-{
-    char tmp[64], *end;
-    double d;
-    while (n > 0 && (*v == ' ' || *v == '\t')) {
-        v++;
-        n--;
-    }
-    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r' || v[n - 1] == '\n'))
-        n--;
-    if (n == 0 || n >= sizeof tmp)
-        return -1;
-    memcpy(tmp, v, n);
-    tmp[n] = '\0';
-    d = strtod(tmp, &end);
-    if (end != tmp && *end == '\0') {
-        if (!(d >= 0) || d > 86400e3) /* negative, NaN or absurd */
-            return -1;
-        return (int64_t)(ms ? d + 0.999 : d * 1000 + 0.999);
-    }
-    if (!ms) {
-        time_t when = curl_getdate(tmp, NULL), now = time(NULL);
-        if (when == -1)
-            return -1;
-        return when > now ? (int64_t)(when - now) * 1000 : 0;
-    }
-    return -1;
-}
-
-/* A 429's retry headers; retry-after-ms wins over retry-after, as in the
- * OpenAI SDKs. */
-static void take_retry_header(req_t *req, const char *p, size_t n)
-{
-    int64_t v;
-    if (n > 15 && strncasecmp(p, "retry-after-ms:", 15) == 0) {
-        v = parse_retry(p + 15, n - 15, true);
-        if (v >= 0) {
-            req->up_retry_ms = v;
-            req->up_retry_exact = true;
-        }
-    } else if (n > 12 && strncasecmp(p, "retry-after:", 12) == 0 && !req->up_retry_exact) {
-        v = parse_retry(p + 12, n - 12, false);
-        if (v >= 0)
-            req->up_retry_ms = v;
-    }
-}
-
 static bool is_failover_status(unsigned s)
 {
     /* A bad provider key (401/403) is the provider's fault, not the client's. */
@@ -320,7 +269,7 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     }
     if (n > 2 || (p[0] != '\r' && p[0] != '\n')) {
         if (req->up_status == 429) /* only a 429's headers are read */
-            take_retry_header(req, p, n);
+            upstream_take_retry_header(req, p, n);
         return n;
     }
     /* end of a header block */
@@ -508,7 +457,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
         req->out_off = ev.start;
         req->shift = 0;
         stream_event(req, &ev);
-        record(req, req->model, req->up_status, NULL);
+        upstream_record(req, req->model, req->up_status, NULL);
         /* no failover after the commit: the client's body is not needed any
          * more (curl sent the upload before the answer began) */
         if (!req->sampled)
@@ -701,107 +650,15 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
     return 0;
 }
 
-static void record(req_t *req, int m, unsigned status, const char *error)
-{
-    attempt_t *a;
-    if (req->n_attempts >= req->route.n)
-        return;
-    if (req->attempts == NULL)
-        req->attempts = xcalloc(req->route.n, sizeof *req->attempts);
-    a = &req->attempts[req->n_attempts++];
-    a->model = m;
-    a->status = status;
-    snprintf(a->error, sizeof a->error, "%s", error ? error : "");
-}
-
-/* True when every attempt that reached a provider was answered 429 (models
- * skipped without a call — key unset, daily cap spent — do not count). */
-static bool all_rate_limited(const req_t *req)
-{
-    size_t limited = 0;
-    for (size_t i = 0; i < req->n_attempts; i++) {
-        const attempt_t *a = &req->attempts[i];
-        if (a->status == 429)
-            limited++;
-        else if (strncmp(a->error, "skipped", 7) != 0)
-            return false;
-    }
-    return limited > 0;
-}
-
-/* The chain is exhausted: 502 all_upstreams_failed, or, when only rate
- * limits stood in the way, 429 with the smallest retry delay of the chain so
- * that the client's SDK backs off and retries. */
-static void all_failed(req_t *req)
-{
-    const config_t *cfg = req->cfg;
-    req_error_t err = {.status = 502, .type = "upstream_error", .code = "all_upstreams_failed"};
-    buf_t extra;
-    size_t o;
-    int n;
-
-    if (all_rate_limited(req)) {
-        err.status = 429;
-        err.type = "rate_limit_error";
-        err.code = "all_upstreams_rate_limited";
-        req->rl_answer = true;
-        if (req->rl_retry_ms < 0)
-            req->rl_retry_ms = RETRY_DEFAULT_MS;
-        if (req->rl_retry_ms > RETRY_CAP_MS)
-            req->rl_retry_ms = RETRY_CAP_MS;
-    }
-    buf_init(&extra, 16384);
-    buf_puts(&extra, "\"attempts\":[");
-    if (req->rl_answer)
-        n = snprintf(err.message, sizeof err.message,
-                     "Every upstream attempt was rate limited (%zu); retry after %lld ms:",
-                     req->n_attempts, (long long)req->rl_retry_ms);
-    else
-        n = snprintf(err.message, sizeof err.message, "All %zu upstream attempt%s failed:",
-                     req->n_attempts, req->n_attempts == 1 ? "" : "s");
-    o = n > 0 ? (size_t)n : 0;
-    for (size_t i = 0; i < req->n_attempts; i++) {
-        const attempt_t *a = &req->attempts[i];
-        const cfg_model_t *m = &cfg->models[a->model];
-        const char *prov = cfg->providers[m->provider].name;
-        char st[16];
-        if (o < sizeof err.message) {
-            n = snprintf(err.message + o, sizeof err.message - o, "%s %s (%s): %s",
-                         i ? ";" : "", m->name, prov, a->error);
-            o += n > 0 ? (size_t)n : 0;
-        }
-        if (i)
-            buf_puts(&extra, ",");
-        buf_puts(&extra, "{\"model\":");
-        json_append_string(&extra, m->name, strlen(m->name));
-        buf_puts(&extra, ",\"provider\":");
-        json_append_string(&extra, prov, strlen(prov));
-        snprintf(st, sizeof st, "%u", a->status);
-        buf_puts(&extra, ",\"status\":");
-        if (a->status)
-            buf_append(&extra, st, strlen(st));
-        else
-            buf_puts(&extra, "null");
-        buf_puts(&extra, ",\"error\":");
-        json_append_string(&extra, a->error, strlen(a->error));
-        buf_puts(&extra, "}");
-    }
-    buf_puts(&extra, "]");
-    req->model = -1;
-    log_warn("request %s: %s", req->id, err.message);
-    server_respond_error(req, &err, buf_cstr(&extra));
-    buf_free(&extra);
-}
-
 /* Tries the next usable model of the chain, or answers 502. */
 static void next_attempt(upstream_t *up, req_t *req)
 {
     const config_t *cfg = req->cfg;
     if (req->model >= 0 && req->attempt_failed) {
-        record(req, req->model, req->up_status >= 200 ? req->up_status : 0, req->fail_reason);
+        upstream_record(req, req->model, req->up_status >= 200 ? req->up_status : 0, req->fail_reason);
         if (req->up_status == 429) {
             /* a 429 without retry headers: try again in a second */
-            int64_t ms = req->up_retry_ms >= 0 ? req->up_retry_ms : RETRY_DEFAULT_MS;
+            int64_t ms = req->up_retry_ms >= 0 ? req->up_retry_ms : UPSTREAM_RETRY_DEFAULT_MS;
             if (req->rl_retry_ms < 0 || ms < req->rl_retry_ms)
                 req->rl_retry_ms = ms;
         }
@@ -815,20 +672,20 @@ static void next_attempt(upstream_t *up, req_t *req)
         if (p->key_missing) {
             char why[112];
             snprintf(why, sizeof why, "skipped: environment variable %s is not set", p->api_key_env);
-            record(req, m, 0, why);
+            upstream_record(req, m, 0, why);
             continue;
         }
         if (shard_budget(req->shard) &&
             !budget_model_allowed(shard_budget(req->shard), cfg->models[m].name,
                                   cfg->models[m].daily_cap_usd)) {
-            record(req, m, 0, "skipped: the model's daily_cap_usd is spent");
+            upstream_record(req, m, 0, "skipped: the model's daily_cap_usd is spent");
             continue;
         }
         if (start_transfer(up, req, m) == 0)
             return;
-        record(req, m, 0, "could not start the transfer");
+        upstream_record(req, m, 0, "could not start the transfer");
     }
-    all_failed(req);
+    upstream_chain_failed(req);
 }
 
 void upstream_start(upstream_t *up, req_t *req)
@@ -874,7 +731,7 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
         next_attempt(up, req);
         return;
     }
-    record(req, req->model, req->up_status, NULL);
+    upstream_record(req, req->model, req->up_status, NULL);
     if (req->passthrough) {
         size_t len;
         char *body = buf_detach(&req->out, &len);
