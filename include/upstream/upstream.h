@@ -2,7 +2,7 @@
  * interface, driven by the shard's loop (multi_socket). Decides failover
  * before the first byte reaches the client, streams SSE through req->out
  * with backpressure (pausing the transfer when the client is slow), and
- * hands finished answers to server_respond*. One per shard; shard thread
+ * hands finished answers to reply_send/reply_error. One per shard; shard thread
  * only. */
 #ifndef LLMROUTER_UPSTREAM_H
 #define LLMROUTER_UPSTREAM_H
@@ -19,7 +19,7 @@ void upstream_free(upstream_t *up);
 
 /* Starts req on the first usable model of its route. Every outcome — an
  * answer, a stream, or the 502 when the chain is exhausted — is delivered
- * through server_respond() or server_stream_begin(); never synchronously from this call
+ * through reply_send() or reply_stream_begin(); never synchronously from this call
  * except when no model can be tried at all. */
 void upstream_start(upstream_t *up, req_t *req);
 

@@ -22,7 +22,7 @@
 #include "upstream/provider.h"
 #include "core/rds.h"
 #include "route/rules.h"
-#include "http/server.h"
+#include "http/reply.h"
 #include "core/shard.h"
 #include "upstream/sse.h"
 #include "upstream/upstream.h"
@@ -207,7 +207,7 @@ static bool serve(req_t *req, const char *value, size_t len, bool shared)
         req->cache_x = CACHE_X_HIT;
         hit_accounting(req, body, blen);
         buf_cstr(&sse);
-        server_respond(req, 200, sse.data, buf_len(&sse), "text/event-stream");
+        reply_send(req, 200, sse.data, buf_len(&sse), "text/event-stream");
     } else {
         char *copy = xmalloc(blen + 1);
         memcpy(copy, body, blen);
@@ -215,7 +215,7 @@ static bool serve(req_t *req, const char *value, size_t len, bool shared)
         req->cache_age_s = (int64_t)time(NULL) - (int64_t)created->valuedouble;
         req->cache_x = CACHE_X_HIT;
         hit_accounting(req, body, blen);
-        server_respond(req, 200, copy, blen, NULL);
+        reply_send(req, 200, copy, blen, NULL);
     }
     if (req->cache_age_s < 0)
         req->cache_age_s = 0;

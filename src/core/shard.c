@@ -22,6 +22,7 @@
 #include "account/observe.h"
 #include "core/rds.h"
 #include "http/request.h"
+#include "http/reply.h"
 #include "http/server.h"
 #include "upstream/upstream.h"
 #include "core/util.h"
@@ -176,7 +177,7 @@ static void release_all(shard_t *s)
     for (req_t *r = s->live; r; r = r->next) {
         upstream_cancel(s->up, r);
         cache_cancel(r, &s->cache);
-        server_release(r);
+        reply_release(r);
     }
 }
 

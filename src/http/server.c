@@ -3,6 +3,7 @@
  * and (4) again after every resume. State lives in req_t (con_cls); it is
  * freed in on_completed, the one place a request ends. */
 #include "http/server.h"
+#include "http/reply.h"
 
 #include <microhttpd.h>
 #include <stdio.h>
@@ -26,7 +27,6 @@
 #include "core/util.h"
 #include "http/cors.h"
 
-#define STREAM_BLOCK_SIZE 1024 /* MHD callocs it per streamed response */
 
 /* ---- the request head and libmicrohttpd's connection pool ----
  * libmicrohttpd 0.9.75 keeps a request's whole head in its connection's
@@ -77,130 +77,6 @@ static size_t head_size(struct MHD_Connection *conn, const char *method, const c
     return bytes;
 }
 
-/* ---- CORS (server.cors) ---- */
-
-static const char *req_header(req_t *req, const char *name)
-{
-    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
-}
-
-/* On every answer while CORS is on: Vary: Origin (the answer depends on
- * it), and for an allowed origin the headers that let the page read it. */
-static void add_cors(req_t *req, struct MHD_Response *r)
-{
-    const cfg_cors_t *c = &req->cfg->cors;
-    const char *origin;
-    if (!c->enabled)
-        return;
-    MHD_add_response_header(r, "Vary", "Origin");
-    origin = req_header(req, "origin");
-    if (!cors_origin_allowed(c, origin))
-        return;
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
-    if (c->allow_credentials)
-        MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
-    MHD_add_response_header(r, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
-}
-
-/* ---- responses ---- */
-
-static void add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
-{
-    const config_t *cfg = req->cfg;
-    char num[32];
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    MHD_add_response_header(r, "x-request-id", req->id);
-    add_cors(req, r);
-    if (req->route.n == 0)
-        return;
-    MHD_add_response_header(r, "x-cache", req->cache_x == CACHE_X_HIT    ? "HIT"
-                                          : req->cache_x == CACHE_X_MISS ? "MISS"
-                                                                         : "BYPASS");
-    if (req->cache_x == CACHE_X_HIT) {
-        snprintf(num, sizeof num, "%lld", (long long)req->cache_age_s);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_AGE, num);
-    }
-    MHD_add_response_header(r, "x-router-tier", router_tier_name(cfg, &req->route));
-    MHD_add_response_header(r, "x-router-rule", router_rule_name(cfg, &req->route));
-    if (req->model >= 0) {
-        const cfg_model_t *m = &cfg->models[req->model];
-        MHD_add_response_header(r, "x-router-model", m->name);
-        MHD_add_response_header(r, "x-router-provider", cfg->providers[m->provider].name);
-    }
-    snprintf(num, sizeof num, "%zu", req->n_attempts);
-    MHD_add_response_header(r, "x-router-attempts", num);
-    if (req->cost_usd >= 0) {
-        snprintf(num, sizeof num, "%.10f", req->cost_usd);
-        MHD_add_response_header(r, "x-router-cost-usd", num);
-        if (req->cost_estimated)
-            MHD_add_response_header(r, "x-router-cost-estimated", "true");
-    }
-}
-
-static void resume(req_t *req)
-{
-    if (req->suspended) {
-        req->suspended = false;
-        MHD_resume_connection(req->conn);
-    }
-}
-
-static void set_ready(req_t *req, struct MHD_Response *r, unsigned status)
-{
-    if (req->response)
-        MHD_destroy_response(req->response);
-    req->response = r;
-    req->resp_status = status;
-    req->state = RS_READY;
-    resume(req);
-}
-
-void server_respond(req_t *req, unsigned status, char *body, size_t len, const char *ctype)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    if (r == NULL) {
-        free(body);
-        log_error("request %s: cannot create a response", req->id);
-        req->client_gone = true;
-        resume(req);
-        return;
-    }
-    add_headers(req, r, ctype ? ctype : "application/json");
-    if (status == 502 && req->model < 0)
-        MHD_add_response_header(r, "x-should-retry", "false");
-    if (status == 429 && req->rl_answer) {
-        /* every provider rate-limited us: let the SDK back off and retry */
-        char num[32];
-        snprintf(num, sizeof num, "%lld", (long long)((req->rl_retry_ms + 999) / 1000));
-        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, num);
-        snprintf(num, sizeof num, "%lld", (long long)req->rl_retry_ms);
-        MHD_add_response_header(r, "retry-after-ms", num);
-    }
-    set_ready(req, r, status);
-}
-
-void server_respond_error(req_t *req, const req_error_t *err, const char *extra_json)
-{
-    size_t len;
-    char *body = apierror_body(err->message, err->type ? err->type
-                                                       : apierror_type_for_status(err->status),
-                               err->param, err->code, extra_json, &len);
-    server_respond(req, err->status, body, len, NULL);
-}
-
-
-static enum MHD_Result queue_ready(req_t *req)
-{
-    enum MHD_Result ret = MHD_queue_response(req->conn, req->resp_status, req->response);
-    if (ret != MHD_YES)
-        log_error("request %s: libmicrohttpd refused the %u answer; closing the connection",
-                  req->id, req->resp_status);
-    MHD_destroy_response(req->response);
-    req->response = NULL;
-    req->state = RS_RESPONDED;
-    return ret;
-}
-
 /* An answer decided from the headers alone (health, models, 404, 405, 413):
  * an OpenAI error built from code/msg, or the raw JSON body given.
  * libmicrohttpd 0.9.75 closes the connection when a response is queued from
@@ -221,142 +97,16 @@ static enum MHD_Result early(req_t *req, unsigned status, const char *code, cons
         free(body);
         return MHD_NO;
     }
-    add_headers(req, r, "application/json");
+    reply_add_headers(req, r, "application/json");
     if (allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     req->response = r;
     req->resp_status = status;
     if (close_now)
-        return queue_ready(req);
+        return reply_queue_ready(req);
     req->state = RS_BODY;
     req->discard_body = true;
     return MHD_YES;
-}
-
-/* ---- streaming ---- */
-
-static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
-{
-    req_t *req = cls;
-    size_t n;
-    (void)pos;
-    if (req->client_gone)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    n = buf_len(&req->out) - req->hold; /* held: an event not complete yet */
-    if (n > 0) {
-        if (n > max)
-            n = max;
-        memcpy(out, buf_ptr(&req->out), n);
-        buf_consume(&req->out, n);
-        req->out_off += n;
-        if (req->up_paused && buf_len(&req->out) <= req->out.cap / 2)
-            shard_queue_unpause(req->shard, req);
-        return (ssize_t)n;
-    }
-    if (req->up_done) {
-        if (req->tail_off < req->tail_len) {
-            n = req->tail_len - req->tail_off;
-            if (n > max)
-                n = max;
-            memcpy(out, req->tail + req->tail_off, n);
-            req->tail_off += n;
-            return (ssize_t)n;
-        }
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    /* Nothing to send yet: suspend (returning 0 without suspending would
-     * make libmicrohttpd poll in a busy loop). */
-    req->suspended = true;
-    MHD_suspend_connection(req->conn);
-    return 0;
-}
-
-void server_stream_begin(req_t *req)
-{
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK_SIZE,
-                                                               stream_reader, req, NULL);
-    if (r == NULL) {
-        log_error("request %s: cannot create a stream response", req->id);
-        req->client_gone = true;
-        resume(req);
-        return;
-    }
-    add_headers(req, r, "text/event-stream");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    MHD_add_response_header(r, "x-accel-buffering", "no");
-    set_ready(req, r, 200);
-}
-
-void server_stream_wake(req_t *req)
-{
-    if (req->state == RS_RESPONDED)
-        resume(req);
-}
-
-void server_release(req_t *req)
-{
-    req->client_gone = true;
-    resume(req);
-}
-
-/* ---- client disconnect detection while suspended ---- */
-
-static void on_client_io(loop_t *loop, loop_io_t *io, uint32_t events)
-{
-    req_t *req = io->arg;
-    (void)events;
-    loop_io_del(loop, io);
-    req->watching = false;
-    if (!req->client_gone) {
-        req->client_gone = true;
-        log_debug("request %s: client closed the connection", req->id);
-        upstream_cancel(shard_upstream(req->shard), req);
-        cache_cancel(req, shard_cache(req->shard));
-    }
-    resume(req);
-}
-
-/* libmicrohttpd 0.9.75 does not notice a peer that closes while its
- * connection is suspended, so watch the socket for a hang-up ourselves. */
-static void watch_client(req_t *req)
-{
-    const union MHD_ConnectionInfo *ci;
-    if (req->watching)
-        return;
-    ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (ci == NULL)
-        return;
-    req->client_io.fd = ci->connect_fd;
-    req->client_io.cb = on_client_io;
-    req->client_io.arg = req;
-    if (loop_io_set(shard_loop(req->shard), &req->client_io, EPOLLRDHUP) == 0)
-        req->watching = true;
-}
-
-/* Most answers that are not streamed arrive within milliseconds (cache
- * hits, fast providers): the hang-up watch, two epoll_ctl calls, is set up
- * only for requests that are still waiting after WATCH_AFTER_MS. */
-#define WATCH_AFTER_MS 20
-
-static void on_watch_timer(loop_t *loop, loop_timer_t *t)
-{
-    req_t *req = t->arg;
-    (void)loop;
-    if (!req->client_gone)
-        watch_client(req);
-}
-
-static void suspend(req_t *req)
-{
-    if (!req->suspended) {
-        req->suspended = true;
-        MHD_suspend_connection(req->conn);
-    }
-    if (!req->watching && !loop_timer_armed(&req->watch_timer)) {
-        req->watch_timer.cb = on_watch_timer;
-        req->watch_timer.arg = req;
-        loop_timer_start(shard_loop(req->shard), &req->watch_timer, WATCH_AFTER_MS);
-    }
 }
 
 /* ---- routing of paths ---- */
@@ -438,11 +188,11 @@ static enum MHD_Result preflight(req_t *req)
     size_t len;
     char num[16];
     enum MHD_Result ret;
-    if (!cors_origin_allowed(c, req_header(req, "origin")))
+    if (!cors_origin_allowed(c, reply_header(req, "origin")))
         return early(req, 403, "cors_origin_not_allowed",
                      "This origin is not allowed to call the router (server.cors.origins).", NULL,
                      NULL, 0, false);
-    allow = cors_allow_headers(c, req_header(req, "access-control-request-headers"), &len);
+    allow = cors_allow_headers(c, reply_header(req, "access-control-request-headers"), &len);
     if (allow == NULL)
         return early(req, 400, "invalid_cors_preflight",
                      "Access-Control-Request-Headers is not a list of header names, or is longer "
@@ -467,8 +217,8 @@ static enum MHD_Result options(req_t *req, const char *url, const char *p)
 {
     const char *allow = path_methods(url, p);
     char msg[200];
-    if (req->cfg->cors.enabled && req_header(req, "origin") != NULL &&
-        req_header(req, "access-control-request-method") != NULL)
+    if (req->cfg->cors.enabled && reply_header(req, "origin") != NULL &&
+        reply_header(req, "access-control-request-method") != NULL)
         return preflight(req);
     if (allow == NULL) {
         snprintf(msg, sizeof msg, "Unknown request URL: OPTIONS %.100s.", url);
@@ -485,7 +235,7 @@ static enum MHD_Result options(req_t *req, const char *url, const char *p)
  * reset the connection under the client's feet. */
 static enum MHD_Result head_too_large(req_t *req, size_t bytes)
 {
-    const char *cl = req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = reply_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t n = 0;
     bool close_now = cl != NULL && (util_parse_u64(cl, strlen(cl), &n) < 0 ||
                                     n > req->cfg->max_body_bytes);
@@ -499,7 +249,7 @@ static enum MHD_Result head_too_large(req_t *req, size_t bytes)
     if (req->response == NULL)
         return ret;
     MHD_add_response_header(req->response, MHD_HTTP_HEADER_CONNECTION, "close");
-    return close_now ? queue_ready(req) : ret;
+    return close_now ? reply_queue_ready(req) : ret;
 }
 
 /* /dashboard, /v1/router/stats and /metrics show every key's spend: once
@@ -655,7 +405,7 @@ static void refuse(req_t *req, const budget_verdict_t *v)
     size_t len;
     char *body = budget_error_body(v, req->auth_key, &len);
     char num[24];
-    server_respond(req, 429, body, len, NULL);
+    reply_send(req, 429, body, len, NULL);
     if (req->response) {
         snprintf(num, sizeof num, "%u", v->retry_after_s);
         MHD_add_response_header(req->response, MHD_HTTP_HEADER_RETRY_AFTER, num);
@@ -727,7 +477,7 @@ static void on_body_complete(req_t *req)
         snprintf(err.message, sizeof err.message,
                  "The request body is larger than the limit of %zu bytes.",
                  req->cfg->max_body_bytes);
-        server_respond_error(req, &err, NULL);
+        reply_error(req, &err, NULL);
         return;
     }
     if (req->explain_only) {
@@ -735,15 +485,15 @@ static void on_body_complete(req_t *req)
         buf_init(&out, (size_t)1 << 30);
         if (request_parse(req, &err, &out) < 0) {
             buf_free(&out);
-            server_respond_error(req, &err, NULL);
+            reply_error(req, &err, NULL);
             return;
         }
         buf_cstr(&out);
-        server_respond(req, 200, out.data, buf_len(&out), NULL);
+        reply_send(req, 200, out.data, buf_len(&out), NULL);
         return;
     }
     if (request_parse(req, &err, NULL) < 0) {
-        server_respond_error(req, &err, NULL);
+        reply_error(req, &err, NULL);
         return;
     }
     req->sampled = observe_sample_pick(shard_observe(req->shard), shard_random(req->shard));
@@ -794,35 +544,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return MHD_YES;
         }
         if (req->discard_body)
-            return queue_ready(req);
+            return reply_queue_ready(req);
         on_body_complete(req);
     }
     if (req->state == RS_READY)
-        return queue_ready(req);
+        return reply_queue_ready(req);
     if (req->state == RS_UPSTREAM)
-        suspend(req);
+        reply_suspend(req);
     return MHD_YES;
-}
-
-/* Budgets: release the reservation and count the actual cost (once). */
-void server_settle_budget(req_t *req)
-{
-    shard_t *sh = req->shard;
-    budget_t *b = shard_budget(sh);
-    if (b == NULL)
-        return;
-    if (req->budget_op != NULL) {
-        budget_cancel(b, req->budget_op);
-        req->budget_op = NULL;
-    }
-    if (req->budget_admitted) {
-        double actual = req->cost_usd >= 0 ? req->cost_usd : req->model < 0 ? 0 : -1;
-        int64_t tok = (req->prompt_tokens > 0 ? req->prompt_tokens : 0) +
-                      (req->completion_tokens > 0 ? req->completion_tokens : 0);
-        budget_settle(b, shard_budget_rds(sh), req->auth_key, (budget_ticket_t *)(void *)req->budget_ticket,
-                      actual, (uint32_t)tok);
-        req->budget_admitted = false;
-    }
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -838,7 +567,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     loop_timer_stop(shard_loop(sh), &req->watch_timer);
     upstream_cancel(shard_upstream(sh), req);
     cache_cancel(req, shard_cache(sh));
-    server_settle_budget(req);
+    reply_settle_budget(req);
     shard_dequeue_unpause(sh, req);
     shard_unlink(sh, req);
     if (req->response)

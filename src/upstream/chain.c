@@ -15,7 +15,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "http/server.h"
+#include "http/reply.h"
 
 /* Milliseconds from a 429's retry-after-ms (ms, may be fractional) or
  * retry-after (seconds, or an HTTP-date) value v[0..n); -1 if unusable. */
@@ -152,6 +152,6 @@ void upstream_chain_failed(req_t *req)
     buf_puts(&extra, "]");
     req->model = -1;
     log_warn("request %s: %s", req->id, err.message);
-    server_respond_error(req, &err, buf_cstr(&extra));
+    reply_error(req, &err, buf_cstr(&extra));
     buf_free(&extra);
 }

@@ -28,7 +28,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "upstream/provider.h"
-#include "http/server.h"
+#include "http/reply.h"
 #include "core/shard.h"
 #include "core/util.h"
 
@@ -465,13 +465,13 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
         req->last_data_ms = loop_now_ms(shard_loop(req->shard));
         loop_timer_start(shard_loop(req->shard), &req->timer,
                          req->cfg->providers[req->cfg->models[req->model].provider].idle_timeout_ms);
-        server_stream_begin(req);
+        reply_stream_begin(req);
     }
     if (req->committed) {
         /* hold back the bytes of an event that is not complete yet: it
          * might be the usage chunk, which is rewritten or removed */
         req->hold = req->usage_mode ? (size_t)(req->sse.pos - req->last_ev_end) : 0;
-        server_stream_wake(req);
+        reply_stream_wake(req);
     }
     return n;
 }
@@ -512,7 +512,7 @@ static void account(req_t *req, size_t answer_bytes)
         budget_model_spent(shard_budget(req->shard), shard_budget_rds(req->shard),
                            cfg->models[req->model].name, cfg->models[req->model].daily_cap_usd,
                            req->cost_usd);
-    server_settle_budget(req);
+    reply_settle_budget(req);
 }
 
 /* Ends a committed stream: [DONE] if the upstream ended cleanly without one
@@ -571,7 +571,7 @@ static void finish_stream(upstream_t *up, req_t *req, const char *error, bool re
     req->up_done = true;
     req->t_end_us = util_now_us();
     account(req, 0);
-    server_stream_wake(req);
+    reply_stream_wake(req);
 }
 
 static void on_req_timer(loop_t *loop, loop_timer_t *t)
@@ -735,7 +735,7 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
     if (req->passthrough) {
         size_t len;
         char *body = buf_detach(&req->out, &len);
-        server_respond(req, req->up_status, body, len, NULL);
+        reply_send(req, req->up_status, body, len, NULL);
         return;
     }
     req->cost_usd = pr.cost_usd;
@@ -752,11 +752,11 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
         req->sample_resp = xstrndup(pr.new_body ? pr.new_body : buf_ptr(&req->out),
                                     pr.new_body ? pr.new_len : buf_len(&req->out));
     if (pr.new_body != NULL) {
-        server_respond(req, 200, pr.new_body, pr.new_len, NULL);
+        reply_send(req, 200, pr.new_body, pr.new_len, NULL);
     } else {
         size_t len;
         char *body = buf_detach(&req->out, &len);
-        server_respond(req, req->up_status, body, len, NULL);
+        reply_send(req, req->up_status, body, len, NULL);
     }
     buf_free(&req->out);
 }

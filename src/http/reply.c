@@ -1,0 +1,297 @@
+/* reply: how a request is answered — the interface the front end gives
+ * the stages that answer a request (the cache, the upstream): a complete
+ * answer or an OpenAI error, a stream's start and wake-ups with backpressure
+ * (libmicrohttpd's content reader drains req->out), the budget settlement,
+ * and the connection's suspend/resume with hang-up detection while
+ * suspended. Every function runs on the request's shard thread. */
+#include "http/reply.h"
+
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "account/budget.h"
+#include "cache/cache.h"
+#include "core/log.h"
+#include "core/shard.h"
+#include "core/util.h"
+#include "http/apierror.h"
+#include "http/cors.h"
+#include "upstream/upstream.h"
+
+#define STREAM_BLOCK_SIZE 1024 /* MHD callocs it per streamed response */
+
+/* ---- CORS (server.cors) ---- */
+
+const char *reply_header(req_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+/* On every answer while CORS is on: Vary: Origin (the answer depends on
+ * it), and for an allowed origin the headers that let the page read it. */
+static void add_cors(req_t *req, struct MHD_Response *r)
+{
+    const cfg_cors_t *c = &req->cfg->cors;
+    const char *origin;
+    if (!c->enabled)
+        return;
+    MHD_add_response_header(r, "Vary", "Origin");
+    origin = reply_header(req, "origin");
+    if (!cors_origin_allowed(c, origin))
+        return;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+    if (c->allow_credentials)
+        MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
+    MHD_add_response_header(r, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+}
+
+/* ---- responses ---- */
+
+void reply_add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
+{
+    const config_t *cfg = req->cfg;
+    char num[32];
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(r, "x-request-id", req->id);
+    add_cors(req, r);
+    if (req->route.n == 0)
+        return;
+    MHD_add_response_header(r, "x-cache", req->cache_x == CACHE_X_HIT    ? "HIT"
+                                          : req->cache_x == CACHE_X_MISS ? "MISS"
+                                                                         : "BYPASS");
+    if (req->cache_x == CACHE_X_HIT) {
+        snprintf(num, sizeof num, "%lld", (long long)req->cache_age_s);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_AGE, num);
+    }
+    MHD_add_response_header(r, "x-router-tier", router_tier_name(cfg, &req->route));
+    MHD_add_response_header(r, "x-router-rule", router_rule_name(cfg, &req->route));
+    if (req->model >= 0) {
+        const cfg_model_t *m = &cfg->models[req->model];
+        MHD_add_response_header(r, "x-router-model", m->name);
+        MHD_add_response_header(r, "x-router-provider", cfg->providers[m->provider].name);
+    }
+    snprintf(num, sizeof num, "%zu", req->n_attempts);
+    MHD_add_response_header(r, "x-router-attempts", num);
+    if (req->cost_usd >= 0) {
+        snprintf(num, sizeof num, "%.10f", req->cost_usd);
+        MHD_add_response_header(r, "x-router-cost-usd", num);
+        if (req->cost_estimated)
+            MHD_add_response_header(r, "x-router-cost-estimated", "true");
+    }
+}
+
+static void resume(req_t *req)
+{
+    if (req->suspended) {
+        req->suspended = false;
+        MHD_resume_connection(req->conn);
+    }
+}
+
+static void set_ready(req_t *req, struct MHD_Response *r, unsigned status)
+{
+    if (req->response)
+        MHD_destroy_response(req->response);
+    req->response = r;
+    req->resp_status = status;
+    req->state = RS_READY;
+    resume(req);
+}
+
+void reply_send(req_t *req, unsigned status, char *body, size_t len, const char *ctype)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
+        free(body);
+        log_error("request %s: cannot create a response", req->id);
+        req->client_gone = true;
+        resume(req);
+        return;
+    }
+    reply_add_headers(req, r, ctype ? ctype : "application/json");
+    if (status == 502 && req->model < 0)
+        MHD_add_response_header(r, "x-should-retry", "false");
+    if (status == 429 && req->rl_answer) {
+        /* every provider rate-limited us: let the SDK back off and retry */
+        char num[32];
+        snprintf(num, sizeof num, "%lld", (long long)((req->rl_retry_ms + 999) / 1000));
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, num);
+        snprintf(num, sizeof num, "%lld", (long long)req->rl_retry_ms);
+        MHD_add_response_header(r, "retry-after-ms", num);
+    }
+    set_ready(req, r, status);
+}
+
+void reply_error(req_t *req, const req_error_t *err, const char *extra_json)
+{
+    size_t len;
+    char *body = apierror_body(err->message, err->type ? err->type
+                                                       : apierror_type_for_status(err->status),
+                               err->param, err->code, extra_json, &len);
+    reply_send(req, err->status, body, len, NULL);
+}
+
+
+enum MHD_Result reply_queue_ready(req_t *req)
+{
+    enum MHD_Result ret = MHD_queue_response(req->conn, req->resp_status, req->response);
+    if (ret != MHD_YES)
+        log_error("request %s: libmicrohttpd refused the %u answer; closing the connection",
+                  req->id, req->resp_status);
+    MHD_destroy_response(req->response);
+    req->response = NULL;
+    req->state = RS_RESPONDED;
+    return ret;
+}
+
+/* ---- streaming ---- */
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+    req_t *req = cls;
+    size_t n;
+    (void)pos;
+    if (req->client_gone)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    n = buf_len(&req->out) - req->hold; /* held: an event not complete yet */
+    if (n > 0) {
+        if (n > max)
+            n = max;
+        memcpy(out, buf_ptr(&req->out), n);
+        buf_consume(&req->out, n);
+        req->out_off += n;
+        if (req->up_paused && buf_len(&req->out) <= req->out.cap / 2)
+            shard_queue_unpause(req->shard, req);
+        return (ssize_t)n;
+    }
+    if (req->up_done) {
+        if (req->tail_off < req->tail_len) {
+            n = req->tail_len - req->tail_off;
+            if (n > max)
+                n = max;
+            memcpy(out, req->tail + req->tail_off, n);
+            req->tail_off += n;
+            return (ssize_t)n;
+        }
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    /* Nothing to send yet: suspend (returning 0 without suspending would
+     * make libmicrohttpd poll in a busy loop). */
+    req->suspended = true;
+    MHD_suspend_connection(req->conn);
+    return 0;
+}
+
+void reply_stream_begin(req_t *req)
+{
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK_SIZE,
+                                                               stream_reader, req, NULL);
+    if (r == NULL) {
+        log_error("request %s: cannot create a stream response", req->id);
+        req->client_gone = true;
+        resume(req);
+        return;
+    }
+    reply_add_headers(req, r, "text/event-stream");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(r, "x-accel-buffering", "no");
+    set_ready(req, r, 200);
+}
+
+void reply_stream_wake(req_t *req)
+{
+    if (req->state == RS_RESPONDED)
+        resume(req);
+}
+
+void reply_release(req_t *req)
+{
+    req->client_gone = true;
+    resume(req);
+}
+
+/* ---- client disconnect detection while suspended ---- */
+
+static void on_client_io(loop_t *loop, loop_io_t *io, uint32_t events)
+{
+    req_t *req = io->arg;
+    (void)events;
+    loop_io_del(loop, io);
+    req->watching = false;
+    if (!req->client_gone) {
+        req->client_gone = true;
+        log_debug("request %s: client closed the connection", req->id);
+        upstream_cancel(shard_upstream(req->shard), req);
+        cache_cancel(req, shard_cache(req->shard));
+    }
+    resume(req);
+}
+
+/* libmicrohttpd 0.9.75 does not notice a peer that closes while its
+ * connection is suspended, so watch the socket for a hang-up ourselves. */
+static void watch_client(req_t *req)
+{
+    const union MHD_ConnectionInfo *ci;
+    if (req->watching)
+        return;
+    ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL)
+        return;
+    req->client_io.fd = ci->connect_fd;
+    req->client_io.cb = on_client_io;
+    req->client_io.arg = req;
+    if (loop_io_set(shard_loop(req->shard), &req->client_io, EPOLLRDHUP) == 0)
+        req->watching = true;
+}
+
+/* Most answers that are not streamed arrive within milliseconds (cache
+ * hits, fast providers): the hang-up watch, two epoll_ctl calls, is set up
+ * only for requests that are still waiting after WATCH_AFTER_MS. */
+#define WATCH_AFTER_MS 20
+
+static void on_watch_timer(loop_t *loop, loop_timer_t *t)
+{
+    req_t *req = t->arg;
+    (void)loop;
+    if (!req->client_gone)
+        watch_client(req);
+}
+
+void reply_suspend(req_t *req)
+{
+    if (!req->suspended) {
+        req->suspended = true;
+        MHD_suspend_connection(req->conn);
+    }
+    if (!req->watching && !loop_timer_armed(&req->watch_timer)) {
+        req->watch_timer.cb = on_watch_timer;
+        req->watch_timer.arg = req;
+        loop_timer_start(shard_loop(req->shard), &req->watch_timer, WATCH_AFTER_MS);
+    }
+}
+
+
+/* Budgets: release the reservation and count the actual cost (once). */
+void reply_settle_budget(req_t *req)
+{
+    shard_t *sh = req->shard;
+    budget_t *b = shard_budget(sh);
+    if (b == NULL)
+        return;
+    if (req->budget_op != NULL) {
+        budget_cancel(b, req->budget_op);
+        req->budget_op = NULL;
+    }
+    if (req->budget_admitted) {
+        double actual = req->cost_usd >= 0 ? req->cost_usd : req->model < 0 ? 0 : -1;
+        int64_t tok = (req->prompt_tokens > 0 ? req->prompt_tokens : 0) +
+                      (req->completion_tokens > 0 ? req->completion_tokens : 0);
+        budget_settle(b, shard_budget_rds(sh), req->auth_key, (budget_ticket_t *)(void *)req->budget_ticket,
+                      actual, (uint32_t)tok);
+        req->budget_admitted = false;
+    }
+}
