@@ -19,7 +19,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BASELINE = ("gpt-4o", 2.50, 10.00)  # what an application without routing would use
 
 REQUESTS = [
-    ("auto: a quick question", {"model": "auto", "messages": [
+    ("auto: a quick question (temperature 0, so its answer may be cached)", {"model": "auto", "temperature": 0, "messages": [
         {"role": "user", "content": "What is the capital of France?"}]}, False),
     ("hard-coded gpt-4o, routed like auto", {"model": "gpt-4o", "messages": [
         {"role": "user", "content": "Translate 'good morning' into Spanish."}]}, False),
@@ -30,7 +30,7 @@ REQUESTS = [
         {"role": "user", "content": "Review this proof that there are infinitely many primes."}]}, False),
     ("streamed answer", {"model": "auto", "stream": True, "stream_options": {"include_usage": True}, "messages": [
         {"role": "user", "content": "Write a haiku about routers."}]}, True),
-    ("the quick question again: answered from the cache", {"model": "auto", "messages": [
+    ("the quick question again: answered from the cache", {"model": "auto", "temperature": 0, "messages": [
         {"role": "user", "content": "What is the capital of France?"}]}, False),
     ("a model that does not exist", {"model": "gpt-7", "messages": [
         {"role": "user", "content": "hi"}]}, False),
