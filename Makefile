@@ -34,7 +34,7 @@ ASAN_LIB_OBJS := $(LIB_SRCS:%.c=build/asan/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: all asan asan-build test check deps-test unit unit-asan integration cache observability budgets edge sdk deploy demo run deps install uninstall clean lint bench FORCE
+.PHONY: all asan asan-build test check deps-test unit unit-asan integration cache observability budgets edge demo-check sdk deploy demo run deps install uninstall clean lint bench FORCE
 
 all: build/llmrouter
 
@@ -128,6 +128,7 @@ check: deps-test
 	@$(SUBMAKE) observability
 	@$(SUBMAKE) budgets
 	@$(SUBMAKE) edge
+	@$(SUBMAKE) demo-check
 	@$(SUBMAKE) sdk
 	@$(SUBMAKE) deploy
 
@@ -151,6 +152,12 @@ test: deps-test
 demo: deps
 	@$(SUBMAKE) build/llmrouter
 	@$(PYTHON) tests/demo/demo.py
+
+# The demo checks what it shows (statuses, tiers, the failover, the cache
+# hit); make test runs it quietly and prints its closing line.
+demo-check: build/llmrouter
+	@$(PYTHON) tests/demo/demo.py > build/demo.out 2>&1 || { cat build/demo.out; exit 1; }
+	@tail -1 build/demo.out
 
 run: deps
 	@$(SUBMAKE) build/llmrouter

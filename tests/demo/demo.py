@@ -20,20 +20,20 @@ BASELINE = ("gpt-4o", 2.50, 10.00)  # what an application without routing would 
 
 REQUESTS = [
     ("auto: a quick question (temperature 0, so its answer may be cached)", {"model": "auto", "temperature": 0, "messages": [
-        {"role": "user", "content": "What is the capital of France?"}]}, False),
+        {"role": "user", "content": "What is the capital of France?"}]}, False, {"status": 200, "x-router-tier": "budget", "x-cache": "MISS"}),
     ("hard-coded gpt-4o, routed like auto", {"model": "gpt-4o", "messages": [
-        {"role": "user", "content": "Translate 'good morning' into Spanish."}]}, False),
+        {"role": "user", "content": "Translate 'good morning' into Spanish."}]}, False, {"status": 200, "x-router-rule": "translation"}),
     ("tier by name: budget", {"model": "budget", "messages": [
-        {"role": "user", "content": "Summarise: the cat sat on the mat."}]}, False),
+        {"role": "user", "content": "Summarise: the cat sat on the mat."}]}, False, {"status": 200, "x-router-tier": "budget"}),
     ("auto: a proof goes to premium (whose first provider is down: failover)", {"model": "auto", "messages": [
         {"role": "system", "content": "You are a careful reviewer."},
-        {"role": "user", "content": "Review this proof that there are infinitely many primes."}]}, False),
+        {"role": "user", "content": "Review this proof that there are infinitely many primes."}]}, False, {"status": 200, "x-router-tier": "premium", "x-router-attempts": "2"}),
     ("streamed answer", {"model": "auto", "stream": True, "stream_options": {"include_usage": True}, "messages": [
-        {"role": "user", "content": "Write a haiku about routers."}]}, True),
+        {"role": "user", "content": "Write a haiku about routers."}]}, True, {"status": 200}),
     ("the quick question again: answered from the cache", {"model": "auto", "temperature": 0, "messages": [
-        {"role": "user", "content": "What is the capital of France?"}]}, False),
+        {"role": "user", "content": "What is the capital of France?"}]}, False, {"status": 200, "x-cache": "HIT"}),
     ("a model that does not exist", {"model": "gpt-7", "messages": [
-        {"role": "user", "content": "hi"}]}, False),
+        {"role": "user", "content": "hi"}]}, False, {"status": 404}),
 ]
 
 
@@ -91,8 +91,13 @@ def main():
                 time.sleep(0.05)
         print(f"llmrouter is listening on http://127.0.0.1:{port}/v1 (simulated providers on port {sim_port})\n")
         total = base_total = 0.0
-        for title, body, streamed in REQUESTS:
+        problems = []
+        for title, body, streamed, want in REQUESTS:
             status, h, text = curl(port, body)
+            got = dict(h, status=status)
+            for k, v in want.items():
+                if str(got.get(k)) != str(v):
+                    problems.append(f"{title}: {k} is {got.get(k)!r}, expected {v!r}")
             print(f"== {title}")
             print(f"   asked for model \"{body['model']}\"{' (stream)' if streamed else ''} -> HTTP {status}")
             if status != 200:
@@ -140,7 +145,12 @@ def main():
     sys.stdout.flush()
     subprocess.run([os.path.join(ROOT, "build/llmrouter"), "report", log.name])
     os.unlink(log.name)
-    return 0
+    # the demo checks what it shows, so that `make test` notices a broken demo
+    for p in problems:
+        print(f"demo: not as shown: {p}")
+    checks = sum(len(r[3]) for r in REQUESTS)
+    print(f"demo: {checks - len(problems)} passed, {len(problems)} failed")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
