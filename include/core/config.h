@@ -51,10 +51,16 @@ typedef struct cfg_model {
     double daily_cap_usd; /* 0 = no cap; over it the model is skipped until the UTC day ends */
 } cfg_model_t;
 
+struct cascade_cfg;
+
 typedef struct cfg_tier {
     char *name;
     int *models; /* indexes into models, in failover order */
     size_t n_models;
+    /* cascade: true — the tier's checks (upstream/cascade.h), NULL for a
+     * plain failover chain. A cascade tier's models are in price order
+     * (input + output per mtok, cheapest first) unless `order: as_written`. */
+    struct cascade_cfg *cascade;
 } cfg_tier_t;
 
 enum cache_backend { CACHE_BACKEND_OFF = 0, CACHE_BACKEND_MEMORY, CACHE_BACKEND_REDIS };

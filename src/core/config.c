@@ -22,6 +22,7 @@
 #include "account/budget.h"
 #include "core/log.h"
 #include "route/rules.h"
+#include "upstream/cascade.h"
 #include "core/util.h"
 #include "core/yamlwalk.h"
 #include "http/cors.h"
@@ -292,6 +293,7 @@ void config_unref(config_t *cfg)
     for (size_t i = 0; i < cfg->n_tiers; i++) {
         free(cfg->tiers[i].name);
         free(cfg->tiers[i].models);
+        cascade_cfg_free(cfg->tiers[i].cascade);
     }
     for (size_t i = 0; i < cfg->n_routable; i++)
         free(cfg->routable[i]);
@@ -376,7 +378,8 @@ void config_print_summary(const config_t *cfg, void *file)
         fprintf(f, "  %-16s ", t->name);
         for (size_t j = 0; j < t->n_models; j++)
             fprintf(f, "%s%s", j ? " -> " : "", cfg->models[t->models[j]].name);
-        fprintf(f, "%s\n", (int)i == cfg->default_tier ? "   (default)" : "");
+        fprintf(f, "%s%s\n", t->cascade ? "   (cascade, cheapest first)" : "",
+                (int)i == cfg->default_tier ? "   (default)" : "");
     }
     fprintf(f, "routing: \"auto\"");
     for (size_t i = 0; i < cfg->n_routable; i++)

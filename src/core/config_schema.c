@@ -22,6 +22,7 @@
 #include "account/budget.h"
 #include "core/log.h"
 #include "route/rules.h"
+#include "upstream/cascade.h"
 #include "core/util.h"
 #include "core/yamlwalk.h"
 #include "http/cors.h"
@@ -418,6 +419,108 @@ void config_parse_models(ywalk_t *c, config_t *cfg, yaml_node_t *map)
     }
 }
 
+/* The models of a tier: a list of model names, checked one by one. */
+static void tier_models(ywalk_t *c, config_t *cfg, cfg_tier_t *t, yaml_node_t *v, const char *where)
+{
+    size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+    if (n == 0 || n > 31) {
+        yw_error(c, v, "%s: a tier needs 1 to 31 models, found %zu", where, n);
+        return;
+    }
+    t->models = xcalloc(n, sizeof *t->models);
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        yaml_node_t *mn = yw_node(c, *it);
+        char *s = yw_str(c, mn, where);
+        int mi;
+        if (s == NULL)
+            continue;
+        mi = config_find_model(cfg, s);
+        if (mi < 0) {
+            yw_error(c, mn, "%s: no model named \"%s\" is defined under models", where, s);
+        } else {
+            bool dup = false;
+            for (size_t j = 0; j < t->n_models; j++)
+                dup = dup || t->models[j] == mi;
+            if (dup)
+                yw_error(c, mn, "%s: model \"%s\" is listed twice", where, s);
+            else
+                t->models[t->n_models++] = mi;
+            if (cfg->models[mi].tier < 0)
+                cfg->models[mi].tier = (int)(cfg->n_tiers - 1);
+        }
+        free(s);
+    }
+}
+
+/* Cheapest first: input + output price per million tokens, the written
+ * order among equals (an insertion sort: a tier has at most 31 models). */
+static void sort_by_price(const config_t *cfg, cfg_tier_t *t)
+{
+    for (size_t i = 1; i < t->n_models; i++) {
+        int m = t->models[i];
+        double p = cfg->models[m].input_per_mtok + cfg->models[m].output_per_mtok;
+        size_t j = i;
+        for (; j > 0; j--) {
+            const cfg_model_t *o = &cfg->models[t->models[j - 1]];
+            if (o->input_per_mtok + o->output_per_mtok <= p)
+                break;
+            t->models[j] = t->models[j - 1];
+        }
+        t->models[j] = m;
+    }
+}
+
+/* The mapping form: {models: [...], cascade: bool, order: price|as_written,
+ * checks: {...}}. */
+static void tier_mapping(ywalk_t *c, config_t *cfg, cfg_tier_t *t, yaml_node_t *map,
+                         const char *where)
+{
+    const char *k;
+    yaml_node_t *kn, *v, *models = NULL, *checks = NULL, *cascade_node = NULL;
+    bool cascade = false, as_written = false;
+    YW_MAP_FOREACH(c, map, k, kn, v)
+    {
+        char what[256];
+        snprintf(what, sizeof what, "%s.%s", where, k);
+        if (strcmp(k, "models") == 0) {
+            if (yw_expect(c, v, YAML_SEQUENCE_NODE, what))
+                models = v;
+        } else if (strcmp(k, "cascade") == 0) {
+            yw_bool(c, v, what, &cascade);
+            cascade_node = v;
+        } else if (strcmp(k, "order") == 0) {
+            char *s = yw_str(c, v, what);
+            if (s && strcmp(s, "as_written") == 0)
+                as_written = true;
+            else if (s && strcmp(s, "price") != 0)
+                yw_error(c, v, "%s: expected price or as_written, found \"%s\"", what, s);
+            free(s);
+        } else if (strcmp(k, "checks") == 0) {
+            checks = v;
+        } else {
+            yw_unknown_key(c, kn, where, "models, cascade, order, checks");
+        }
+    }
+    if (models == NULL) {
+        yw_error(c, map, "%s: missing \"models\" (the tier's failover chain)", where);
+        return;
+    }
+    tier_models(c, cfg, t, models, where);
+    if (!cascade) {
+        if (checks != NULL)
+            yw_error(c, checks, "%s.checks: only a cascade tier has checks (add cascade: true)",
+                     where);
+        return;
+    }
+    if (t->n_models < 2)
+        yw_error(c, cascade_node, "%s: a cascade needs at least 2 models, found %zu", where,
+                 t->n_models);
+    if (!as_written)
+        sort_by_price(cfg, t);
+    t->cascade = cascade_cfg_parse(c, cfg, checks, where);
+}
+
 void config_parse_tiers(ywalk_t *c, config_t *cfg, yaml_node_t *map)
 {
     const char *k;
@@ -429,7 +532,6 @@ void config_parse_tiers(ywalk_t *c, config_t *cfg, yaml_node_t *map)
     YW_MAP_FOREACH(c, map, k, kn, v)
     {
         cfg_tier_t *t;
-        size_t n;
         char where[200];
         if (!valid_name(c, kn, "tier", k))
             continue;
@@ -440,39 +542,14 @@ void config_parse_tiers(ywalk_t *c, config_t *cfg, yaml_node_t *map)
             continue;
         }
         snprintf(where, sizeof where, "tiers.%s", k);
-        if (!yw_expect(c, v, YAML_SEQUENCE_NODE, where))
+        if (v->type != YAML_MAPPING_NODE && !yw_expect(c, v, YAML_SEQUENCE_NODE, where))
             continue;
-        n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-        if (n == 0 || n > 31) {
-            yw_error(c, v, "%s: a tier needs 1 to 31 models, found %zu", where, n);
-            continue;
-        }
         t = &cfg->tiers[cfg->n_tiers++];
         t->name = xstrdup(k);
-        t->models = xcalloc(n, sizeof *t->models);
-        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
-             it++) {
-            yaml_node_t *mn = yw_node(c, *it);
-            char *s = yw_str(c, mn, where);
-            int mi;
-            if (s == NULL)
-                continue;
-            mi = config_find_model(cfg, s);
-            if (mi < 0) {
-                yw_error(c, mn, "%s: no model named \"%s\" is defined under models", where, s);
-            } else {
-                bool dup = false;
-                for (size_t j = 0; j < t->n_models; j++)
-                    dup = dup || t->models[j] == mi;
-                if (dup)
-                    yw_error(c, mn, "%s: model \"%s\" is listed twice", where, s);
-                else
-                    t->models[t->n_models++] = mi;
-                if (cfg->models[mi].tier < 0)
-                    cfg->models[mi].tier = (int)(cfg->n_tiers - 1);
-            }
-            free(s);
-        }
+        if (v->type == YAML_MAPPING_NODE)
+            tier_mapping(c, cfg, t, v, where);
+        else
+            tier_models(c, cfg, t, v, where);
     }
 }
 
