@@ -15,6 +15,7 @@
 #include "core/json.h"
 #include "core/loop.h"
 #include "route/router.h"
+#include "upstream/owner.h"
 #include "upstream/sse.h"
 
 struct shard;
@@ -81,6 +82,7 @@ typedef struct req {
 
     /* current upstream attempt (owned by upstream.c) */
     void *easy;         /* CURL * */
+    upstream_owner_t up_owner; /* kind UPSTREAM_OWNER_REQ (0); easy's CURLOPT_PRIVATE */
     char *fwd_body;     /* body sent upstream: client body with "model" replaced */
     size_t fwd_len;
     unsigned up_status;

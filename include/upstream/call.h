@@ -57,6 +57,6 @@ char *upstream_call_chat_body(const config_t *cfg, int m, const char *system, co
                               unsigned max_tokens, size_t *len);
 
 /* Calls in flight on this upstream (for tests and metrics). */
-size_t upstream_call_count(const upstream_t *up);
+size_t upstream_call_count(upstream_t *up);
 
 #endif

@@ -2,6 +2,7 @@
  * (\n, \r\n or \r line ends; a blank line ends an event). */
 #include "upstream/sse.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "core/buf.h"
@@ -194,6 +195,28 @@ static void end_line(sse_scan_t *s, uint64_t line_len)
     }
 }
 
+/* The first index in [from, n) holding '"', '\\', '\n' or '\r' (n if
+ * none), eight bytes at a time. */
+static size_t skip_plain(const char *p, size_t from, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = from;
+    while (i + 8 <= n) {
+        uint64_t w, a, b, c, d;
+        memcpy(&w, p + i, 8);
+        a = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+        c = w ^ (ones * '\n');
+        d = w ^ (ones * '\r');
+        if ((((a - ones) & ~a) | ((b - ones) & ~b) | ((c - ones) & ~c) | ((d - ones) & ~d)) & highs)
+            break;
+        i += 8;
+    }
+    while (i < n && p[i] != '"' && p[i] != '\\' && p[i] != '\n' && p[i] != '\r')
+        i++;
+    return i;
+}
+
 size_t sse_feed(sse_scan_t *s, const char *p, size_t n, sse_event_t *ev, bool *got)
 {
     *got = false;
@@ -241,6 +264,19 @@ size_t sse_feed(sse_scan_t *s, const char *p, size_t n, sse_event_t *ev, bool *g
                     continue;
             }
             choices_byte(&s->ch, ch);
+            if (s->ch.in_str && !s->ch.in_key && !s->ch.esc && !s->ch.bad) {
+                /* inside a value string (the content: most of the bytes):
+                 * nothing but its end, an escape or a line end matters */
+                size_t j = skip_plain(p, i + 1, n);
+                if (j > i + 1) {
+                    uint64_t k = j - (i + 1);
+                    s->pos += k;
+                    s->ch.str_len = s->ch.str_len + k > UINT32_MAX ? UINT32_MAX
+                                                                   : (uint32_t)(s->ch.str_len + k);
+                    s->head_len = sizeof s->head; /* a line with a string is never [DONE] */
+                    i = j - 1;
+                }
+            }
         } else if (s->head_len == 5 && here - s->line_start == 4 &&
                    memcmp(s->head, "data:", 5) == 0) {
             s->in_value = true;

@@ -10,9 +10,12 @@
  * becomes a final `data: {"error":...}` event. See
  * docs/internals/upstream.md. */
 #include "upstream/upstream.h"
+#include "upstream/call.h"
 #include "upstream/chain.h"
+#include "upstream/owner.h"
 
 #include <curl/curl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +51,7 @@ struct upstream {
     loop_t *loop;
     CURLM *multi;
     CURL *pool[EASY_POOL]; /* idle easy handles, options that never change set */
+    struct upstream_call *calls; /* llmrouter's own calls in flight (call.c) */
     size_t n_pool;
     loop_timer_t timer;
     sock_watch_t *dead;
@@ -157,10 +161,21 @@ void upstream_tick(upstream_t *up)
     }
 }
 
+CURLM *upstream_multi(upstream_t *up)
+{
+    return up->multi;
+}
+
+struct upstream_call **upstream_calls(upstream_t *up)
+{
+    return &up->calls;
+}
+
 void upstream_free(upstream_t *up)
 {
     if (up == NULL)
         return;
+    upstream_call_cancel_all(up);
     while (up->n_pool > 0)
         curl_easy_cleanup(up->pool[--up->n_pool]);
     curl_multi_cleanup(up->multi); /* closes pooled connections (REMOVE callbacks) */
@@ -637,7 +652,7 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, req);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &req->up_owner);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, req);
     if (curl_multi_add_handle(up->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
@@ -766,11 +781,15 @@ static void check_done(upstream_t *up)
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read(up->multi, &left)) != NULL) {
-        req_t *req = NULL;
+        upstream_owner_t *o = NULL;
         if (msg->msg != CURLMSG_DONE)
             continue;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req);
-        if (req != NULL)
-            on_done(up, req, msg->data.result);
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&o);
+        if (o == NULL)
+            continue;
+        if (o->kind == UPSTREAM_OWNER_CALL)
+            upstream_call_done(up, o, (int)msg->data.result);
+        else
+            on_done(up, (req_t *)(void *)((char *)o - offsetof(req_t, up_owner)), msg->data.result);
     }
 }

@@ -403,6 +403,23 @@ static void test_choices_ignore_nested_and_strings(void **state)
     assert_false(finished("data: {\"x\":{\"choices\":[{\"index\":0,\"finish_reason\":\"stop\"}]}}\n\n"));
     /* data split over two data: lines; CRLF line ends */
     assert_true(finished("data: {\"choices\":[{\"index\":0,\r\ndata: \"finish_reason\":\"stop\"}]}\r\n\r\n"));
+    /* long content strings (skipped eight bytes at a time) with escapes,
+     * quotes, multi-byte UTF-8 and a key-like text at every alignment */
+    for (int pad = 0; pad < 9; pad++) {
+        char ev[512];
+        snprintf(ev, sizeof ev,
+                 "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"%.*s"
+                 "h\u00e9llo w\xc3\xb6rld, a long \\\"quoted\\\" part\\n\\\\ and "
+                 "\\\"finish_reason\\\":\\\"stop\\\" more text here\"},"
+                 "\"finish_reason\":%s}]}\n\n",
+                 pad, "abcdefghi", "null");
+        assert_false(finished(ev));
+        snprintf(ev, sizeof ev,
+                 "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"%.*s"
+                 "twenty-five plain bytes..\"},\"finish_reason\":\"stop\"}]}\n\n",
+                 pad, "abcdefghi");
+        assert_true(finished(ev));
+    }
     /* garbage and unbalanced JSON do not crash and do not finish */
     assert_false(finished("data: }}]]{{[[\"\n\ndata: {\"choices\":[{\"index\":0\n\n"));
     assert_false(finished("data: not json\n\n"));
