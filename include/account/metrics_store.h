@@ -34,6 +34,9 @@ enum family {
     F_TTFB,
     F_OVERHEAD,
     F_EXPLAIN,
+    F_CASCADE_STEPS,
+    F_CASCADE_COST,
+    F_CASCADE_DIRECT,
     F_COUNT
 };
 

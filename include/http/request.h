@@ -79,6 +79,7 @@ typedef struct req {
     attempt_t *attempts; /* route.n entries, allocated at the first attempt */
     size_t n_attempts;
     int model;          /* model of the current/last attempt, -1 before any */
+    struct cascade_run *casc; /* a cascade tier's steps (upstream/cascade.h), NULL otherwise */
 
     /* current upstream attempt (owned by upstream.c) */
     void *easy;         /* CURL * */

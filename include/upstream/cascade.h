@@ -118,8 +118,9 @@ typedef struct cascade_step {
     int model;                   /* index into cfg->models */
     enum cascade_verdict verdict;
     enum cascade_reason reason;  /* CASCADE_OK unless rejected / final */
-    double cost_usd;             /* this attempt's cost (the judge's included); < 0 unknown */
+    double cost_usd;             /* this attempt's cost (estimated when the answer had no usage) */
     double judge_score;          /* -1 when not judged */
+    double judge_usd;            /* the judge's cost, 0 when none or unknown */
 } cascade_step_t;
 
 typedef struct cascade_run {
@@ -136,7 +137,8 @@ typedef struct cascade_run {
     int kept_model;
     size_t kept_step;
     double kept_cost;
-    int64_t kept_prompt, kept_completion, kept_cached;
+    int64_t kept_tokens, kept_prompt, kept_completion, kept_cached;
+    bool judge_step_open;        /* the last step waits for (or just got) the judge's verdict */
     void *judge;                 /* upstream_call_t * in flight, NULL */
     /* the answer waiting for the judge (owned) */
     char *pending_compact, *pending_new;

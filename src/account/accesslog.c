@@ -20,6 +20,7 @@
 #include "route/router.h"
 #include "route/rules.h"
 #include "core/util.h"
+#include "upstream/cascade.h"
 
 typedef struct logfile {
     pthread_rwlock_t lock;
@@ -187,6 +188,28 @@ static int put_head(buf_t *out, const config_t *cfg, const req_t *req)
     return rc;
 }
 
+/* "cascade": {"steps": [{model, verdict, reason, cost_usd, judge_score}],
+ * "direct_cost_usd"}: what each step of a cascade tier came to, and what
+ * the chain's last model would have cost for the returned answer. */
+static int put_cascade(buf_t *out, const config_t *cfg, const cascade_run_t *run)
+{
+    int rc = put_key(out, "cascade") | buf_puts(out, "{\"steps\":[");
+    for (size_t i = 0; i < run->n_steps; i++) {
+        const cascade_step_t *s = &run->steps[i];
+        const char *m = model_of(cfg, s->model);
+        rc |= buf_puts(out, i ? ",{\"model\":" : "{\"model\":");
+        rc |= m ? json_append_string(out, m, strlen(m)) : buf_puts(out, "null");
+        rc |= put_str(out, "verdict", cascade_verdict_name(s->verdict));
+        rc |= put_str(out, "reason", s->reason != CASCADE_OK ? cascade_reason_name(s->reason) : NULL);
+        rc |= put_num(out, "cost_usd", s->cost_usd, "%.10g");
+        rc |= put_num(out, "judge_score", s->judge_score, "%.4g");
+        rc |= buf_puts(out, "}");
+    }
+    rc |= buf_puts(out, "]");
+    rc |= put_num(out, "direct_cost_usd", run->direct_usd, "%.10g");
+    return rc | buf_puts(out, "}");
+}
+
 static double ms_between(uint64_t from, uint64_t to)
 {
     if (from == 0 || to == 0 || to < from)
@@ -245,6 +268,9 @@ int accesslog_format(const config_t *cfg, const req_t *req, uint64_t now_us, buf
         }
     }
     rc |= buf_puts(out, "]");
+
+    if (req->casc != NULL)
+        rc |= put_cascade(out, cfg, req->casc);
 
     rc |= put_key(out, "failovers") | buf_puts(out, "[");
     bool first = true;

@@ -19,6 +19,7 @@
 
 #include "core/json.h"
 #include "route/router.h"
+#include "upstream/cascade.h"
 #include "core/util.h"
 
 const double metrics_buckets[METRICS_N_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -117,6 +118,23 @@ const family_def_t metrics_families[F_COUNT] = {
                    false,
                    1,
                    {"status"}},
+    [F_CASCADE_STEPS] = {"llmrouter_cascade_steps_total",
+                         "Steps of cascade tiers by model and verdict (accepted, rejected, failed, "
+                         "final) and the check that rejected the answer",
+                         false,
+                         4,
+                         {"tier", "model", "verdict", "reason"}},
+    [F_CASCADE_COST] = {"llmrouter_cascade_cost_usd_total",
+                        "What cascade requests cost, every attempt and judge included",
+                        false,
+                        1,
+                        {"tier"}},
+    [F_CASCADE_DIRECT] = {"llmrouter_cascade_direct_cost_usd_total",
+                          "What the same cascade requests would have cost on the tier's last "
+                          "model alone (the returned answers' tokens at its prices)",
+                          false,
+                          1,
+                          {"tier"}},
 };
 
 
@@ -369,6 +387,20 @@ void metrics_observe(metrics_t *m, const config_t *cfg, const req_t *req, uint64
         if (a->error[0] != '\0' && i + 1 < req->n_attempts)
             add(m, F_FAILOVERS,
                 (const char *[]){from, model_name(cfg, req->attempts[i + 1].model), result}, 1);
+    }
+    if (req->casc != NULL) {
+        const cascade_run_t *run = req->casc;
+        for (size_t i = 0; i < run->n_steps; i++) {
+            const cascade_step_t *st = &run->steps[i];
+            add(m, F_CASCADE_STEPS,
+                (const char *[]){tier, model_name(cfg, st->model), cascade_verdict_name(st->verdict),
+                                 st->reason != CASCADE_OK ? cascade_reason_name(st->reason) : "-"},
+                1);
+        }
+        if (req->cost_usd >= 0 && run->direct_usd >= 0) {
+            add(m, F_CASCADE_COST, (const char *[]){tier}, req->cost_usd);
+            add(m, F_CASCADE_DIRECT, (const char *[]){tier}, run->direct_usd);
+        }
     }
     observe_hist(m, F_DURATION, (const char *[]){model}, total);
     if (req->t_upstream_us != 0) {

@@ -20,6 +20,7 @@
 #include "core/util.h"
 #include "http/apierror.h"
 #include "http/cors.h"
+#include "upstream/cascade.h"
 #include "upstream/upstream.h"
 
 #define STREAM_BLOCK_SIZE 1024 /* MHD callocs it per streamed response */
@@ -76,6 +77,11 @@ void reply_add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
     }
     snprintf(num, sizeof num, "%zu", req->n_attempts);
     MHD_add_response_header(r, "x-router-attempts", num);
+    if (req->casc != NULL && req->casc->n_steps > 0) {
+        char steps[1024];
+        if (cascade_header(cfg, req->casc, steps, sizeof steps) > 0)
+            MHD_add_response_header(r, "x-router-cascade", steps);
+    }
     if (req->cost_usd >= 0) {
         snprintf(num, sizeof num, "%.10f", req->cost_usd);
         MHD_add_response_header(r, "x-router-cost-usd", num);
@@ -289,7 +295,8 @@ void reply_settle_budget(req_t *req)
     if (req->budget_admitted) {
         double actual = req->cost_usd >= 0 ? req->cost_usd : req->model < 0 ? 0 : -1;
         int64_t tok = (req->prompt_tokens > 0 ? req->prompt_tokens : 0) +
-                      (req->completion_tokens > 0 ? req->completion_tokens : 0);
+                      (req->completion_tokens > 0 ? req->completion_tokens : 0) +
+                      (req->casc != NULL ? req->casc->prior_tokens : 0);
         budget_settle(b, shard_budget_rds(sh), req->auth_key, (budget_ticket_t *)(void *)req->budget_ticket,
                       actual, (uint32_t)tok);
         req->budget_admitted = false;

@@ -15,6 +15,7 @@
 #include "route/prompt.h"
 #include "route/rules.h"
 #include "core/util.h"
+#include "upstream/cascade.h"
 
 req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *cfg)
 {
@@ -42,6 +43,7 @@ void request_free(req_t *req)
         return;
     cache_req_free(req);
     free(req->attempts);
+    cascade_run_free(req->casc);
     free(req->usage_event);
     free(req->sample_resp);
     buf_free(&req->body);

@@ -835,6 +835,7 @@ cascade_step_t *cascade_add_step(cascade_run_t *run, int model, enum cascade_ver
     s->reason = r;
     s->cost_usd = cost_usd;
     s->judge_score = -1;
+    s->judge_usd = 0;
     return s;
 }
 
