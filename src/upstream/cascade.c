@@ -185,7 +185,7 @@ cascade_cfg_t *cascade_cfg_parse(ywalk_t *c, const config_t *cfg, const yaml_nod
                     cc->n_phrases = n;
                 }
             } else if (strcmp(k, "must_match") == 0 || strcmp(k, "must_not_match") == 0) {
-                pcre2_code **dst = k[4] == 'm' ? &cc->must_match : &cc->must_not_match;
+                pcre2_code **dst = strcmp(k, "must_match") == 0 ? &cc->must_match : &cc->must_not_match;
                 pcre2_code_free(*dst);
                 *dst = compile_re(c, cv, kw);
             } else if (strcmp(k, "judge") == 0) {

@@ -959,6 +959,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if iopt(opts, "error_event", 0) and not streaming:
             return self.send_status_fault(500, opts)
 
+        if self.command == "POST" and cascade_answer(self, body, api_path):
+            return  # cascade answers and the judge (block above upstream_fault)
         try:
             if api_path == "/chat/completions" and self.command == "POST":
                 return self.chat(raw, body, body_ok, opts)
@@ -1323,6 +1325,64 @@ class Handler(http.server.BaseHTTPRequestHandler):
 # --------------------------------------------------------------------------
 
 FAULT_429_RE = re.compile(r"^sim-429-(ms|s|date)-(\d+)$")
+
+
+# ---- cascade answers (issue 12 part 3: cheapest-first cascades) -----------
+# Non-streamed chat answers that a cascade's checks reject, triggered by the
+# upstream model name; and a judge model that answers a score. Streamed
+# requests to these models get the ordinary simulated stream.
+#   sim-casc-empty          content ""
+#   sim-casc-length         finish_reason "length" (a truncated answer)
+#   sim-casc-refusal        a refusal phrase ("I'm sorry, but I can't ...")
+#   sim-casc-refusal-field  content null, message.refusal set
+#   sim-casc-badjson        content that is not JSON
+#   sim-casc-schemabad      JSON that matches no useful schema ({"sim_bad": 1})
+#   sim-judge               content: the number after "judge-score=" in the
+#                           prompt it judges (default 0.9); "judge-garbage"
+#                           in it: a reply with no number
+CASCADE_CONTENT = {
+    "sim-casc-empty": ("", "stop", None),
+    "sim-casc-length": ("This answer was cut off in the midd", "length", None),
+    "sim-casc-refusal": ("I'm sorry, but I can't help with that request.", "stop", None),
+    "sim-casc-refusal-field": (None, "stop", "I can't assist with that."),
+    "sim-casc-badjson": ("{\"answer\": not json", "stop", None),
+    "sim-casc-schemabad": ("{\"sim_bad\": 1}", "stop", None),
+}
+JUDGE_SCORE_RE = re.compile(r"judge-score=([0-9.]+)")
+
+
+def cascade_answer(h, body, api_path):
+    if api_path != "/chat/completions" or not isinstance(body, dict) or \
+            body.get("stream") is True:
+        return False
+    model = body.get("model")
+    if model == "sim-judge":
+        text = " ".join(content_text(m.get("content"))
+                        for m in body.get("messages") or [] if isinstance(m, dict))
+        m = JUDGE_SCORE_RE.search(text)
+        if "judge-garbage" in text:
+            content = "Hard to say."
+        else:
+            content = m.group(1) if m else "0.9"
+        finish, refusal = "stop", None
+    elif model in CASCADE_CONTENT:
+        content, finish, refusal = CASCADE_CONTENT[model]
+    else:
+        return False
+    prompt = sum(len(content_text(m.get("content")))
+                 for m in body.get("messages") or [] if isinstance(m, dict)) // 4
+    completion = max(1, len(content or refusal or "") // 4)
+    h.respond_ok({
+        "id": "chatcmpl-sim%d" % STATE.next_id(), "object": "chat.completion",
+        "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "logprobs": None, "finish_reason": finish,
+                     "message": {"role": "assistant", "content": content,
+                                 "refusal": refusal}}],
+        "usage": {"prompt_tokens": max(1, prompt), "completion_tokens": completion,
+                  "total_tokens": max(1, prompt) + completion},
+    }, {})
+    return True
+# ---- end of cascade answers ------------------------------------------------
 
 
 def upstream_fault(h, body, api_path):
