@@ -58,6 +58,7 @@ typedef struct report {
     uint64_t malformed; /* lines that are not a JSON object */
     uint64_t filtered;  /* valid entries outside --since/--until */
     uint64_t explain;   /* POST /v1/router/explain calls: not requests, not in any row */
+    struct report_cascade *cascade; /* the cascade tiers' steps (report_cascade.h) */
     /* private */
     size_t _rows_cap, _tiers_cap;
     size_t *_row_slots, *_tier_slots; /* open-addressing index + 1, 0 = empty */

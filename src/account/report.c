@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "account/report_cascade.h"
 #include "core/util.h"
 
 #define LABEL_MAX 40 /* widest label column in the table */
@@ -284,6 +285,7 @@ report_t *report_new(const report_opts_t *opts)
     if (opts)
         r->opts = *opts;
     r->total.name = xstrdup("TOTAL");
+    r->cascade = report_cascade_new();
     return r;
 }
 
@@ -300,6 +302,7 @@ void report_free(report_t *r)
     free(r->tiers);
     free(r->_row_slots);
     free(r->_tier_slots);
+    report_cascade_free(r->cascade);
     free(r);
 }
 
@@ -361,6 +364,7 @@ static int add_cstr(report_t *r, const char *line, size_t len)
                   e.tier, NULL),
             &e);
     row_add(&r->total, &e);
+    report_cascade_add(r->cascade, o);
 out:
     cJSON_Delete(o);
     return rc;
@@ -422,6 +426,7 @@ void report_finish(report_t *r)
     for (size_t i = 0; i < r->n_tiers; i++)
         row_finish(&r->tiers[i]);
     row_finish(&r->total);
+    report_cascade_finish(r->cascade);
 }
 
 report_t *report_compute(const char *const *paths, size_t n_paths, const report_opts_t *opts,
@@ -574,6 +579,7 @@ void report_print_table(const report_t *r, FILE *out)
     print_rule(out, tw + numeric_width());
     for (size_t i = 0; i < r->n_tiers; i++)
         print_row(out, &r->tiers[i], r->tiers[i].name, tw, NULL, 0);
+    report_cascade_print_table(r->cascade, out);
 }
 
 static void json_num(cJSON *o, const char *name, double v)
@@ -639,6 +645,7 @@ void report_print_json(const report_t *r, FILE *out)
     for (size_t i = 0; i < r->n_tiers; i++)
         cJSON_AddItemToArray(tiers, row_json(&r->tiers[i], "tier", false));
     cJSON_AddItemToObject(root, "tiers", tiers);
+    report_cascade_json(r->cascade, root);
     text = cJSON_Print(root);
     if (text == NULL) {
         fprintf(stderr, "llmrouter report: out of memory\n");
