@@ -653,8 +653,11 @@ static void test_wrong_types(void **state)
     expect_error_at("server: [a, b]\n" VALID, "[a, b]", "server: expected a mapping, found a list");
     expect_error_at(PROV "models:\n  - m1\n" TIERS ROUTING, "- m1",
                     "models: expected a mapping, found a list");
+    /* a mapping is the cascade form of a tier (docs/configuration.md) */
     expect_error_at(PROV MODELS "tiers:\n  t1: {m1: 1}\n" ROUTING, "{m1: 1}",
-                    "tiers.t1: expected a list, found a mapping");
+                    "tiers.t1: missing \"models\"");
+    expect_error_at(PROV MODELS "tiers:\n  t1: 5\n" ROUTING, "5\n",
+                    "tiers.t1: expected a list, found a scalar");
     expect_error_at("providers:\n  p1: {type: openai, base_url: [x]}\n" MODELS TIERS ROUTING, "[x]",
                     "providers.p1.base_url: expected a string, found a list");
     expect_error_at(PROV "models:\n  m1: openai\n" TIERS ROUTING, "openai\n",
