@@ -92,18 +92,6 @@ enum cascade_reason cascade_check(const cascade_cfg_t *cc, const cascade_ask_t *
                                   const char *answer, size_t len, char **content, char *detail,
                                   size_t detail_len);
 
-/* Whether value matches schema, in the subset documented in docs/routing.md
- * (type with nullable forms, properties, required, additionalProperties,
- * items, prefixItems, enum, const, minimum/maximum and their exclusive
- * forms, multipleOf, minLength/maxLength, minItems/maxItems,
- * minProperties/maxProperties, anyOf, oneOf, allOf, not, $ref into the same
- * document). Keywords outside the subset (pattern, format, ...) are
- * ignored: they never reject. root is the schema document $ref resolves
- * against. On failure why (may be NULL) gets the path of the first
- * violation. */
-bool cascade_schema_valid(const struct cJSON *schema, const struct cJSON *root,
-                          const struct cJSON *value, char *why, size_t why_len);
-
 /* The judge: the request body for judging answer to question (malloc'd,
  * *len set; caller frees), and the score read from the judge's content: a
  * number in [0, 1] at the start of the reply (a "N/10" or a number in

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/config.h"
+#include "core/jsonschema.h"
 #include "upstream/cascade.h"
 
 static const char HEAD[] = "providers:\n"
@@ -201,7 +202,7 @@ static bool valid(const char *schema, const char *value)
     bool ok;
     assert_non_null(s);
     assert_non_null(v);
-    ok = cascade_schema_valid(s, s, v, why, sizeof why);
+    ok = jsonschema_valid(s, s, v, why, sizeof why);
     cJSON_Delete(s);
     cJSON_Delete(v);
     return ok;
@@ -260,7 +261,7 @@ static void test_schema(void **state)
         cJSON *s = cJSON_Parse("{\"properties\":{\"a\":{\"type\":\"string\"}}}");
         cJSON *v = cJSON_Parse("{\"a\":1}");
         char why[200];
-        assert_false(cascade_schema_valid(s, s, v, why, sizeof why));
+        assert_false(jsonschema_valid(s, s, v, why, sizeof why));
         assert_non_null(strstr(why, ".a"));
         cJSON_Delete(s);
         cJSON_Delete(v);

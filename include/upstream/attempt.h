@@ -1,0 +1,36 @@
+/* attempt: what upstream.c (the curl state machine) and answer.c (what
+ * becomes of a sound answer) share; private to the two. Shard thread only. */
+#ifndef LLMROUTER_UPSTREAM_ATTEMPT_H
+#define LLMROUTER_UPSTREAM_ATTEMPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http/request.h"
+#include "upstream/provider.h"
+#include "upstream/upstream.h"
+
+/* Tries the next usable model of req's chain, or answers the exhausted
+ * chain (upstream/chain.h). */
+void upstream_next_attempt(upstream_t *up, req_t *req);
+
+/* Completes req's accounting once its answer is complete: usage or an
+ * estimate (answer_bytes long), the baseline, the model's daily cap, a
+ * cascade's attempts, the budget settlement. */
+void upstream_account(req_t *req, size_t answer_bytes);
+
+/* Delivers a sound answer (pr from provider_check_answer; its new_body and
+ * compact are consumed): accounting, cache (unless a cascade did not accept
+ * it), sample, reply. */
+void upstream_deliver(upstream_t *up, req_t *req, provider_result_t *pr);
+
+/* A cascade whose later models all failed: delivers the last rejected
+ * answer instead of a 502. */
+void upstream_deliver_kept(upstream_t *up, req_t *req);
+
+/* A cascade's verdict on a sound answer. Returns false when it is to be
+ * delivered now (accepted, or the last model's), true when the request went
+ * on (escalated, or waiting for the judge). */
+bool upstream_cascade_step(upstream_t *up, req_t *req, provider_result_t *pr);
+
+#endif
