@@ -121,7 +121,8 @@ const char *anthropic_finish_reason(const char *stop_reason);
 typedef struct anthropic_error_info {
     const char *type;    /* OpenAI error type (static) */
     const char *code;    /* Anthropic's error.type, e.g. "overloaded_error" (static) */
-    bool fails_over;     /* another model of the chain should be tried: 408, 409,
+    bool fails_over;     /* another model of the chain should be tried (the
+                            daemon's rule): 401, 403 (the provider's key), 408,
                             429, >= 500 including 529 overloaded_error */
 } anthropic_error_info_t;
 

@@ -109,9 +109,11 @@ static const struct {
     {"overloaded_error", "server_error", 529},
 };
 
+/* The daemon's own rule (upstream.c): the provider's key (401, 403), time
+ * outs, rate limits and server faults, 529 overloaded_error included. */
 static bool status_fails_over(int status)
 {
-    return status == 408 || status == 409 || status == 429 || status >= 500;
+    return status == 401 || status == 403 || status == 408 || status == 429 || status >= 500;
 }
 
 /* Fills *info for Anthropic error type `type` (may be NULL) seen with HTTP
