@@ -313,3 +313,13 @@ const uint64_t *prompt_keywords(prompt_t *p, enum scope sc, const kwset_t *ks)
     }
     return s->kw;
 }
+
+double prompt_score(prompt_t *p, const scorer_t *s)
+{
+    if (!p->have_score) {
+        scorer_features(p, p->score_x);
+        p->score = scorer_apply(s, p->score_x);
+        p->have_score = true;
+    }
+    return p->score;
+}
