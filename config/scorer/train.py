@@ -52,15 +52,16 @@ L2 = 1e-3         # ridge on the standardised weights
 SHARES = (0.20, 0.35, 0.50)
 ONLY = None       # --only: learn just these features (experiments)
 
-# Features whose weight may come out negative: the text statistics, whose direction
-# the data decides. The structural markers the issue names as signs of a hard
-# request (sub-tasks, reasoning and constraint markers, code fences and code lines,
-# a long or structured answer asked for) may only raise the score: on MMLU a
-# numbered list or the word "must" is rare and subject-specific, and a negative
-# weight learned there would fit that benchmark, not traffic. (--may-lower changes
-# the set for experiments; docs/routing.md gives the figures of the alternatives.)
-MAY_LOWER = {"tokens", "digits", "numbers", "math_ops", "latex", "math_words", "units",
-             "questions", "code_words", "word_length", "long_words", "names", "output_short"}
+# Features whose weight may come out negative: a few text statistics whose direction
+# the data decides (the share of digits against the count of numbers, word length,
+# capitalised names, units). Every other feature is a sign of a hard request the
+# issue names (length, code, math operators and vocabulary, LaTeX, questions,
+# sub-tasks, reasoning and constraint markers, a long or structured answer) and may
+# only raise the score: a negative weight learned for, say, math vocabulary or a
+# numbered list fits MMLU's subjects, not traffic (held out, it also did worse on
+# nim). --may-lower changes the set for experiments; docs/routing.md gives the
+# figures of the alternatives.
+MAY_LOWER = {"digits", "units", "word_length", "long_words", "names", "output_short"}
 LABEL = "gap"   # or "weak_wrong" (--label): 1 - weak
 
 # Features the data cannot teach: every training prompt is one English user message
@@ -72,8 +73,8 @@ HAND_SET = {
     "system_tokens": 0.20,   # a long system prompt: instructions to follow
     "depth": 0.30,           # many turns
     "max_output": 0.20,      # a large max_tokens: a long answer wanted
-    "non_english": 0.30,     # small models lose more outside English
-    "non_latin": 0.20,
+    "non_english": 0.20,     # small models lose more outside English
+    "non_latin": 0.0,        # already in non_english; no evidence for more
 }
 
 

@@ -54,6 +54,7 @@ typedef struct prompt {
     size_t kw_words; /* uint64_t words per keyword bitset */
     /* shape, filled by prompt_init */
     unsigned n_messages;
+    unsigned n_system; /* system / developer messages among them */
     bool tools;
     bool images;
     bool audio;

@@ -30,7 +30,7 @@ enum scorer_feature {
     SF_TOKENS,         /* log1p(estimated tokens of the last user message) / 8 */
     SF_CONTEXT_TOKENS, /* log1p(tokens of the rest of the conversation) / 8 */
     SF_SYSTEM_TOKENS,  /* log1p(tokens of the system / developer messages) / 8 */
-    SF_DEPTH,          /* log1p(messages - 1) / 3 */
+    SF_DEPTH,          /* log1p(messages before the last, system ones not counted) / 3 */
     SF_CODE_FENCES,    /* ``` fences, log1p(n) / 2 */
     SF_CODE_LINES,     /* share of the non-empty lines that look like code */
     SF_CODE_WORDS,     /* programming vocabulary (function, python, array...), log1p / 3 */

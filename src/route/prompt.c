@@ -60,7 +60,9 @@ void prompt_init(prompt_t *p, const cJSON *root, enum endpoint ep)
         const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages"), *m;
         cJSON_ArrayForEach(m, msgs)
         {
+            const char *role = role_of(m);
             p->n_messages++;
+            p->n_system += strcmp(role, "system") == 0 || strcmp(role, "developer") == 0;
             scan_parts(p, cJSON_GetObjectItemCaseSensitive(m, "content"));
         }
         v = cJSON_GetObjectItemCaseSensitive(root, "tools");

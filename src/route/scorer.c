@@ -406,7 +406,8 @@ void scorer_features(prompt_t *p, double x[SCORER_N_FEATURES])
     x[SF_TOKENS] = lg(last->tokens, 8);
     x[SF_CONTEXT_TOKENS] = lg(rest > 0 ? rest : 0, 8);
     x[SF_SYSTEM_TOKENS] = lg(sys->tokens, 8);
-    x[SF_DEPTH] = lg(p->n_messages > 1 ? p->n_messages - 1 : 0, 3);
+    /* turns before the last one; a system prompt is not a turn */
+    x[SF_DEPTH] = lg(p->n_messages > p->n_system + 1 ? p->n_messages - p->n_system - 1 : 0, 3);
     x[SF_CODE_FENCES] = lg(c.fences, 2);
     x[SF_CODE_LINES] = c.lines ? (double)c.code_lines / c.lines : 0;
     x[SF_CODE_WORDS] = lg(c.code, 3);
