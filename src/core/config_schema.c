@@ -576,8 +576,8 @@ void config_parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node
             cfg->rules = rules_parse(c, cfg, v);
         } else {
             yw_unknown_key(c, kn, "routing",
-                           "default_tier, routable_models, allow_client_tier, baseline_model, scorer, "
-                           "rules");
+                           "default_tier, routable_models, allow_client_tier, baseline_model, rules, "
+                           "scorer");
         }
     }
 }
