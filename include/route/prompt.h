@@ -63,6 +63,7 @@ typedef struct prompt {
     int64_t max_output;          /* max_completion_tokens / max_tokens, -1 if absent */
     /* complexity score, computed by the first prompt_score */
     bool have_score;
+    bool score_used; /* the rules needed it to decide (set by rules_eval) */
     double score;
     double score_x[SCORER_N_FEATURES];
 } prompt_t;

@@ -360,7 +360,7 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
         prompt_init(&p, root, req->ep);
         st = router_route(req->cfg, model->valuestring, &p, &ctx, header_of(req, "x-router-tier"),
                           &req->route, explain ? &rules_why : NULL);
-        req->score = p.have_score ? p.score : -1;
+        req->score = p.score_used ? p.score : -1;
         if (st == ROUTER_OK && explain)
             explain_finish(req, &p, model->valuestring, &rules_why, explain);
         req->est_prompt_tokens = prompt_stats(&p, SCOPE_CONVERSATION)->tokens;

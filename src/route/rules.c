@@ -384,10 +384,15 @@ int rules_eval(const rules_t *rs, prompt_t *p, const rule_ctx_t *ctx, buf_t *exp
         }
         if (r && winner < 0) {
             winner = (int)i;
+            /* explaining evaluates every rule; what counts is whether the
+             * decision needed the score */
+            p->score_used = p->have_score;
             if (!explain)
                 break;
         }
     }
+    if (winner < 0)
+        p->score_used = p->have_score;
     if (explain)
         buf_puts(explain, "]");
     if (e.md)
