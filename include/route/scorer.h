@@ -79,7 +79,10 @@ const char *scorer_source(const scorer_t *s);
 const char *scorer_feature_name(int f);
 
 /* Computes the features of p into x. Reads p's texts and statistics
- * through prompt.c (which caches them); allocates nothing. */
+ * through prompt.c (which caches them); allocates nothing. The lexical
+ * features (code, math, markers, questions, words) read at most the first
+ * 4 KiB and the last 2 KiB of the last user message; the token counts cover
+ * everything. */
 void scorer_features(struct prompt *p, double x[SCORER_N_FEATURES]);
 
 /* The score of a feature vector: 1 / (1 + exp(-(bias + w . x))), in [0, 1]. */

@@ -2,8 +2,8 @@
  *
  * The lexical features come from one pass over the last user message: a
  * line loop (fences, list lines, code-like lines) around a byte loop (words,
- * digits, operators, LaTeX, '?'). Each ASCII word is hashed (FNV-1a on its
- * lower-case letters) and looked up, alone and with the word before it, in
+ * digits, operators, LaTeX, '?'). Each ASCII word gets a key (its first 12
+ * letters and its length, see word_hash) and is looked up, alone and with the word before it, in
  * one small open-addressing table of marker words and two-word phrases
  * built once under pthread_once; the table holds a bit set of categories
  * per entry. Tokens, script and language come from prompt.c / textstat.c,
@@ -53,6 +53,8 @@ enum {
     M_MATH = 1 << 6,
     M_UNIT = 1 << 7,
     M_CODE_START = 1 << 8, /* a word that starts a line of code */
+    M_PAIR2 = 1 << 9,      /* the second word of a phrase: look up the pair */
+    M_COUNTED = M_REASON | M_CONSTRAINT | M_LONG | M_SHORT | M_FORMAT | M_CODE | M_MATH,
 };
 
 static const struct marker {
@@ -133,26 +135,31 @@ static const struct marker {
 };
 
 #define TABLE_SIZE 1024 /* a power of two, over 3 times the markers */
-#define FNV_OFFSET 1469598103934665603ull
-#define FNV_PRIME 1099511628211ull
 #define PAIR_MIX 0x9e3779b97f4a7c15ull
+#define WORD_LETTERS 12 /* letters a word key holds exactly (5 bits each) */
 
 static struct slot {
     uint64_t key; /* 0 = empty */
     unsigned mask;
 } table[TABLE_SIZE];
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+/* ASCII letters -> 1..26 whatever their case, anything else -> 0 (built
+ * with the table): one load both tests and folds a byte in the word loop */
+static unsigned char letter[256];
 
 static uint64_t pair_key(uint64_t prev, uint64_t cur)
 {
     return (prev * PAIR_MIX) ^ cur;
 }
 
+static size_t slot_of(uint64_t key)
+{
+    return (size_t)((key * PAIR_MIX) >> 54) & (TABLE_SIZE - 1); /* top 10 bits */
+}
+
 static void table_put(uint64_t key, unsigned mask)
 {
-    size_t i = (size_t)(key ^ key >> 29) & (TABLE_SIZE - 1);
-    if (key == 0)
-        key = 1;
+    size_t i = slot_of(key);
     while (table[i].key != 0 && table[i].key != key)
         i = (i + 1) & (TABLE_SIZE - 1);
     table[i].key = key;
@@ -161,9 +168,7 @@ static void table_put(uint64_t key, unsigned mask)
 
 static unsigned table_get(uint64_t key)
 {
-    size_t i = (size_t)(key ^ key >> 29) & (TABLE_SIZE - 1);
-    if (key == 0)
-        key = 1;
+    size_t i = slot_of(key);
     while (table[i].key != 0) {
         if (table[i].key == key)
             return table[i].mask;
@@ -172,23 +177,32 @@ static unsigned table_get(uint64_t key)
     return 0;
 }
 
+/* The key of a word, as the word loop of scan_line computes it: its first
+ * WORD_LETTERS letters, 5 bits each, and its length (capped at 15) in the
+ * top 4 bits — exact for words of up to 12 letters, prefix and length for
+ * longer ones; never 0. Shifts and ors, no multiply chain per byte: this
+ * loop is most of the scorer's cost. */
 static uint64_t word_hash(const char *s, size_t n)
 {
-    uint64_t h = FNV_OFFSET;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)(s[i] | 0x20)) * FNV_PRIME;
-    return h;
+    uint64_t h = 0;
+    for (size_t i = 0; i < n && i < WORD_LETTERS; i++)
+        h = h << 5 | letter[(unsigned char)s[i]];
+    return h | (uint64_t)(n < 15 ? n : 15) << 60;
 }
 
 static void table_build(void)
 {
+    for (int c = 'a'; c <= 'z'; c++)
+        letter[c] = letter[c - 32] = (unsigned char)(c - 'a' + 1);
     for (size_t i = 0; i < UTIL_ARRAY_LEN(markers); i++) {
         const char *t = markers[i].text, *sp = strchr(t, ' ');
-        if (sp == NULL)
+        if (sp == NULL) {
             table_put(word_hash(t, strlen(t)), markers[i].mask);
-        else
-            table_put(pair_key(word_hash(t, (size_t)(sp - t)), word_hash(sp + 1, strlen(sp + 1))),
-                      markers[i].mask);
+        } else {
+            uint64_t second = word_hash(sp + 1, strlen(sp + 1));
+            table_put(pair_key(word_hash(t, (size_t)(sp - t)), second), markers[i].mask);
+            table_put(second, M_PAIR2);
+        }
     }
 }
 
@@ -200,11 +214,6 @@ typedef struct counts {
     unsigned words, letters, long_words, names;
     unsigned reason, constraint, out_long, out_short, format, code, math;
 } counts_t;
-
-static bool is_alpha(unsigned char c)
-{
-    return (unsigned char)((c | 0x20) - 'a') < 26;
-}
 
 static bool is_digit(unsigned char c)
 {
@@ -257,30 +266,37 @@ static void scan_line(const unsigned char *s, size_t n, bool *in_fence, bool *se
     }
     while (i < end) {
         unsigned char ch = s[i];
-        if (is_alpha(ch)) {
+        if (letter[ch]) {
             size_t w = i;
-            uint64_t h;
+            uint64_t h = 0;
             unsigned m;
-            while (i < end && is_alpha(s[i]))
+            do {
+                if (i - w < WORD_LETTERS)
+                    h = h << 5 | letter[s[i]];
                 i++;
-            h = word_hash((const char *)s + w, i - w);
+            } while (i < end && letter[s[i]]);
+            h |= (uint64_t)(i - w < 15 ? i - w : 15) << 60;
             m = table_get(h);
-            if (prev != 0)
+            if ((m & M_PAIR2) && prev != 0)
                 m |= table_get(pair_key(prev, h)) & ~(unsigned)M_UNIT;
-            if (prev_was_number && (m & M_UNIT))
-                c->units++;
             c->words++;
             c->letters += (unsigned)(i - w);
             c->long_words += i - w >= 10;
             if (!*sentence_start && (ch >= 'A' && ch <= 'Z') && i - w > 1)
                 c->names++;
-            c->reason += (m & M_REASON) != 0;
-            c->constraint += (m & M_CONSTRAINT) != 0;
-            c->out_long += (m & M_LONG) != 0;
-            c->out_short += (m & M_SHORT) != 0;
-            c->format += (m & M_FORMAT) != 0;
-            c->code += (m & M_CODE) != 0;
-            c->math += (m & M_MATH) != 0;
+            if (m != 0) { /* most words are no marker */
+                if (prev_was_number && (m & M_UNIT))
+                    c->units++;
+                if (m & M_COUNTED) {
+                    c->reason += (m & M_REASON) != 0;
+                    c->constraint += (m & M_CONSTRAINT) != 0;
+                    c->out_long += (m & M_LONG) != 0;
+                    c->out_short += (m & M_SHORT) != 0;
+                    c->format += (m & M_FORMAT) != 0;
+                    c->code += (m & M_CODE) != 0;
+                    c->math += (m & M_MATH) != 0;
+                }
+            }
             if (first_word)
                 code_start = (m & M_CODE_START) != 0;
             first_word = false;
@@ -322,7 +338,7 @@ static void scan_line(const unsigned char *s, size_t n, bool *in_fence, bool *se
             punct = true;
             break;
         case '\\':
-            c->latex += i < end && is_alpha(s[i]);
+            c->latex += i < end && letter[s[i]] != 0;
             break;
         case '$':
             c->latex++;
@@ -365,6 +381,25 @@ static void scan_line(const unsigned char *s, size_t n, bool *in_fence, bool *se
     }
 }
 
+/* The lexical pass reads at most the first SCAN_HEAD and the last
+ * SCAN_TAIL bytes of the last user message: its cost stays bounded on huge
+ * prompts (a long document pasted before the question), and the question and
+ * the instructions are usually at the start or the end. Length itself comes
+ * from the token estimate, which counts everything. */
+#define SCAN_HEAD 4096
+#define SCAN_TAIL 2048
+
+static void scan_text(const char *t, size_t n, bool *in_fence, bool *sentence_start, counts_t *c)
+{
+    size_t at = 0;
+    while (at < n) {
+        const char *nl = memchr(t + at, '\n', n - at);
+        size_t e = nl ? (size_t)(nl - t) : n;
+        scan_line((const unsigned char *)t + at, e - at, in_fence, sentence_start, c);
+        at = e + 1;
+    }
+}
+
 static double lg(double v, double scale)
 {
     return log1p(v) / scale;
@@ -378,7 +413,7 @@ static double clamp01(double v)
 void scorer_features(prompt_t *p, double x[SCORER_N_FEATURES])
 {
     const char *t;
-    size_t n, at = 0;
+    size_t n;
     counts_t c = {0};
     bool in_fence = false, sentence_start = true;
     const ts_stats_t *last, *conv, *sys;
@@ -387,11 +422,11 @@ void scorer_features(prompt_t *p, double x[SCORER_N_FEATURES])
 
     pthread_once(&table_once, table_build);
     prompt_text(p, SCOPE_LAST_USER, &t, &n);
-    while (at < n) {
-        const char *nl = memchr(t + at, '\n', n - at);
-        size_t e = nl ? (size_t)(nl - t) : n;
-        scan_line((const unsigned char *)t + at, e - at, &in_fence, &sentence_start, &c);
-        at = e + 1;
+    if (n <= SCAN_HEAD + SCAN_TAIL) {
+        scan_text(t, n, &in_fence, &sentence_start, &c);
+    } else {
+        scan_text(t, SCAN_HEAD, &in_fence, &sentence_start, &c);
+        scan_text(t + n - SCAN_TAIL, SCAN_TAIL, &in_fence, &sentence_start, &c);
     }
     last = prompt_stats(p, SCOPE_LAST_USER);
     conv = prompt_stats(p, SCOPE_CONVERSATION);
