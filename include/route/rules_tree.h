@@ -16,6 +16,7 @@
 #include "route/keywords.h"
 #include "route/prompt.h"
 #include "route/rules.h"
+#include "route/scorer.h"
 
 enum cond_kind {
     C_ALL,
@@ -43,6 +44,7 @@ enum cond_kind {
     C_KEY_REGEX,
     C_HEADER,
     C_HEADER_REGEX,
+    C_COMPLEXITY, /* lo <= the scorer's score <= hi */
 };
 
 #define REGEX_MAX_ALTS 8
@@ -67,6 +69,7 @@ typedef struct cond {
     size_t n_kids;
     unsigned *order;  /* kids in increasing cost (evaluation order unless explaining) */
     bool latin_lang;  /* C_LANGUAGE: lists a Latin-script language (needs stop words) */
+    double lo, hi;    /* C_COMPLEXITY: the band, both inclusive */
 } cond_t;
 
 typedef struct rule {
@@ -81,6 +84,7 @@ struct rules {
     rule_t *v;
     size_t n;
     kwset_t *kw;
+    const scorer_t *scorer; /* for complexity conditions: cfg's weights or the built-in */
 };
 
 #endif
