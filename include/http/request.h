@@ -173,7 +173,7 @@ typedef struct req {
      * otherwise owned by upstream.c; freed by request_free. ---- */
     bool ant;                       /* this attempt speaks the Messages API */
     bool ant_refused;               /* a model of the chain could not take the request */
-    req_error_t ant_err;            /* that refusal: the answer if no model could serve */
+    req_error_t ant_err;            /* the latest refusal: the answer if no model could serve */
     char ant_param[96];             /* ant_err.param's text */
     anthropic_req_info_t ant_info;  /* facts of the request translation */
     anthropic_stream_t *ant_stream; /* stream translator of this attempt, or NULL */
@@ -205,9 +205,9 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain);
  * type: anthropic provider, the body is the Messages translation of the
  * chat request (req->ant and req->ant_info set). Returns 0, or -1 when the
  * request cannot be sent to model m as asked (an Anthropic model and a
- * request the translation refuses, or an endpoint other than chat): *err
- * is then a 400 naming the field, fwd_body unchanged. */
-int request_build_forward(req_t *req, int m, req_error_t *err);
+ * request the translation refuses, or an endpoint other than chat):
+ * req->ant_err is then a 400 naming the field, fwd_body unchanged. */
+int request_build_forward(req_t *req, int m);
 
 /* Sets req->id from the client's x-request-id when it is safe to echo
  * (1-128 chars of [A-Za-z0-9._:-]), else generates one from rnd. */

@@ -368,8 +368,9 @@ out:
 /* The Messages body for Anthropic model m: the client's chat request
  * translated (parsed once per attempt: attempts on Anthropic models are
  * few, and the translation needs the tree). */
-static int build_forward_anthropic(req_t *req, int m, req_error_t *err)
+static int build_forward_anthropic(req_t *req, int m)
 {
+    req_error_t *err = &req->ant_err;
     const cfg_model_t *md = &req->cfg->models[m];
     anthropic_req_opts_t opts = {.model = md->upstream, .default_max_tokens = md->default_max_tokens};
     anthropic_err_t aerr = {{0}, {0}};
@@ -420,7 +421,7 @@ static int build_forward_anthropic(req_t *req, int m, req_error_t *err)
     return 0;
 }
 
-int request_build_forward(req_t *req, int m, req_error_t *err)
+int request_build_forward(req_t *req, int m)
 {
     const char *body = buf_ptr(&req->body);
     size_t len = buf_len(&req->body);
@@ -439,7 +440,7 @@ int request_build_forward(req_t *req, int m, req_error_t *err)
 
     req->ant = false;
     if (req->cfg->providers[req->cfg->models[m].provider].type == PROVIDER_ANTHROPIC)
-        return build_forward_anthropic(req, m, err);
+        return build_forward_anthropic(req, m);
     e[ne++] = (struct edit){req->model_span.off, req->model_span.len, name, strlen(name), true};
     if (req->inject_usage) {
         if (req->so_span.len > 0) {

@@ -618,8 +618,9 @@ static void on_req_timer(loop_t *loop, loop_timer_t *t)
 }
 
 /* Starts an attempt on model m. Returns 0; -1 when the transfer could not
- * start; -2 when the request cannot be sent to m as asked (*err: a 400). */
-static int start_transfer(upstream_t *up, req_t *req, int m, req_error_t *err)
+ * start; -2 when the request cannot be sent to m as asked (req->ant_err: a
+ * 400). */
+static int start_transfer(upstream_t *up, req_t *req, int m)
 {
     const config_t *cfg = req->cfg;
     const cfg_provider_t *p = &cfg->providers[cfg->models[m].provider];
@@ -632,7 +633,7 @@ static int start_transfer(upstream_t *up, req_t *req, int m, req_error_t *err)
 
     if ((size_t)snprintf(url, sizeof url, "%s%s", p->base_url, path) >= sizeof url)
         return -1;
-    if (request_build_forward(req, m, err) < 0)
+    if (request_build_forward(req, m) < 0)
         return -2;
     if (antwire_begin(req) < 0)
         return -1;
@@ -730,8 +731,7 @@ void upstream_next_attempt(upstream_t *up, req_t *req)
             continue;
         }
         {
-            req_error_t err;
-            int rc = start_transfer(up, req, m, &err);
+            int rc = start_transfer(up, req, m);
             char why[112];
             if (rc == 0)
                 return;
@@ -739,11 +739,8 @@ void upstream_next_attempt(upstream_t *up, req_t *req)
                 /* the request as asked is not for this model (an Anthropic
                  * one): the others of the chain may serve it; if none can,
                  * the client gets this 400 (see refused_only) */
-                if (!req->ant_refused) {
-                    req->ant_refused = true;
-                    req->ant_err = err;
-                }
-                snprintf(why, sizeof why, "refused: %.100s", err.message);
+                req->ant_refused = true;
+                snprintf(why, sizeof why, "refused: %.100s", req->ant_err.message);
                 upstream_record(req, m, 0, why);
             } else {
                 upstream_record(req, m, 0, "could not start the transfer");
