@@ -84,6 +84,7 @@ EXTRA_TIERS = """\
   abig:        [claudebig]
   amany:       [claudemany]
   claude-oai:  [claude, good-mini]
+  t-casc:      {models: [good-mini, claude], cascade: true, checks: {judge: {model: claudever, threshold: 0.5}}}
 """
 
 
@@ -460,6 +461,23 @@ def test_refused_translation():
     r = post({"model": "claude", "input": "x"}, path="/v1/embeddings")
     err = R.check_error(r, 400, "unsupported_for_model")
     eq(err["param"], "model", "param")
+
+
+@test
+def test_cascade_with_anthropic_judge_and_final_model():
+    # the judge is an Anthropic model (llmrouter's own call, upstream/call.c):
+    # its answer has no score, so the cascade escalates to claude, whose
+    # translated answer passes the checks and is returned
+    E.sim_reset()
+    r = post(chat_body("t-casc", "judge me"))
+    eq(r.status, 200, f"status ({R.short(r.body)})")
+    eq(r.h("x-router-cascade"), "good-mini:rejected(judge_error),claude:accepted", "cascade steps")
+    eq(R.reply_content(r), expected("claude-sim", "judge me"), "the Anthropic answer")
+    judge = [q for q in sim_requests_to("/messages") if (q.get("body") or {}).get("model") == "claude-ver"]
+    eq(len(judge), 1, "one judge call to the Anthropic Messages API")
+    eq(judge[0]["headers"].get("x-api-key"), ANT_KEY, "the judge call's x-api-key")
+    check("authorization" not in judge[0]["headers"], "no Authorization header on the judge call")
+    check(isinstance(judge[0]["body"].get("max_tokens"), int), "a Messages body")
 
 
 @test
