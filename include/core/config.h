@@ -18,7 +18,10 @@ struct scorer;
 struct auth;
 struct auth_secret;
 
-enum provider_type { PROVIDER_OPENAI = 0 };
+/* The wire format a provider speaks: OpenAI's Chat Completions (any
+ * OpenAI-compatible API), or Anthropic's Messages API, translated by
+ * upstream/anthropic.h. */
+enum provider_type { PROVIDER_OPENAI = 0, PROVIDER_ANTHROPIC };
 
 typedef struct cfg_provider {
     char *name;
@@ -35,8 +38,12 @@ typedef struct cfg_provider {
      * load, not per request), "" for none; no_proxy likewise. */
     char *proxy;
     char *no_proxy;
-    /* Prebuilt upstream request headers (Content-Type, Accept, Authorization
-     * with the key, no Expect). Read-only; shared by all threads. */
+    /* type anthropic: the anthropic-version header's value (NULL: the
+     * translation's ANTHROPIC_VERSION) */
+    char *anthropic_version;
+    /* Prebuilt upstream request headers (Content-Type, Accept, no Expect,
+     * and the key: Authorization: Bearer for openai, x-api-key plus
+     * anthropic-version for anthropic). Read-only; shared by all threads. */
     struct curl_slist *headers;
     int line; /* where it was defined, for messages */
 } cfg_provider_t;
@@ -48,6 +55,8 @@ typedef struct cfg_model {
     double input_per_mtok;
     double output_per_mtok;
     double cached_input_per_mtok;
+    double cache_write_per_mtok; /* Anthropic's cache-creation tokens; default input_per_mtok */
+    int64_t default_max_tokens;  /* anthropic: max_tokens sent when the client set none */
     int tier; /* first tier listing it, -1 if none */
     double daily_cap_usd; /* 0 = no cap; over it the model is skipped until the UTC day ends */
 } cfg_model_t;

@@ -15,6 +15,7 @@
 #include "core/json.h"
 #include "core/loop.h"
 #include "route/router.h"
+#include "upstream/anthropic.h"
 #include "upstream/owner.h"
 #include "upstream/sse.h"
 
@@ -167,6 +168,22 @@ typedef struct req {
     struct completion_acc *acc; /* streamed answer being assembled for the cache */
     buf_t acc_buf;        /* bytes of the events not yet fed to acc */
     uint64_t acc_base;    /* absolute stream offset of acc_buf's first byte */
+
+    /* ---- Anthropic upstream: the current attempt's provider is type:
+     * anthropic (upstream/anthropic.h). Set by request_build_forward,
+     * otherwise owned by upstream.c; freed by request_free. ---- */
+    bool ant;                       /* this attempt speaks the Messages API */
+    bool ant_refused;               /* a model of the chain could not take the request */
+    req_error_t ant_err;            /* the latest refusal: the answer if no model could serve */
+    char ant_param[96];             /* ant_err.param's text */
+    anthropic_req_info_t ant_info;  /* facts of the request translation */
+    anthropic_stream_t *ant_stream; /* stream translator of this attempt, or NULL */
+    sse_scan_t ant_sse;             /* delimits the raw upstream events */
+    buf_t ant_ev;                   /* raw bytes of the event being received */
+    uint64_t ant_ev_base;           /* raw stream offset of ant_ev's first byte */
+    uint64_t ant_pend_end;          /* > 0: raw end of a complete event not yet translated */
+    buf_t ant_out;                  /* translated bytes not yet taken by the stream path */
+    size_t ant_skip;                /* bytes of curl's next delivery already consumed */
 } req_t;
 
 /* Allocates a request for conn on shard, holding a reference to cfg. */
@@ -185,8 +202,13 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain);
 
 /* Builds req->fwd_body for model index m: the client's body with the value
  * of its top-level "model" replaced by the model's upstream name (and, for
- * streams, stream_options.include_usage set to true). */
-void request_build_forward(req_t *req, int m);
+ * streams, stream_options.include_usage set to true). For a model of a
+ * type: anthropic provider, the body is the Messages translation of the
+ * chat request (req->ant and req->ant_info set). Returns 0, or -1 when the
+ * request cannot be sent to model m as asked (an Anthropic model and a
+ * request the translation refuses, or an endpoint other than chat):
+ * req->ant_err is then a 400 naming the field, fwd_body unchanged. */
+int request_build_forward(req_t *req, int m);
 
 /* Sets req->id from the client's x-request-id when it is safe to echo
  * (1-128 chars of [A-Za-z0-9._:-]), else generates one from rnd. */

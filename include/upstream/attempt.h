@@ -10,6 +10,13 @@
 #include "upstream/provider.h"
 #include "upstream/upstream.h"
 
+/* The stream path of a 2xx streamed attempt: OpenAI chunks p[0..n) (as
+ * received, or translated from another format), held until the first data
+ * event proves sound, then committed and queued for the client. Returns n,
+ * CURL_WRITEFUNC_PAUSE when the client's queue is full (nothing taken), or
+ * 0 when the attempt failed. */
+size_t upstream_stream_write(req_t *req, const char *p, size_t n);
+
 /* Tries the next usable model of req's chain, or answers the exhausted
  * chain (upstream/chain.h). */
 void upstream_next_attempt(upstream_t *up, req_t *req);

@@ -285,6 +285,7 @@ void config_unref(config_t *cfg)
         free(cfg->providers[i].api_key_env);
         free(cfg->providers[i].proxy);
         free(cfg->providers[i].no_proxy);
+        free(cfg->providers[i].anthropic_version);
         curl_slist_free_all(cfg->providers[i].headers);
     }
     for (size_t i = 0; i < cfg->n_models; i++) {
@@ -361,7 +362,8 @@ void config_print_summary(const config_t *cfg, void *file)
     fprintf(f, "providers (%zu):\n", cfg->n_providers);
     for (size_t i = 0; i < cfg->n_providers; i++) {
         const cfg_provider_t *p = &cfg->providers[i];
-        fprintf(f, "  %-16s openai-compatible  %s  ", p->name, p->base_url);
+        fprintf(f, "  %-16s %s  %s  ", p->name,
+                p->type == PROVIDER_ANTHROPIC ? "anthropic" : "openai-compatible", p->base_url);
         if (p->api_key_env == NULL)
             fprintf(f, "no key\n");
         else

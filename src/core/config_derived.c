@@ -26,6 +26,7 @@
 #include "core/yamlwalk.h"
 #include "http/cors.h"
 #include "core/buf.h"
+#include "upstream/anthropic.h"
 
 
 static struct curl_slist *must_append(struct curl_slist *l, const char *s)
@@ -87,11 +88,22 @@ void config_resolve_keys(ywalk_t *c, config_t *cfg)
             } else {
                 size_t n = strlen(key) + 32;
                 char *line = xmalloc(n);
-                snprintf(line, n, "Authorization: Bearer %s", key);
+                /* Anthropic takes the key as x-api-key only: an
+                 * Authorization header would be a second credential */
+                if (p->type == PROVIDER_ANTHROPIC)
+                    snprintf(line, n, ANTHROPIC_HEADER_KEY ": %s", key);
+                else
+                    snprintf(line, n, "Authorization: Bearer %s", key);
                 h = must_append(h, line);
                 memset(line, 0, n);
                 free(line);
             }
+        }
+        if (p->type == PROVIDER_ANTHROPIC) {
+            char line[96];
+            snprintf(line, sizeof line, "anthropic-version: %s",
+                     p->anthropic_version ? p->anthropic_version : ANTHROPIC_VERSION);
+            h = must_append(h, line);
         }
         p->headers = h;
     }

@@ -253,9 +253,11 @@ static void parse_provider(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map)
             if (s) {
                 if (strcmp(s, "openai") == 0) {
                     p->type = PROVIDER_OPENAI;
+                } else if (strcmp(s, "anthropic") == 0) {
+                    p->type = PROVIDER_ANTHROPIC;
                 } else {
                     yw_error(c, v, "%s.type: unknown provider type \"%s\" (expected: openai — any "
-                                 "OpenAI-compatible API)",
+                                 "OpenAI-compatible API — or anthropic — Anthropic's Messages API)",
                            where, s);
                 }
                 free(s);
@@ -306,14 +308,26 @@ static void parse_provider(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map)
                 free(p->proxy);
                 p->proxy = s;
             }
+        } else if (strcmp(k, "anthropic_version") == 0) {
+            /* goes into a header line: a line break would smuggle headers */
+            char *s = yw_str(c, v, what);
+            if (s && (s[0] == '\0' || strlen(s) > 64 || strpbrk(s, "\r\n") != NULL)) {
+                yw_error(c, v, "%s: expected a version such as \"2023-06-01\"", what);
+                free(s);
+            } else if (s) {
+                free(p->anthropic_version);
+                p->anthropic_version = s;
+            }
         } else {
             yw_unknown_key(c, kn, where,
                         "type, base_url, api_key_env, connect_timeout_ms, first_byte_timeout_ms, "
-                        "idle_timeout_ms, timeout_ms, proxy");
+                        "idle_timeout_ms, timeout_ms, proxy, anthropic_version");
         }
     }
     if (!have_type)
-        yw_error(c, map, "%s: missing \"type\" (expected: openai)", where);
+        yw_error(c, map, "%s: missing \"type\" (expected: openai or anthropic)", where);
+    if (p->anthropic_version != NULL && p->type != PROVIDER_ANTHROPIC)
+        yw_error(c, map, "%s: anthropic_version applies only to type: anthropic", where);
     if (!have_url)
         yw_error(c, map, "%s: missing \"base_url\"", where);
 }
@@ -350,8 +364,9 @@ static void parse_model(ywalk_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *
     const char *k;
     yaml_node_t *kn, *v;
     char where[200];
-    bool have_cached = false;
+    bool have_cached = false, have_write = false;
     snprintf(where, sizeof where, "models.%s", m->name);
+    m->default_max_tokens = 4096;
     m->provider = -1;
     m->tier = -1;
     if (!yw_expect(c, map, YAML_MAPPING_NODE, where))
@@ -385,12 +400,18 @@ static void parse_model(ywalk_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *
             yw_price(c, v, what, &m->output_per_mtok);
         } else if (strcmp(k, "cached_input_per_mtok") == 0) {
             have_cached = yw_price(c, v, what, &m->cached_input_per_mtok);
+        } else if (strcmp(k, "cache_write_per_mtok") == 0) {
+            have_write = yw_price(c, v, what, &m->cache_write_per_mtok);
+        } else if (strcmp(k, "default_max_tokens") == 0) {
+            uint32_t mt;
+            if (yw_u32(c, v, what, 1, 1000000, &mt))
+                m->default_max_tokens = mt;
         } else if (strcmp(k, "daily_cap_usd") == 0) {
             budget_parse_model_cap(c, v, what, &m->daily_cap_usd);
         } else {
             yw_unknown_key(c, kn, where,
                         "provider, model, input_per_mtok, output_per_mtok, cached_input_per_mtok, "
-                        "daily_cap_usd");
+                        "cache_write_per_mtok, default_max_tokens, daily_cap_usd");
         }
     }
     if (m->provider == -1)
@@ -399,6 +420,10 @@ static void parse_model(ywalk_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *
         m->upstream = xstrdup(m->name);
     if (!have_cached)
         m->cached_input_per_mtok = m->input_per_mtok;
+    /* unpriced cache writes cost what plain input costs (Anthropic charges
+     * 1.25x: set cache_write_per_mtok to be exact) */
+    if (!have_write)
+        m->cache_write_per_mtok = m->input_per_mtok;
 }
 
 void config_parse_models(ywalk_t *c, config_t *cfg, yaml_node_t *map)

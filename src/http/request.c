@@ -52,6 +52,9 @@ void request_free(req_t *req)
     buf_free(&req->out);
     free(req->fwd_body);
     free(req->tail);
+    anthropic_stream_free(req->ant_stream);
+    buf_free(&req->ant_ev);
+    buf_free(&req->ant_out);
     config_unref(req->cfg);
     free(req);
 }
@@ -390,7 +393,63 @@ out:
     return rc;
 }
 
-void request_build_forward(req_t *req, int m)
+/* The Messages body for Anthropic model m: the client's chat request
+ * translated (parsed once per attempt: attempts on Anthropic models are
+ * few, and the translation needs the tree). */
+static int build_forward_anthropic(req_t *req, int m)
+{
+    req_error_t *err = &req->ant_err;
+    const cfg_model_t *md = &req->cfg->models[m];
+    anthropic_req_opts_t opts = {.model = md->upstream, .default_max_tokens = md->default_max_tokens};
+    anthropic_err_t aerr = {{0}, {0}};
+    cJSON *chat;
+    buf_t b;
+    int rc;
+
+    memset(err, 0, sizeof *err);
+    err->status = 400;
+    err->type = "invalid_request_error";
+    err->code = "unsupported_for_model";
+    if (req->ep != EP_CHAT) {
+        snprintf(err->message, sizeof err->message,
+                 "Model %s is served by an Anthropic provider, which answers only "
+                 "/v1/chat/completions requests.",
+                 md->name);
+        err->param = "model";
+        return -1;
+    }
+    chat = cJSON_ParseWithLength(buf_ptr(&req->body), buf_len(&req->body));
+    if (chat == NULL) { /* request_parse parsed it already: out of memory */
+        snprintf(err->message, sizeof err->message, "Out of memory translating the request.");
+        return -1;
+    }
+    /* the translation grows a body by a small factor at most (tool
+     * schemas are copied once, JSON strings re-escaped alike) */
+    buf_init(&b, buf_len(&req->body) * 2 + 65536);
+    rc = anthropic_request_from_chat(chat, &opts, &b, &req->ant_info, &aerr);
+    cJSON_Delete(chat);
+    if (rc != ANTHROPIC_OK) {
+        buf_free(&b);
+        if (rc == ANTHROPIC_EINVAL) {
+            snprintf(err->message, sizeof err->message, "%s (model %s is served by Anthropic's "
+                     "Messages API)", aerr.message, md->name);
+            /* param must outlive the call: kept in the request */
+            snprintf(req->ant_param, sizeof req->ant_param, "%s", aerr.param);
+            err->param = req->ant_param[0] ? req->ant_param : NULL;
+        } else {
+            snprintf(err->message, sizeof err->message,
+                     "The request is too large to be translated for model %s.", md->name);
+        }
+        return -1;
+    }
+    req->ant = true;
+    free(req->fwd_body);
+    req->fwd_len = buf_len(&b);
+    req->fwd_body = buf_detach(&b, &req->fwd_len);
+    return 0;
+}
+
+int request_build_forward(req_t *req, int m)
 {
     const char *body = buf_ptr(&req->body);
     size_t len = buf_len(&req->body);
@@ -407,6 +466,9 @@ void request_build_forward(req_t *req, int m)
     } e[3];
     int ne = 0;
 
+    req->ant = false;
+    if (req->cfg->providers[req->cfg->models[m].provider].type == PROVIDER_ANTHROPIC)
+        return build_forward_anthropic(req, m);
     e[ne++] = (struct edit){req->model_span.off, req->model_span.len, name, strlen(name), true};
     if (req->inject_usage) {
         if (req->so_span.len > 0) {
@@ -449,4 +511,5 @@ void request_build_forward(req_t *req, int m)
     free(req->fwd_body);
     req->fwd_len = buf_len(&b);
     req->fwd_body = b.data;
+    return 0;
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -22,6 +23,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "upstream/anthropic.h"
 #include "upstream/owner.h"
 #include "upstream/provider.h"
 
@@ -39,6 +41,8 @@ struct upstream_call {
     unsigned status;
     unsigned sends;
     bool too_big;
+    bool ant;                      /* an Anthropic model: body and answer translated */
+    anthropic_req_info_t ant_info;
     uint64_t t0_us;
     upstream_call_cb cb;
     void *arg;
@@ -108,6 +112,53 @@ static void call_free(upstream_call_t *c)
     free(c);
 }
 
+/* The Messages body of a call to Anthropic model m (the chat body
+ * translated) into c->body. Returns 0, or -1 when it cannot be translated. */
+static int call_translate(upstream_call_t *c, const config_t *cfg, int m, const char *body,
+                          size_t len)
+{
+    anthropic_req_opts_t opts = {.model = cfg->models[m].upstream,
+                                 .default_max_tokens = cfg->models[m].default_max_tokens};
+    cJSON *chat = cJSON_ParseWithLength(body, len);
+    buf_t b;
+    int rc;
+    if (chat == NULL)
+        return -1;
+    buf_init(&b, len * 2 + 65536);
+    rc = anthropic_request_from_chat(chat, &opts, &b, &c->ant_info, NULL);
+    cJSON_Delete(chat);
+    if (rc != ANTHROPIC_OK) {
+        buf_free(&b);
+        return -1;
+    }
+    c->ant = true;
+    c->body = buf_detach(&b, &c->len);
+    return 0;
+}
+
+/* Replaces a 2xx Anthropic answer in c->out by its chat.completion and
+ * prices it with the cache classes apart. Returns 0, or -1 (why set). */
+static int call_answer(upstream_call_t *c, double *cost, char *why, size_t whylen)
+{
+    const cfg_model_t *m = &c->cfg->models[c->model];
+    anthropic_usage_t u;
+    buf_t t;
+    buf_init(&t, CALL_MAX_ANSWER);
+    if (anthropic_answer_to_chat(buf_ptr(&c->out), buf_len(&c->out), &c->ant_info,
+                                 (int64_t)time(NULL), &t, &u, why, whylen) != ANTHROPIC_OK) {
+        if (why[0] == '\0')
+            snprintf(why, whylen, "the translated answer is too large");
+        buf_free(&t);
+        return -1;
+    }
+    buf_free(&c->out);
+    c->out = t;
+    *cost = u.input_tokens >= 0 ? anthropic_cost(&u, m->input_per_mtok, m->output_per_mtok,
+                                                 m->cached_input_per_mtok, m->cache_write_per_mtok)
+                                : -1;
+    return 0;
+}
+
 upstream_call_t *upstream_call_start(upstream_t *up, config_t *cfg, int m, const char *body,
                                      size_t len, unsigned timeout_ms, upstream_call_cb cb,
                                      void *arg)
@@ -123,21 +174,30 @@ upstream_call_t *upstream_call_start(upstream_t *up, config_t *cfg, int m, const
     p = &cfg->providers[cfg->models[m].provider];
     if (p->key_missing)
         return NULL;
-    if ((size_t)snprintf(url, sizeof url, "%s/chat/completions", p->base_url) >= sizeof url)
+    if ((size_t)snprintf(url, sizeof url, "%s%s", p->base_url,
+                         p->type == PROVIDER_ANTHROPIC ? ANTHROPIC_PATH_MESSAGES
+                                                       : "/chat/completions") >= sizeof url)
         return NULL;
     e = curl_easy_init();
     if (e == NULL)
         return NULL;
     c = xcalloc(1, sizeof *c);
+    if (p->type == PROVIDER_ANTHROPIC && call_translate(c, cfg, m, body, len) < 0) {
+        curl_easy_cleanup(e);
+        free(c);
+        return NULL;
+    }
     c->owner.kind = UPSTREAM_OWNER_CALL;
     c->up = up;
     c->cfg = config_ref(cfg);
     c->model = m;
     c->easy = e;
-    c->body = xmalloc(len + 1);
-    memcpy(c->body, body, len);
-    c->body[len] = '\0';
-    c->len = len;
+    if (!c->ant) {
+        c->body = xmalloc(len + 1);
+        memcpy(c->body, body, len);
+        c->body[len] = '\0';
+        c->len = len;
+    }
     c->cb = cb;
     c->arg = arg;
     c->t0_us = util_now_us();
@@ -212,6 +272,7 @@ void upstream_call_done(upstream_t *up, upstream_owner_t *owner, int curl_result
     upstream_call_result_t r = {.cost_usd = -1, .prompt_tokens = -1, .completion_tokens = -1};
     provider_result_t pr = {.cost_usd = -1};
     char why[160] = "", *content = NULL, *finish = NULL;
+    double ant_cost = -1;
     (void)up;
 
     unlink_call(c);
@@ -220,10 +281,6 @@ void upstream_call_done(upstream_t *up, upstream_owner_t *owner, int curl_result
     c->easy = NULL;
     r.status = c->status;
     r.elapsed_us = util_now_us() - c->t0_us;
-    if (buf_len(&c->out) > 0) {
-        r.body = buf_cstr(&c->out);
-        r.len = buf_len(&c->out);
-    }
     if (c->too_big) {
         snprintf(why, sizeof why, "answer larger than %d bytes", CALL_MAX_ANSWER);
     } else if (c->sends > 1) {
@@ -232,12 +289,14 @@ void upstream_call_done(upstream_t *up, upstream_owner_t *owner, int curl_result
         snprintf(why, sizeof why, "%s", curl_easy_strerror(res));
     } else if (c->status < 200 || c->status > 299) {
         snprintf(why, sizeof why, "HTTP %u", c->status);
+    } else if (c->ant && call_answer(c, &ant_cost, why, sizeof why) < 0) {
+        /* why is set */
     } else if (provider_check_answer(c->cfg, c->model, buf_ptr(&c->out), buf_len(&c->out), false,
                                      false, &pr, why, sizeof why) < 0) {
         /* why is set */
     } else {
         r.ok = true;
-        r.cost_usd = pr.cost_usd;
+        r.cost_usd = c->ant && ant_cost >= 0 ? ant_cost : pr.cost_usd;
         r.prompt_tokens = pr.prompt_tokens;
         r.completion_tokens = pr.completion_tokens;
         read_choice(buf_ptr(&c->out), buf_len(&c->out), &content, &finish);
@@ -246,6 +305,11 @@ void upstream_call_done(upstream_t *up, upstream_owner_t *owner, int curl_result
     }
     free(pr.new_body);
     free(pr.compact);
+    /* after call_answer, which may have replaced c->out */
+    if (buf_len(&c->out) > 0) {
+        r.body = buf_cstr(&c->out);
+        r.len = buf_len(&c->out);
+    }
     if (!r.ok) {
         r.error = why;
         log_debug("call to model %s failed: %s", c->cfg->models[c->model].name, why);

@@ -84,7 +84,7 @@ static bool all_rate_limited(const req_t *req)
     size_t limited = 0;
     for (size_t i = 0; i < req->n_attempts; i++) {
         const attempt_t *a = &req->attempts[i];
-        if (a->status == 429)
+        if (a->status == 429 || a->status == 529) /* 529: Anthropic overloaded */
             limited++;
         else if (strncmp(a->error, "skipped", 7) != 0)
             return false;

@@ -10,6 +10,7 @@
  * becomes a final `data: {"error":...}` event. See
  * docs/internals/upstream.md. */
 #include "upstream/upstream.h"
+#include "upstream/antwire.h"
 #include "upstream/call.h"
 #include "upstream/cascade.h"
 #include "upstream/attempt.h"
@@ -288,7 +289,9 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
         return n;
     }
     if (n > 2 || (p[0] != '\r' && p[0] != '\n')) {
-        if (req->up_status == 429) /* only a 429's headers are read */
+        /* only a 429's and a 529's (Anthropic's overloaded_error) headers
+         * are read */
+        if (req->up_status == 429 || req->up_status == 529)
             upstream_take_retry_header(req, p, n);
         return n;
     }
@@ -365,6 +368,13 @@ static void take_usage(req_t *req, const cJSON *usage)
     req->cached_tokens = cJSON_IsNumber(cached) ? (int64_t)cached->valuedouble : 0;
     req->cost_usd = provider_cost(&req->cfg->models[req->model], (double)req->prompt_tokens,
                                   (double)req->completion_tokens, (double)req->cached_tokens);
+    if (req->ant) {
+        /* the translated usage merges Anthropic's input classes; the
+         * translator kept them apart (cache writes have their own price) */
+        double c = antwire_cost(req, NULL);
+        if (c >= 0)
+            req->cost_usd = c;
+    }
     req->cost_estimated = false;
 }
 
@@ -424,7 +434,7 @@ static void stream_event(req_t *req, const sse_event_t *ev)
 static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
 {
     req_t *req = ud;
-    size_t n = size * nmemb, off = 0;
+    size_t n = size * nmemb;
     if (req->attempt_failed)
         return 0;
     if (!req->stream || req->passthrough) {
@@ -434,6 +444,14 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
         }
         return n;
     }
+    if (req->ant) /* Messages events: translated, then pushed below */
+        return antwire_write(req, p, n);
+    return upstream_stream_write(req, p, n);
+}
+
+size_t upstream_stream_write(req_t *req, const char *p, size_t n)
+{
+    size_t off = 0;
     if (buf_room(&req->out) < n) {
         if (!req->committed) {
             fail_attempt(req, "no event in the first 64 KiB of the stream%s", NULL);
@@ -512,7 +530,16 @@ static void set_tail(req_t *req, const char *s, size_t len)
  * failed. */
 static void finish_stream(upstream_t *up, req_t *req, const char *error, bool reusable)
 {
+    bool error_sent = false;
     end_transfer_ex(up, req, reusable);
+    if (req->ant) {
+        /* the translated stream always looks complete to the checks below
+         * once message_delta gave a finish_reason: only the translator knows
+         * whether message_stop came */
+        const char *why = antwire_stream_end(req, &error_sent);
+        if (error == NULL)
+            error = why;
+    }
     if (error == NULL && sse_in_event(&req->sse))
         error = "the stream ended inside an event";
     else if (error == NULL && !req->saw_done && !sse_choices_finished(&req->sse))
@@ -537,7 +564,10 @@ static void finish_stream(upstream_t *up, req_t *req, const char *error, bool re
         buf_puts(&b, "data: ");
         buf_append(&b, body, len);
         buf_puts(&b, "\n\n");
-        set_tail(req, buf_ptr(&b), buf_len(&b));
+        /* an Anthropic error event was translated into the stream's
+         * error event already: one is the end, not two */
+        if (!error_sent)
+            set_tail(req, buf_ptr(&b), buf_len(&b));
         buf_free(&b);
         free(body);
         log_warn("request %s: %s", req->id, msg);
@@ -587,22 +617,29 @@ static void on_req_timer(loop_t *loop, loop_timer_t *t)
     upstream_next_attempt(up, req);
 }
 
+/* Starts an attempt on model m. Returns 0; -1 when the transfer could not
+ * start; -2 when the request cannot be sent to m as asked (req->ant_err: a
+ * 400). */
 static int start_transfer(upstream_t *up, req_t *req, int m)
 {
     const config_t *cfg = req->cfg;
     const cfg_provider_t *p = &cfg->providers[cfg->models[m].provider];
-    const char *path = req->ep == EP_CHAT ? "/chat/completions"
-                       : req->ep == EP_COMPLETIONS ? "/completions"
-                                                   : "/embeddings";
+    const char *path = p->type == PROVIDER_ANTHROPIC ? ANTHROPIC_PATH_MESSAGES
+                       : req->ep == EP_CHAT          ? "/chat/completions"
+                       : req->ep == EP_COMPLETIONS   ? "/completions"
+                                                     : "/embeddings";
     char url[2048];
     CURL *e;
 
     if ((size_t)snprintf(url, sizeof url, "%s%s", p->base_url, path) >= sizeof url)
         return -1;
+    if (request_build_forward(req, m) < 0)
+        return -2;
+    if (antwire_begin(req) < 0)
+        return -1;
     e = get_easy(up);
     if (e == NULL)
         return -1;
-    request_build_forward(req, m);
     req->easy = e;
     req->up_status = 0;
     req->up_headers_done = req->passthrough = req->attempt_failed = false;
@@ -639,14 +676,31 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
     return 0;
 }
 
+/* True when the chain is exhausted because of the request itself: a model
+ * refused it (request_build_forward) and no attempt reached a provider. The
+ * client's request is the problem then, not the providers: a 400 naming the
+ * field, not a 502 that invites a retry. */
+static bool refused_only(const req_t *req)
+{
+    if (!req->ant_refused)
+        return false;
+    for (size_t i = 0; i < req->n_attempts; i++) {
+        const char *e = req->attempts[i].error;
+        if (strncmp(e, "refused", 7) != 0 && strncmp(e, "skipped", 7) != 0)
+            return false;
+    }
+    return true;
+}
+
 /* Tries the next usable model of the chain, or answers 502. */
 void upstream_next_attempt(upstream_t *up, req_t *req)
 {
     const config_t *cfg = req->cfg;
     if (req->model >= 0 && req->attempt_failed) {
         upstream_record(req, req->model, req->up_status >= 200 ? req->up_status : 0, req->fail_reason);
-        if (req->up_status == 429) {
-            /* a 429 without retry headers: try again in a second */
+        if (req->up_status == 429 || req->up_status == 529) {
+            /* a 429 (or Anthropic's 529 overloaded) without retry headers:
+             * try again in a second */
             int64_t ms = req->up_retry_ms >= 0 ? req->up_retry_ms : UPSTREAM_RETRY_DEFAULT_MS;
             if (req->rl_retry_ms < 0 || ms < req->rl_retry_ms)
                 req->rl_retry_ms = ms;
@@ -676,14 +730,34 @@ void upstream_next_attempt(upstream_t *up, req_t *req)
                 cascade_add_step(req->casc, m, CASCADE_FAILED, CASCADE_OK, 0);
             continue;
         }
-        if (start_transfer(up, req, m) == 0)
-            return;
-        upstream_record(req, m, 0, "could not start the transfer");
+        {
+            int rc = start_transfer(up, req, m);
+            char why[112];
+            if (rc == 0)
+                return;
+            if (rc == -2) {
+                /* the request as asked is not for this model (an Anthropic
+                 * one): the others of the chain may serve it; if none can,
+                 * the client gets this 400 (see refused_only) */
+                req->ant_refused = true;
+                snprintf(why, sizeof why, "refused: %.100s", req->ant_err.message);
+                upstream_record(req, m, 0, why);
+            } else {
+                upstream_record(req, m, 0, "could not start the transfer");
+            }
+        }
         if (req->casc != NULL)
             cascade_add_step(req->casc, m, CASCADE_FAILED, CASCADE_OK, 0);
     }
     if (req->casc != NULL && req->casc->kept != NULL) {
         upstream_deliver_kept(up, req);
+        return;
+    }
+    if (refused_only(req)) {
+        req->model = -1;
+        log_info("request %s: no model of the chain can take the request as asked: %s", req->id,
+                 req->ant_err.message);
+        reply_error(req, &req->ant_err, NULL);
         return;
     }
     upstream_chain_failed(req);
@@ -725,9 +799,17 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
     if (!req->attempt_failed && req->stream && !req->passthrough)
         fail_attempt(req, "stream ended before any event%s", NULL);
     if (!req->attempt_failed && !req->passthrough) {
-        if (provider_check_answer(req->cfg, req->model, buf_ptr(&req->out), buf_len(&req->out),
-                                  req->want_base64, req->cache_store, &pr, why, sizeof why) < 0)
+        anthropic_usage_t au = {-1, -1, -1, -1};
+        /* an Anthropic answer is checked, priced, cached and judged as the
+         * chat.completion it becomes */
+        if (req->ant && antwire_answer(req, &au, why, sizeof why) < 0)
             fail_attempt(req, "%s", why);
+        else if (provider_check_answer(req->cfg, req->model, buf_ptr(&req->out),
+                                       buf_len(&req->out), req->want_base64, req->cache_store, &pr,
+                                       why, sizeof why) < 0)
+            fail_attempt(req, "%s", why);
+        else if (req->ant && antwire_cost(req, &au) >= 0)
+            pr.cost_usd = antwire_cost(req, &au);
     }
     end_transfer_ex(up, req, res == CURLE_OK);
     if (req->attempt_failed) {
@@ -737,7 +819,10 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
     upstream_record(req, req->model, req->up_status, NULL);
     if (req->passthrough) {
         size_t len;
-        char *body = buf_detach(&req->out, &len);
+        char *body;
+        if (req->ant) /* the client sees OpenAI's error shape */
+            antwire_error(req);
+        body = buf_detach(&req->out, &len);
         reply_send(req, req->up_status, body, len, NULL);
         return;
     }

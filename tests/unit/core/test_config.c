@@ -707,8 +707,8 @@ static void test_missing_required_keys(void **state)
                     "providers.p1: missing \"base_url\"");
     expect_error_at(PROV "models:\n  m1: {model: x}\n  m2: {provider: p1}\n" TIERS ROUTING, "{model: x}",
                     "models.m1: missing \"provider\"");
-    expect_error_at("providers:\n  p1: {type: anthropic, base_url: \"http://h\"}\n" MODELS TIERS ROUTING,
-                    "anthropic", "unknown provider type \"anthropic\"");
+    expect_error_at("providers:\n  p1: {type: gemini, base_url: \"http://h\"}\n" MODELS TIERS ROUTING,
+                    "gemini", "unknown provider type \"gemini\"");
     expect_error_at("providers:\n  p1: {type: openai, base_url: \"ftp://h\"}\n" MODELS TIERS ROUTING,
                     "\"ftp", "expected an http:// or https:// URL");
 }
@@ -959,6 +959,51 @@ static void test_key_missing_is_a_warning(void **state)
     unsetenv("LLMR_T_KEY");
 }
 
+/* type: anthropic: x-api-key + anthropic-version, never Authorization; the
+ * models' Anthropic keys and their defaults; what is refused. */
+static void test_anthropic_provider(void **state)
+{
+    config_t *cfg;
+    const cfg_model_t *m1, *m2;
+    const char *yaml = "providers:\n"
+                       "  a: {type: anthropic, base_url: \"http://h/v1\", api_key_env: LLMR_T_AKEY}\n"
+                       "  b: {type: anthropic, base_url: \"http://h/v1\", anthropic_version: \"2099-01-01\"}\n"
+                       "models:\n"
+                       "  m1: {provider: a, input_per_mtok: 3, cache_write_per_mtok: 3.75, "
+                       "default_max_tokens: 1000}\n"
+                       "  m2: {provider: b, input_per_mtok: 2}\n" TIERS ROUTING;
+    (void)state;
+    setenv("LLMR_T_AKEY", "sk-ant-SECRET-7", 1);
+    cfg = load_ok(yaml);
+    assert_int_equal(cfg->providers[0].type, PROVIDER_ANTHROPIC);
+    assert_true(has_header(cfg, 0, "x-api-key: sk-ant-SECRET-7"));
+    assert_true(has_header(cfg, 0, "anthropic-version: 2023-06-01"));
+    assert_true(has_header(cfg, 0, "Content-Type: application/json"));
+    assert_false(has_header_prefix(cfg, 0, "Authorization:"));
+    assert_true(has_header(cfg, 1, "anthropic-version: 2099-01-01"));
+    assert_false(has_header_prefix(cfg, 1, "x-api-key:"));
+    m1 = &cfg->models[config_find_model(cfg, "m1")];
+    m2 = &cfg->models[config_find_model(cfg, "m2")];
+    assert_true(m1->cache_write_per_mtok == 3.75);
+    assert_int_equal(m1->default_max_tokens, 1000);
+    assert_true(m2->cache_write_per_mtok == 2.0); /* defaults to the input price */
+    assert_int_equal(m2->default_max_tokens, 4096);
+    assert_null(strstr(cfg->models_json, "SECRET"));
+    config_unref(cfg);
+    unsetenv("LLMR_T_AKEY");
+
+    assert_null(load("providers:\n  p1: {type: openai, base_url: \"http://h\", anthropic_version: x}\n"
+                     "models:\n  m1: {provider: p1}\n  m2: {provider: p1}\n" TIERS ROUTING));
+    assert_non_null(strstr(errbuf, "anthropic_version applies only to type: anthropic"));
+    assert_null(load("providers:\n  p1: {type: claude, base_url: \"http://h\"}\n"
+                     "models:\n  m1: {provider: p1}\n  m2: {provider: p1}\n" TIERS ROUTING));
+    assert_non_null(strstr(errbuf, "anthropic"));
+    assert_null(load("providers:\n  p1: {type: anthropic, base_url: \"http://h\"}\n"
+                     "models:\n  m1: {provider: p1, default_max_tokens: 0}\n  m2: {provider: p1}\n"
+                     TIERS ROUTING));
+    assert_non_null(strstr(errbuf, "default_max_tokens"));
+}
+
 static void test_key_present_builds_header_and_never_leaks(void **state)
 {
     config_t *cfg;
@@ -1157,6 +1202,7 @@ int main(void)
         cmocka_unit_test(test_small_and_null_error_buffers),
         cmocka_unit_test(test_key_missing_is_a_warning),
         cmocka_unit_test(test_key_present_builds_header_and_never_leaks),
+        cmocka_unit_test(test_anthropic_provider),
         cmocka_unit_test(test_key_with_line_break_rejected),
         cmocka_unit_test(test_key_with_line_break_error_has_position),
         cmocka_unit_test(test_key_referenced_in_api_key_env_not_echoed),
