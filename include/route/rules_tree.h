@@ -43,6 +43,7 @@ enum cond_kind {
     C_KEY_REGEX,
     C_HEADER,
     C_HEADER_REGEX,
+    C_CLASSIFY, /* strs: labels; true when the classifier's label is one of them */
 };
 
 #define REGEX_MAX_ALTS 8
@@ -81,6 +82,7 @@ struct rules {
     rule_t *v;
     size_t n;
     kwset_t *kw;
+    const struct config *cfg; /* the snapshot that owns the rules (classifier labels) */
 };
 
 #endif

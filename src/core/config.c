@@ -299,6 +299,9 @@ void config_unref(config_t *cfg)
         free(cfg->routable[i]);
     free(cfg->routable);
     rules_free(cfg->rules);
+    yw_strv_free(cfg->classifier.labels);
+    free(cfg->classifier.label_tier);
+    free(cfg->classifier.prompt);
     free(cfg->cache.redis_url);
     free(cfg->cache.key_prefix);
     free(cfg->obs.access_log);
