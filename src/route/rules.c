@@ -199,11 +199,8 @@ static int eval(evalctx_t *e, const cond_t *k)
     case C_CLASSIFY: {
         const cfg_classifier_t *cl = &e->rs->cfg->classifier;
         const char *label = NULL;
-        if (e->ctx->label_state == RULE_LABEL_ASK && e->why == NULL) {
-            if (e->ctx->label_needed)
-                *e->ctx->label_needed = true;
+        if (e->ctx->label_state == RULE_LABEL_ASK && e->why == NULL)
             return T_UNK;
-        }
         if (e->ctx->label_state == RULE_LABEL_KNOWN && e->ctx->label >= 0 &&
             (size_t)e->ctx->label < cl->n_labels)
             label = cl->labels[e->ctx->label];
@@ -213,10 +210,9 @@ static int eval(evalctx_t *e, const cond_t *k)
         } else if (e->ctx->label_state == RULE_LABEL_FALLBACK) {
             why(e, r, "classify: no label (the classifier failed); does not match");
         } else {
-            if (e->ctx->label_needed)
-                *e->ctx->label_needed = true;
-            why(e, r, "classify: needs the classifier's label (not asked when explaining; "
-                      "without one this does not match)");
+            why(e, false, "classify: needs the classifier's label (not asked when explaining; "
+                          "without one this does not match)");
+            return T_UNK; /* rules_eval tells whether the rule's outcome hangs on it */
         }
         return r;
     }
@@ -399,15 +395,19 @@ int rules_eval(const rules_t *rs, prompt_t *p, const rule_ctx_t *ctx, buf_t *exp
             e.first_why = true;
         }
         t = eval(&e, &rs->v[i].when);
-        if (t == T_UNK) {
-            winner = RULES_NEED_LABEL; /* only when asking, never when explaining */
+        if (t == T_UNK && ctx->label_state == RULE_LABEL_ASK) {
+            if (ctx->label_needed)
+                *ctx->label_needed = true;
+            winner = RULES_NEED_LABEL;
             break;
         }
+        if (t == T_UNK && winner < 0 && ctx->label_needed)
+            *ctx->label_needed = true; /* explaining: this rule would have asked */
         r = t == 1;
         if (r && rs->v[i].act.classify && ctx->label_state != RULE_LABEL_KNOWN) {
             /* the action needs the label: ask, or (fallback, explaining)
              * the rule does not match */
-            if (ctx->label_needed && ctx->label_state != RULE_LABEL_FALLBACK)
+            if (ctx->label_needed && ctx->label_state != RULE_LABEL_FALLBACK && winner < 0)
                 *ctx->label_needed = true;
             if (ctx->label_state == RULE_LABEL_ASK) {
                 winner = RULES_NEED_LABEL;
