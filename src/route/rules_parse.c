@@ -466,7 +466,7 @@ static bool parse_key(ywalk_t *c, rules_t *rs, const char *key, const yaml_node_
     "scope, min_tokens, max_tokens, keywords, keywords_all, regex, script, language, "            \
     "response_format, tools, images, audio, stream, min_messages, max_messages, "                 \
     "min_output_tokens, max_output_tokens, model, model_regex, key, key_regex, header, "          \
-    "header_regex, classify, all, any, not"
+    "header_regex, all, any, not, classify"
 
 static bool is_cond_key(const char *k)
 {
@@ -627,7 +627,7 @@ static bool parse_rule(ywalk_t *c, const config_t *cfg, rules_t *rs, rule_t *r,
                 ok = false;
             }
         } else {
-            yw_unknown_key(c, kn, where, "name, when, tier, chain, classify, cache, tags");
+            yw_unknown_key(c, kn, where, "name, when, tier, chain, cache, tags, classify");
             ok = false;
         }
     }
@@ -642,8 +642,13 @@ static bool parse_rule(ywalk_t *c, const config_t *cfg, rules_t *rs, rule_t *r,
     if (!have_target) {
         yw_error(c, map, "%s: needs a \"tier\" or a \"chain\" (or \"classify: true\")", where);
         ok = false;
-    } else if ((r->act.tier >= 0) + (r->chain != NULL) + r->act.classify > 1) {
-        yw_error(c, map, "%s: give one of \"tier\", \"chain\" and \"classify: true\"", where);
+    } else if (r->act.tier >= 0 && r->chain != NULL) {
+        yw_error(c, map, "%s: give either \"tier\" or \"chain\", not both", where);
+        ok = false;
+    } else if (r->act.classify && (r->act.tier >= 0 || r->chain != NULL)) {
+        yw_error(c, map, "%s: \"classify: true\" takes the tier from the label: give no \"tier\" "
+                         "or \"chain\"",
+                 where);
         ok = false;
     }
     if (when == NULL) {
