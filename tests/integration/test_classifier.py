@@ -285,6 +285,33 @@ def test_client_leaves_during_classification():
     routed(r, "standard", "default", "timeout", "the next request")
 
 
+@test
+def test_shutdown_during_classification():
+    """SIGTERM while a classifier call is in flight (timeout 10 s, the
+    simulator answers after 3 s; the grace period is 2 s): the daemon
+    exits 0, without a leak under ASan."""
+    import threading
+    d = E.new_daemon(tag="cls-shutdown",
+                     config=write_config("shutdown", "cls-slow", timeout_ms=10000)).start()
+    got = {}
+
+    def client():
+        try:
+            got["r"] = post(d, f"classifyme {nonce()} [[code]]")
+        except OSError as e:
+            got["e"] = e
+
+    t = threading.Thread(target=client, daemon=True)
+    t.start()
+    time.sleep(0.3)
+    ok, msg = d.stop()
+    t.join(10)
+    text = d.stderr_text()
+    check(ok, f"stop: {msg}\n{d.stderr_tail()}")
+    check("AddressSanitizer" not in text and "LeakSanitizer" not in text and
+          "runtime error" not in text, f"sanitizer report:\n{d.stderr_tail()}")
+
+
 BAD = [
     ("unknown model", "  classifier: {model: nope, labels: {a: budget}}\n", "",
      'no model named "nope"'),
