@@ -24,6 +24,7 @@
 #include "cache/memcache.h"
 #include "account/observe.h"
 #include "account/report.h"
+#include "route/scorer.h"
 #include "core/notify.h"
 #include "core/shard.h"
 #include "core/util.h"
@@ -54,6 +55,7 @@ static void usage(FILE *f)
             "\n"
             "\n"
             "       llmrouter report ACCESS_LOG...   summarise an access log (report --help)\n"
+            "       llmrouter score [--features]    complexity scores of JSON lines (score --help)\n"
             "\n"
             "Signals: SIGHUP reloads the configuration; SIGINT/SIGTERM stop gracefully.\n"
             "Documentation: README.md and docs/ in the source tree.\n",
@@ -216,6 +218,8 @@ int main(int argc, char **argv)
 
     if (argc > 1 && strcmp(argv[1], "report") == 0)
         return report_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "score") == 0)
+        return scorer_main(argc - 1, argv + 1);
     while ((c = getopt_long(argc, argv, "c:l:t:VhE:JH:", opts, NULL)) != -1) {
         switch (c) {
         case 'c':

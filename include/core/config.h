@@ -14,6 +14,7 @@
 
 struct curl_slist;
 struct rules;
+struct scorer;
 struct auth;
 struct auth_secret;
 
@@ -150,6 +151,7 @@ typedef struct config {
     size_t n_routable;
     struct rules *rules; /* routing.rules, NULL when none */
     cfg_classifier_t classifier; /* routing.classifier */
+    struct scorer *scorer; /* routing.scorer.weights, NULL = the built-in weights */
     int baseline_model;  /* routing.baseline_model: what requests would cost without routing; -1 */
     bool allow_client_tier;
     cfg_cache_t cache;

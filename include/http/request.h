@@ -139,6 +139,7 @@ typedef struct req {
     _Alignas(8) unsigned char budget_ticket[64]; /* budget_ticket_t, opaque here (budget.h) */
     uint32_t est_prompt_tokens; /* estimate for the conversation (textstat) */
     int64_t max_output;         /* max_completion_tokens / max_tokens asked for, -1 if none */
+    double score;               /* complexity score if a rule computed it, else -1 */
 
     /* streamed usage: llmrouter asks every streaming provider for usage
      * (stream_options.include_usage), strips the usage-only chunk when the

@@ -14,6 +14,7 @@
 
 #include "route/keywords.h"
 #include "http/request.h"
+#include "route/scorer.h"
 #include "route/textstat.h"
 
 struct cJSON;
@@ -53,12 +54,18 @@ typedef struct prompt {
     size_t kw_words; /* uint64_t words per keyword bitset */
     /* shape, filled by prompt_init */
     unsigned n_messages;
+    unsigned n_system; /* system / developer messages among them */
     bool tools;
     bool images;
     bool audio;
     bool stream;
     const char *response_format; /* "text", "json_object", "json_schema", ... or NULL */
     int64_t max_output;          /* max_completion_tokens / max_tokens, -1 if absent */
+    /* complexity score, computed by the first prompt_score */
+    bool have_score;
+    bool score_used; /* the rules needed it to decide (set by rules_eval) */
+    double score;
+    double score_x[SCORER_N_FEATURES];
 } prompt_t;
 
 /* Reads the shape of the request root (a validated body of endpoint ep). */
@@ -76,6 +83,12 @@ const ts_stats_t *prompt_stats(prompt_t *p, enum scope sc);
 const char *prompt_language(prompt_t *p, enum scope sc);
 /* Keyword hit bits of a scope against ks (one scan, cached). */
 const uint64_t *prompt_keywords(prompt_t *p, enum scope sc, const kwset_t *ks);
+
+/* The complexity score of the request under scorer s (route/scorer.h),
+ * computed once: later calls return the first result whatever s is (one
+ * request is scored by one configuration). Its features stay in
+ * p->score_x for explanations. */
+double prompt_score(prompt_t *p, const scorer_t *s);
 
 const char *prompt_scope_name(enum scope sc);
 /* "last_user", "user", "system", "conversation"; -1 if unknown. */

@@ -16,6 +16,7 @@
 #include "route/keywords.h"
 #include "route/prompt.h"
 #include "route/rules.h"
+#include "route/scorer.h"
 
 enum cond_kind {
     C_ALL,
@@ -43,6 +44,7 @@ enum cond_kind {
     C_KEY_REGEX,
     C_HEADER,
     C_HEADER_REGEX,
+    C_COMPLEXITY, /* lo <= the scorer's score <= hi */
     C_CLASSIFY, /* strs: labels; true when the classifier's label is one of them */
 };
 
@@ -68,6 +70,7 @@ typedef struct cond {
     size_t n_kids;
     unsigned *order;  /* kids in increasing cost (evaluation order unless explaining) */
     bool latin_lang;  /* C_LANGUAGE: lists a Latin-script language (needs stop words) */
+    double lo, hi;    /* C_COMPLEXITY: the band, both inclusive */
 } cond_t;
 
 typedef struct rule {
@@ -83,6 +86,7 @@ struct rules {
     size_t n;
     kwset_t *kw;
     const struct config *cfg; /* the snapshot that owns the rules (classifier labels) */
+    const scorer_t *scorer; /* for complexity conditions: cfg's weights or the built-in */
 };
 
 #endif

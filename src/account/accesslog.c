@@ -184,6 +184,7 @@ static int put_head(buf_t *out, const config_t *cfg, const req_t *req)
     bool routed = router_routed(&req->route);
     rc |= put_str(out, "rule", routed ? router_rule_name(cfg, &req->route) : NULL);
     rc |= put_str(out, "tier", routed ? router_tier_name(cfg, &req->route) : NULL);
+    rc |= put_num(out, "score", req->score, "%.3f"); /* null: no rule computed it */
     rc |= put_str(out, "model", model_of(cfg, req->model));
     rc |= put_str(out, "provider", provider_of(cfg, req->model));
     return rc;

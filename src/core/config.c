@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "route/rules.h"
 #include "upstream/cascade.h"
+#include "route/scorer.h"
 #include "core/util.h"
 #include "core/yamlwalk.h"
 #include "http/cors.h"
@@ -302,6 +303,7 @@ void config_unref(config_t *cfg)
     yw_strv_free(cfg->classifier.labels);
     free(cfg->classifier.label_tier);
     free(cfg->classifier.prompt);
+    scorer_free(cfg->scorer);
     free(cfg->cache.redis_url);
     free(cfg->cache.key_prefix);
     free(cfg->obs.access_log);

@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "route/rules.h"
 #include "upstream/cascade.h"
+#include "route/scorer.h"
 #include "core/util.h"
 #include "core/yamlwalk.h"
 #include "http/cors.h"
@@ -656,6 +657,45 @@ static void parse_classifier(ywalk_t *c, config_t *cfg, yaml_node_t *map)
     cl->enabled = cl->model >= 0 && cl->n_labels > 0;
 }
 
+/* routing.scorer: {weights: PATH}. A relative PATH is read from the
+ * configuration file's directory (a daemon's working directory is often /). */
+static void parse_scorer(ywalk_t *c, config_t *cfg, yaml_node_t *map)
+{
+    const char *k;
+    yaml_node_t *kn, *v;
+    if (!yw_expect(c, map, YAML_MAPPING_NODE, "routing.scorer"))
+        return;
+    YW_MAP_FOREACH(c, map, k, kn, v)
+    {
+        if (strcmp(k, "weights") == 0) {
+            char *path = yw_str(c, v, "routing.scorer.weights"), *full, err[600];
+            const char *slash = strrchr(cfg->path, '/');
+            size_t n;
+            if (path == NULL)
+                continue;
+            if (path[0] == '\0') {
+                yw_error(c, v, "routing.scorer.weights: expected a file path, found \"\"");
+                free(path);
+                continue;
+            }
+            n = strlen(path) + strlen(cfg->path) + 2;
+            full = xmalloc(n);
+            if (path[0] != '/' && slash != NULL)
+                snprintf(full, n, "%.*s/%s", (int)(slash - cfg->path), cfg->path, path);
+            else
+                snprintf(full, n, "%s", path);
+            scorer_free(cfg->scorer);
+            cfg->scorer = scorer_load(full, err, sizeof err);
+            if (cfg->scorer == NULL)
+                yw_error(c, v, "routing.scorer.weights: %s", err);
+            free(full);
+            free(path);
+        } else {
+            yw_unknown_key(c, kn, "routing.scorer", "weights");
+        }
+    }
+}
+
 void config_parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node_t **default_node)
 {
     const char *k;
@@ -673,9 +713,15 @@ void config_parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node
             break;
         }
     }
+    /* the scorer first: the rules' complexity conditions use it */
     YW_MAP_FOREACH(c, map, k, kn, v)
     {
-        if (strcmp(k, "classifier") == 0) {
+        if (strcmp(k, "scorer") == 0)
+            parse_scorer(c, cfg, v);
+    }
+    YW_MAP_FOREACH(c, map, k, kn, v)
+    {
+        if (strcmp(k, "scorer") == 0 || strcmp(k, "classifier") == 0) {
             continue;
         } else if (strcmp(k, "default_tier") == 0) {
             char *s = yw_str(c, v, "routing.default_tier");
@@ -721,7 +767,8 @@ void config_parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node
             cfg->rules = rules_parse(c, cfg, v);
         } else {
             yw_unknown_key(c, kn, "routing",
-                           "default_tier, routable_models, allow_client_tier, baseline_model, rules, classifier");
+                           "default_tier, routable_models, allow_client_tier, baseline_model, rules, "
+                           "scorer, classifier");
         }
     }
 }

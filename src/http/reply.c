@@ -71,6 +71,10 @@ void reply_add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
     }
     MHD_add_response_header(r, "x-router-tier", router_tier_name(cfg, &req->route));
     MHD_add_response_header(r, "x-router-rule", router_rule_name(cfg, &req->route));
+    if (req->score >= 0) { /* only when a rule computed it */
+        snprintf(num, sizeof num, "%.3f", req->score);
+        MHD_add_response_header(r, "x-router-score", num);
+    }
     if (req->model >= 0) {
         const cfg_model_t *m = &cfg->models[req->model];
         MHD_add_response_header(r, "x-router-model", m->name);

@@ -15,6 +15,7 @@
 #include "route/classifier.h"
 #include "route/prompt.h"
 #include "route/rules.h"
+#include "route/scorer.h"
 #include "core/util.h"
 #include "upstream/cascade.h"
 
@@ -33,6 +34,7 @@ req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *c
     req->cls_label = -1;
     req->cls_cost_usd = -1;
     req->cls_prompt_tokens = req->cls_completion_tokens = -1;
+    req->score = -1;
     req->key_name = "";
     req->client_io.fd = -1;
     buf_init(&req->body, cfg->max_body_bytes);
@@ -187,6 +189,31 @@ static void explain_finish(req_t *req, prompt_t *p, const char *model, const buf
     {
         const char *lang = prompt_language(p, SCOPE_LAST_USER);
         json_append_string(out, lang, strlen(lang));
+    }
+    /* the score is shown even when no rule needed it (then the rules did
+     * not pay for it, and x-router-score stays off) */
+    buf_puts(out, ",\"complexity\":{\"score\":");
+    {
+        const scorer_t *sc = cfg->scorer ? cfg->scorer : scorer_builtin();
+        buf_t top;
+        snprintf(num, sizeof num, "%.3f", prompt_score(p, sc));
+        buf_puts(out, num);
+        buf_puts(out, ",\"used_by_rules\":");
+        buf_puts(out, req->score >= 0 ? "true" : "false");
+        buf_puts(out, ",\"weights\":");
+        json_append_string(out, scorer_source(sc), strlen(scorer_source(sc)));
+        buf_puts(out, ",\"top_features\":");
+        buf_init(&top, 4096);
+        scorer_top_features(sc, p->score_x, 5, &top);
+        json_append_string(out, buf_ptr(&top), buf_len(&top));
+        buf_free(&top);
+        buf_puts(out, ",\"features\":{");
+        for (int i = 0; i < SCORER_N_FEATURES; i++) {
+            snprintf(num, sizeof num, "%s\"%s\":%.4g", i ? "," : "", scorer_feature_name(i),
+                     p->score_x[i]);
+            buf_puts(out, num);
+        }
+        buf_puts(out, "}}");
     }
     buf_puts(out, ",\"rules\":");
     buf_append(out, buf_ptr(rules), buf_len(rules));
@@ -349,6 +376,7 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
         prompt_init(&p, root, req->ep);
         st = router_route(req->cfg, model->valuestring, &p, &ctx, header_of(req, "x-router-tier"),
                           &req->route, explain ? &rules_why : NULL);
+        req->score = p.score_used ? p.score : -1;
         if (st == ROUTER_OK && explain)
             explain_finish(req, &p, model->valuestring, &rules_why, label_needed, explain);
         if (st == ROUTER_NEED_LABEL) {

@@ -77,6 +77,17 @@ static void render(const char *json, FILE *out)
             cJSON_GetObjectItemCaseSensitive(tok, "conversation")->valueint);
     fprintf(out, "last user message: script %s, language %s\n", str(root, "script"),
             str(root, "language"));
+    {
+        const cJSON *cx = cJSON_GetObjectItemCaseSensitive(root, "complexity");
+        const cJSON *sc = cJSON_GetObjectItemCaseSensitive(cx, "score");
+        if (cJSON_IsNumber(sc))
+            fprintf(out, "complexity score: %.3f (%s; weights %s)%s%s\n", sc->valuedouble,
+                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cx, "used_by_rules"))
+                        ? "used by the rules"
+                        : "no rule asked for it",
+                    str(cx, "weights"), str(cx, "top_features")[0] ? "; raised by " : "",
+                    str(cx, "top_features"));
+    }
     rules = cJSON_GetObjectItemCaseSensitive(root, "rules");
     dec = cJSON_GetObjectItemCaseSensitive(root, "decision");
     fprintf(out, "rules (%d, first match wins):\n", cJSON_GetArraySize(rules));

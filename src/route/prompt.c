@@ -60,7 +60,9 @@ void prompt_init(prompt_t *p, const cJSON *root, enum endpoint ep)
         const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages"), *m;
         cJSON_ArrayForEach(m, msgs)
         {
+            const char *role = role_of(m);
             p->n_messages++;
+            p->n_system += strcmp(role, "system") == 0 || strcmp(role, "developer") == 0;
             scan_parts(p, cJSON_GetObjectItemCaseSensitive(m, "content"));
         }
         v = cJSON_GetObjectItemCaseSensitive(root, "tools");
@@ -312,4 +314,14 @@ const uint64_t *prompt_keywords(prompt_t *p, enum scope sc, const kwset_t *ks)
         s->have_kw = true;
     }
     return s->kw;
+}
+
+double prompt_score(prompt_t *p, const scorer_t *s)
+{
+    if (!p->have_score) {
+        scorer_features(p, p->score_x);
+        p->score = scorer_apply(s, p->score_x);
+        p->have_score = true;
+    }
+    return p->score;
 }

@@ -363,6 +363,26 @@ static int eval(evalctx_t *e, const cond_t *k)
         why(e, r, "header %s is %s%s%s", k->header, v ? "\"" : "", v ? v : "absent", v ? "\"" : "");
         return r;
     }
+    case C_COMPLEXITY: {
+        double score = prompt_score(p, e->rs->scorer);
+        r = score >= k->lo && score <= k->hi;
+        if (e->why) {
+            buf_t top;
+            char band[64];
+            buf_init(&top, 512);
+            scorer_top_features(e->rs->scorer, p->score_x, 3, &top);
+            if (k->lo > 0 && k->hi < 1)
+                snprintf(band, sizeof band, "in [%g, %g]", k->lo, k->hi);
+            else if (k->lo > 0)
+                snprintf(band, sizeof band, "min %g", k->lo);
+            else
+                snprintf(band, sizeof band, "max %g", k->hi);
+            why(e, r, "complexity %s: score %.3f%s%s", band, score, buf_len(&top) ? " from " : "",
+                buf_cstr(&top));
+            buf_free(&top);
+        }
+        return r;
+    }
     }
 #undef sc
     return false;
@@ -429,10 +449,15 @@ int rules_eval(const rules_t *rs, prompt_t *p, const rule_ctx_t *ctx, buf_t *exp
         }
         if (r && winner < 0) {
             winner = (int)i;
+            /* explaining evaluates every rule; what counts is whether the
+             * decision needed the score */
+            p->score_used = p->have_score;
             if (!explain)
                 break;
         }
     }
+    if (winner < 0)
+        p->score_used = p->have_score;
     if (explain)
         buf_puts(explain, "]");
     if (e.md)

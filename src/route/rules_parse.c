@@ -323,6 +323,54 @@ static bool parse_headers(ywalk_t *c, const yaml_node_t *n, enum cond_kind kind,
     return ok;
 }
 
+/* complexity: {min: X, max: Y}, each in [0, 1], at least one. */
+static bool parse_complexity(ywalk_t *c, const yaml_node_t *n, cond_t *k, const char *what)
+{
+    const char *key;
+    yaml_node_t *kn, *v;
+    bool ok = true, any = false;
+    k->kind = C_COMPLEXITY;
+    k->lo = 0;
+    k->hi = 1;
+    if (!yw_expect(c, n, YAML_MAPPING_NODE, what))
+        return false;
+    YW_MAP_FOREACH(c, n, key, kn, v)
+    {
+        char *s, *end = NULL;
+        double x;
+        if (strcmp(key, "min") != 0 && strcmp(key, "max") != 0) {
+            yw_unknown_key(c, kn, what, "min, max");
+            ok = false;
+            continue;
+        }
+        s = yw_str(c, v, what);
+        if (s == NULL) {
+            ok = false;
+            continue;
+        }
+        x = strtod(s, &end);
+        if (s[0] == '\0' || *end != '\0' || !(x >= 0 && x <= 1)) {
+            yw_error(c, v, "%s.%s: expected a score between 0 and 1, found \"%s\"", what, key, s);
+            ok = false;
+        } else if (key[1] == 'i') {
+            k->lo = x;
+        } else {
+            k->hi = x;
+        }
+        any = true;
+        free(s);
+    }
+    if (ok && !any) {
+        yw_error(c, n, "%s: expected {min: X} and/or {max: Y} (scores between 0 and 1)", what);
+        ok = false;
+    }
+    if (ok && k->lo > k->hi) {
+        yw_error(c, n, "%s: min %g is above max %g: no score can match", what, k->lo, k->hi);
+        ok = false;
+    }
+    return ok;
+}
+
 static bool parse_key(ywalk_t *c, rules_t *rs, const char *key, const yaml_node_t *v,
                       enum scope scope, cond_t *k, const char *where)
 {
@@ -424,6 +472,8 @@ static bool parse_key(ywalk_t *c, rules_t *rs, const char *key, const yaml_node_
             return true;
         }
     }
+    if (strcmp(key, "complexity") == 0)
+        return parse_complexity(c, v, k, what);
     if (strcmp(key, "classify") == 0) {
         const cfg_classifier_t *cl = &rs->cfg->classifier;
         k->kind = C_CLASSIFY;
@@ -466,7 +516,7 @@ static bool parse_key(ywalk_t *c, rules_t *rs, const char *key, const yaml_node_
     "scope, min_tokens, max_tokens, keywords, keywords_all, regex, script, language, "            \
     "response_format, tools, images, audio, stream, min_messages, max_messages, "                 \
     "min_output_tokens, max_output_tokens, model, model_regex, key, key_regex, header, "          \
-    "header_regex, all, any, not, classify"
+    "header_regex, complexity, all, any, not, classify"
 
 static bool is_cond_key(const char *k)
 {
@@ -476,7 +526,7 @@ static bool is_cond_key(const char *k)
         "audio",        "stream",       "min_messages",      "max_messages",      "min_output_tokens",
         "max_output_tokens", "model",   "model_regex",       "key",               "key_regex",
         "header",       "header_regex", "all",               "any",               "not",
-        "classify",     NULL};
+        "complexity",   "classify",     NULL};
     return one_of(k, keys);
 }
 
@@ -689,6 +739,7 @@ static unsigned cond_cost(const cond_t *k)
     case C_KEYWORDS_ALL:
         return 2;
     case C_LANGUAGE:
+    case C_COMPLEXITY: /* one pass over the last user message, and its language */
         return 3;
     case C_REGEX:
         return 4;
@@ -730,6 +781,7 @@ rules_t *rules_parse(ywalk_t *c, const struct config *cfg, yaml_node_t *list)
     rs = xcalloc(1, sizeof *rs);
     rs->kw = kwset_new();
     rs->cfg = cfg;
+    rs->scorer = cfg->scorer ? cfg->scorer : scorer_builtin();
     rs->v = xcalloc(cnt ? cnt : 1, sizeof *rs->v);
     for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top;
          it++) {

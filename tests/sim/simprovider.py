@@ -941,6 +941,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if upstream_fault(self, body, api_path):
             return  # model-name-triggered upstream faults (block below)
 
+        if anthropic_messages(self, body, body_ok, opts, api_path):
+            return  # the Anthropic Messages API (block below)
+
         if iopt(opts, "reset", 0):
             return self.abort_rst()
 
@@ -1567,6 +1570,414 @@ def shaped_stream(h, body, api_path, words):
         h.write(b"0\r\n\r\n")
 
 # ---------------------------------------------------- end of upstream faults
+
+# --------------------------------------------------------------------------
+# Anthropic Messages API (POST [/v1]/messages, [/v1]/messages/count_tokens)
+# for the `type: anthropic` upstream (tests/unit/upstream/test_anthropic.c
+# covers the translation; see tests/sim/README.md "Anthropic Messages API").
+# Self-contained: anthropic_messages() is called once from Handler._dispatch
+# after the request is read and recorded and returns True when it answered.
+# Errors use Anthropic's shape {"type":"error","error":{"type","message"}};
+# streams use Anthropic's named events. Fault options honoured: reset,
+# require_key (compared with x-api-key), status, error_event, cut_after,
+# keepalive (ping events), chunks, interval_ms, invalid_json.
+# --------------------------------------------------------------------------
+
+ANT_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
+                   402: "billing_error", 403: "permission_error",
+                   404: "not_found_error", 413: "request_too_large",
+                   429: "rate_limit_error", 500: "api_error",
+                   504: "timeout_error", 529: "overloaded_error"}
+
+
+class AntError(Exception):
+    def __init__(self, status, message):
+        Exception.__init__(self, message)
+        self.status = status
+        self.message = message
+
+
+def ant_error_type(status):
+    if status in ANT_ERROR_TYPES:
+        return ANT_ERROR_TYPES[status]
+    return "api_error" if status >= 500 else "invalid_request_error"
+
+
+def ant_error_body(status, message):
+    return {"type": "error", "error": {"type": ant_error_type(status),
+                                       "message": message},
+            "request_id": "req_sim_%d" % STATE.next_id()}
+
+
+def ant_send_error(h, status, message, headers=None):
+    hd = {"request-id": "req_sim"}
+    hd.update(headers or {})
+    h.send_json(status, ant_error_body(status, message), headers=hd)
+
+
+def ant_signature(thinking):
+    """The signature the simulator gives a thinking text; a request that
+    sends a thinking block back must carry it byte for byte."""
+    d = hashlib.sha256(("sim-thinking:" + thinking).encode("utf-8")).digest()
+    return "Sim" + base64.b64encode(d).decode("ascii")
+
+
+def ant_blocks(content):
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return content if isinstance(content, list) else []
+
+
+def ant_validate(h, body):
+    """Raises AntError for what the real API refuses (the pitfalls a
+    translation must avoid)."""
+    if not isinstance(body, dict):
+        raise AntError(400, "request body must be a JSON object")
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise AntError(400, "model: Field required")
+    mt = body.get("max_tokens")
+    if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1:
+        raise AntError(400, "max_tokens: Field required (an integer >= 1)")
+    msgs = body.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        raise AntError(400, "messages: at least one message is required")
+    t = body.get("temperature")
+    if t is not None and (not is_num(t) or t < 0 or t > 1):
+        raise AntError(400, "temperature: must be between 0 and 1")
+    sys_ = body.get("system")
+    if sys_ is not None and not isinstance(sys_, str):
+        if not isinstance(sys_, list) or any(
+                not isinstance(b, dict) or b.get("type") != "text"
+                or not isinstance(b.get("text"), str) for b in sys_):
+            raise AntError(400, "system: must be a string or text blocks")
+    for s in body.get("stop_sequences") or []:
+        if not isinstance(s, str) or not s.strip():
+            raise AntError(400, "stop_sequences: each sequence must contain "
+                                "non-whitespace")
+    tools = body.get("tools")
+    names = set()
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise AntError(400, "tools: must be an array")
+        for i, tl in enumerate(tools):
+            if not isinstance(tl, dict) or not isinstance(tl.get("name"), str) \
+                    or not isinstance(tl.get("input_schema"), dict) \
+                    or tl["input_schema"].get("type") != "object":
+                raise AntError(400, "tools.%d: needs name and an input_schema "
+                                    "of type object" % i)
+            names.add(tl["name"])
+    tc = body.get("tool_choice")
+    if tc is not None:
+        if not isinstance(tc, dict) or tc.get("type") not in (
+                "auto", "any", "none", "tool"):
+            raise AntError(400, "tool_choice: invalid")
+        if not tools:
+            raise AntError(400, "tool_choice may only be specified while "
+                                "providing tools")
+        if tc["type"] == "tool" and tc.get("name") not in names:
+            raise AntError(400, "tool_choice: tool %r not found"
+                           % tc.get("name"))
+    th = body.get("thinking")
+    if th is not None:
+        if not isinstance(th, dict) or th.get("type") not in ("enabled",
+                                                              "disabled"):
+            raise AntError(400, "thinking: invalid")
+        if th["type"] == "enabled":
+            b = th.get("budget_tokens")
+            if not isinstance(b, int) or b < 1024 or b >= mt:
+                raise AntError(400, "thinking.budget_tokens: must be >= 1024 "
+                                    "and less than max_tokens")
+            if t is not None and t != 1:
+                raise AntError(400, "temperature may only be set to 1 when "
+                                    "thinking is enabled")
+            if isinstance(tc, dict) and tc.get("type") in ("any", "tool"):
+                raise AntError(400, "Thinking may not be enabled when "
+                                    "tool_choice forces tool use.")
+    prev_tool_ids = set()
+    used_tools = False
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict) or m.get("role") not in ("user",
+                                                            "assistant"):
+            raise AntError(400, "messages.%d.role: must be user or assistant"
+                           % i)
+        blocks = ant_blocks(m.get("content"))
+        if not isinstance(m.get("content"), (str, list)):
+            raise AntError(400, "messages.%d.content: invalid" % i)
+        ids = set()
+        seen_other = False
+        for j, b in enumerate(blocks):
+            bt = b.get("type") if isinstance(b, dict) else None
+            where = "messages.%d.content.%d" % (i, j)
+            if bt == "text":
+                if not isinstance(b.get("text"), str) or not b["text"]:
+                    raise AntError(400, where + ": text content blocks must "
+                                   "be non-empty")
+                seen_other = True
+            elif bt == "image":
+                src = b.get("source") or {}
+                if src.get("type") == "base64":
+                    if src.get("media_type") not in (
+                            "image/jpeg", "image/png", "image/gif",
+                            "image/webp") or not src.get("data"):
+                        raise AntError(400, where + ": invalid image source")
+                elif src.get("type") != "url" or not src.get("url"):
+                    raise AntError(400, where + ": invalid image source")
+                seen_other = True
+            elif bt == "tool_use" and m["role"] == "assistant":
+                if not isinstance(b.get("id"), str) or \
+                        not isinstance(b.get("input"), dict):
+                    raise AntError(400, where + ": tool_use needs id and an "
+                                   "input object")
+                ids.add(b["id"])
+                used_tools = True
+            elif bt == "tool_result" and m["role"] == "user":
+                if seen_other:
+                    raise AntError(400, where + ": tool_result blocks must "
+                                   "come first in their message")
+                if b.get("tool_use_id") not in prev_tool_ids:
+                    raise AntError(400, "messages.%d: Each `tool_result` "
+                                   "block must have a corresponding "
+                                   "`tool_use` block in the previous "
+                                   "message." % i)
+            elif bt in ("thinking", "redacted_thinking") and \
+                    m["role"] == "assistant":
+                if bt == "thinking" and b.get("signature") != ant_signature(
+                        b.get("thinking") or ""):
+                    raise AntError(400, where + ": Invalid `signature` in "
+                                   "`thinking` block")
+            else:
+                raise AntError(400, where + ": unexpected block type %r"
+                               % (bt,))
+        prev_tool_ids = ids if m["role"] == "assistant" else set()
+    if used_tools and not tools:
+        raise AntError(400, "Requests which include `tool_use` or "
+                            "`tool_result` blocks must define tools.")
+
+
+def ant_plan(body):
+    """The answer's blocks (text, thinking, tool_use), stop_reason and
+    output token count, from the request only."""
+    model = body["model"]
+    msgs = body["messages"]
+    last = ant_blocks(msgs[-1].get("content")) if msgs[-1]["role"] == "user" \
+        else []
+    results = [b for b in last if b.get("type") == "tool_result"]
+    text = " ".join(b["text"] for b in last if b.get("type") == "text")
+    tools = body.get("tools") or []
+    tc = body.get("tool_choice") or {"type": "auto"}
+    blocks = []
+    th = body.get("thinking") or {}
+    if th.get("type") == "enabled":
+        thought = "Simulated thinking about: %s" % text[:60]
+        blocks.append({"type": "thinking", "thinking": thought,
+                       "signature": ant_signature(thought)})
+    calls = []
+    if tools and tc["type"] != "none" and not results and last:
+        if tc["type"] == "tool":
+            calls = [t for t in tools if t["name"] == tc["name"]]
+        else:
+            calls = [t for t in tools if re.search(
+                r"\b%s\b" % re.escape(t["name"]), text)]
+            if not calls and tc["type"] == "any":
+                calls = tools[:1]
+        if tc.get("disable_parallel_tool_use"):
+            calls = calls[:1]
+    if results:
+        parts = []
+        for r in results:
+            c = r.get("content")
+            parts.append("%s=%s" % (r.get("tool_use_id"), content_text(c)
+                                    [:1000] if not isinstance(c, str)
+                                    else c[:1000]))
+        reply = "Simulated reply from %s with %d tool result(s): %s" % (
+            model, len(results), "; ".join(parts))
+    elif calls:
+        reply = "Calling %s." % ", ".join(t["name"] for t in calls) \
+            if tc["type"] == "auto" else ""
+    else:
+        reply = "Simulated reply from %s: %s" % (model, text[:60])
+    stop_reason = "tool_use" if calls else "end_turn"
+    stop_seq = None
+    for s in body.get("stop_sequences") or []:
+        k = reply.find(s)
+        if k >= 0 and not calls:
+            reply, stop_reason, stop_seq = reply[:k], "stop_sequence", s
+    words = reply.split()
+    if len(words) > body["max_tokens"] and not calls:
+        reply = " ".join(words[:body["max_tokens"]])
+        stop_reason = "max_tokens"
+    if reply:
+        blocks.append({"type": "text", "text": reply})
+    for k, t in enumerate(calls):
+        blocks.append({"type": "tool_use",
+                       "id": "toolu_sim_%d_%d" % (len(msgs), k),
+                       "name": t["name"],
+                       "input": schema_value(t["input_schema"],
+                                             t["input_schema"])})
+    out = len(reply.split()) + sum(len(dumps(b["input"])) // 4 + 1
+                                   for b in blocks
+                                   if b["type"] == "tool_use")
+    return blocks, stop_reason, stop_seq, out
+
+
+def ant_usage(body, opts):
+    raw = dumps(body.get("messages")) + dumps(body.get("system") or "")
+    cached = '"cache_control"' in dumps(body)
+    u = {"input_tokens": max(1, len(raw) // 4),
+         "cache_creation_input_tokens": iopt(opts, "cache_write",
+                                             10 if cached else 0),
+         "cache_read_input_tokens": iopt(opts, "cache_read",
+                                         50 if cached else 0)}
+    return u
+
+
+def anthropic_messages(h, body, body_ok, opts, api_path):
+    if api_path not in ("/messages", "/messages/count_tokens") or \
+            h.command != "POST":
+        return False
+    if iopt(opts, "reset", 0):
+        h.abort_rst()
+        return True
+    key = (h.headers.get("x-api-key") or "").strip()
+    if "require_key" in opts and key != opts["require_key"]:
+        ant_send_error(h, 401, "invalid x-api-key (simulated)")
+        return True
+    if not key:
+        ant_send_error(h, 401, "x-api-key header is required (simulated)")
+        return True
+    if not (h.headers.get("anthropic-version") or "").strip():
+        ant_send_error(h, 400, "anthropic-version: header is required "
+                               "(simulated)")
+        return True
+    status = iopt(opts, "status", 0)
+    if status and status != 200:
+        hd = {}
+        if status == 429 or status == 529:
+            hd["retry-after"] = str(iopt(opts, "retry_after", 1))
+        ant_send_error(h, status, "simulated %d" % status, headers=hd)
+        return True
+    if not body_ok:
+        ant_send_error(h, 400, "request body is not valid JSON (simulated)")
+        return True
+    streaming = isinstance(body, dict) and body.get("stream") is True
+    if iopt(opts, "error_event", 0) and not streaming:
+        ant_send_error(h, 529, "Overloaded")
+        return True
+    if api_path == "/messages/count_tokens":
+        if not isinstance(body, dict) or not isinstance(body.get("messages"),
+                                                        list):
+            ant_send_error(h, 400, "messages: Field required")
+            return True
+        h.send_json(200, {"input_tokens": ant_usage(body, opts)
+                          ["input_tokens"]})
+        return True
+    try:
+        ant_validate(h, body)
+    except AntError as e:
+        ant_send_error(h, e.status, e.message + " (simulated)")
+        return True
+    blocks, stop_reason, stop_seq, out = ant_plan(body)
+    usage = ant_usage(body, opts)
+    mid = "msg_sim_%d" % STATE.next_id()
+    if not streaming:
+        usage["output_tokens"] = out
+        h.respond_ok({"id": mid, "type": "message", "role": "assistant",
+                      "model": body["model"], "content": blocks,
+                      "stop_reason": stop_reason, "stop_sequence": stop_seq,
+                      "usage": usage}, opts)
+        return True
+    ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out)
+    return True
+
+
+def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
+    def ev(t, **d):
+        return "event: %s\ndata: %s\n\n" % (t, dumps(dict({"type": t}, **d)))
+    chunks = max(1, iopt(opts, "chunks", 5))
+    start = ev("message_start", message={
+        "id": mid, "type": "message", "role": "assistant",
+        "model": body["model"], "content": [], "stop_reason": None,
+        "stop_sequence": None, "usage": dict(usage, output_tokens=1)})
+    content = []
+    for i, b in enumerate(blocks):
+        if b["type"] == "text":
+            content.append(ev("content_block_start", index=i,
+                              content_block={"type": "text", "text": ""}))
+            for p in split_reply(b["text"], chunks)[0]:
+                content.append(ev("content_block_delta", index=i, delta={
+                    "type": "text_delta", "text": p}))
+        elif b["type"] == "thinking":
+            content.append(ev("content_block_start", index=i, content_block={
+                "type": "thinking", "thinking": ""}))
+            for p in split_chars(b["thinking"], 2):
+                content.append(ev("content_block_delta", index=i, delta={
+                    "type": "thinking_delta", "thinking": p}))
+            content.append(ev("content_block_delta", index=i, delta={
+                "type": "signature_delta", "signature": b["signature"]}))
+        else:
+            content.append(ev("content_block_start", index=i, content_block={
+                "type": "tool_use", "id": b["id"], "name": b["name"],
+                "input": {}}))
+            content.append(ev("content_block_delta", index=i, delta={
+                "type": "input_json_delta", "partial_json": ""}))
+            for p in split_chars(dumps(b["input"]), max(2, chunks)):
+                content.append(ev("content_block_delta", index=i, delta={
+                    "type": "input_json_delta", "partial_json": p}))
+        content.append(ev("content_block_stop", index=i))
+    final = [ev("message_delta", delta={"stop_reason": stop_reason,
+                                        "stop_sequence": stop_seq},
+                usage={"output_tokens": out}),
+             ev("message_stop")]
+    h.send_response(200)
+    h.send_header("Content-Type", "text/event-stream")
+    h.send_header("Cache-Control", "no-cache")
+    h.send_header("Transfer-Encoding", "chunked")
+    h.send_header("request-id", "req_sim")
+    STATE.add(streams_started=1, active_streams=1)
+    outcome = "aborted"
+    try:
+        h.end_headers()
+        for _ in range(max(0, iopt(opts, "keepalive", 0))):
+            h.chunk(ev("ping"))
+            time.sleep(0.05)
+        h.chunk(start)
+        if iopt(opts, "error_event", 0):
+            h.chunk(ev("error", error={"type": "overloaded_error",
+                                       "message": "Overloaded"}))
+            h.terminate()
+            outcome = "error_event"
+            return
+        if iopt(opts, "invalid_json", 0):
+            h.chunk("event: content_block_start\ndata: {not json\n\n")
+        interval = max(0, iopt(opts, "interval_ms", 0)) / 1000.0
+        cut = iopt(opts, "cut_after", -1) if "cut_after" in opts else None
+        h.chunk(ev("ping"))
+        for i, e in enumerate(content):
+            if cut is not None and i >= cut:
+                h.abort_fin()
+                outcome = "cut"
+                return
+            if interval:
+                time.sleep(interval)
+            h.chunk(e)
+        if cut is not None and cut >= len(content):
+            h.abort_fin()
+            outcome = "cut"
+            return
+        for e in final:
+            h.chunk(e)
+        h.terminate()
+        outcome = "completed"
+    except (ClientGone,) + CONN_ERRORS as e:
+        log("anthropic stream aborted: %r" % (e,))
+        h.close_connection = True
+    finally:
+        key = {"completed": "streams_completed", "cut": "streams_cut",
+               "error_event": "streams_error_event"}.get(outcome,
+                                                        "streams_aborted")
+        STATE.add(active_streams=-1, **{key: 1})
+
+# ------------------------------------------- end of Anthropic Messages API
 
 # --------------------------------------------------------------------------
 # main

@@ -1943,7 +1943,7 @@ static void test_config_unknown_condition(void **state)
                 "expected one of: scope, min_tokens, max_tokens, keywords, keywords_all, regex, "
                 "script, language, response_format, tools, images, audio, stream, min_messages, "
                 "max_messages, min_output_tokens, max_output_tokens, model, model_regex, key, "
-                "key_regex, header, header_regex, all, any, not");
+                "key_regex, header, header_regex, complexity, all, any, not");
     /* nested: the path names where */
     RULES_ERROR("    - {name: r, when: {any: [{regexp: x}]}, tier: budget}\n", "regexp",
                 "unknown key \"regexp\" in routing.rules[0].when.any", "expected one of: scope,");
