@@ -343,6 +343,34 @@ static void test_config_errors(void **state)
         NAME ":16:", "takes the tier from the label");
 }
 
+/* The scorer's condition decides before the classifier's (both
+ * conditions of one rule): a low score leaves nothing to ask. */
+static void test_with_complexity(void **state)
+{
+    config_t *cfg = load_ok(CLASSIFIER "  rules:\n"
+                                       "    - {name: hard, when: {complexity: {min: 0.99999}, "
+                                       "classify: [code]}, tier: premium}\n"
+                                       "    - {name: easy, when: {complexity: {max: 0.99999}, "
+                                       "classify: [simple]}, tier: budget}\n");
+    outcome_t o;
+    (void)state;
+    o = route(cfg, "hi", false, RULE_LABEL_ASK, NULL, NULL);
+    assert_int_equal(o.st, ROUTER_NEED_LABEL); /* "hard" is false, "easy" needs the label */
+    o = route(cfg, "hi", false, RULE_LABEL_KNOWN, "code", NULL);
+    assert_string_equal(o.rule, "default");
+    o = route(cfg, "hi", false, RULE_LABEL_KNOWN, "simple", NULL);
+    assert_string_equal(o.rule, "easy");
+    config_unref(cfg);
+    cfg = load_ok(CLASSIFIER "  rules:\n"
+                             "    - {name: hard, when: {complexity: {min: 0.99999}, "
+                             "classify: [code]}, tier: premium}\n");
+    o = route(cfg, "hi", false, RULE_LABEL_ASK, NULL, NULL);
+    assert_int_equal(o.st, ROUTER_OK); /* decided by the score alone */
+    assert_string_equal(o.rule, "default");
+    assert_false(o.needed);
+    config_unref(cfg);
+}
+
 static void test_rules_before_classifier(void **state)
 {
     config_t *cfg = load_ok("  rules:\n    - {name: r, when: {classify: [code]}, tier: premium}\n" CLASSIFIER);
@@ -366,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_fallback),
         cmocka_unit_test(test_explain),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_with_complexity),
         cmocka_unit_test(test_rules_before_classifier),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
