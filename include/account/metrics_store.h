@@ -37,6 +37,8 @@ enum family {
     F_CASCADE_STEPS,
     F_CASCADE_COST,
     F_CASCADE_DIRECT,
+    F_CLASSIFIER_CALLS,
+    F_CLASSIFIER_COST,
     F_COUNT
 };
 

@@ -73,6 +73,24 @@ typedef struct cfg_tier {
     struct cascade_cfg *cascade;
 } cfg_tier_t;
 
+/* routing.classifier: a cheap model asked to label a request, for the
+ * rules that say so (a `classify` condition or action; route/classifier.h).
+ * enabled false when the section is absent. */
+typedef struct cfg_classifier {
+    bool enabled;
+    int model;            /* index into models */
+    char **labels;        /* NULL-terminated, in the order written */
+    int *label_tier;      /* per label: index into tiers */
+    size_t n_labels;
+    unsigned timeout_ms;  /* the whole call; past it the rules fall back */
+    char *prompt;         /* system prompt; NULL: the built-in one */
+    unsigned max_tokens;  /* of the classifier's answer */
+    size_t max_input_bytes; /* of the routed text sent to it */
+    unsigned cache_entries; /* decision cache bound per shard; 0: off */
+    unsigned cache_ttl_s;
+    int line;             /* where it was defined, for messages */
+} cfg_classifier_t;
+
 enum cache_backend { CACHE_BACKEND_OFF = 0, CACHE_BACKEND_MEMORY, CACHE_BACKEND_REDIS };
 
 typedef struct cfg_cache {
@@ -141,6 +159,7 @@ typedef struct config {
     char **routable; /* client model names routed like "auto" */
     size_t n_routable;
     struct rules *rules; /* routing.rules, NULL when none */
+    cfg_classifier_t classifier; /* routing.classifier */
     struct scorer *scorer; /* routing.scorer.weights, NULL = the built-in weights */
     int baseline_model;  /* routing.baseline_model: what requests would cost without routing; -1 */
     bool allow_client_tier;

@@ -45,6 +45,9 @@ struct observe *shard_observe(shard_t *s);
  * this shard's Redis client for it (NULL without budgets.redis_url). */
 struct budget *shard_budget(shard_t *s);
 struct rds *shard_budget_rds(shard_t *s);
+/* The slot of this shard's classifier decision cache (route/classifier.h);
+ * the shard frees what it holds. */
+struct classifier_cache **shard_classifier_cache(shard_t *s);
 unsigned shard_id(const shard_t *s);
 /* The snapshot new requests use (borrowed). */
 config_t *shard_config(shard_t *s);

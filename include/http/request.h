@@ -156,6 +156,21 @@ typedef struct req {
     bool sampled;         /* kept for the quality sampler: bodies retained */
     char *sample_resp;    /* the answer (assembled for streams), NUL-terminated */
 
+    /* classifier routing (routing.classifier): request_parse says a rule
+     * needs the label; server.c asks the model (or the decision cache) and
+     * routes again with it, or falls back */
+    int cls_state;              /* enum rule_label (route/rules.h): what the rules know */
+    int cls_label;              /* RULE_LABEL_KNOWN: index into cfg->classifier.labels */
+    int cls_result;             /* enum classifier_result (route/classifier.h) */
+    char *cls_text;             /* the routed text to classify (malloc'd), NULL */
+    size_t cls_len;
+    struct upstream_call *cls_call; /* in flight, NULL otherwise */
+    double cls_cost_usd;        /* the classifier call's cost; < 0 none or unknown */
+    int64_t cls_prompt_tokens, cls_completion_tokens; /* -1 unknown */
+    uint64_t cls_us;            /* how long asking took */
+    char cls_error[112];        /* why the call failed, "" */
+    uint64_t cls_key;           /* decision-cache key of cls_text */
+
     /* response cache (owned by cache.c) */
     enum { CACHE_X_BYPASS = 0, CACHE_X_MISS, CACHE_X_HIT } cache_x; /* x-cache */
     bool cache_lookup;    /* look the answer up before going upstream */
@@ -193,12 +208,27 @@ req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *c
  * cancelled). */
 void request_free(req_t *req);
 
+/* request_parse(): the rules need the classifier's label (req->cls_text is
+ * what to ask about); call again once req->cls_state is RULE_LABEL_KNOWN or
+ * RULE_LABEL_FALLBACK. */
+#define REQUEST_NEED_LABEL 1
+
 /* Parses and validates the body for req->ep, routes it (rules included) and
- * fills req's parsed fields. Returns 0, or -1 with *err describing the 4xx
- * answer. When explain is not NULL, a JSON object saying how the request was
+ * fills req's parsed fields. Returns 0, REQUEST_NEED_LABEL (never when
+ * explaining: an explanation says the classifier would be asked, and does
+ * not ask), or -1 with *err describing the 4xx answer. When explain is not NULL, a JSON object saying how the request was
  * routed (estimated tokens, script, language, every rule with whether it
  * matched and why, the decision) is appended to it. */
 int request_parse(req_t *req, req_error_t *err, buf_t *explain);
+
+/* What the request cost: its answer's cost plus the classifier call's;
+ * < 0 when neither is known. */
+static inline double request_cost_total(const req_t *req)
+{
+    if (req->cls_cost_usd <= 0)
+        return req->cost_usd;
+    return (req->cost_usd > 0 ? req->cost_usd : 0) + req->cls_cost_usd;
+}
 
 /* Builds req->fwd_body for model index m: the client's body with the value
  * of its top-level "model" replaced by the model's upstream name (and, for

@@ -32,7 +32,14 @@ typedef struct route {
 struct prompt;
 struct rule_ctx;
 
-enum router_status { ROUTER_OK = 0, ROUTER_UNKNOWN_MODEL = -1, ROUTER_UNKNOWN_TIER = -2 };
+/* ROUTER_NEED_LABEL: the rules need the classifier's label (ctx->label_state
+ * was RULE_LABEL_ASK); route again with it, or with RULE_LABEL_FALLBACK. */
+enum router_status {
+    ROUTER_OK = 0,
+    ROUTER_UNKNOWN_MODEL = -1,
+    ROUTER_UNKNOWN_TIER = -2,
+    ROUTER_NEED_LABEL = 1,
+};
 
 /* An empty, not-routed route (no tier, no rule, no chain). */
 void router_init(route_t *r);

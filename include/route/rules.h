@@ -31,7 +31,19 @@ typedef struct rule_action {
     unsigned cache_ttl_s;
     const char *const *tags;
     size_t n_tags;
+    bool classify;     /* `classify: true`: the tier is the classifier label's (tier is -1) */
 } rule_action_t;
+
+/* What the rules know of the classifier's label (routing.classifier). */
+enum rule_label {
+    RULE_LABEL_ASK = 0, /* not asked yet: stop at the first rule that needs it */
+    RULE_LABEL_KNOWN,   /* ctx->label holds it */
+    RULE_LABEL_FALLBACK, /* asked, no usable label: classify conditions and actions do not match */
+    RULE_LABEL_EXPLAIN, /* explaining: never asked; as FALLBACK, and say it would be asked */
+};
+
+/* rules_eval(): evaluation reached a rule that needs the label */
+#define RULES_NEED_LABEL (-2)
 
 /* What a rule may look at besides the body. */
 typedef struct rule_ctx {
@@ -40,6 +52,9 @@ typedef struct rule_ctx {
     /* Returns the value of request header name (case-insensitive), or NULL. */
     const char *(*header)(void *arg, const char *name);
     void *header_arg;
+    enum rule_label label_state;
+    int label;          /* RULE_LABEL_KNOWN: index into cfg->classifier.labels */
+    bool *label_needed; /* out, may be NULL: set when a rule needed the label */
 } rule_ctx_t;
 
 /* Parses routing.rules (a YAML list) against cfg's tiers and models.
@@ -53,7 +68,11 @@ size_t rules_count(const rules_t *rs);
 const rule_action_t *rules_action(const rules_t *rs, size_t i);
 
 /* Evaluates the rules in order on p. Returns the index of the first rule
- * that matches, or -1. If explain is not NULL, every rule is evaluated and a
+ * that matches, or -1; or RULES_NEED_LABEL when ctx->label_state is
+ * RULE_LABEL_ASK and the first rule not decided without the classifier's
+ * label needs it (a `classify` condition the rule's other conditions leave
+ * open — three-valued: unknown until asked — or a `classify: true` action
+ * whose conditions hold); rules before it did not match. If explain is not NULL, every rule is evaluated and a
  * JSON array of {"rule","matched","why":[...]} objects is appended to it. */
 int rules_eval(const rules_t *rs, prompt_t *p, const rule_ctx_t *ctx, buf_t *explain);
 

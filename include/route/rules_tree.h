@@ -45,6 +45,7 @@ enum cond_kind {
     C_HEADER,
     C_HEADER_REGEX,
     C_COMPLEXITY, /* lo <= the scorer's score <= hi */
+    C_CLASSIFY, /* strs: labels; true when the classifier's label is one of them */
 };
 
 #define REGEX_MAX_ALTS 8
@@ -84,6 +85,7 @@ struct rules {
     rule_t *v;
     size_t n;
     kwset_t *kw;
+    const struct config *cfg; /* the snapshot that owns the rules (classifier labels) */
     const scorer_t *scorer; /* for complexity conditions: cfg's weights or the built-in */
 };
 

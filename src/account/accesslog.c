@@ -21,6 +21,7 @@
 #include "route/rules.h"
 #include "core/util.h"
 #include "upstream/cascade.h"
+#include "route/classifier.h"
 
 typedef struct logfile {
     pthread_rwlock_t lock;
@@ -211,6 +212,27 @@ static int put_cascade(buf_t *out, const config_t *cfg, const cascade_run_t *run
     return rc | buf_puts(out, "}");
 }
 
+/* "classifier": {result, label, model, cost_usd, prompt_tokens,
+ * completion_tokens, ms, error}: what asking routing.classifier came to
+ * (its cost is also in the request's cost_usd). */
+static int put_classifier(buf_t *out, const config_t *cfg, const req_t *req)
+{
+    const cfg_classifier_t *cl = &cfg->classifier;
+    bool have = req->cls_label >= 0 && (size_t)req->cls_label < cl->n_labels;
+    int rc = put_key(out, "classifier") | buf_puts(out, "{\"result\":");
+    const char *res = classifier_result_name((enum classifier_result)req->cls_result);
+    rc |= json_append_string(out, res, strlen(res));
+    rc |= put_str(out, "label", have ? cl->labels[req->cls_label] : NULL);
+    rc |= put_str(out, "model", cl->enabled ? model_of(cfg, cl->model) : NULL);
+    rc |= put_num(out, "cost_usd", req->cls_cost_usd, "%.10g");
+    rc |= put_int(out, "prompt_tokens", req->cls_prompt_tokens);
+    rc |= put_int(out, "completion_tokens", req->cls_completion_tokens);
+    rc |= put_num(out, "ms", req->cls_result == CLASSIFIER_CACHED ? 0 : (double)req->cls_us / 1000.0,
+                  "%.3f");
+    rc |= put_str(out, "error", req->cls_error[0] ? req->cls_error : NULL);
+    return rc | buf_puts(out, "}");
+}
+
 static double ms_between(uint64_t from, uint64_t to)
 {
     if (from == 0 || to == 0 || to < from)
@@ -244,11 +266,11 @@ int accesslog_format(const config_t *cfg, const req_t *req, uint64_t now_us, buf
     rc |= put_int(out, "prompt_tokens", req->prompt_tokens);
     rc |= put_int(out, "completion_tokens", req->completion_tokens);
     rc |= put_int(out, "cached_tokens", req->cached_tokens);
-    rc |= put_num(out, "cost_usd", req->cost_usd, "%.10g");
+    rc |= put_num(out, "cost_usd", request_cost_total(req), "%.10g");
     rc |= put_num(out, "baseline_cost_usd", req->baseline_usd, "%.10g");
-    if (req->cost_usd >= 0 && req->baseline_usd >= 0) {
+    if (request_cost_total(req) >= 0 && req->baseline_usd >= 0) {
         char s[64];
-        snprintf(s, sizeof s, "%.10g", req->baseline_usd - req->cost_usd);
+        snprintf(s, sizeof s, "%.10g", req->baseline_usd - request_cost_total(req));
         rc |= put_key(out, "savings_usd") | buf_puts(out, s);
     } else {
         rc |= put_key(out, "savings_usd") | buf_puts(out, "null");
@@ -272,6 +294,8 @@ int accesslog_format(const config_t *cfg, const req_t *req, uint64_t now_us, buf
 
     if (req->casc != NULL)
         rc |= put_cascade(out, cfg, req->casc);
+    if (req->cls_result != CLASSIFIER_NONE)
+        rc |= put_classifier(out, cfg, req);
 
     rc |= put_key(out, "failovers") | buf_puts(out, "[");
     bool first = true;

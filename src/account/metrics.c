@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/json.h"
+#include "route/classifier.h"
 #include "route/router.h"
 #include "upstream/cascade.h"
 #include "core/util.h"
@@ -135,6 +136,19 @@ const family_def_t metrics_families[F_COUNT] = {
                           false,
                           1,
                           {"tier"}},
+    [F_CLASSIFIER_CALLS] = {"llmrouter_classifier_requests_total",
+                            "Requests that needed routing.classifier's label, by result (ok, "
+                            "cache_hit, timeout, error, garbage); all but ok and cache_hit fell "
+                            "back",
+                            false,
+                            2,
+                            {"model", "result"}},
+    [F_CLASSIFIER_COST] = {"llmrouter_classifier_cost_usd_total",
+                           "What the classifier calls cost (also in llmrouter_cost_usd_total "
+                           "under the classifier's model)",
+                           false,
+                           1,
+                           {"model"}},
 };
 
 
@@ -379,6 +393,20 @@ void metrics_observe(metrics_t *m, const config_t *cfg, const req_t *req, uint64
     }
     if (req->cost_estimated)
         add(m, F_ESTIMATED, (const char *[]){model}, 1);
+    if (req->cls_result != 0 && cfg->classifier.enabled) {
+        /* the classifier's call is booked to its own model */
+        const char *cm = model_name(cfg, cfg->classifier.model);
+        add(m, F_CLASSIFIER_CALLS,
+            (const char *[]){cm, classifier_result_name((enum classifier_result)req->cls_result)}, 1);
+        if (req->cls_cost_usd > 0) {
+            add(m, F_CLASSIFIER_COST, (const char *[]){cm}, req->cls_cost_usd);
+            add(m, F_COST, (const char *[]){cm, tier, key}, req->cls_cost_usd);
+        }
+        if (req->cls_prompt_tokens > 0)
+            add(m, F_PROMPT_TOKENS, (const char *[]){cm}, (double)req->cls_prompt_tokens);
+        if (req->cls_completion_tokens > 0)
+            add(m, F_COMPLETION_TOKENS, (const char *[]){cm}, (double)req->cls_completion_tokens);
+    }
     for (size_t i = 0; req->attempts != NULL && i < req->n_attempts; i++) {
         const attempt_t *a = &req->attempts[i];
         const char *from = model_name(cfg, a->model);

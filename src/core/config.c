@@ -301,6 +301,9 @@ void config_unref(config_t *cfg)
         free(cfg->routable[i]);
     free(cfg->routable);
     rules_free(cfg->rules);
+    yw_strv_free(cfg->classifier.labels);
+    free(cfg->classifier.label_tier);
+    free(cfg->classifier.prompt);
     scorer_free(cfg->scorer);
     free(cfg->cache.redis_url);
     free(cfg->cache.key_prefix);
@@ -394,7 +397,9 @@ void config_print_summary(const config_t *cfg, void *file)
     for (size_t i = 0; i < rules_count(cfg->rules); i++) {
         const rule_action_t *a = rules_action(cfg->rules, i);
         fprintf(f, "  %2zu. %-24s -> ", i + 1, a->name);
-        if (a->tier >= 0) {
+        if (a->classify) {
+            fprintf(f, "the classifier label's tier");
+        } else if (a->tier >= 0) {
             fprintf(f, "tier %s", cfg->tiers[a->tier].name);
         } else {
             fprintf(f, "chain");
@@ -407,6 +412,14 @@ void config_print_summary(const config_t *cfg, void *file)
             fprintf(f, ", cache %us", a->cache_ttl_s);
         for (size_t j = 0; j < a->n_tags; j++)
             fprintf(f, "%s%s", j ? "," : ", tags ", a->tags[j]);
+        fprintf(f, "\n");
+    }
+    if (cfg->classifier.enabled) {
+        const cfg_classifier_t *cl = &cfg->classifier;
+        fprintf(f, "classifier: model %s, timeout %ums, labels", cfg->models[cl->model].name,
+                cl->timeout_ms);
+        for (size_t j = 0; j < cl->n_labels; j++)
+            fprintf(f, "%s%s -> %s", j ? ", " : " ", cl->labels[j], cfg->tiers[cl->label_tier[j]].name);
         fprintf(f, "\n");
     }
     if (cfg->allow_client_tier)

@@ -181,8 +181,8 @@ void config_build_ready_json(ywalk_t *c, config_t *cfg)
     rules = cJSON_AddArrayToObject(root, "rules");
     for (size_t i = 0; i < rules_count(cfg->rules); i++) {
         const rule_action_t *a = rules_action(cfg->rules, i);
-        if (a->tier >= 0)
-            continue; /* its tier is listed above */
+        if (a->tier >= 0 || a->classify)
+            continue; /* its tier (its labels' tiers) is listed above */
         if (!ready_entry(cfg, rules, "rule", a->name, a->chain, a->n_chain, &why)) {
             ok = false;
             yw_append_warning(c, "%s: warning: rule \"%s\": no model of its chain is usable: GET "

@@ -579,6 +579,109 @@ void config_parse_tiers(ywalk_t *c, config_t *cfg, yaml_node_t *map)
     }
 }
 
+/* routing.classifier: {model, labels: {label: tier}, timeout_ms, prompt,
+ * max_tokens, max_input_bytes, cache_entries, cache_ttl_s}. Parsed before
+ * routing.rules, whose `classify` conditions name its labels. */
+static void parse_classifier(ywalk_t *c, config_t *cfg, yaml_node_t *map)
+{
+    cfg_classifier_t *cl = &cfg->classifier;
+    const char *k;
+    yaml_node_t *kn, *v, *model_node = NULL;
+    bool have_labels = false;
+    cl->timeout_ms = 400;
+    cl->max_tokens = 8;
+    cl->max_input_bytes = 4000;
+    cl->cache_entries = 4096;
+    cl->cache_ttl_s = 600;
+    cl->model = -1;
+    cl->line = (int)map->start_mark.line + 1;
+    if (!yw_expect(c, map, YAML_MAPPING_NODE, "routing.classifier"))
+        return;
+    YW_MAP_FOREACH(c, map, k, kn, v)
+    {
+        uint32_t u;
+        if (strcmp(k, "model") == 0) {
+            char *s = yw_str(c, v, "routing.classifier.model");
+            model_node = v;
+            if (s && (cl->model = config_find_model(cfg, s)) < 0)
+                yw_error(c, v, "routing.classifier.model: no model named \"%s\" is defined under models",
+                         s);
+            free(s);
+        } else if (strcmp(k, "labels") == 0) {
+            const char *lk;
+            yaml_node_t *lkn, *lv;
+            size_t cnt;
+            have_labels = true;
+            if (!yw_expect(c, v, YAML_MAPPING_NODE, "routing.classifier.labels"))
+                continue;
+            cnt = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+            if (cnt == 0 || cnt > 32) {
+                yw_error(c, v, "routing.classifier.labels: give 1 to 32 labels, each mapped to a tier "
+                               "({simple: budget, code: premium})");
+                continue;
+            }
+            yw_strv_free(cl->labels);
+            free(cl->label_tier);
+            cl->labels = xcalloc(cnt + 1, sizeof *cl->labels);
+            cl->label_tier = xcalloc(cnt, sizeof *cl->label_tier);
+            cl->n_labels = 0;
+            YW_MAP_FOREACH(c, v, lk, lkn, lv)
+            {
+                char *t = yw_str(c, lv, "routing.classifier.labels");
+                bool ok = lk[0] != '\0' && strlen(lk) <= 32;
+                for (const char *q = lk; ok && *q; q++)
+                    ok = (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '_' || *q == '-';
+                if (!ok)
+                    yw_error(c, lkn, "routing.classifier.labels: the label \"%s\" must be 1-32 of "
+                                     "a-z, 0-9, _ and - (the classifier answers it)",
+                             lk);
+                if (t == NULL)
+                    continue;
+                cl->label_tier[cl->n_labels] = config_find_tier(cfg, t);
+                if (cl->label_tier[cl->n_labels] < 0)
+                    yw_error(c, lv, "routing.classifier.labels.%s: no tier named \"%s\" is defined "
+                                    "under tiers",
+                             lk, t);
+                free(t);
+                cl->labels[cl->n_labels++] = xstrdup(lk);
+            }
+        } else if (strcmp(k, "timeout_ms") == 0) {
+            if (yw_u32(c, v, "routing.classifier.timeout_ms", 10, 10000, &u))
+                cl->timeout_ms = u;
+        } else if (strcmp(k, "prompt") == 0) {
+            free(cl->prompt);
+            cl->prompt = yw_str(c, v, "routing.classifier.prompt");
+            if (cl->prompt && (cl->prompt[0] == '\0' || strlen(cl->prompt) > 8192)) {
+                yw_error(c, v, "routing.classifier.prompt: 1 to 8192 bytes");
+                free(cl->prompt);
+                cl->prompt = NULL;
+            }
+        } else if (strcmp(k, "max_tokens") == 0) {
+            if (yw_u32(c, v, "routing.classifier.max_tokens", 1, 256, &u))
+                cl->max_tokens = u;
+        } else if (strcmp(k, "max_input_bytes") == 0) {
+            if (yw_u32(c, v, "routing.classifier.max_input_bytes", 16, 1048576, &u))
+                cl->max_input_bytes = u;
+        } else if (strcmp(k, "cache_entries") == 0) {
+            if (yw_u32(c, v, "routing.classifier.cache_entries", 0, 1000000, &u))
+                cl->cache_entries = u;
+        } else if (strcmp(k, "cache_ttl_s") == 0) {
+            if (yw_u32(c, v, "routing.classifier.cache_ttl_s", 1, 31536000, &u))
+                cl->cache_ttl_s = u;
+        } else {
+            yw_unknown_key(c, kn, "routing.classifier",
+                           "model, labels, timeout_ms, prompt, max_tokens, max_input_bytes, "
+                           "cache_entries, cache_ttl_s");
+        }
+    }
+    if (model_node == NULL)
+        yw_error(c, map, "routing.classifier: missing \"model\" (the model asked for a label)");
+    if (!have_labels)
+        yw_error(c, map, "routing.classifier: missing \"labels\" (label: tier, e.g. {simple: "
+                         "budget, code: premium})");
+    cl->enabled = cl->model >= 0 && cl->n_labels > 0;
+}
+
 /* routing.scorer: {weights: PATH}. A relative PATH is read from the
  * configuration file's directory (a daemon's working directory is often /). */
 static void parse_scorer(ywalk_t *c, config_t *cfg, yaml_node_t *map)
@@ -624,6 +727,17 @@ void config_parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node
     yaml_node_t *kn, *v;
     if (!yw_expect(c, map, YAML_MAPPING_NODE, "routing"))
         return;
+    /* the classifier first: the rules' classify conditions name its labels */
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top;
+         pr++) {
+        /* plain walk: yw_map_pair would report a repeated key twice */
+        yaml_node_t *key = yw_node(c, pr->key), *val = yw_node(c, pr->value);
+        if (key && val && key->type == YAML_SCALAR_NODE &&
+            strcmp((const char *)key->data.scalar.value, "classifier") == 0) {
+            parse_classifier(c, cfg, val);
+            break;
+        }
+    }
     /* the scorer first: the rules' complexity conditions use it */
     YW_MAP_FOREACH(c, map, k, kn, v)
     {
@@ -632,7 +746,7 @@ void config_parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node
     }
     YW_MAP_FOREACH(c, map, k, kn, v)
     {
-        if (strcmp(k, "scorer") == 0) {
+        if (strcmp(k, "scorer") == 0 || strcmp(k, "classifier") == 0) {
             continue;
         } else if (strcmp(k, "default_tier") == 0) {
             char *s = yw_str(c, v, "routing.default_tier");
@@ -679,7 +793,7 @@ void config_parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node
         } else {
             yw_unknown_key(c, kn, "routing",
                            "default_tier, routable_models, allow_client_tier, baseline_model, rules, "
-                           "scorer");
+                           "scorer, classifier");
         }
     }
 }

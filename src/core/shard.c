@@ -26,6 +26,7 @@
 #include "http/server.h"
 #include "upstream/upstream.h"
 #include "core/util.h"
+#include "route/classifier.h"
 
 struct shard {
     unsigned id;
@@ -39,6 +40,7 @@ struct shard {
     observe_t *obs;
     budget_t *budget;
     rds_t *budget_rds;
+    struct classifier_cache *classifier_cache; /* routing.classifier decisions, NULL until used */
     uint64_t stats_ms; /* last copy of the Redis counters for /metrics */
     config_t *cfg;
     unsigned cfg_gen;
@@ -87,6 +89,11 @@ struct budget *shard_budget(shard_t *s)
 struct rds *shard_budget_rds(shard_t *s)
 {
     return s->budget_rds;
+}
+
+struct classifier_cache **shard_classifier_cache(shard_t *s)
+{
+    return &s->classifier_cache;
 }
 
 unsigned shard_id(const shard_t *s)
@@ -337,6 +344,7 @@ void shard_free(shard_t *s)
     upstream_free(s->up);
     rds_free(s->cache.rds);
     rds_free(s->budget_rds);
+    classifier_cache_free(s->classifier_cache);
     loop_free(s->loop);
     config_unref(s->cfg);
     free(s);

@@ -20,6 +20,7 @@
 #include "core/util.h"
 #include "http/apierror.h"
 #include "http/cors.h"
+#include "route/classifier.h"
 #include "upstream/cascade.h"
 #include "upstream/upstream.h"
 
@@ -86,8 +87,21 @@ void reply_add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
         if (cascade_header(cfg, req->casc, steps, sizeof steps) > 0)
             MHD_add_response_header(r, "x-router-cascade", steps);
     }
-    if (req->cost_usd >= 0) {
-        snprintf(num, sizeof num, "%.10f", req->cost_usd);
+    if (req->cls_result != CLASSIFIER_NONE) {
+        /* the label, "cached:<label>", or why the rules fell back */
+        char v[48];
+        const cfg_classifier_t *cl = &cfg->classifier;
+        bool have = req->cls_label >= 0 && (size_t)req->cls_label < cl->n_labels;
+        if (req->cls_result == CLASSIFIER_OK && have)
+            snprintf(v, sizeof v, "%s", cl->labels[req->cls_label]);
+        else if (req->cls_result == CLASSIFIER_CACHED && have)
+            snprintf(v, sizeof v, "cached:%s", cl->labels[req->cls_label]);
+        else
+            snprintf(v, sizeof v, "%s", classifier_result_name((enum classifier_result)req->cls_result));
+        MHD_add_response_header(r, "x-router-classifier", v);
+    }
+    if (request_cost_total(req) >= 0) {
+        snprintf(num, sizeof num, "%.10f", request_cost_total(req));
         MHD_add_response_header(r, "x-router-cost-usd", num);
         if (req->cost_estimated)
             MHD_add_response_header(r, "x-router-cost-estimated", "true");
@@ -297,7 +311,9 @@ void reply_settle_budget(req_t *req)
         req->budget_op = NULL;
     }
     if (req->budget_admitted) {
-        double actual = req->cost_usd >= 0 ? req->cost_usd : req->model < 0 ? 0 : -1;
+        double actual = request_cost_total(req) >= 0 ? request_cost_total(req)
+                        : req->model < 0                ? 0
+                                                        : -1;
         int64_t tok = (req->prompt_tokens > 0 ? req->prompt_tokens : 0) +
                       (req->completion_tokens > 0 ? req->completion_tokens : 0) +
                       (req->casc != NULL ? req->casc->prior_tokens : 0);

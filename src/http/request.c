@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "cache/cache.h"
+#include "route/classifier.h"
 #include "route/prompt.h"
 #include "route/rules.h"
 #include "route/scorer.h"
@@ -30,6 +31,9 @@ req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *c
     req->cost_usd = -1;
     req->prompt_tokens = req->completion_tokens = req->cached_tokens = -1;
     req->baseline_usd = -1;
+    req->cls_label = -1;
+    req->cls_cost_usd = -1;
+    req->cls_prompt_tokens = req->cls_completion_tokens = -1;
     req->score = -1;
     req->key_name = "";
     req->client_io.fd = -1;
@@ -48,6 +52,7 @@ void request_free(req_t *req)
     cascade_run_free(req->casc);
     free(req->usage_event);
     free(req->sample_resp);
+    free(req->cls_text);
     buf_free(&req->body);
     buf_free(&req->out);
     free(req->fwd_body);
@@ -163,7 +168,7 @@ static const char *header_of(const req_t *req, const char *name)
 
 /* The explanation object: what the rules saw and what they decided. */
 static void explain_finish(req_t *req, prompt_t *p, const char *model, const buf_t *rules,
-                           buf_t *out)
+                           bool label_needed, buf_t *out)
 {
     const config_t *cfg = req->cfg;
     const route_t *r = &req->route;
@@ -234,7 +239,13 @@ static void explain_finish(req_t *req, prompt_t *p, const char *model, const buf
                            strlen(cfg->providers[m->provider].name));
         buf_puts(out, "}");
     }
-    buf_puts(out, "]}}");
+    buf_puts(out, "]}");
+    /* the classifier is never asked when explaining: say whether it would
+     * be (the decision above is then the one without its label) */
+    if (req->cfg->classifier.enabled)
+        buf_puts(out, label_needed ? ",\"classifier\":\"would_classify\""
+                                   : ",\"classifier\":\"not_needed\"");
+    buf_puts(out, "}");
 }
 
 int request_parse(req_t *req, req_error_t *err, buf_t *explain)
@@ -357,8 +368,11 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
         req->body_end--;
     {
         prompt_t p;
+        bool label_needed = false;
         rule_ctx_t ctx = {.model = model->valuestring, .key_name = "",
-                          .header = req->header, .header_arg = req->header_arg};
+                          .header = req->header, .header_arg = req->header_arg,
+                          .label_state = explain ? RULE_LABEL_EXPLAIN : (enum rule_label)req->cls_state,
+                          .label = req->cls_label, .label_needed = &label_needed};
         buf_t rules_why;
         enum router_status st;
         buf_init(&rules_why, (size_t)1 << 30);
@@ -367,11 +381,28 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
                           &req->route, explain ? &rules_why : NULL);
         req->score = p.score_used ? p.score : -1;
         if (st == ROUTER_OK && explain)
-            explain_finish(req, &p, model->valuestring, &rules_why, explain);
+            explain_finish(req, &p, model->valuestring, &rules_why, label_needed, explain);
+        if (st == ROUTER_NEED_LABEL) {
+            /* what the classifier is asked about: the last user message,
+             * cut to max_input_bytes */
+            const char *t;
+            size_t n;
+            prompt_text(&p, SCOPE_LAST_USER, &t, &n);
+            n = classifier_input_len(t, n, req->cfg->classifier.max_input_bytes);
+            free(req->cls_text);
+            req->cls_text = xmalloc(n + 1);
+            memcpy(req->cls_text, t, n);
+            req->cls_text[n] = '\0';
+            req->cls_len = n;
+        }
         req->est_prompt_tokens = prompt_stats(&p, SCOPE_CONVERSATION)->tokens;
         req->max_output = p.max_output;
         prompt_free(&p);
         buf_free(&rules_why);
+        if (st == ROUTER_NEED_LABEL) {
+            rc = REQUEST_NEED_LABEL;
+            goto out;
+        }
         if (st == ROUTER_UNKNOWN_MODEL) {
             unknown_model(req, err, model->valuestring);
             goto out;

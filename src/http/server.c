@@ -24,6 +24,8 @@
 #include "route/rules.h"
 #include "core/shard.h"
 #include "upstream/upstream.h"
+#include "upstream/call.h"
+#include "route/classifier.h"
 #include "core/util.h"
 #include "http/cors.h"
 
@@ -468,8 +470,109 @@ static int admit(req_t *req)
     return 0;
 }
 
+/* Parsed and routed: sampling, budgets, then the cache and the providers. */
+static void routed(req_t *req)
+{
+    req->sampled = observe_sample_pick(shard_observe(req->shard), shard_random(req->shard));
+    req->state = RS_UPSTREAM;
+    if (admit(req) != 0)
+        return; /* refused (429), or a Redis budget check is pending */
+    go_on(req);
+}
+
+/* ---- classifier routing ----
+ * A rule needed the classifier's label (request_parse said so): the
+ * decision cache, else one upstream_call to routing.classifier.model
+ * bounded by its timeout_ms, then the rules run again with the label — or,
+ * on a timeout, an error or an answer that is no label, with classify
+ * conditions and actions not matching (the fallback). The classifier never
+ * fails the client's request. */
+
+static void classified(req_t *req, enum classifier_result res, int label)
+{
+    req_error_t err = {0};
+    int rc;
+    req->cls_result = (int)res;
+    req->cls_label = label;
+    req->cls_state = label >= 0 ? RULE_LABEL_KNOWN : RULE_LABEL_FALLBACK;
+    rc = request_parse(req, &err, NULL);
+    if (rc == REQUEST_NEED_LABEL) { /* cannot happen with a known or failed label */
+        err.status = 500;
+        err.type = "server_error";
+        err.code = "internal_error";
+        snprintf(err.message, sizeof err.message, "Routing did not settle after classification.");
+        rc = -1;
+    }
+    if (rc < 0) {
+        reply_error(req, &err, NULL);
+        return;
+    }
+    routed(req);
+}
+
+static void on_classifier(void *arg, const upstream_call_result_t *res)
+{
+    req_t *req = arg;
+    const config_t *cfg = req->cfg;
+    const cfg_classifier_t *cl = &cfg->classifier;
+    enum classifier_result r;
+    int label = -1;
+    req->cls_call = NULL;
+    req->cls_us = res->elapsed_us;
+    req->cls_cost_usd = res->cost_usd;
+    req->cls_prompt_tokens = res->prompt_tokens;
+    req->cls_completion_tokens = res->completion_tokens;
+    if (!res->ok) {
+        const char *e = res->error ? res->error : "failed";
+        r = strstr(e, "imeout") || strstr(e, "timed out") ? CLASSIFIER_TIMEOUT : CLASSIFIER_ERROR;
+        snprintf(req->cls_error, sizeof req->cls_error, "%s", e);
+    } else {
+        label = classifier_parse_label(cl, res->content);
+        r = label >= 0 ? CLASSIFIER_OK : CLASSIFIER_GARBAGE;
+        if (label >= 0)
+            classifier_cache_put(*shard_classifier_cache(req->shard), req->cls_key,
+                                 cl->labels[label],
+                                 util_now_ms() + (uint64_t)cl->cache_ttl_s * 1000);
+    }
+    /* the classifier model's daily cap counts its calls too */
+    if (res->cost_usd > 0 && shard_budget(req->shard))
+        budget_model_spent(shard_budget(req->shard), shard_budget_rds(req->shard),
+                           cfg->models[cl->model].name, cfg->models[cl->model].daily_cap_usd,
+                           res->cost_usd);
+    classified(req, r, label);
+}
+
+static void classify(req_t *req)
+{
+    const config_t *cfg = req->cfg;
+    const cfg_classifier_t *cl = &cfg->classifier;
+    classifier_cache_t *cache = classifier_cache_sized(shard_classifier_cache(req->shard),
+                                                       cl->cache_entries);
+    char *sys = classifier_system_prompt(cl), *body;
+    size_t len;
+    int label;
+    req->cls_key = classifier_key(cfg->models[cl->model].upstream, sys, req->cls_text, req->cls_len);
+    label = classifier_cache_get(cache, cl, req->cls_key, util_now_ms());
+    if (label >= 0) {
+        free(sys);
+        classified(req, CLASSIFIER_CACHED, label);
+        return;
+    }
+    body = upstream_call_chat_body(cfg, cl->model, sys, req->cls_text, cl->max_tokens, &len);
+    free(sys);
+    req->state = RS_UPSTREAM; /* suspended until the label (or its failure) */
+    req->cls_call = upstream_call_start(shard_upstream(req->shard), req->cfg, cl->model, body, len,
+                                        cl->timeout_ms, on_classifier, req);
+    free(body);
+    if (req->cls_call == NULL) {
+        snprintf(req->cls_error, sizeof req->cls_error, "the call could not start (no key?)");
+        classified(req, CLASSIFIER_ERROR, -1);
+    }
+}
+
 static void on_body_complete(req_t *req)
 {
+    int rc;
     req_error_t err = {0};
     if (req->too_large) {
         err.status = 413;
@@ -492,15 +595,16 @@ static void on_body_complete(req_t *req)
         reply_send(req, 200, out.data, buf_len(&out), NULL);
         return;
     }
-    if (request_parse(req, &err, NULL) < 0) {
+    rc = request_parse(req, &err, NULL);
+    if (rc < 0) {
         reply_error(req, &err, NULL);
         return;
     }
-    req->sampled = observe_sample_pick(shard_observe(req->shard), shard_random(req->shard));
-    req->state = RS_UPSTREAM;
-    if (admit(req) != 0)
-        return; /* refused (429), or a Redis budget check is pending */
-    go_on(req);
+    if (rc == REQUEST_NEED_LABEL) {
+        classify(req);
+        return;
+    }
+    routed(req);
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -566,6 +670,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         loop_io_del(shard_loop(sh), &req->client_io);
     loop_timer_stop(shard_loop(sh), &req->watch_timer);
     upstream_cancel(shard_upstream(sh), req);
+    if (req->cls_call != NULL) { /* the client left (or shutdown) while classifying */
+        upstream_call_cancel(shard_upstream(sh), req->cls_call);
+        req->cls_call = NULL;
+    }
     cache_cancel(req, shard_cache(sh));
     reply_settle_budget(req);
     shard_dequeue_unpause(sh, req);

@@ -52,11 +52,16 @@ static enum router_status route_model(const config_t *cfg, const char *model, st
         r = p ? rules_eval(cfg->rules, p, ctx, explain) : -1;
         if (explain && (p == NULL || cfg->rules == NULL))
             buf_puts(explain, "[]");
+        if (r == RULES_NEED_LABEL)
+            return ROUTER_NEED_LABEL;
         if (r < 0) {
             use_tier(cfg, out, cfg->default_tier, ROUTE_RULE_DEFAULT);
         } else {
             const rule_action_t *a = rules_action(cfg->rules, (size_t)r);
-            if (a->tier >= 0) {
+            if (a->classify) {
+                /* rules_eval matches such a rule only with a known label */
+                use_tier(cfg, out, cfg->classifier.label_tier[ctx->label], r);
+            } else if (a->tier >= 0) {
                 use_tier(cfg, out, a->tier, r);
             } else {
                 out->rule = r;
@@ -89,7 +94,7 @@ enum router_status router_route(const config_t *cfg, const char *model, struct p
                                 buf_t *explain)
 {
     enum router_status st = route_model(cfg, model, p, ctx, client_tier, out, explain);
-    if (st != ROUTER_OK)
+    if (st != ROUTER_OK) /* ROUTER_NEED_LABEL too: not routed until the label is known */
         router_init(out);
     return st;
 }

@@ -143,27 +143,35 @@ static const char *header_value(evalctx_t *e, const char *name)
     return e->ctx->header ? e->ctx->header(e->ctx->header_arg, name) : NULL;
 }
 
-static bool eval(evalctx_t *e, const cond_t *k);
+/* eval() is three-valued: a classify condition before the label is asked
+ * for is unknown (T_UNK), and all/any/not combine it as Kleene logic does —
+ * so a rule is "decided" without the classifier exactly when its other
+ * conditions settle it whatever the label. */
+#define T_UNK 2
 
-static bool eval_kids(evalctx_t *e, const cond_t *k, bool any)
+static int eval(evalctx_t *e, const cond_t *k);
+
+static int eval_kids(evalctx_t *e, const cond_t *k, bool any)
 {
-    bool res = !any;
+    bool decided = false, unknown = false;
     e->depth++;
     for (size_t i = 0; i < k->n_kids; i++) {
         /* conditions have no side effects: cheap ones first, unless
          * explaining (then in the order written) */
-        bool r = eval(e, &k->kids[e->why || !k->order ? i : k->order[i]]);
-        if (any ? r : !r) {
-            res = any;
+        int r = eval(e, &k->kids[e->why || !k->order ? i : k->order[i]]);
+        if (r == T_UNK) {
+            unknown = true;
+        } else if (any ? r : !r) {
+            decided = true;
             if (e->why == NULL)
                 break; /* short-circuit unless explaining */
         }
     }
     e->depth--;
-    return res;
+    return decided ? any : unknown ? T_UNK : !any;
 }
 
-static bool eval(evalctx_t *e, const cond_t *k)
+static int eval(evalctx_t *e, const cond_t *k)
 {
     prompt_t *p = e->p;
 #define sc prompt_scope_name(k->scope)
@@ -173,17 +181,39 @@ static bool eval(evalctx_t *e, const cond_t *k)
     case C_ALL:
     case C_ANY: {
         size_t mark;
+        int t;
         if (k->n_kids == 1 && k->kind == C_ALL)
             return eval(e, &k->kids[0]);
         mark = why(e, true, "%s of:", k->kind == C_ALL ? "all" : "any");
-        r = eval_kids(e, k, k->kind == C_ANY);
-        why_patch(e, mark, r);
-        return r;
+        t = eval_kids(e, k, k->kind == C_ANY);
+        why_patch(e, mark, t == 1);
+        return t;
     }
     case C_NOT: {
         size_t mark = why(e, true, "not:");
-        r = !eval_kids(e, k, false);
-        why_patch(e, mark, r);
+        int t = eval_kids(e, k, false);
+        t = t == T_UNK ? T_UNK : !t;
+        why_patch(e, mark, t == 1);
+        return t;
+    }
+    case C_CLASSIFY: {
+        const cfg_classifier_t *cl = &e->rs->cfg->classifier;
+        const char *label = NULL;
+        if (e->ctx->label_state == RULE_LABEL_ASK && e->why == NULL)
+            return T_UNK;
+        if (e->ctx->label_state == RULE_LABEL_KNOWN && e->ctx->label >= 0 &&
+            (size_t)e->ctx->label < cl->n_labels)
+            label = cl->labels[e->ctx->label];
+        r = in_list(k, label, &w);
+        if (label != NULL) {
+            why(e, r, "classify: the classifier's label is %s", label);
+        } else if (e->ctx->label_state == RULE_LABEL_FALLBACK) {
+            why(e, r, "classify: no label (the classifier failed); does not match");
+        } else {
+            why(e, false, "classify: needs the classifier's label (not asked when explaining; "
+                          "without one this does not match)");
+            return T_UNK; /* rules_eval tells whether the rule's outcome hangs on it */
+        }
         return r;
     }
     case C_MIN_TOKENS:
@@ -364,10 +394,17 @@ int rules_eval(const rules_t *rs, prompt_t *p, const rule_ctx_t *ctx, buf_t *exp
     int winner = -1;
     if (rs == NULL)
         return -1;
+    if (explain != NULL && ctx->label_state == RULE_LABEL_ASK) {
+        /* an explanation never waits for a model: as when explaining */
+        rule_ctx_t x = *ctx;
+        x.label_state = RULE_LABEL_EXPLAIN;
+        return rules_eval(rs, p, &x, explain);
+    }
     if (explain)
         buf_puts(explain, "[");
     for (size_t i = 0; i < rs->n; i++) {
         bool r;
+        int t;
         if (explain) {
             if (i)
                 buf_puts(explain, ",");
@@ -377,7 +414,35 @@ int rules_eval(const rules_t *rs, prompt_t *p, const rule_ctx_t *ctx, buf_t *exp
             e.why = explain;
             e.first_why = true;
         }
-        r = eval(&e, &rs->v[i].when);
+        t = eval(&e, &rs->v[i].when);
+        if (t == T_UNK && ctx->label_state == RULE_LABEL_ASK) {
+            if (ctx->label_needed)
+                *ctx->label_needed = true;
+            winner = RULES_NEED_LABEL;
+            break;
+        }
+        if (t == T_UNK && winner < 0 && ctx->label_needed)
+            *ctx->label_needed = true; /* explaining: this rule would have asked */
+        r = t == 1;
+        if (r && rs->v[i].act.classify && ctx->label_state != RULE_LABEL_KNOWN) {
+            /* the action needs the label: ask, or (fallback, explaining)
+             * the rule does not match */
+            if (ctx->label_needed && ctx->label_state != RULE_LABEL_FALLBACK && winner < 0)
+                *ctx->label_needed = true;
+            if (ctx->label_state == RULE_LABEL_ASK) {
+                winner = RULES_NEED_LABEL;
+                break;
+            }
+            if (explain) {
+                e.depth = 0;
+                why(&e, false,
+                    ctx->label_state == RULE_LABEL_FALLBACK
+                        ? "classify: true — no label (the classifier failed); the rule does not match"
+                        : "classify: true — the tier would be the classifier label's (not asked "
+                          "when explaining; without a label the rule does not match)");
+            }
+            r = false;
+        }
         if (explain) {
             buf_puts(explain, "],\"matched\":");
             buf_puts(explain, r ? "true}" : "false}");

@@ -474,6 +474,27 @@ static bool parse_key(ywalk_t *c, rules_t *rs, const char *key, const yaml_node_
     }
     if (strcmp(key, "complexity") == 0)
         return parse_complexity(c, v, k, what);
+    if (strcmp(key, "classify") == 0) {
+        const cfg_classifier_t *cl = &rs->cfg->classifier;
+        k->kind = C_CLASSIFY;
+        if (!yw_strv(c, v, what, &k->strs, &k->n_strs))
+            return false;
+        if (!cl->enabled) {
+            yw_error(c, v, "%s: needs routing.classifier (the model that gives the label)", what);
+            return false;
+        }
+        for (size_t j = 0; j < k->n_strs; j++) {
+            bool known = false;
+            for (size_t l = 0; l < cl->n_labels && !known; l++)
+                known = strcmp(cl->labels[l], k->strs[j]) == 0;
+            if (!known) {
+                yw_error(c, v, "%s: \"%s\" is not a label of routing.classifier.labels", what,
+                         k->strs[j]);
+                return false;
+            }
+        }
+        return true;
+    }
     if (strcmp(key, "header") == 0)
         return parse_headers(c, v, C_HEADER, k, what);
     if (strcmp(key, "header_regex") == 0)
@@ -495,7 +516,7 @@ static bool parse_key(ywalk_t *c, rules_t *rs, const char *key, const yaml_node_
     "scope, min_tokens, max_tokens, keywords, keywords_all, regex, script, language, "            \
     "response_format, tools, images, audio, stream, min_messages, max_messages, "                 \
     "min_output_tokens, max_output_tokens, model, model_regex, key, key_regex, header, "          \
-    "header_regex, complexity, all, any, not"
+    "header_regex, complexity, all, any, not, classify"
 
 static bool is_cond_key(const char *k)
 {
@@ -505,7 +526,7 @@ static bool is_cond_key(const char *k)
         "audio",        "stream",       "min_messages",      "max_messages",      "min_output_tokens",
         "max_output_tokens", "model",   "model_regex",       "key",               "key_regex",
         "header",       "header_regex", "all",               "any",               "not",
-        "complexity",   NULL};
+        "complexity",   "classify",     NULL};
     return one_of(k, keys);
 }
 
@@ -614,6 +635,18 @@ static bool parse_rule(ywalk_t *c, const config_t *cfg, rules_t *rs, rule_t *r,
                 r->act.n_chain = n;
             }
             yw_strv_free(names);
+        } else if (strcmp(k, "classify") == 0) {
+            /* the action: the tier is the one of the classifier's label */
+            if (yw_bool(c, v, what, &r->act.classify) && r->act.classify) {
+                have_target = true;
+                if (!cfg->classifier.enabled) {
+                    yw_error(c, v, "%s: needs routing.classifier (the model that gives the label)",
+                             what);
+                    ok = false;
+                }
+            } else {
+                ok = ok && !r->act.classify;
+            }
         } else if (strcmp(k, "tags") == 0) {
             size_t n = 0;
             ok = yw_strv(c, v, what, &r->tags, &n) && ok;
@@ -644,7 +677,7 @@ static bool parse_rule(ywalk_t *c, const config_t *cfg, rules_t *rs, rule_t *r,
                 ok = false;
             }
         } else {
-            yw_unknown_key(c, kn, where, "name, when, tier, chain, cache, tags");
+            yw_unknown_key(c, kn, where, "name, when, tier, chain, cache, tags, classify");
             ok = false;
         }
     }
@@ -657,10 +690,15 @@ static bool parse_rule(ywalk_t *c, const config_t *cfg, rules_t *rs, rule_t *r,
         ok = false;
     }
     if (!have_target) {
-        yw_error(c, map, "%s: needs a \"tier\" or a \"chain\"", where);
+        yw_error(c, map, "%s: needs a \"tier\" or a \"chain\" (or \"classify: true\")", where);
         ok = false;
     } else if (r->act.tier >= 0 && r->chain != NULL) {
         yw_error(c, map, "%s: give either \"tier\" or \"chain\", not both", where);
+        ok = false;
+    } else if (r->act.classify && (r->act.tier >= 0 || r->chain != NULL)) {
+        yw_error(c, map, "%s: \"classify: true\" takes the tier from the label: give no \"tier\" "
+                         "or \"chain\"",
+                 where);
         ok = false;
     }
     if (when == NULL) {
@@ -705,6 +743,8 @@ static unsigned cond_cost(const cond_t *k)
         return 3;
     case C_REGEX:
         return 4;
+    case C_CLASSIFY:
+        return 9; /* a model call: last, so the other conditions may decide without it */
     default:
         return 0;
     }
@@ -740,6 +780,7 @@ rules_t *rules_parse(ywalk_t *c, const struct config *cfg, yaml_node_t *list)
     cnt = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
     rs = xcalloc(1, sizeof *rs);
     rs->kw = kwset_new();
+    rs->cfg = cfg;
     rs->scorer = cfg->scorer ? cfg->scorer : scorer_builtin();
     rs->v = xcalloc(cnt ? cnt : 1, sizeof *rs->v);
     for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top;

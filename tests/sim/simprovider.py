@@ -999,8 +999,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(200, STATE.stats())
         if path == "/_sim/requests" and self.command == "GET":
             return self.send_json(200, STATE.recent_list())
+        if path == "/_sim/classifier" and self.command == "GET":
+            return self.send_json(200, classifier_stats())
         if path == "/_sim/reset" and self.command in ("POST", "GET"):
             STATE.reset()
+            classifier_reset()
             return self.send_json(200, {"ok": True})
         if path == "/_sim/health" and self.command == "GET":
             return self.send_json(200, {"ok": True})
@@ -1330,6 +1333,77 @@ class Handler(http.server.BaseHTTPRequestHandler):
 FAULT_429_RE = re.compile(r"^sim-429-(ms|s|date)-(\d+)$")
 
 
+# --------------------------------------------------------------------------
+# Classifier models (routing.classifier tests). The answer is a label derived
+# from the last user message: the word inside "[[...]]" when there is one,
+# else "code" for a code fence or "def ", else "simple".
+#   sim-classify            answers the label
+#   sim-classify-garbage    answers a sentence that is no label
+#   sim-classify-slow-<ms>  answers the label after <ms> milliseconds
+#   sim-classify-500        fails with HTTP 500
+# GET /_sim/classifier returns {"calls": {model: n}, "texts": [last user
+# messages, in order]}; /_sim/reset clears it.
+# --------------------------------------------------------------------------
+
+CLASSIFIER_LOCK = threading.Lock()
+CLASSIFIER_CALLS = {}
+CLASSIFIER_TEXTS = collections.deque(maxlen=50)
+CLASSIFY_LABEL_RE = re.compile(r"\[\[([A-Za-z0-9_-]+)\]\]")
+
+
+def classifier_reset():
+    with CLASSIFIER_LOCK:
+        CLASSIFIER_CALLS.clear()
+        CLASSIFIER_TEXTS.clear()
+
+
+def classifier_stats():
+    with CLASSIFIER_LOCK:
+        return {"calls": dict(CLASSIFIER_CALLS), "texts": list(CLASSIFIER_TEXTS)}
+
+
+def classifier_label(text):
+    m = CLASSIFY_LABEL_RE.search(text)
+    if m:
+        return m.group(1)
+    if "```" in text or "def " in text:
+        return "code"
+    return "simple"
+
+
+def classifier_answer(h, body, model):
+    messages = body.get("messages") if isinstance(body, dict) else None
+    messages = messages if isinstance(messages, list) else []
+    user, chars = "", 0
+    for m in messages:
+        if isinstance(m, dict):
+            t = content_text(m.get("content"))
+            chars += len(t)
+            if m.get("role") == "user":
+                user = t
+    with CLASSIFIER_LOCK:
+        CLASSIFIER_CALLS[model] = CLASSIFIER_CALLS.get(model, 0) + 1
+        CLASSIFIER_TEXTS.append(user)
+    if model == "sim-classify-500":
+        h.send_error_json(500, "simulated classifier failure", "sim_500")
+        return True
+    m = re.match(r"^sim-classify-slow-(\d+)$", model)
+    if m:
+        time.sleep(int(m.group(1)) / 1000.0)
+    content = classifier_label(user)
+    if model == "sim-classify-garbage":
+        content = "Well, I would say this looks like a question about many things."
+    h.send_json(200, {
+        "id": "chatcmpl-sim%d" % STATE.next_id(), "object": "chat.completion",
+        "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                     "logprobs": None, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": max(1, chars // 4), "completion_tokens": 1,
+                  "total_tokens": max(1, chars // 4) + 1},
+    })
+    return True
+
+
 # ---- cascade answers (issue 12 part 3: cheapest-first cascades) -----------
 # Non-streamed chat answers that a cascade's checks reject, triggered by the
 # upstream model name; and a judge model that answers a score. Streamed
@@ -1392,6 +1466,8 @@ def upstream_fault(h, body, api_path):
     model = body.get("model") if isinstance(body, dict) else None
     if not isinstance(model, str) or not model.startswith("sim-"):
         return False
+    if model.startswith("sim-classify"):
+        return classifier_answer(h, body, model)
     if model == "sim-drop-after-read":
         h.close_connection = True
         try:
