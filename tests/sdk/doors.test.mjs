@@ -301,6 +301,24 @@ test('Vercel AI SDK generateText with a tool over Claude (store: false)', async 
   assert(r.text.includes('sunny in sim-city'), `tool output not sent back: ${r.text}`);
 });
 
+// A chat application's second turn: the history is the first call's
+// response.messages. The AI SDK converts the assistant text it got back
+// (providerOptions.openai.itemId = the router's output item id) into an
+// item_reference unless providerOptions.openai.store is false, and a
+// stateless door cannot resolve a reference.
+async function vercelSecondTurn(providerOptions) {
+  const opts = providerOptions ? { providerOptions } : {};
+  const first = await generateText({ model: aiOpenAI('standard'), prompt: 'First turn', maxRetries: 0, ...opts });
+  const r = await generateText({
+    model: aiOpenAI('standard'), maxRetries: 0, ...opts,
+    messages: [{ role: 'user', content: 'First turn' }, ...first.response.messages, { role: 'user', content: 'Second turn' }],
+  });
+  eq(r.text, simText('sim-mini', 'Second turn'), 'second turn text');
+}
+
+test('Vercel AI SDK second turn with response.messages, store: false', () => vercelSecondTurn({ openai: { store: false } }));
+test('Vercel AI SDK second turn with response.messages, defaults', () => vercelSecondTurn());
+
 // ============================================ /v1/responses: @openai/agents
 
 // The agents SDK's documented way to use another OpenAI-compatible endpoint:
@@ -349,6 +367,15 @@ test('@openai/agents run() streamed: text stream and finalOutput', async () => {
   const want = 'Simulated reply from sim-mini with 1 tool result: get_weather=sunny in sim-city';
   eq(result.finalOutput, want, 'finalOutput');
   eq(text, want, 'streamed text');
+});
+
+test('@openai/agents second turn from result.history', async () => {
+  const calls = [];
+  const agent = weatherAgent(calls);
+  const first = await agentRun(agent, WEATHER);
+  const second = await agentRun(agent, [...first.history, { role: 'user', content: 'Thanks, and tomorrow?' }]);
+  eq(second.finalOutput, simText('sim-mini', 'Thanks, and tomorrow?'), 'second finalOutput');
+  deepEq(calls, ['sim-city'], 'tool executed once');
 });
 
 // ======================================== /v1/messages: @anthropic-ai/sdk
