@@ -223,6 +223,8 @@ typedef struct req {
     buf_t door_out;                 /* translated bytes not yet taken by the client */
     size_t door_out_off;
     bool door_fin;                  /* the translator's end was written */
+    bool door_refused;              /* Responses: only a native provider can take it */
+    req_error_t door_refusal;       /* ... and this is the 400 for the others */
     bool door_native_done;          /* a native Responses stream sent its terminal event */
 } req_t;
 

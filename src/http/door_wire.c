@@ -39,6 +39,56 @@ bool doorwire_path(req_t *req, const char *p)
     return true;
 }
 
+/* A Responses body that the translation refuses (built-in tools, item
+ * types or file ids only the Responses API knows) may still be served by a
+ * native provider: the translation of a copy without what it refuses is
+ * what the rules see, and req->door_refusal is the answer for any model
+ * that is not native. Returns 0 with chat filled, or -1. */
+static int responses_routable(req_t *req, buf_t *chat, dr_info_t *info, const req_error_t *why)
+{
+    req_error_t e2;
+    cJSON *root, *tools, *input;
+    char *text;
+    int rc = -1;
+    if (dr_pass_through_check(buf_ptr(&req->body), buf_len(&req->body), &e2) < 0)
+        return -1;
+    root = cJSON_ParseWithLength(buf_ptr(&req->body), buf_len(&req->body));
+    if (root == NULL)
+        return -1;
+    tools = cJSON_GetObjectItemCaseSensitive(root, "tools");
+    for (cJSON *t = cJSON_IsArray(tools) ? tools->child : NULL, *next; t != NULL; t = next) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(t, "type");
+        next = t->next;
+        if (!cJSON_IsString(type) || strcmp(type->valuestring, "function") != 0)
+            cJSON_Delete(cJSON_DetachItemViaPointer(tools, t));
+    }
+    if (cJSON_IsArray(tools) && cJSON_GetArraySize(tools) == 0) {
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "tools");
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "tool_choice");
+    }
+    input = cJSON_GetObjectItemCaseSensitive(root, "input");
+    for (cJSON *it = cJSON_IsArray(input) ? input->child : NULL, *next; it != NULL; it = next) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(it, "type");
+        next = it->next;
+        if (cJSON_IsString(type) && strcmp(type->valuestring, "message") != 0 &&
+            strcmp(type->valuestring, "function_call") != 0 &&
+            strcmp(type->valuestring, "function_call_output") != 0)
+            cJSON_Delete(cJSON_DetachItemViaPointer(input, it));
+    }
+    text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (text == NULL)
+        return -1;
+    buf_reset(chat);
+    if (dr_request_to_chat(text, strlen(text), chat, info, &e2) == 0) {
+        req->door_refusal = *why;
+        req->door_refused = true;
+        rc = 0;
+    }
+    free(text);
+    return rc;
+}
+
 int doorwire_request(req_t *req, req_error_t *err)
 {
     buf_t chat;
@@ -60,6 +110,8 @@ int doorwire_request(req_t *req, req_error_t *err)
     } else {
         dr_info_t info;
         rc = dr_request_to_chat(buf_ptr(&req->body), buf_len(&req->body), &chat, &info, err);
+        if (rc < 0 && err->status == 400 && responses_routable(req, &chat, &info, err) == 0)
+            rc = 0;
         if (rc == 0)
             req->door_stream = info.stream;
     }
@@ -94,6 +146,13 @@ int doorwire_forward(req_t *req, int m)
         if (dm_check_translatable(&info, &req->ant_err) < 0)
             return -1;
         return 0;
+    }
+    if (req->door == DOOR_RESPONSES && !p->responses_api) {
+        if (!req->door_refused)
+            return 0;
+        /* what only a native provider can take */
+        req->ant_err = req->door_refusal;
+        return -1;
     }
     if (!((req->door == DOOR_MESSAGES && p->type == PROVIDER_ANTHROPIC) ||
           (req->door == DOOR_RESPONSES && p->responses_api)))
