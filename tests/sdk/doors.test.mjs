@@ -212,6 +212,39 @@ for (const stream of [false, true]) {
   });
 }
 
+test('responses passed through to a responses_api provider: create and stream, the provider\'s ids kept', async () => {
+  await simReset(SIM);
+  const prompt = 'Native Responses pass-through';
+  const { data, response } = await openai.responses.create({ model: 't-native', input: prompt }).withResponse();
+  eq(response.headers.get('x-router-model'), 'native-mini', 'x-router-model');
+  eq(data.output_text, simText('sim-native', prompt), 'output_text');
+  assert(/^resp_sim_\d+$/.test(data.id), `the provider's response id: ${data.id}`);
+  const up = await simRequestsTo(SIM, '/responses');
+  eq(up.length, 1, 'upstream /responses requests');
+  eq(up[0].body.input, prompt, 'input passed as is');
+  eq(up[0].body.model, 'sim-native', 'upstream model');
+  const stream = openai.responses.stream({ model: 't-native', input: prompt });
+  let deltas = '';
+  stream.on('response.output_text.delta', (e) => { deltas += e.delta; });
+  const final = await stream.finalResponse();
+  eq(final.output_text, simText('sim-native', prompt), 'streamed output_text');
+  eq(deltas, final.output_text, 'deltas add up');
+  const g = await generateText({ model: aiOpenAI('t-native'), prompt, maxRetries: 0 });
+  eq(g.text, simText('sim-native', prompt), 'Vercel AI SDK generateText');
+});
+
+for (const stream of [false, true]) {
+  const how = stream ? 'streamed' : 'plain';
+  test(`responses, native pass-through in mixed chains (${how}): native 500 → translated, Claude 529 → native`, async () => {
+    const prompt = `Native failover (${how})`;
+    const ask = async (model) => (stream
+      ? openai.responses.stream({ model, input: prompt }).finalResponse()
+      : openai.responses.create({ model, input: prompt }));
+    eq((await ask('nat-oai')).output_text, simText('sim-mini', prompt), 'nat-oai text');
+    eq((await ask('ant-nat')).output_text, simText('sim-native', prompt), 'ant-nat text');
+  });
+}
+
 test('responses errors: store true, previous_response_id → 400 naming the field; unknown model; OpenAI shape', async () => {
   for (const [what, body, param] of [
     ['store: true', { store: true }, 'store'],
