@@ -70,8 +70,18 @@ def main():
     sim_url = f"http://127.0.0.1:{sim_port}"
     env = dict(os.environ, SIM_URL=sim_url, SIM_KEY_GOOD="sim-key-good-123")
     log = tempfile.NamedTemporaryFile(prefix="llmrouter-", suffix=".log", delete=False)
-    daemon = subprocess.Popen([binary, "-c", args.config, "--listen", f"127.0.0.1:{port}"],
-                              env=env, stdout=log, stderr=log)
+    try:
+        daemon = subprocess.Popen([binary, "-c", args.config, "--listen", f"127.0.0.1:{port}"],
+                                  env=env, stdout=log, stderr=log)
+    except OSError as e:
+        # stop the simulator too: left running it would hold the caller's
+        # stderr open (a pipe reader would wait forever)
+        print(f"with_daemon: cannot start {binary}: {e}", file=sys.stderr)
+        sim.terminate()
+        sim.wait(timeout=5)
+        log.close()
+        os.unlink(log.name)
+        return 1
     rc = 1
     try:
         if not wait_ready(port, daemon):

@@ -15,6 +15,11 @@
 # Each file prints its own "N passed, M failed"; a "# <suite>: ..." line per
 # file follows, and the last line adds them all up.
 set -uo pipefail
+# a relative $LLMROUTER_BIN (build/asan/llmrouter) is relative to where this
+# script was started (the repository root under `make sdk`), not tests/sdk
+if [ -n "${LLMROUTER_BIN:-}" ] && [ "${LLMROUTER_BIN#/}" = "$LLMROUTER_BIN" ]; then
+    export LLMROUTER_BIN="$PWD/$LLMROUTER_BIN"
+fi
 cd "$(dirname "$0")"
 for m in openai zod @anthropic-ai/sdk ai @ai-sdk/openai @openai/agents; do
     if [ ! -d "node_modules/$m" ]; then
@@ -50,8 +55,8 @@ run_one() { # name, command...
 run_one sdk node sdk.test.mjs
 run_one tools node tools.test.mjs
 # with_daemon.py runs its command from the repository root
-run_one anthropic "$PY" ../with_daemon.py --config tests/sdk/llmrouter-sdk.yaml -- node tests/sdk/anthropic.test.mjs
-run_one doors "$PY" ../with_daemon.py --config tests/sdk/llmrouter-sdk.yaml -- node tests/sdk/doors.test.mjs
+run_one anthropic "$PY" ../with_daemon.py --config "$PWD/llmrouter-sdk.yaml" -- node tests/sdk/anthropic.test.mjs
+run_one doors "$PY" ../with_daemon.py --config "$PWD/llmrouter-sdk.yaml" -- node tests/sdk/doors.test.mjs
 printf '%s\n' "${summary[@]}"
 echo "sdk: $passed passed, $failed failed"
 exit $rc
