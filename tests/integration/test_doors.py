@@ -282,6 +282,24 @@ def test_messages_stream_over_anthropic():
 
 
 @test
+def test_messages_stream_over_anthropic_keeps_thinking_signature():
+    body = msg_body("t-claude", "Think about the sea", stream=True, max_tokens=2048,
+                    thinking={"type": "enabled", "budget_tokens": 1024})
+    r = post("/v1/messages", dict(body, stream=False))
+    eq(r.status, 200, f"plain ({R.short(r.body)})")
+    think = [b for b in r.json["content"] if b["type"] == "thinking"]
+    check(think and think[0]["signature"] == simprovider.ant_signature(think[0]["thinking"]),
+          f"plain signature kept: {think}")
+    s, evs = events("/v1/messages", body)
+    check_ant_stream(evs)
+    sigs = [d["delta"]["signature"] for n, d in evs
+            if n == "content_block_delta" and d["delta"]["type"] == "signature_delta"]
+    thought = "".join(d["delta"]["thinking"] for n, d in evs
+                      if n == "content_block_delta" and d["delta"]["type"] == "thinking_delta")
+    eq(sigs, [simprovider.ant_signature(thought)], "streamed signature_delta")
+
+
+@test
 def test_messages_count_tokens():
     E.sim_reset()
     r = post("/v1/messages/count_tokens", {"model": "t-oai", "messages": [
