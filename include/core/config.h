@@ -41,6 +41,9 @@ typedef struct cfg_provider {
     /* type anthropic: the anthropic-version header's value (NULL: the
      * translation's ANTHROPIC_VERSION) */
     char *anthropic_version;
+    /* type openai: the provider also serves POST {base_url}/responses, so a
+     * request of the Responses door is passed to it as is */
+    bool responses_api;
     /* Prebuilt upstream request headers (Content-Type, Accept, no Expect,
      * and the key: Authorization: Bearer for openai, x-api-key plus
      * anthropic-version for anthropic). Read-only; shared by all threads. */

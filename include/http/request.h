@@ -199,6 +199,33 @@ typedef struct req {
     uint64_t ant_pend_end;          /* > 0: raw end of a complete event not yet translated */
     buf_t ant_out;                  /* translated bytes not yet taken by the stream path */
     size_t ant_skip;                /* bytes of curl's next delivery already consumed */
+
+    /* ---- front doors (http/door.h, http/door_wire.h): a Messages or
+     * Responses request is translated into a chat body once (req->body),
+     * its own bytes kept in door_raw for pass-through; answers are
+     * translated back where they leave (reply.c). Owned by door_wire.c,
+     * freed by request_free. ---- */
+    int door;                       /* enum door; DOOR_CHAT (0) for chat completions */
+    bool door_count_tokens;         /* POST /v1/messages/count_tokens */
+    bool door_translated;           /* req->body holds the translation (request_parse ran) */
+    bool door_stream;               /* the door's request asked for a stream */
+    bool door_native;               /* this attempt got the door's own body (pass-through) */
+    unsigned door_dropped;          /* DM_DROP_* of the Messages translation */
+    char door_unsupported[64];      /* a Messages block or tool with no chat equivalent */
+    int64_t door_max_tokens;        /* Messages max_tokens, -1 when absent */
+    buf_t door_raw;                 /* the client's own body */
+    char *door_answer;              /* a pass-through plain answer, as the provider sent it */
+    size_t door_answer_len;
+    struct dm_stream *dm;           /* stream translators (one of them) */
+    struct dr_stream *dr;
+    sse_scan_t door_sse;            /* delimits the internal events in req->out / tail */
+    buf_t door_in;                  /* bytes of the internal event being taken */
+    buf_t door_out;                 /* translated bytes not yet taken by the client */
+    size_t door_out_off;
+    bool door_fin;                  /* the translator's end was written */
+    bool door_refused;              /* Responses: only a native provider can take it */
+    req_error_t door_refusal;       /* ... and this is the 400 for the others */
+    bool door_native_done;          /* a native Responses stream sent its terminal event */
 } req_t;
 
 /* Allocates a request for conn on shard, holding a reference to cfg. */

@@ -318,16 +318,20 @@ static void parse_provider(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map)
                 free(p->anthropic_version);
                 p->anthropic_version = s;
             }
+        } else if (strcmp(k, "responses_api") == 0) {
+            yw_bool(c, v, what, &p->responses_api);
         } else {
             yw_unknown_key(c, kn, where,
                         "type, base_url, api_key_env, connect_timeout_ms, first_byte_timeout_ms, "
-                        "idle_timeout_ms, timeout_ms, proxy, anthropic_version");
+                        "idle_timeout_ms, timeout_ms, proxy, anthropic_version, responses_api");
         }
     }
     if (!have_type)
         yw_error(c, map, "%s: missing \"type\" (expected: openai or anthropic)", where);
     if (p->anthropic_version != NULL && p->type != PROVIDER_ANTHROPIC)
         yw_error(c, map, "%s: anthropic_version applies only to type: anthropic", where);
+    if (p->responses_api && p->type != PROVIDER_OPENAI)
+        yw_error(c, map, "%s: responses_api applies only to type: openai", where);
     if (!have_url)
         yw_error(c, map, "%s: missing \"base_url\"", where);
 }

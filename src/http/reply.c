@@ -20,6 +20,7 @@
 #include "core/util.h"
 #include "http/apierror.h"
 #include "http/cors.h"
+#include "http/door_wire.h"
 #include "route/classifier.h"
 #include "upstream/cascade.h"
 #include "upstream/upstream.h"
@@ -128,7 +129,10 @@ static void set_ready(req_t *req, struct MHD_Response *r, unsigned status)
 
 void reply_send(req_t *req, unsigned status, char *body, size_t len, const char *ctype)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r;
+    /* the one place plain answers leave: in the door's format */
+    doorwire_reply(req, &status, &body, &len, &ctype);
+    r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (r == NULL) {
         free(body);
         log_error("request %s: cannot create a response", req->id);
@@ -181,6 +185,14 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
     (void)pos;
     if (req->client_gone)
         return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (doorwire_translates_stream(req)) {
+        ssize_t k = doorwire_stream_read(req, out, max);
+        if (k != 0)
+            return k < 0 ? MHD_CONTENT_READER_END_OF_STREAM : k;
+        req->suspended = true;
+        MHD_suspend_connection(req->conn);
+        return 0;
+    }
     n = buf_len(&req->out) - req->hold; /* held: an event not complete yet */
     if (n > 0) {
         if (n > max)

@@ -18,6 +18,7 @@
 #include "route/scorer.h"
 #include "core/util.h"
 #include "upstream/cascade.h"
+#include "http/door_wire.h"
 
 req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *cfg)
 {
@@ -40,6 +41,10 @@ req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *c
     buf_init(&req->body, cfg->max_body_bytes);
     buf_init(&req->out, 0);
     buf_init(&req->acc_buf, 0);
+    buf_init(&req->door_raw, 0);
+    buf_init(&req->door_in, 0);
+    buf_init(&req->door_out, 0);
+    req->door_max_tokens = -1;
     return req;
 }
 
@@ -58,6 +63,7 @@ void request_free(req_t *req)
     free(req->fwd_body);
     free(req->tail);
     anthropic_stream_free(req->ant_stream);
+    doorwire_free(req);
     buf_free(&req->ant_ev);
     buf_free(&req->ant_out);
     config_unref(req->cfg);
@@ -250,12 +256,19 @@ static void explain_finish(req_t *req, prompt_t *p, const char *model, const buf
 
 int request_parse(req_t *req, req_error_t *err, buf_t *explain)
 {
-    const char *text = buf_cstr(&req->body);
-    size_t len = buf_len(&req->body);
+    const char *text;
+    size_t len;
     cJSON *root, *model, *item;
     json_span_t spans[2];
     json_error_t jerr;
     int rc = -1, found;
+
+    /* another door: its body becomes the chat body the rest reads (once;
+     * the classifier's second pass finds it translated) */
+    if (doorwire_request(req, err) < 0)
+        return -1;
+    text = buf_cstr(&req->body);
+    len = buf_len(&req->body);
 
     if (len == 0)
         return fail(err, 400, "invalid_json", NULL,
@@ -498,6 +511,13 @@ int request_build_forward(req_t *req, int m)
     int ne = 0;
 
     req->ant = false;
+    {
+        int rc = doorwire_forward(req, m);
+        if (rc < 0)
+            return -1;
+        if (rc > 0)
+            return 0; /* the door's own body, model replaced */
+    }
     if (req->cfg->providers[req->cfg->models[m].provider].type == PROVIDER_ANTHROPIC)
         return build_forward_anthropic(req, m);
     e[ne++] = (struct edit){req->model_span.off, req->model_span.len, name, strlen(name), true};

@@ -28,6 +28,9 @@
 #include "route/classifier.h"
 #include "core/util.h"
 #include "http/cors.h"
+#include "http/door.h"
+#include "http/door_messages.h"
+#include "http/door_wire.h"
 
 
 /* ---- the request head and libmicrohttpd's connection pool ----
@@ -93,6 +96,17 @@ static enum MHD_Result early(req_t *req, unsigned status, const char *code, cons
     size_t len = rawlen;
     if (raw == NULL)
         body = apierror_body(msg, apierror_type_for_status(status), NULL, code, NULL, &len);
+    if (req->door == DOOR_MESSAGES && status >= 400) {
+        /* the Messages door answers every error in Anthropic's shape */
+        buf_t b;
+        buf_init(&b, len + 4096);
+        if (dm_error_from_openai(status, body ? body : raw, len, req->id, &b) == 0) {
+            free(body);
+            body = buf_detach(&b, &len);
+        } else {
+            buf_free(&b);
+        }
+    }
     r = MHD_create_response_from_buffer(len, body ? body : (void *)raw,
                                         body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
     if (r == NULL) {
@@ -130,6 +144,8 @@ static enum endpoint post_endpoint(req_t *req, const char *p)
         return EP_COMPLETIONS;
     if (strcmp(p, "/embeddings") == 0)
         return EP_EMBEDDINGS;
+    if (req->door != DOOR_CHAT && doorwire_path(req, p))
+        return EP_CHAT; /* translated into a chat request (http/door_wire.h) */
     return EP_NONE;
 }
 
@@ -167,7 +183,8 @@ static const char *path_methods(const char *url, const char *p)
 {
     static const char *const get_paths[] = {"/healthz", "/readyz", "/router/stats", "/models"};
     static const char *const post_paths[] = {"/chat/completions", "/completions", "/embeddings",
-                                             "/router/explain"};
+                                             "/router/explain", "/messages",
+                                             "/messages/count_tokens", "/responses"};
     if (strcmp(url, "/metrics") == 0 || strcmp(url, "/dashboard") == 0 ||
         strncmp(p, "/models/", 8) == 0)
         return "GET, HEAD";
@@ -340,6 +357,13 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
     }
     if (auth_enabled(req->cfg->auth)) {
         const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "authorization");
+        char bearer[600];
+        const char *xk = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "x-api-key");
+        if (h == NULL && xk != NULL && req->door == DOOR_MESSAGES) {
+            /* Anthropic's SDKs send the key as x-api-key: the same proxy key */
+            int n = snprintf(bearer, sizeof bearer, "Bearer %s", xk);
+            h = n > 0 && (size_t)n < sizeof bearer ? bearer : "";
+        }
         req->auth_key = auth_check(req->cfg->auth, h);
         if (req->auth_key == NULL) {
             size_t len;
@@ -583,6 +607,18 @@ static void on_body_complete(req_t *req)
         reply_error(req, &err, NULL);
         return;
     }
+    if (req->door_count_tokens) {
+        buf_t out;
+        buf_init(&out, 4096);
+        if (doorwire_count_tokens(req, &out, &err) < 0) {
+            buf_free(&out);
+            reply_error(req, &err, NULL);
+            return;
+        }
+        buf_cstr(&out);
+        reply_send(req, 200, out.data, buf_len(&out), NULL);
+        return;
+    }
     if (req->explain_only) {
         buf_t out;
         buf_init(&out, (size_t)1 << 30);
@@ -625,6 +661,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         req->header_arg = conn;
         snprintf(req->method, sizeof req->method, "%s", method);
         snprintf(req->path, sizeof req->path, "%s", url);
+        {
+            /* the door decides the shape of every error, the early ones too */
+            const char *p = strncmp(url, "/v1/", 4) == 0 ? url + 3 : url;
+            if (!doorwire_path(req, p) && strncmp(p, "/messages/", 10) == 0)
+                req->door = DOOR_MESSAGES;
+        }
         {
             size_t head = head_size(conn, method, url);
             if (head > req->cfg->max_header_bytes)

@@ -11,6 +11,8 @@
  * docs/internals/upstream.md. */
 #include "upstream/upstream.h"
 #include "upstream/antwire.h"
+#include "http/door.h"
+#include "http/door_wire.h"
 #include "upstream/call.h"
 #include "upstream/cascade.h"
 #include "upstream/attempt.h"
@@ -387,6 +389,13 @@ static void stream_event(req_t *req, const sse_event_t *ev)
     if (!ev->has_data)
         return;
     req->data_events++;
+    if (req->door_native && req->door == DOOR_RESPONSES) {
+        /* a native Responses stream passes as is: only its end and usage
+         * are read (response.completed) */
+        size_t idx = req->out.r + (size_t)(ev->start - req->shift - req->out_off);
+        doorwire_native_event(req, req->out.data + idx, (size_t)(ev->end - ev->start));
+        return;
+    }
     if (!req->usage_mode)
         return;
     if (ev->is_done) {
@@ -540,6 +549,31 @@ static void finish_stream(upstream_t *up, req_t *req, const char *error, bool re
         if (error == NULL)
             error = why;
     }
+    if (req->door_native && req->door == DOOR_RESPONSES) {
+        /* no [DONE] and no chat choices: the terminal event says it */
+        if (error == NULL && !req->door_native_done)
+            error = "the stream ended before response.completed";
+        if (error != NULL) {
+            /* the held bytes of an unfinished event never reach the client */
+            if (req->hold > 0 && req->hold <= buf_len(&req->out))
+                req->out.w -= req->hold;
+            free(req->tail);
+            req->tail = doorwire_native_stream_error(req, error, &req->tail_len);
+            req->tail_off = 0;
+            req->stream_failed = true;
+            if (req->n_attempts > 0)
+                snprintf(req->attempts[req->n_attempts - 1].error,
+                         sizeof req->attempts[req->n_attempts - 1].error,
+                         "stream broke off: %s", error);
+            log_warn("request %s: %s", req->id, error);
+        }
+        req->hold = 0;
+        req->up_done = true;
+        req->t_end_us = util_now_us();
+        upstream_account(req, 0);
+        reply_stream_wake(req);
+        return;
+    }
     if (error == NULL && sse_in_event(&req->sse))
         error = "the stream ended inside an event";
     else if (error == NULL && !req->saw_done && !sse_choices_finished(&req->sse))
@@ -624,17 +658,24 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
 {
     const config_t *cfg = req->cfg;
     const cfg_provider_t *p = &cfg->providers[cfg->models[m].provider];
-    const char *path = p->type == PROVIDER_ANTHROPIC ? ANTHROPIC_PATH_MESSAGES
-                       : req->ep == EP_CHAT          ? "/chat/completions"
-                       : req->ep == EP_COMPLETIONS   ? "/completions"
-                                                     : "/embeddings";
+    const char *path;
     char url[2048];
     CURL *e;
 
-    if ((size_t)snprintf(url, sizeof url, "%s%s", p->base_url, path) >= sizeof url)
-        return -1;
     if (request_build_forward(req, m) < 0)
         return -2;
+    path = p->type == PROVIDER_ANTHROPIC                         ? ANTHROPIC_PATH_MESSAGES
+           : req->door_native && req->door == DOOR_RESPONSES    ? "/responses"
+           : req->ep == EP_CHAT                                  ? "/chat/completions"
+           : req->ep == EP_COMPLETIONS                           ? "/completions"
+                                                                 : "/embeddings";
+    if ((size_t)snprintf(url, sizeof url, "%s%s", p->base_url, path) >= sizeof url)
+        return -1;
+    if (req->door_native && req->door == DOOR_RESPONSES)
+        req->cache_store = false; /* the cache keeps chat answers; this one is a Response */
+    req->door_native_done = false;
+    free(req->door_answer);
+    req->door_answer = NULL;
     if (antwire_begin(req) < 0)
         return -1;
     e = get_easy(up);
@@ -800,9 +841,17 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
         fail_attempt(req, "stream ended before any event%s", NULL);
     if (!req->attempt_failed && !req->passthrough) {
         anthropic_usage_t au = {-1, -1, -1, -1};
+        if (req->door_native && req->door == DOOR_MESSAGES && req->door_answer == NULL) {
+            /* the client gets Anthropic's own bytes (reply.c) */
+            req->door_answer = xstrndup(buf_ptr(&req->out), buf_len(&req->out));
+            req->door_answer_len = buf_len(&req->out);
+        }
         /* an Anthropic answer is checked, priced, cached and judged as the
          * chat.completion it becomes */
-        if (req->ant && antwire_answer(req, &au, why, sizeof why) < 0)
+        if (req->door_native && req->door == DOOR_RESPONSES) {
+            if (doorwire_native_answer(req, buf_ptr(&req->out), buf_len(&req->out), &pr) < 0)
+                fail_attempt(req, "the answer is not a Response object%s", NULL);
+        } else if (req->ant && antwire_answer(req, &au, why, sizeof why) < 0)
             fail_attempt(req, "%s", why);
         else if (provider_check_answer(req->cfg, req->model, buf_ptr(&req->out),
                                        buf_len(&req->out), req->want_base64, req->cache_store, &pr,

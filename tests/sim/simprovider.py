@@ -944,6 +944,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if anthropic_messages(self, body, body_ok, opts, api_path):
             return  # the Anthropic Messages API (block below)
 
+        if responses_api(self, body, body_ok, opts, api_path):
+            return  # the OpenAI Responses API (block below)
+
         if iopt(opts, "reset", 0):
             return self.abort_rst()
 
@@ -1978,6 +1981,94 @@ def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
         STATE.add(active_streams=-1, **{key: 1})
 
 # ------------------------------------------- end of Anthropic Messages API
+
+# --------------------------------------------------------------------------
+# OpenAI Responses API (POST [/v1]/responses), for the daemon's native
+# pass-through to a `responses_api: true` provider (issue 13 part 3).
+# Options as for chat: status=N (an OpenAI error), chunks=N, cut_after=N
+# (the stream stops after N events, no response.completed), error_event=1
+# (an `error` event after response.created).
+# --------------------------------------------------------------------------
+
+def resp_input_text(body):
+    inp = body.get("input")
+    if isinstance(inp, str):
+        return inp
+    text = ""
+    for it in inp if isinstance(inp, list) else []:
+        if isinstance(it, dict) and it.get("role") == "user":
+            c = it.get("content")
+            if isinstance(c, str):
+                text = c
+            elif isinstance(c, list):
+                text = " ".join(p.get("text", "") for p in c if isinstance(p, dict))
+    return text
+
+
+def responses_api(h, body, body_ok, opts, api_path):
+    if api_path != "/responses" or h.command != "POST":
+        return False
+    status = iopt(opts, "status", 0)
+    if status and status != 200:
+        h.send_status_fault(status, opts)
+        return True
+    if not body_ok or not isinstance(body, dict) or "input" not in body:
+        h.send_error_json(400, "input: required (simulated)", "missing_required_parameter",
+                          etype="invalid_request_error", param="input")
+        return True
+    model = str(body.get("model"))
+    pieces, text, ctoks = make_reply(model, resp_input_text(body), opts)
+    rid = "resp_sim_%d" % STATE.next_id()
+    ptoks = max(1, len(json.dumps(body.get("input"))) // 4)
+    usage = {"input_tokens": ptoks, "input_tokens_details": {"cached_tokens": 0},
+             "output_tokens": ctoks, "output_tokens_details": {"reasoning_tokens": 0},
+             "total_tokens": ptoks + ctoks}
+    msg = {"type": "message", "id": "msg_" + rid, "status": "completed", "role": "assistant",
+           "content": [{"type": "output_text", "text": text, "annotations": []}]}
+    resp = {"id": rid, "object": "response", "created_at": int(time.time()),
+            "status": "completed", "model": model, "output": [msg], "usage": usage,
+            "store": body.get("store")}
+    if body.get("stream") is not True:
+        h.send_json(200, resp)
+        return True
+    seq = [0]
+
+    def ev(obj):
+        obj["sequence_number"] = seq[0]
+        seq[0] += 1
+        return ("event: %s\ndata: %s\n\n" % (obj["type"], json.dumps(obj))).encode()
+
+    start = dict(resp, status="in_progress", output=[], usage=None)
+    item0 = dict(msg, status="in_progress", content=[])
+    events = [ev({"type": "response.created", "response": start}),
+              ev({"type": "response.in_progress", "response": start})]
+    if iopt(opts, "error_event", 0):
+        events.append(ev({"type": "error", "code": "server_error",
+                          "message": "simulated error event", "param": None}))
+    events.append(ev({"type": "response.output_item.added", "output_index": 0, "item": item0}))
+    events.append(ev({"type": "response.content_part.added", "item_id": msg["id"],
+                      "output_index": 0, "content_index": 0,
+                      "part": {"type": "output_text", "text": "", "annotations": []}}))
+    for p in pieces:
+        events.append(ev({"type": "response.output_text.delta", "item_id": msg["id"],
+                          "output_index": 0, "content_index": 0, "delta": p}))
+    events.append(ev({"type": "response.output_text.done", "item_id": msg["id"],
+                      "output_index": 0, "content_index": 0, "text": text}))
+    events.append(ev({"type": "response.output_item.done", "output_index": 0, "item": msg}))
+    events.append(ev({"type": "response.completed", "response": resp}))
+    cut = iopt(opts, "cut_after", 0)
+    if cut:
+        events = events[:cut]
+    h.send_response(200)
+    h.send_header("Content-Type", "text/event-stream")
+    h.send_header("Connection", "close")
+    h.end_headers()
+    for e in events:
+        h.write(e)
+    h.close_connection = True
+    return True
+
+# ------------------------------------------- end of OpenAI Responses API
 
 # --------------------------------------------------------------------------
 # main

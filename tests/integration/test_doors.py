@@ -1,0 +1,557 @@
+#!/usr/bin/env python3
+"""Integration tests of the front doors wired into the daemon (issue 13
+parts 2 and 3): POST /v1/messages (+ /messages, /v1/messages/count_tokens)
+and POST /v1/responses, through the real daemon over real sockets, the
+simulated provider speaking Chat Completions, the Messages API and the
+Responses API.
+
+    python3 tests/integration/test_doors.py [-k SUBSTRING]... [-v]
+    LLMROUTER_BIN=build/asan/llmrouter python3 tests/integration/test_doors.py
+
+Covers: plain and streamed answers in each door's format (Anthropic's named
+events in order; the Responses event sequence), over an OpenAI-type model
+and an Anthropic one; the pass-through bodies (Messages → Anthropic: the
+client's bytes with only "model" replaced, thinking signatures and
+cache_control intact; Responses → a responses_api provider with
+"store":false added, its answer and stream passed back untranslated);
+errors in Anthropic's shape on /v1/messages (401 with x-api-key or Bearer
+proxy keys, 404 unknown path and model, 405, 400 strict JSON, 413, 502
+exhausted chain, 429 retry-after) and OpenAI's on /v1/responses; stateless
+refusals; count_tokens; cache hits replayed in the door's format; mixed
+chains (Anthropic first then OpenAI-type, and the reverse) failing over
+behind all three doors, plain and streamed; cut streams ending as the door
+says; the x-router-* headers.
+
+Prints "ok - name" / "not ok - name: reason" and "N passed, M failed".
+Reuses tests/integration/run.py. Python 3 standard library only.
+"""
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "sim"))
+import run as R  # noqa: E402
+import simprovider  # noqa: E402  (ant_signature: a signature the simulator accepts)
+from run import Fail, check, eq  # noqa: E402
+
+BASE_CONFIG = os.path.join(HERE, "llmrouter-test.yaml")
+TESTS = []
+E = None
+ANT_KEY = "sk-ant-test-doors-0123456789"
+PROXY_KEY = "sk-proxy-doors-0123456789abcdef"
+DAEMONS = {}
+
+PRICES = "input_per_mtok: 3, output_per_mtok: 15, cached_input_per_mtok: 0.3, cache_write_per_mtok: 3.75"
+EXTRA_PROVIDERS = f"""\
+  ant:       {{type: anthropic, base_url: "${{SIM_URL}}/sim/require_key={ANT_KEY}/v1", api_key_env: TEST_ANT_KEY}}
+  ant529:    {{type: anthropic, base_url: "${{SIM_URL}}/sim/status=529,retry_after=3/v1", api_key_env: TEST_ANT_KEY}}
+  antcut:    {{type: anthropic, base_url: "${{SIM_URL}}/sim/cut_after=3/v1", api_key_env: TEST_ANT_KEY}}
+  nat:       {{type: openai, base_url: "${{SIM_URL}}/v1", responses_api: true}}
+  nat500:    {{type: openai, base_url: "${{SIM_URL}}/sim/status=500/v1", responses_api: true}}
+  natcut:    {{type: openai, base_url: "${{SIM_URL}}/sim/cut_after=4/v1", responses_api: true}}
+"""
+EXTRA_MODELS = f"""\
+  claude:      {{provider: ant, model: claude-sim, {PRICES}}}
+  claude529:   {{provider: ant529, model: claude-529, {PRICES}}}
+  claudecut:   {{provider: antcut, model: claude-cut, {PRICES}}}
+  native:      {{provider: nat, model: sim-native, input_per_mtok: 1, output_per_mtok: 2}}
+  native500:   {{provider: nat500, model: sim-native-500}}
+  nativecut:   {{provider: natcut, model: sim-native-cut}}
+"""
+EXTRA_TIERS = """\
+  t-claude:    [claude]
+  t-oai:       [good-mini]
+  a529-oai:    [claude529, good-mini]
+  oai-ant:     [m500, claude]
+  t-native:    [native]
+  n500-oai:    [native500, good-mini]
+  oai-native:  [m500, native]
+  acut:        [claudecut]
+  ncut:        [nativecut]
+  t-cut:       [mcut]
+  all-bad:     [m500, claude529]
+  only429:     [m429]
+"""
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def write_config(name, cache=False, keys=False):
+    with open(BASE_CONFIG) as f:
+        text = f.read()
+    head, _, _ = text.partition("\ncache:\n")
+    head = head.replace("\nproviders:\n", "\nproviders:\n" + EXTRA_PROVIDERS, 1)
+    head = head.replace("\nmodels:\n", "\nmodels:\n" + EXTRA_MODELS, 1)
+    head = head.replace("\ntiers:\n", "\ntiers:\n" + EXTRA_TIERS, 1)
+    out = head + ("\ncache:\n  backend: memory\n  ttl_s: 60\n" if cache else "\ncache:\n  backend: off\n")
+    if keys:
+        out += "\nkeys:\n  team: {key_env: TEST_PROXY_KEY}\n"
+        out += f"\nobservability:\n  access_log: \"{os.path.join(E.tmp, 'doors-access.log')}\"\n"
+    path = os.path.join(E.tmp, name)
+    with open(path, "w") as f:
+        f.write(out)
+    return path
+
+
+def daemon(kind="plain"):
+    """One daemon per configuration, shared by the tests."""
+    if kind not in DAEMONS:
+        os.environ["TEST_ANT_KEY"] = ANT_KEY
+        os.environ["TEST_PROXY_KEY"] = PROXY_KEY
+        DAEMONS[kind] = E.new_daemon(tag=f"doors-{kind}", config=write_config(
+            f"doors-{kind}.yaml", cache=kind == "cache", keys=kind == "keys")).start()
+    return DAEMONS[kind]
+
+
+def post(path, body, headers=None, d=None, raw=None):
+    d = d or daemon()
+    data = raw if raw is not None else json.dumps(body).encode()
+    return R.http_request(d.port, "POST", path, data, headers=headers or {})
+
+
+def events(path, body, d=None, headers=None):
+    """(head, [(event name or None, parsed data or raw text)]) of a stream."""
+    d = d or daemon()
+    s = R.RawHTTP(d.port, "POST", path, body, headers=headers or {}).read_head()
+    out = []
+    try:
+        while True:
+            ev = s.next_event()
+            if ev is None:
+                break
+            name = None
+            for ln in ev:
+                if ln.startswith("event:"):
+                    name = ln[6:].strip()
+            data = R.event_data(ev)
+            if data is None:
+                continue
+            try:
+                out.append((name, json.loads(data)))
+            except ValueError:
+                out.append((name, data))
+    finally:
+        s.close()
+    return s, out
+
+
+def msg_body(model, text="Tell me about the sea", **kw):
+    b = {"model": model, "max_tokens": 256, "messages": [{"role": "user", "content": text}]}
+    b.update(kw)
+    return b
+
+
+def resp_body(model, text="Tell me about the sea", **kw):
+    b = {"model": model, "input": text}
+    b.update(kw)
+    return b
+
+
+def check_ant_error(r, status, etype=None, what=""):
+    eq(r.status, status, f"{what}status ({R.short(r.body)})")
+    j = r.json
+    check(isinstance(j, dict) and j.get("type") == "error" and isinstance(j.get("error"), dict),
+          f"{what}not Anthropic's error shape: {R.short(r.body)}")
+    check(isinstance(j["error"].get("message"), str) and j["error"]["message"],
+          f"{what}error.message missing")
+    if etype:
+        eq(j["error"].get("type"), etype, f"{what}error.type")
+    check("choices" not in j, "no chat fields")
+
+
+def sim_requests_to(path_end):
+    return [r for r in E.sim_requests() if str(r.get("api_path", "")).endswith(path_end)]
+
+
+def ant_names(evs):
+    return [n for n, _ in evs]
+
+
+def check_ant_stream(evs, complete=True):
+    names = ant_names(evs)
+    check(names and names[0] == "message_start", f"first event {names[:3]}")
+    for n, d in evs:
+        check(isinstance(d, dict) and d.get("type") == n, f"event {n} data type {R.short(str(d))}")
+    if complete:
+        eq(names[-2:], ["message_delta", "message_stop"], "last events")
+        check("content_block_start" in names and "content_block_delta" in names, f"blocks in {names}")
+        # every started block is stopped, in order
+        starts = [d["index"] for n, d in evs if n == "content_block_start"]
+        stops = [d["index"] for n, d in evs if n == "content_block_stop"]
+        eq(starts, stops, "block starts/stops")
+    return "".join(d["delta"].get("text", "") for n, d in evs if n == "content_block_delta")
+
+
+def check_resp_stream(evs, complete=True):
+    names = ant_names(evs)
+    check(names[:2] == ["response.created", "response.in_progress"], f"first events {names[:3]}")
+    seqs = [d.get("sequence_number") for _, d in evs if isinstance(d, dict)]
+    eq(seqs, list(range(seqs[0], seqs[0] + len(seqs))), "sequence numbers one higher each")
+    for n, d in evs:
+        check(isinstance(d, dict) and d.get("type") == n, f"event {n} data type")
+    if complete:
+        eq(names[-1], "response.completed", "last event")
+        for want in ("response.output_item.added", "response.output_text.delta",
+                     "response.output_text.done", "response.output_item.done"):
+            check(want in names, f"{want} in {names}")
+    return "".join(d.get("delta", "") for n, d in evs if n == "response.output_text.delta")
+
+
+# ------------------------------------------------------------------ Messages door
+
+@test
+def test_messages_plain_over_openai_model():
+    E.sim_reset()
+    r = post("/v1/messages", msg_body("t-oai"), headers={"anthropic-version": "2023-06-01"})
+    eq(r.status, 200, f"status ({R.short(r.body)})")
+    j = r.json
+    eq(j.get("type"), "message", "type")
+    eq(j.get("role"), "assistant", "role")
+    check(j["id"].startswith("msg_"), f"id {j['id']}")
+    eq(j["content"][0]["type"], "text", "block type")
+    check(j["content"][0]["text"].startswith("Simulated reply from sim-mini"), f"text {j['content']}")
+    eq(j["stop_reason"], "end_turn", "stop_reason")
+    check(j["usage"]["input_tokens"] > 0 and j["usage"]["output_tokens"] > 0, f"usage {j['usage']}")
+    R.check_routed(r, model="good-mini", provider="good", attempts=1)
+    check(r.h("x-router-cost-usd") is not None, "cost header")
+    chat = sim_requests_to("/chat/completions")
+    eq(len(chat), 1, "chat requests upstream")
+    eq(chat[0]["body"]["max_completion_tokens"], 256, "max_tokens translated")
+
+
+@test
+def test_messages_without_v1_prefix():
+    r = post("/messages", msg_body("t-oai"))
+    eq(r.status, 200, f"status ({R.short(r.body)})")
+    eq(r.json.get("type"), "message", "type")
+
+
+@test
+def test_messages_stream_over_openai_model():
+    s, evs = events("/v1/messages", msg_body("t-oai", stream=True))
+    eq(s.status, 200, "status")
+    check("text/event-stream" in (s.h("content-type") or ""), "content type")
+    text = check_ant_stream(evs)
+    check(text.startswith("Simulated reply from sim-mini"), f"text {text!r}")
+    md = [d for n, d in evs if n == "message_delta"][0]
+    eq(md["delta"]["stop_reason"], "end_turn", "stop_reason")
+    check(md["usage"]["output_tokens"] > 0, f"usage {md['usage']}")
+    check(not any(isinstance(d, str) and d == "[DONE]" for _, d in evs), "no [DONE]")
+
+
+@test
+def test_messages_pass_through_to_anthropic_keeps_bytes():
+    E.sim_reset()
+    sig = simprovider.ant_signature("hmm")
+    body = {"model": "t-claude", "max_tokens": 2048,
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+            "messages": [
+                {"role": "user", "content": "first"},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "hmm", "signature": sig},
+                    {"type": "tool_use", "id": "toolu_01AbC", "name": "get", "input": {"a": 1}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_01AbC", "content": "42"}]}],
+            "tools": [{"name": "get", "input_schema": {"type": "object"}}]}
+    raw = json.dumps(body, ensure_ascii=False, indent=1).encode()
+    r = post("/v1/messages", None, raw=raw)
+    eq(r.status, 200, f"status ({R.short(r.body)})")
+    eq(r.json.get("type"), "message", "an Anthropic message")
+    R.check_routed(r, model="claude", provider="ant", attempts=1)
+    reqs = sim_requests_to("/messages")
+    eq(len(reqs), 1, "requests to /messages")
+    sent = reqs[0]["body"]
+    eq(sent["model"], "claude-sim", "model replaced")
+    want = dict(body, model="claude-sim")
+    eq(sent, want, "everything else as the client wrote it")
+    eq(sent["messages"][1]["content"][0]["signature"], sig, "signature")
+
+
+@test
+def test_messages_stream_over_anthropic():
+    s, evs = events("/v1/messages", msg_body("t-claude", stream=True))
+    eq(s.status, 200, "status")
+    text = check_ant_stream(evs)
+    check(text.startswith("Simulated reply from claude-sim"), f"text {text!r}")
+    eq(s.h("x-router-model"), "claude", "x-router-model")
+
+
+@test
+def test_messages_stream_over_anthropic_keeps_thinking_signature():
+    body = msg_body("t-claude", "Think about the sea", stream=True, max_tokens=2048,
+                    thinking={"type": "enabled", "budget_tokens": 1024})
+    r = post("/v1/messages", dict(body, stream=False))
+    eq(r.status, 200, f"plain ({R.short(r.body)})")
+    think = [b for b in r.json["content"] if b["type"] == "thinking"]
+    check(think and think[0]["signature"] == simprovider.ant_signature(think[0]["thinking"]),
+          f"plain signature kept: {think}")
+    s, evs = events("/v1/messages", body)
+    check_ant_stream(evs)
+    sigs = [d["delta"]["signature"] for n, d in evs
+            if n == "content_block_delta" and d["delta"]["type"] == "signature_delta"]
+    thought = "".join(d["delta"]["thinking"] for n, d in evs
+                      if n == "content_block_delta" and d["delta"]["type"] == "thinking_delta")
+    eq(sigs, [simprovider.ant_signature(thought)], "streamed signature_delta")
+
+
+@test
+def test_messages_count_tokens():
+    E.sim_reset()
+    r = post("/v1/messages/count_tokens", {"model": "t-oai", "messages": [
+        {"role": "user", "content": "hello there, how many tokens is this sentence?"}]})
+    eq(r.status, 200, f"status ({R.short(r.body)})")
+    check(isinstance(r.json.get("input_tokens"), int) and r.json["input_tokens"] > 0,
+          f"input_tokens {r.json}")
+    eq(len(E.sim_requests()), 0, "no provider asked (an estimate)")
+
+
+@test
+def test_messages_errors_in_anthropic_shape():
+    check_ant_error(post("/v1/messages", msg_body("no-such-model")), 404, "not_found_error", "model: ")
+    check_ant_error(post("/v1/messages", None, raw=b'{"model":"t-oai","model":"x"}'), 400,
+                    "invalid_request_error", "duplicate key: ")
+    check_ant_error(post("/v1/messages", None, raw=b'{"model": '), 400, "invalid_request_error", "cut JSON: ")
+    check_ant_error(post("/v1/messages", {"model": "t-oai", "messages": []}), 400,
+                    "invalid_request_error", "no max_tokens: ")
+    check_ant_error(post("/v1/messages/batches", msg_body("t-oai")), 404, "not_found_error", "unknown path: ")
+    d = daemon()
+    check_ant_error(R.http_request(d.port, "GET", "/v1/messages"), 405, None, "GET: ")
+    big = msg_body("t-oai", "x" * 70000)
+    check_ant_error(post("/v1/messages", big), 413, "request_too_large", "large: ")
+
+
+@test
+def test_messages_exhausted_chain_502_and_429():
+    r = post("/v1/messages", msg_body("all-bad"))
+    check_ant_error(r, 502, "api_error", "all failed: ")
+    r = post("/v1/messages", msg_body("only429"))
+    check_ant_error(r, 429, "rate_limit_error", "all 429: ")
+    check(r.h("retry-after") is not None, "retry-after kept")
+
+
+@test
+def test_messages_proxy_keys_x_api_key_and_bearer():
+    d = daemon("keys")
+    check_ant_error(post("/v1/messages", msg_body("t-oai"), d=d), 401, "authentication_error", "none: ")
+    check_ant_error(post("/v1/messages", msg_body("t-oai"), d=d, headers={"x-api-key": "wrong"}), 401,
+                    "authentication_error", "wrong: ")
+    r = post("/v1/messages", msg_body("t-oai"), d=d, headers={"x-api-key": PROXY_KEY})
+    eq(r.status, 200, f"x-api-key ({R.short(r.body)})")
+    r = post("/v1/messages", msg_body("t-oai"), d=d, headers={"authorization": f"Bearer {PROXY_KEY}"})
+    eq(r.status, 200, f"bearer ({R.short(r.body)})")
+    r = post("/v1/responses", resp_body("t-oai"), d=d, headers={"authorization": f"Bearer {PROXY_KEY}"})
+    eq(r.status, 200, f"responses ({R.short(r.body)})")
+    # the access log names the door of each request
+    want = {}
+    for path, door in (("/v1/messages", "messages"), ("/v1/responses", "responses")):
+        want[door] = path
+    deadline = time.time() + 10
+    doors = {}
+    while time.time() < deadline and len(doors) < 2:
+        with open(os.path.join(E.tmp, "doors-access.log"), encoding="utf-8") as f:
+            for line in f:
+                j = json.loads(line)
+                if j.get("status") == 200:
+                    doors[j.get("door")] = j.get("path")
+        time.sleep(0.1)
+    eq(doors, want, "door field of the access log")
+    # the chat door keeps OpenAI's shape and does not take x-api-key
+    r = post("/v1/chat/completions", R.chat_body("t-oai", "hi"), d=d, headers={"x-api-key": PROXY_KEY})
+    R.check_error(r, 401)
+
+
+@test
+def test_messages_unsupported_block_for_openai_model():
+    body = msg_body("t-oai")
+    body["messages"][0]["content"] = [{"type": "document", "source": {
+        "type": "text", "media_type": "text/plain", "data": "doc"}}, {"type": "text", "text": "hi"}]
+    r = post("/v1/messages", body)
+    check_ant_error(r, 400, "invalid_request_error", "document: ")
+    check("document" in r.json["error"]["message"], "names the block")
+
+
+@test
+def test_messages_cut_stream_ends_with_error_event():
+    s, evs = events("/v1/messages", msg_body("acut", stream=True))
+    eq(s.status, 200, "status")
+    names = ant_names(evs)
+    eq(names[0], "message_start", "first")
+    eq(names[-1], "error", f"ends with an error event: {names}")
+    check("message_stop" not in names, "no message_stop")
+    eq(evs[-1][1]["error"]["type"], "api_error", "error type")
+
+
+# ------------------------------------------------------------------ Responses door
+
+@test
+def test_responses_plain_over_openai_model():
+    E.sim_reset()
+    r = post("/v1/responses", resp_body("t-oai", instructions="be brief", max_output_tokens=100))
+    eq(r.status, 200, f"status ({R.short(r.body)})")
+    j = r.json
+    eq(j.get("object"), "response", "object")
+    eq(j.get("status"), "completed", "status")
+    msgs = [o for o in j["output"] if o["type"] == "message"]
+    check(msgs and msgs[0]["content"][0]["text"].startswith("Simulated reply from sim-mini"), f"output {j['output']}")
+    check(j["usage"]["input_tokens"] > 0, f"usage {j['usage']}")
+    R.check_routed(r, model="good-mini", provider="good", attempts=1)
+    sent = sim_requests_to("/chat/completions")[0]["body"]
+    eq(sent["messages"][0], {"role": "system", "content": "be brief"}, "instructions")
+    eq(sent["max_completion_tokens"], 100, "max_output_tokens")
+
+
+@test
+def test_responses_stream_over_openai_and_anthropic():
+    for tier, up in (("t-oai", "sim-mini"), ("t-claude", "claude-sim"), ("/responses", None)):
+        if up is None:
+            break
+        s, evs = events("/v1/responses", resp_body(tier, stream=True))
+        eq(s.status, 200, f"{tier} status")
+        text = check_resp_stream(evs)
+        check(text.startswith(f"Simulated reply from {up}"), f"{tier} text {text!r}")
+        done = evs[-1][1]["response"]
+        eq(done["status"], "completed", "completed")
+        check(done["usage"]["output_tokens"] > 0, f"usage {done['usage']}")
+    r = post("/responses", resp_body("t-claude"))
+    eq(r.status, 200, f"no /v1 ({R.short(r.body)})")
+    eq(r.json["object"], "response", "object")
+
+
+@test
+def test_responses_stateless_refusals_in_openai_shape():
+    r = post("/v1/responses", resp_body("t-oai", store=True))
+    R.check_error(r, 400)
+    check("store" in r.json["error"]["message"], "names store")
+    r = post("/v1/responses", resp_body("t-oai", previous_response_id="resp_1"))
+    R.check_error(r, 400)
+    R.check_error(post("/v1/responses", resp_body("nope")), 404, "model_not_found")
+    R.check_error(post("/v1/responses", None, raw=b'{"model":"t-oai","input":"a","input":"b"}'), 400)
+
+
+@test
+def test_responses_native_pass_through_plain():
+    E.sim_reset()
+    body = resp_body("t-native", tools=[{"type": "web_search"}], include=["reasoning.encrypted_content"])
+    r = post("/v1/responses", body)
+    eq(r.status, 200, f"status ({R.short(r.body)})")
+    check(r.json["id"].startswith("resp_sim_"), f"the provider's own Response: {r.json['id']}")
+    R.check_routed(r, model="native", provider="nat", attempts=1)
+    reqs = sim_requests_to("/responses")
+    eq(len(reqs), 1, "requests to /responses")
+    eq(reqs[0]["body"], dict(body, model="sim-native", store=False), "as sent, store false added")
+    eq(len(sim_requests_to("/chat/completions")), 0, "no chat request")
+    check(float(r.h("x-router-cost-usd")) > 0, "cost from the Response's usage")
+
+
+@test
+def test_responses_native_pass_through_stream():
+    E.sim_reset()
+    s, evs = events("/v1/responses", resp_body("t-native", stream=True))
+    eq(s.status, 200, "status")
+    text = check_resp_stream(evs)
+    check(text.startswith("Simulated reply from sim-native"), f"text {text!r}")
+    check(evs[-1][1]["response"]["id"].startswith("resp_sim_"), "the provider's own events")
+    s, evs = events("/v1/responses", resp_body("ncut", stream=True))
+    eq(s.status, 200, "cut status")
+    eq(evs[-1][0], "error", f"a cut native stream ends with an error event: {ant_names(evs)}")
+
+
+@test
+def test_responses_cut_translated_stream_fails():
+    s, evs = events("/v1/responses", resp_body("t-cut", stream=True))
+    eq(s.status, 200, "status")
+    names = ant_names(evs)
+    check("response.failed" in names, f"response.failed in {names}")
+    check("response.completed" not in names, "not completed")
+
+
+# ------------------------------------------------------------------ failover, cache
+
+@test
+def test_mixed_chains_fail_over_behind_every_door():
+    cases = [("/v1/chat/completions", "chat"), ("/v1/messages", "messages"), ("/v1/responses", "responses")]
+    for tier, model, prov in (("a529-oai", "good-mini", "good"), ("oai-ant", "claude", "ant")):
+        for path, door in cases:
+            if door == "chat":
+                body = R.chat_body(tier, "fail over please")
+            elif door == "messages":
+                body = msg_body(tier, "fail over please")
+            else:
+                body = resp_body(tier, "fail over please")
+            r = post(path, body)
+            eq(r.status, 200, f"{door} {tier} plain ({R.short(r.body)})")
+            R.check_routed(r, model=model, provider=prov, attempts=2)
+            body["stream"] = True
+            s, evs = events(path, body)
+            eq(s.status, 200, f"{door} {tier} stream status")
+            eq(s.h("x-router-model"), model, f"{door} {tier} stream model")
+            eq(s.h("x-router-attempts"), "2", f"{door} {tier} stream attempts")
+            if door == "messages":
+                check_ant_stream(evs)
+            elif door == "responses":
+                check_resp_stream(evs)
+    # behind the Responses door, a native provider failing over to a chat one and back
+    for tier, model in (("n500-oai", "good-mini"), ("oai-native", "native")):
+        r = post("/v1/responses", resp_body(tier))
+        eq(r.status, 200, f"{tier} ({R.short(r.body)})")
+        eq(r.h("x-router-model"), model, f"{tier} model")
+        eq(r.json["object"], "response", f"{tier} object")
+
+
+@test
+def test_cache_hits_replay_in_the_door_format():
+    d = daemon("cache")
+    for path, mk, kind in (("/v1/messages", msg_body, "message"), ("/v1/responses", resp_body, "response")):
+        body = mk("t-oai", f"cache me {kind}", temperature=0)
+        r1 = post(path, body, d=d)
+        eq(r1.status, 200, f"{kind} first")
+        r2 = post(path, body, d=d)
+        eq(r2.status, 200, f"{kind} second")
+        eq(r2.h("x-cache"), "HIT", f"{kind} x-cache")
+        j = r2.json
+        eq(j.get("type") if kind == "message" else j.get("object"), kind, f"{kind} replayed shape")
+        body["stream"] = True
+        events(path, body, d=d)
+        s, evs = events(path, body, d=d)
+        eq(s.h("x-cache"), "HIT", f"{kind} stream x-cache")
+        if kind == "message":
+            check_ant_stream(evs)
+        else:
+            check_resp_stream(evs)
+
+
+# ------------------------------------------------------------------ main
+
+@test
+def test_daemons_stop_cleanly():
+    bad = []
+    for d in DAEMONS.values():
+        ok, msg = d.stop()
+        if not ok:
+            bad.append(f"{d.tag}: {msg}")
+        check(ANT_KEY not in d.stderr_text(), f"{d.tag}: the Anthropic key is in the log")
+        check(PROXY_KEY not in d.stderr_text(), f"{d.tag}: the proxy key is in the log")
+    DAEMONS.clear()
+    check(not bad, "; ".join(bad))
+
+
+def teardown():
+    for d in DAEMONS.values():
+        d.kill()
+    DAEMONS.clear()
+
+
+def main():
+    return R.run_suite(TESTS, modules=(R, sys.modules[__name__]), teardown=teardown,
+                       always=("daemons_stop_cleanly",))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
