@@ -39,6 +39,8 @@ enum family {
     F_CASCADE_DIRECT,
     F_CLASSIFIER_CALLS,
     F_CLASSIFIER_COST,
+    F_SCORE_SUM,
+    F_SCORE_COUNT,
     F_COUNT
 };
 

@@ -1,6 +1,6 @@
 /* config_schema: the pieces of the configuration loader (src/core/config.c)
  * kept in their own files: the schema of each section of llmrouter.yaml
- * (src/core/config_schema.c) and the data derived from a parsed snapshot
+ * (src/core/config_schema.c; the routing section in config_routing.c) and the data derived from a parsed snapshot
  * before it is published (src/core/config_derived.c). Private to the three;
  * every function records problems in c (file:line:column) and goes on. */
 #ifndef LLMROUTER_CORE_CONFIG_SCHEMA_H

@@ -15,6 +15,7 @@
 
 #include "route/keywords.h"
 #include "route/prompt.h"
+#include "core/yamlwalk.h"
 #include "route/rules.h"
 #include "route/scorer.h"
 
@@ -88,5 +89,11 @@ struct rules {
     const struct config *cfg; /* the snapshot that owns the rules (classifier labels) */
     const scorer_t *scorer; /* for complexity conditions: cfg's weights or the built-in */
 };
+
+/* Regex conditions (rules_regex.c): compiles the patterns of list or
+ * string n into k->re (errors at the item, in c); adds pattern j's literal
+ * prefilter to rs's keyword set. */
+bool rules_compile_res(ywalk_t *c, const yaml_node_t *n, const char *what, cond_t *k);
+void rules_regex_prefilter(rules_t *rs, cond_t *k, size_t j);
 
 #endif

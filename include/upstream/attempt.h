@@ -1,5 +1,6 @@
-/* attempt: what upstream.c (the curl state machine) and answer.c (what
- * becomes of a sound answer) share; private to the two. Shard thread only. */
+/* attempt: what upstream.c (the curl state machine), stream.c (a streamed
+ * answer) and answer.c (what becomes of a sound answer) share; private to
+ * the three. Shard thread only. */
 #ifndef LLMROUTER_UPSTREAM_ATTEMPT_H
 #define LLMROUTER_UPSTREAM_ATTEMPT_H
 
@@ -10,12 +11,26 @@
 #include "upstream/provider.h"
 #include "upstream/upstream.h"
 
+#define UPSTREAM_STREAM_OUT_CAP (64 * 1024) /* a stream's output buffer */
+
 /* The stream path of a 2xx streamed attempt: OpenAI chunks p[0..n) (as
  * received, or translated from another format), held until the first data
  * event proves sound, then committed and queued for the client. Returns n,
  * CURL_WRITEFUNC_PAUSE when the client's queue is full (nothing taken), or
  * 0 when the attempt failed. */
 size_t upstream_stream_write(req_t *req, const char *p, size_t n);
+
+/* Marks the current attempt failed (fmt has one %s for arg). */
+void upstream_fail_attempt(req_t *req, const char *fmt, const char *arg);
+
+/* Takes req's transfer off the multi (pooling the handle when reusable)
+ * and stops its timer. */
+void upstream_end_transfer(upstream_t *up, req_t *req, bool reusable);
+
+/* Ends a committed stream: [DONE] when the upstream ended cleanly and every
+ * choice finished, else the error event (error: why, or NULL for a clean
+ * end). */
+void upstream_finish_stream(upstream_t *up, req_t *req, const char *error, bool reusable);
 
 /* Tries the next usable model of req's chain, or answers the exhausted
  * chain (upstream/chain.h). */

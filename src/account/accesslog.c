@@ -4,6 +4,7 @@
  * it shared around write(2), reopen holds it exclusively while it swaps the
  * descriptor, so no writer ever writes to a closed (or reused) descriptor. */
 #include "account/accesslog.h"
+#include "http/door.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -257,6 +258,7 @@ int accesslog_format(const config_t *cfg, const req_t *req, uint64_t now_us, buf
     rc |= put_str(out, "key", req->key_name != NULL && req->key_name[0] ? req->key_name : NULL);
     rc |= put_str(out, "method", req->method);
     rc |= put_str(out, "path", req->path);
+    rc |= put_str(out, "door", door_name((enum door)req->door)); /* chat, messages, responses */
     if (req->explain_only)
         rc |= put_bool(out, "explain", true);
     rc |= put_int(out, "status", req->resp_status);

@@ -149,6 +149,17 @@ const family_def_t metrics_families[F_COUNT] = {
                            false,
                            1,
                            {"model"}},
+    [F_SCORE_SUM] = {"llmrouter_complexity_score_sum_total",
+                     "Sum of the complexity scores of the requests whose rules computed one, by "
+                     "tier and rule (divide by llmrouter_complexity_scored_requests_total for the mean)",
+                     false,
+                     2,
+                     {"tier", "rule"}},
+    [F_SCORE_COUNT] = {"llmrouter_complexity_scored_requests_total",
+                       "Requests whose rules computed a complexity score, by tier and rule",
+                       false,
+                       2,
+                       {"tier", "rule"}},
 };
 
 
@@ -369,6 +380,10 @@ void metrics_observe(metrics_t *m, const config_t *cfg, const req_t *req, uint64
 
     pthread_mutex_lock(&m->lock);
     add(m, F_REQUESTS, (const char *[]){model, provider, tier, rule, status}, 1);
+    if (req->score >= 0) {
+        add(m, F_SCORE_SUM, (const char *[]){tier, rule}, req->score);
+        add(m, F_SCORE_COUNT, (const char *[]){tier, rule}, 1);
+    }
     if (req->resp_status >= 400)
         add(m, F_ERRORS, (const char *[]){model, tier, status}, 1);
     if (req->stream)

@@ -232,6 +232,7 @@ typedef struct row {
     const char *name;
     double requests, errors, streams, cost, baseline, savings, hits, misses;
     double prompt_tokens, completion_tokens;
+    double score_sum, score_n; /* complexity scores computed for this row's requests */
     uint64_t dur[METRICS_N_BUCKETS + 1];
     uint64_t up[METRICS_N_BUCKETS + 1];
 } row_t;
@@ -296,6 +297,13 @@ static int put_row(buf_t *out, const char *label, const row_t *r, bool full)
     rc |= put_field(out, "savings_usd", r->savings, true);
     rc |= put_field(out, "savings_percent", r->baseline > 0 ? 100.0 * r->savings / r->baseline : 0,
                     true);
+    if (!full) {
+        rc |= put_field(out, "scored_requests", r->score_n, true);
+        if (r->score_n > 0)
+            rc |= put_field(out, "mean_score", r->score_sum / r->score_n, true);
+        else
+            rc |= buf_puts(out, ",\"mean_score\":null");
+    }
     if (full) {
         rc |= put_field(out, "streams", r->streams, true);
         rc |= put_field(out, "cache_hits", r->hits, true);
@@ -372,6 +380,12 @@ int metrics_stats_json(metrics_t *const *shards, size_t n, buf_t *out)
             *dt += s->value;
         }
     }
+    for (size_t i = 0; i < k[F_SCORE_SUM]; i++)
+        row_get(&tiers, metrics_key_label(f[F_SCORE_SUM][i].key, f[F_SCORE_SUM][i].klen, 0))
+            ->score_sum += f[F_SCORE_SUM][i].value;
+    for (size_t i = 0; i < k[F_SCORE_COUNT]; i++)
+        row_get(&tiers, metrics_key_label(f[F_SCORE_COUNT][i].key, f[F_SCORE_COUNT][i].klen, 0))
+            ->score_n += f[F_SCORE_COUNT][i].value;
     for (size_t i = 0; i < k[F_DURATION]; i++)
         hist_into(row_get(&models, metrics_key_label(f[F_DURATION][i].key, f[F_DURATION][i].klen, 0))->dur,
                   &f[F_DURATION][i].h);

@@ -408,6 +408,13 @@ static void on_chunk(dm_stream_t *s, door_w_t *w, const cJSON *root)
         want_block(s, w, BLK_THINKING);
         delta(s, w, s->open_block, "thinking_delta", "thinking", t);
     }
+    /* an Anthropic model's signature (antwire passes signature_delta on as
+     * reasoning_signature): the client must send it back byte for byte */
+    t = str_of(d, "reasoning_signature");
+    if (t != NULL && t[0] != '\0') {
+        want_block(s, w, BLK_THINKING);
+        delta(s, w, s->open_block, "signature_delta", "signature", t);
+    }
     t = str_of(d, "content");
     if (t == NULL || t[0] == '\0')
         t = str_of(d, "refusal");

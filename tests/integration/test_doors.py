@@ -28,6 +28,7 @@ Reuses tests/integration/run.py. Python 3 standard library only.
 import json
 import os
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -91,6 +92,7 @@ def write_config(name, cache=False, keys=False):
     out = head + ("\ncache:\n  backend: memory\n  ttl_s: 60\n" if cache else "\ncache:\n  backend: off\n")
     if keys:
         out += "\nkeys:\n  team: {key_env: TEST_PROXY_KEY}\n"
+        out += f"\nobservability:\n  access_log: \"{os.path.join(E.tmp, 'doors-access.log')}\"\n"
     path = os.path.join(E.tmp, name)
     with open(path, "w") as f:
         f.write(out)
@@ -282,6 +284,24 @@ def test_messages_stream_over_anthropic():
 
 
 @test
+def test_messages_stream_over_anthropic_keeps_thinking_signature():
+    body = msg_body("t-claude", "Think about the sea", stream=True, max_tokens=2048,
+                    thinking={"type": "enabled", "budget_tokens": 1024})
+    r = post("/v1/messages", dict(body, stream=False))
+    eq(r.status, 200, f"plain ({R.short(r.body)})")
+    think = [b for b in r.json["content"] if b["type"] == "thinking"]
+    check(think and think[0]["signature"] == simprovider.ant_signature(think[0]["thinking"]),
+          f"plain signature kept: {think}")
+    s, evs = events("/v1/messages", body)
+    check_ant_stream(evs)
+    sigs = [d["delta"]["signature"] for n, d in evs
+            if n == "content_block_delta" and d["delta"]["type"] == "signature_delta"]
+    thought = "".join(d["delta"]["thinking"] for n, d in evs
+                      if n == "content_block_delta" and d["delta"]["type"] == "thinking_delta")
+    eq(sigs, [simprovider.ant_signature(thought)], "streamed signature_delta")
+
+
+@test
 def test_messages_count_tokens():
     E.sim_reset()
     r = post("/v1/messages/count_tokens", {"model": "t-oai", "messages": [
@@ -326,6 +346,22 @@ def test_messages_proxy_keys_x_api_key_and_bearer():
     eq(r.status, 200, f"x-api-key ({R.short(r.body)})")
     r = post("/v1/messages", msg_body("t-oai"), d=d, headers={"authorization": f"Bearer {PROXY_KEY}"})
     eq(r.status, 200, f"bearer ({R.short(r.body)})")
+    r = post("/v1/responses", resp_body("t-oai"), d=d, headers={"authorization": f"Bearer {PROXY_KEY}"})
+    eq(r.status, 200, f"responses ({R.short(r.body)})")
+    # the access log names the door of each request
+    want = {}
+    for path, door in (("/v1/messages", "messages"), ("/v1/responses", "responses")):
+        want[door] = path
+    deadline = time.time() + 10
+    doors = {}
+    while time.time() < deadline and len(doors) < 2:
+        with open(os.path.join(E.tmp, "doors-access.log"), encoding="utf-8") as f:
+            for line in f:
+                j = json.loads(line)
+                if j.get("status") == 200:
+                    doors[j.get("door")] = j.get("path")
+        time.sleep(0.1)
+    eq(doors, want, "door field of the access log")
     # the chat door keeps OpenAI's shape and does not take x-api-key
     r = post("/v1/chat/completions", R.chat_body("t-oai", "hi"), d=d, headers={"x-api-key": PROXY_KEY})
     R.check_error(r, 401)

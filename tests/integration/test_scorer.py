@@ -159,6 +159,34 @@ def test_score_only_when_computed():
 
 
 @test
+def test_stats_and_metrics_show_the_mean_score():
+    """The dashboard's tier table reads mean_score from /v1/router/stats."""
+    name = "scorer-stats.yaml"
+    d = E.new_daemon(tag="scorer-stats", config=write_config(name)).start()
+    try:
+        s1 = score_of(post(d, chat_body("auto", HARD)))
+        s2 = score_of(post(d, chat_body("auto", HARD + " Also list the edge cases.")))
+        post(d, chat_body("auto", HARD), headers={"x-router-hint": "premium"})  # not scored
+        st = json.loads(R.http_request(d.port, "GET", "/v1/router/stats").body)
+        prem = [t for t in st["tiers"] if t["tier"] == "premium"]
+        eq(len(prem), 1, f"premium row in {st['tiers']!r}")
+        eq(prem[0]["requests"], 3, "premium requests")
+        eq(prem[0]["scored_requests"], 2, "premium scored requests")
+        check(abs(prem[0]["mean_score"] - (s1 + s2) / 2) < 0.002,
+              f"mean_score {prem[0]['mean_score']} vs headers {s1}, {s2}")
+        others = [t for t in st["tiers"] if t["tier"] != "premium"]
+        check(all(t["mean_score"] is None for t in others), f"unscored tiers: {others!r}")
+        m = R.http_request(d.port, "GET", "/metrics").body.decode()
+        check('llmrouter_complexity_scored_requests_total{tier="premium",rule="hard"} 2' in m,
+              "scored requests in /metrics: " + " ".join(l for l in m.splitlines() if "complexity" in l))
+        html = R.http_request(d.port, "GET", "/dashboard").body.decode()
+        check("mean_score" in html and "Mean score" in html, "the dashboard shows the mean score")
+        stop(d)
+    finally:
+        d.kill()
+
+
+@test
 def test_explain_shows_the_score():
     name = "scorer-explain.yaml"
     cfg = write_config(name)
