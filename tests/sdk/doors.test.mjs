@@ -350,7 +350,17 @@ async function vercelSecondTurn(providerOptions) {
 }
 
 test('Vercel AI SDK second turn with response.messages, store: false', () => vercelSecondTurn({ openai: { store: false } }));
-test('Vercel AI SDK second turn with response.messages, defaults', () => vercelSecondTurn());
+// With the defaults the reference cannot be resolved: docs/clients.md
+// ("Vercel AI SDK") documents the 400 and store: false as the way out.
+test('Vercel AI SDK second turn with response.messages, defaults: item_reference gets the documented 400', async () => {
+  const err = await expectError(vercelSecondTurn(), 'second turn with defaults');
+  eq(err?.statusCode, 400, `status (${describeError(err)})`);
+  const body = JSON.parse(err.responseBody);
+  eq(body.error?.param, 'input', 'error.param');
+  eq(body.error?.type, 'invalid_request_error', 'error.type');
+  assert(/item_reference/.test(body.error.message) && /stateless/.test(body.error.message),
+    `the message says what is refused and why: ${body.error.message}`);
+});
 
 // ============================================ /v1/responses: @openai/agents
 
