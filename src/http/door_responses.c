@@ -2,6 +2,7 @@
  * request, and the pass-through check. The answer and stream direction is in
  * door_responses_out.c. */
 #include "http/door_responses.h"
+#include "http/door_items.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,9 +282,27 @@ static int write_input(tx_t *t, const cJSON *input)
             /* another provider cannot use a model's reasoning items: dropped,
              * and an open assistant turn stays open across them */
         } else if (is(ty, "item_reference")) {
-            return bad_item(t, i, "item_reference needs stored items; llmrouter's Responses "
-                                  "endpoint is stateless: send the items themselves%s",
-                            NULL);
+            /* an item this router answered with (door_items): written as
+             * if the client had sent it; anything else is unknown here */
+            const char *rid = str_of(it, "id");
+            char *json = rid != NULL ? door_items_get(rid) : NULL;
+            cJSON *ref = json != NULL ? cJSON_Parse(json) : NULL;
+            const char *rty = ref != NULL ? type_of(ref) : NULL;
+            free(json);
+            if (ref == NULL)
+                return bad_item(t, i, "item_reference names an item this router does not have "
+                                      "(it keeps the items it answered with for an hour, per "
+                                      "instance; the Responses endpoint is otherwise stateless: "
+                                      "send the items themselves)%s",
+                                NULL);
+            if (is(rty, "message")) {
+                r = write_message_item(t, ref, i);
+                if (r == 0 && t->open == OPEN_NONE)
+                    door_w_raw(&t->w, "}");
+            } else if (is(rty, "function_call")) {
+                r = write_function_call(t, ref, i);
+            } /* a reasoning item is dropped, as when sent inline */
+            cJSON_Delete(ref);
         } else {
             return bad_item(t, i, "item type '%.64s' is not supported (messages, function_call "
                                   "and function_call_output are)",

@@ -3,6 +3,7 @@
  * holds what ties them to a request: which body goes where, and the stream
  * translation at the client's end of req->out. */
 #include "http/door_wire.h"
+#include "http/door_items.h"
 
 #include <microhttpd.h>
 #include <stdio.h>
@@ -198,9 +199,40 @@ static const char *model_name(const req_t *req)
 /* The translators' id: the request id (so x-request-id finds it). */
 static int translate_answer(req_t *req, const char *chat, size_t len, buf_t *out)
 {
+    size_t before = buf_len(out);
+    int rc;
     if (req->door == DOOR_MESSAGES)
         return dm_answer_from_chat(chat, len, req->id, model_name(req), out);
-    return dr_answer_from_chat(chat, len, req->id, model_name(req), (int64_t)time(NULL), out);
+    rc = dr_answer_from_chat(chat, len, req->id, model_name(req), (int64_t)time(NULL), out);
+    if (rc == 0) /* its items may come back as item_reference */
+        door_items_put_response(buf_ptr(out) + before, buf_len(out) - before);
+    return rc;
+}
+
+/* The Response of a response.completed event among the SSE bytes
+ * p[0..n) a stream translator just wrote, kept for item_reference. */
+static void keep_completed_items(const char *p, size_t n)
+{
+    static const char ev[] = "event: response.completed\n";
+    const char *e = memmem(p, n, ev, sizeof ev - 1), *d, *end;
+    cJSON *root, *resp;
+    char *json;
+    if (e == NULL)
+        return;
+    d = memmem(e, n - (size_t)(e - p), "data: ", 6);
+    if (d == NULL)
+        return;
+    d += 6;
+    end = memchr(d, '\n', n - (size_t)(d - p));
+    if (end == NULL)
+        end = p + n;
+    root = cJSON_ParseWithLength(d, (size_t)(end - d));
+    resp = cJSON_GetObjectItemCaseSensitive(root, "response");
+    json = resp != NULL ? cJSON_PrintUnformatted(resp) : NULL;
+    if (json != NULL)
+        door_items_put_response(json, strlen(json));
+    free(json);
+    cJSON_Delete(root);
 }
 
 static void *stream_new(req_t *req)
@@ -218,8 +250,14 @@ static void *stream_new(req_t *req)
 
 static int stream_feed(req_t *req, const char *data, size_t len, buf_t *out)
 {
-    return req->door == DOOR_MESSAGES ? dm_stream_feed(req->dm, data, len, out)
-                                      : dr_stream_feed(req->dr, data, len, out);
+    size_t before = buf_len(out);
+    int rc;
+    if (req->door == DOOR_MESSAGES)
+        return dm_stream_feed(req->dm, data, len, out);
+    rc = dr_stream_feed(req->dr, data, len, out);
+    if (rc == 0 && buf_len(out) > before)
+        keep_completed_items(buf_ptr(out) + before, buf_len(out) - before);
+    return rc;
 }
 
 static int stream_finish(req_t *req, buf_t *out)

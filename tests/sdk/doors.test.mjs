@@ -35,8 +35,10 @@ const { test, run } = makeSuite();
 
 // Every URL an SDK asked for, so a test can check which door it used.
 const urls = [];
+const bodies = []; // request bodies sent to the router, as strings
 const recordingFetch = (input, init) => {
   urls.push(String(input instanceof Request ? input.url : input));
+  bodies.push(typeof init?.body === 'string' ? init.body : '');
   return fetch(input, init);
 };
 const lastPath = () => new URL(urls[urls.length - 1]).pathname;
@@ -337,28 +339,70 @@ test('Vercel AI SDK generateText with a tool over Claude (store: false)', async 
 // A chat application's second turn: the history is the first call's
 // response.messages. The AI SDK converts the assistant text it got back
 // (providerOptions.openai.itemId = the router's output item id) into an
-// item_reference unless providerOptions.openai.store is false, and a
-// stateless door cannot resolve a reference.
+// item_reference unless providerOptions.openai.store is false; the router
+// resolves references to the items it answered with (http/door_items.c).
 async function vercelSecondTurn(providerOptions) {
   const opts = providerOptions ? { providerOptions } : {};
   const first = await generateText({ model: aiOpenAI('standard'), prompt: 'First turn', maxRetries: 0, ...opts });
+  bodies.length = 0;
   const r = await generateText({
     model: aiOpenAI('standard'), maxRetries: 0, ...opts,
     messages: [{ role: 'user', content: 'First turn' }, ...first.response.messages, { role: 'user', content: 'Second turn' }],
   });
   eq(r.text, simText('sim-mini', 'Second turn'), 'second turn text');
+  await upstreamSawHistory(simText('sim-mini', 'First turn'));
+  return bodies.join('\n');
 }
 
-test('Vercel AI SDK second turn with response.messages, store: false', () => vercelSecondTurn({ openai: { store: false } }));
-// With the defaults the reference cannot be resolved: docs/clients.md
-// ("Vercel AI SDK") documents the 400 and store: false as the way out.
-test('Vercel AI SDK second turn with response.messages, defaults: item_reference gets the documented 400', async () => {
-  const err = await expectError(vercelSecondTurn(), 'second turn with defaults');
-  eq(err?.statusCode, 400, `status (${describeError(err)})`);
-  const body = JSON.parse(err.responseBody);
+// The upstream request of the second turn carries the first answer as an
+// assistant message: the history reached the model (a dropped reference
+// would give the same reply text, so the reply alone proves nothing).
+async function upstreamSawHistory(firstAnswer) {
+  const up = await simRequestsTo(SIM, '/chat/completions');
+  const last = up[up.length - 1]?.body;
+  const msgs = last?.messages ?? [];
+  assert(msgs.some((m) => m.role === 'assistant' && JSON.stringify(m.content).includes(firstAnswer)),
+    `the second turn's upstream request has the first answer: ${JSON.stringify(msgs).slice(0, 400)}`);
+}
+
+test('Vercel AI SDK second turn with response.messages, store: false', async () => {
+  const sent = await vercelSecondTurn({ openai: { store: false } });
+  assert(!/item_reference/.test(sent), 'with store: false the SDK sends the items themselves');
+});
+// With the defaults the SDK sends an item_reference to the router's own
+// output item, which the router resolves.
+test('Vercel AI SDK second turn with response.messages, defaults: the router resolves its item_reference', async () => {
+  const sent = await vercelSecondTurn();
+  assert(/"item_reference"/.test(sent), `the SDK sent an item_reference (so this tests the resolution): ${sent.slice(0, 300)}`);
+});
+// The same after a streamed first turn: the items come from the stream's
+// response.completed event.
+test('Vercel AI SDK second turn after streamText, defaults: the reference resolves', async () => {
+  const first = streamText({ model: aiOpenAI('standard'), prompt: 'Streamed first turn', maxRetries: 0 });
+  let text = '';
+  for await (const part of first.textStream) text += part;
+  eq(text, simText('sim-mini', 'Streamed first turn'), 'first turn text');
+  const history = (await first.response).messages;
+  bodies.length = 0;
+  const r = await generateText({
+    model: aiOpenAI('standard'), maxRetries: 0,
+    messages: [{ role: 'user', content: 'Streamed first turn' }, ...history, { role: 'user', content: 'Second turn' }],
+  });
+  eq(r.text, simText('sim-mini', 'Second turn'), 'second turn text');
+  await upstreamSawHistory(simText('sim-mini', 'Streamed first turn'));
+  assert(/"item_reference"/.test(bodies.join('\n')), 'the SDK sent an item_reference');
+});
+// A reference to an item the router never minted is still refused, with
+// a message that says why.
+test('Responses door: an unknown item_reference gets a 400 naming it', async () => {
+  const res = await fetch(`${BASE}/responses`, {
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer x' },
+    body: JSON.stringify({ model: 'standard', input: [{ type: 'item_reference', id: 'msg_never_minted_0' }, { role: 'user', content: 'hi' }] }),
+  });
+  eq(res.status, 400, 'status');
+  const body = await res.json();
   eq(body.error?.param, 'input', 'error.param');
-  eq(body.error?.type, 'invalid_request_error', 'error.type');
-  assert(/item_reference/.test(body.error.message) && /stateless/.test(body.error.message),
+  assert(/item_reference/.test(body.error.message) && /does not have/.test(body.error.message),
     `the message says what is refused and why: ${body.error.message}`);
 });
 
