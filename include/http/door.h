@@ -105,4 +105,13 @@ void door_w_num(door_w_t *w, double d);
 /* Appends the JSON text of a cJSON value (compact), or null for NULL. */
 void door_w_json(door_w_t *w, const struct cJSON *v);
 
+/* o's member key when it is a string (borrowed from o), else NULL; o's
+ * "type" likewise. */
+const char *door_str_of(const struct cJSON *o, const char *key);
+const char *door_type_of(const struct cJSON *o);
+
+/* One SSE event's data with the blanks around it trimmed: *data and *len
+ * updated in place (the bytes are not touched). */
+void door_trim_data(const char **data, size_t *len);
+
 #endif

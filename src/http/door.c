@@ -189,3 +189,28 @@ void door_w_json(door_w_t *w, const cJSON *v)
     door_w_raw(w, s);
     free(s);
 }
+
+const char *door_str_of(const cJSON *o, const char *key)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(t) ? t->valuestring : NULL;
+}
+
+const char *door_type_of(const cJSON *o)
+{
+    return door_str_of(o, "type");
+}
+
+void door_trim_data(const char **data, size_t *len)
+{
+    const char *d = *data;
+    size_t n = *len;
+    while (n > 0 && (d[n - 1] == ' ' || d[n - 1] == '\n' || d[n - 1] == '\r'))
+        n--;
+    while (n > 0 && (d[0] == ' ' || d[0] == '\n' || d[0] == '\r')) {
+        d++;
+        n--;
+    }
+    *data = d;
+    *len = n;
+}

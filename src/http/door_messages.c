@@ -3,6 +3,7 @@
  * direction is in door_messages_out.c. */
 #include "http/door_messages.h"
 
+#include "http/door.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,18 +21,6 @@ typedef struct tx {
     bool any_msg;     /* a message was written: the next one needs a comma */
     size_t scratch_cap; /* cap of temporary text buffers (the body's size) */
 } tx_t;
-
-static const char *type_of(const cJSON *o)
-{
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
-    return cJSON_IsString(t) ? t->valuestring : NULL;
-}
-
-static const char *str_of(const cJSON *o, const char *key)
-{
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(t) ? t->valuestring : NULL;
-}
 
 static void note_unsupported(tx_t *t, const char *what)
 {
@@ -69,10 +58,10 @@ static void msg_begin(tx_t *t, const char *role)
 static int write_image(tx_t *t, const cJSON *blk)
 {
     const cJSON *src = cJSON_GetObjectItemCaseSensitive(blk, "source");
-    const char *st = type_of(src);
+    const char *st = door_type_of(src);
     door_w_raw(&t->w, "{\"type\":\"image_url\",\"image_url\":{\"url\":");
     if (st != NULL && strcmp(st, "base64") == 0) {
-        const char *mt = str_of(src, "media_type"), *data = str_of(src, "data");
+        const char *mt = door_str_of(src, "media_type"), *data = door_str_of(src, "data");
         if (mt == NULL || data == NULL)
             return -1;
         /* a data URI: the form every OpenAI-compatible provider reads */
@@ -93,8 +82,8 @@ static int write_image(tx_t *t, const cJSON *blk)
         door_w_raw(&t->w, "\"}}");
         return 0;
     }
-    if (st != NULL && strcmp(st, "url") == 0 && str_of(src, "url") != NULL) {
-        door_w_str(&t->w, str_of(src, "url"));
+    if (st != NULL && strcmp(st, "url") == 0 && door_str_of(src, "url") != NULL) {
+        door_w_str(&t->w, door_str_of(src, "url"));
         door_w_raw(&t->w, "}}");
         return 0;
     }
@@ -110,7 +99,7 @@ static int write_user_run(tx_t *t, const char *role, const cJSON *from, const cJ
     int n = 0, j = j0;
     const cJSON *only = NULL;
     for (const cJSON *b = from; b != to; b = b->next) {
-        const char *ty = type_of(b);
+        const char *ty = door_type_of(b);
         if (ty && (strcmp(ty, "text") == 0 || strcmp(ty, "image") == 0)) {
             n++;
             only = b;
@@ -120,22 +109,22 @@ static int write_user_run(tx_t *t, const char *role, const cJSON *from, const cJ
         return 0;
     msg_begin(t, role);
     door_w_raw(&t->w, ",\"content\":");
-    if (n == 1 && strcmp(type_of(only), "text") == 0) {
-        door_w_str(&t->w, str_of(only, "text"));
+    if (n == 1 && strcmp(door_type_of(only), "text") == 0) {
+        door_w_str(&t->w, door_str_of(only, "text"));
         door_w_raw(&t->w, "}");
         return 0;
     }
     door_w_raw(&t->w, "[");
     n = 0;
     for (const cJSON *b = from; b != to; b = b->next, j++) {
-        const char *ty = type_of(b);
+        const char *ty = door_type_of(b);
         if (ty == NULL || (strcmp(ty, "text") != 0 && strcmp(ty, "image") != 0))
             continue;
         if (n++)
             door_w_raw(&t->w, ",");
         if (strcmp(ty, "text") == 0) {
             door_w_raw(&t->w, "{\"type\":\"text\",\"text\":");
-            door_w_str(&t->w, str_of(b, "text"));
+            door_w_str(&t->w, door_str_of(b, "text"));
             door_w_raw(&t->w, "}");
         } else if (write_image(t, b) < 0) {
             return bad_msg(t, i, j, "an image needs source {type:\"base64\", media_type, data} "
@@ -149,12 +138,12 @@ static int write_user_run(tx_t *t, const char *role, const cJSON *from, const cJ
 /* Checks the blocks every role shares; returns -1 with the 400. */
 static int check_block(tx_t *t, const cJSON *b, int i, int j, const char *role)
 {
-    const char *ty = type_of(b);
+    const char *ty = door_type_of(b);
     if (!cJSON_IsObject(b) || ty == NULL)
         return bad_msg(t, i, j, "each content block must be an object with a string 'type'");
     note_cache_control(t, b);
     if (strcmp(ty, "text") == 0) {
-        if (str_of(b, "text") == NULL)
+        if (door_str_of(b, "text") == NULL)
             return bad_msg(t, i, j, "a text block needs a string 'text'");
     } else if (strcmp(ty, "image") == 0) {
         if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(b, "source")))
@@ -162,13 +151,13 @@ static int check_block(tx_t *t, const cJSON *b, int i, int j, const char *role)
     } else if (strcmp(ty, "tool_use") == 0) {
         if (strcmp(role, "assistant") != 0)
             return bad_msg(t, i, j, "tool_use blocks belong in assistant messages");
-        if (str_of(b, "id") == NULL || str_of(b, "name") == NULL)
+        if (door_str_of(b, "id") == NULL || door_str_of(b, "name") == NULL)
             return bad_msg(t, i, j, "a tool_use block needs a string 'id' and 'name'");
     } else if (strcmp(ty, "tool_result") == 0) {
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(b, "content");
         if (strcmp(role, "user") != 0)
             return bad_msg(t, i, j, "tool_result blocks belong in user messages");
-        if (str_of(b, "tool_use_id") == NULL)
+        if (door_str_of(b, "tool_use_id") == NULL)
             return bad_msg(t, i, j, "a tool_result block needs a string 'tool_use_id'");
         if (c != NULL && !cJSON_IsString(c) && !cJSON_IsArray(c))
             return bad_msg(t, i, j, "a tool_result's content must be a string or blocks");
@@ -197,7 +186,7 @@ static void write_tool_result_text(tx_t *t, const cJSON *b)
     } else {
         cJSON_ArrayForEach(p, c)
         {
-            const char *ty = type_of(p), *tx = str_of(p, "text");
+            const char *ty = door_type_of(p), *tx = door_str_of(p, "text");
             note_cache_control(t, p);
             if (ty && strcmp(ty, "text") == 0 && tx) {
                 if (n++)
@@ -218,7 +207,7 @@ static bool has_tool_images(const cJSON *b)
     const cJSON *arr = cJSON_IsArray(c) ? c : NULL;
     cJSON_ArrayForEach(p, arr)
     {
-        const char *ty = type_of(p);
+        const char *ty = door_type_of(p);
         if (ty && strcmp(ty, "image") == 0)
             return true;
     }
@@ -235,7 +224,7 @@ static int write_tool_results(tx_t *t, const cJSON *from, const cJSON *to, int i
     for (const cJSON *b = from; b != to; b = b->next) {
         msg_begin(t, "tool");
         door_w_raw(&t->w, ",\"tool_call_id\":");
-        door_w_str(&t->w, str_of(b, "tool_use_id"));
+        door_w_str(&t->w, door_str_of(b, "tool_use_id"));
         door_w_raw(&t->w, ",\"content\":");
         write_tool_result_text(t, b);
         door_w_raw(&t->w, "}");
@@ -250,7 +239,7 @@ static int write_tool_results(tx_t *t, const cJSON *from, const cJSON *to, int i
         const cJSON *arr = cJSON_IsArray(c) ? c : NULL;
         cJSON_ArrayForEach(p, arr)
         {
-            const char *ty = type_of(p);
+            const char *ty = door_type_of(p);
             if (ty == NULL || strcmp(ty, "image") != 0)
                 continue;
             if (n++)
@@ -266,7 +255,7 @@ static int write_tool_results(tx_t *t, const cJSON *from, const cJSON *to, int i
 
 static bool is_type(const cJSON *b, const char *ty)
 {
-    const char *x = type_of(b);
+    const char *x = door_type_of(b);
     return x != NULL && strcmp(x, ty) == 0;
 }
 
@@ -341,7 +330,7 @@ static int write_assistant(tx_t *t, const cJSON *m, int i)
                 continue;
             if (k++)
                 buf_puts(&text, "\n");
-            buf_puts(&text, str_of(b, "text"));
+            buf_puts(&text, door_str_of(b, "text"));
         }
         door_w_strn(&t->w, buf_ptr(&text), buf_len(&text));
         buf_free(&text);
@@ -355,9 +344,9 @@ static int write_assistant(tx_t *t, const cJSON *m, int i)
                 continue;
             input = cJSON_GetObjectItemCaseSensitive(b, "input");
             door_w_raw(&t->w, k++ ? ",{\"id\":" : "{\"id\":");
-            door_w_str(&t->w, str_of(b, "id"));
+            door_w_str(&t->w, door_str_of(b, "id"));
             door_w_raw(&t->w, ",\"type\":\"function\",\"function\":{\"name\":");
-            door_w_str(&t->w, str_of(b, "name"));
+            door_w_str(&t->w, door_str_of(b, "name"));
             door_w_raw(&t->w, ",\"arguments\":");
             if (input == NULL) {
                 door_w_raw(&t->w, "\"{}\"");
@@ -397,7 +386,7 @@ static int write_system(tx_t *t, const cJSON *sys)
                          "system: must be a string or an array of text blocks.%s", NULL);
     cJSON_ArrayForEach(b, sys)
     {
-        if (!is_type(b, "text") || str_of(b, "text") == NULL)
+        if (!is_type(b, "text") || door_str_of(b, "text") == NULL)
             return door_fail(t->err, 400, "invalid_value", "system",
                              "system: every block must be {\"type\":\"text\",\"text\":...}.%s",
                              NULL);
@@ -410,7 +399,7 @@ static int write_system(tx_t *t, const cJSON *sys)
     {
         if (n++)
             buf_puts(&text, "\n");
-        buf_puts(&text, str_of(b, "text"));
+        buf_puts(&text, door_str_of(b, "text"));
     }
     msg_begin(t, "system");
     door_w_raw(&t->w, ",\"content\":");
@@ -433,9 +422,9 @@ static int write_tools(tx_t *t, const cJSON *tools)
         return door_fail(t->err, 400, "invalid_type", "tools", "tools: must be an array.%s", NULL);
     cJSON_ArrayForEach(tool, tools)
     {
-        const char *ty = type_of(tool), *name = str_of(tool, "name");
+        const char *ty = door_type_of(tool), *name = door_str_of(tool, "name");
         const cJSON *schema = cJSON_GetObjectItemCaseSensitive(tool, "input_schema");
-        const char *desc = str_of(tool, "description");
+        const char *desc = door_str_of(tool, "description");
         if (!cJSON_IsObject(tool))
             return door_fail(t->err, 400, "invalid_value", "tools",
                              "tools: every tool must be an object.%s", NULL);
@@ -474,7 +463,7 @@ static int write_tool_choice(tx_t *t, const cJSON *tc)
     const char *ty;
     if (tc == NULL || cJSON_IsNull(tc))
         return 0;
-    ty = type_of(tc);
+    ty = door_type_of(tc);
     if (!cJSON_IsObject(tc) || ty == NULL)
         return door_fail(t->err, 400, "invalid_type", "tool_choice",
                          "tool_choice: must be an object with a 'type'.%s", NULL);
@@ -485,11 +474,11 @@ static int write_tool_choice(tx_t *t, const cJSON *tc)
     } else if (strcmp(ty, "none") == 0) {
         door_w_raw(&t->w, ",\"tool_choice\":\"none\"");
     } else if (strcmp(ty, "tool") == 0) {
-        if (str_of(tc, "name") == NULL)
+        if (door_str_of(tc, "name") == NULL)
             return door_fail(t->err, 400, "invalid_value", "tool_choice",
                              "tool_choice: {\"type\":\"tool\"} needs a string 'name'.%s", NULL);
         door_w_raw(&t->w, ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":");
-        door_w_str(&t->w, str_of(tc, "name"));
+        door_w_str(&t->w, door_str_of(tc, "name"));
         door_w_raw(&t->w, "}}");
     } else {
         return door_fail(t->err, 400, "invalid_value", "tool_choice",
@@ -581,7 +570,7 @@ int dm_request_to_chat(const char *body, size_t len, unsigned flags, buf_t *out,
     if (write_system(&t, cJSON_GetObjectItemCaseSensitive(root, "system")) < 0)
         goto out;
     for (const cJSON *m = msgs->child; m != NULL; m = m->next, i++) {
-        const char *role = str_of(m, "role");
+        const char *role = door_str_of(m, "role");
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
         int r;
         if (!cJSON_IsObject(m) || role == NULL) {
@@ -635,12 +624,12 @@ int dm_request_to_chat(const char *body, size_t len, unsigned flags, buf_t *out,
         }
     }
     v = cJSON_GetObjectItemCaseSensitive(root, "metadata");
-    if (str_of(v, "user_id") != NULL) {
+    if (door_str_of(v, "user_id") != NULL) {
         door_w_raw(&t.w, ",\"user\":");
-        door_w_str(&t.w, str_of(v, "user_id"));
+        door_w_str(&t.w, door_str_of(v, "user_id"));
     }
     v = cJSON_GetObjectItemCaseSensitive(root, "thinking");
-    if (cJSON_IsObject(v) && type_of(v) && strcmp(type_of(v), "enabled") == 0) {
+    if (cJSON_IsObject(v) && door_type_of(v) && strcmp(door_type_of(v), "enabled") == 0) {
         const cJSON *bt = cJSON_GetObjectItemCaseSensitive(v, "budget_tokens");
         door_w_raw(&t.w, ",\"reasoning_effort\":");
         door_w_str(&t.w, effort_for_budget(cJSON_IsNumber(bt) ? bt->valuedouble : 0));
@@ -710,7 +699,7 @@ static uint32_t extra_tokens(const cJSON *chat)
         cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(m, "tool_calls"))
         {
             const cJSON *f = cJSON_GetObjectItemCaseSensitive(tc, "function");
-            const char *a = str_of(f, "arguments"), *nm = str_of(f, "name");
+            const char *a = door_str_of(f, "arguments"), *nm = door_str_of(f, "name");
             if (a != NULL) {
                 ts_scan(a, strlen(a), &st);
                 n += st.tokens;
@@ -805,7 +794,7 @@ int dm_error_from_openai(unsigned status, const char *body, size_t len, const ch
 {
     cJSON *root = body && len ? cJSON_ParseWithLength(body, len) : NULL;
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
-    const char *msg = str_of(e, "message");
+    const char *msg = door_str_of(e, "message");
     char generic[64];
     int rc;
     if (msg == NULL) {

@@ -2,6 +2,7 @@
  * Anthropic's message and named events (see http/door_messages.h). */
 #include "http/door_messages.h"
 
+#include "http/door.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +16,6 @@
 /* Tool-call indexes followed per stream; fragments of higher ones are
  * dropped (OpenAI streams a handful; a bounded map keeps the state small). */
 #define DM_MAX_TOOLS 128
-
-static const char *str_of(const cJSON *o, const char *key)
-{
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(t) ? t->valuestring : NULL;
-}
 
 /* finish_reason → stop_reason. A stop caused by a stop sequence is
  * reported as end_turn: Chat Completions does not say which one matched. */
@@ -107,8 +102,8 @@ int dm_answer_from_chat(const char *chat, size_t len, const char *id, const char
     }
     door_usage_init(&u);
     door_usage_read(&u, cJSON_GetObjectItemCaseSensitive(root, "usage"));
-    if (str_of(root, "model") != NULL)
-        model = str_of(root, "model");
+    if (door_str_of(root, "model") != NULL)
+        model = door_str_of(root, "model");
     door_w_raw(&w, "{\"id\":\"msg_");
     {
         /* the id inside the literal: written escaped, quotes stripped */
@@ -121,9 +116,9 @@ int dm_answer_from_chat(const char *chat, size_t len, const char *id, const char
     door_w_raw(&w, "\",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     door_w_str(&w, model ? model : "");
     door_w_raw(&w, ",\"content\":[");
-    reasoning = str_of(msg, "reasoning_content");
+    reasoning = door_str_of(msg, "reasoning_content");
     if (reasoning == NULL)
-        reasoning = str_of(msg, "reasoning"); /* vLLM, OpenRouter */
+        reasoning = door_str_of(msg, "reasoning"); /* vLLM, OpenRouter */
     if (reasoning != NULL && reasoning[0] != '\0') {
         /* no signature: the model that thought was not Anthropic's */
         door_w_raw(&w, "{\"type\":\"thinking\",\"thinking\":");
@@ -131,9 +126,9 @@ int dm_answer_from_chat(const char *chat, size_t len, const char *id, const char
         door_w_raw(&w, ",\"signature\":\"\"}");
         n++;
     }
-    text = str_of(msg, "content");
+    text = door_str_of(msg, "content");
     if (text == NULL || text[0] == '\0')
-        text = str_of(msg, "refusal");
+        text = door_str_of(msg, "refusal");
     if (text != NULL && text[0] != '\0') {
         door_w_raw(&w, n++ ? ",{\"type\":\"text\",\"text\":" : "{\"type\":\"text\",\"text\":");
         door_w_str(&w, text);
@@ -142,7 +137,7 @@ int dm_answer_from_chat(const char *chat, size_t len, const char *id, const char
     cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(msg, "tool_calls"))
     {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(tc, "function");
-        const char *tcid = str_of(tc, "id");
+        const char *tcid = door_str_of(tc, "id");
         if (tcid == NULL || tcid[0] == '\0') {
             snprintf(tid, sizeof tid, "toolu_%.100s_%d", id, k);
             tcid = tid;
@@ -151,12 +146,12 @@ int dm_answer_from_chat(const char *chat, size_t len, const char *id, const char
         door_w_raw(&w, n++ ? ",{\"type\":\"tool_use\",\"id\":" : "{\"type\":\"tool_use\",\"id\":");
         door_w_str(&w, tcid);
         door_w_raw(&w, ",\"name\":");
-        door_w_str(&w, str_of(f, "name") ? str_of(f, "name") : "");
+        door_w_str(&w, door_str_of(f, "name") ? door_str_of(f, "name") : "");
         door_w_raw(&w, ",\"input\":");
-        write_input(&w, str_of(f, "arguments"));
+        write_input(&w, door_str_of(f, "arguments"));
         door_w_raw(&w, "}");
     }
-    fr = str_of(choice, "finish_reason");
+    fr = door_str_of(choice, "finish_reason");
     /* a provider that ended with tool calls but said "stop" */
     door_w_raw(&w, "],\"stop_reason\":");
     door_w_str(&w, k > 0 && (fr == NULL || strcmp(fr, "stop") == 0) ? "tool_use" : stop_reason_of(fr));
@@ -307,14 +302,14 @@ static void tool_fragment(dm_stream_t *s, door_w_t *w, const cJSON *tc, int pos)
 {
     const cJSON *ix = cJSON_GetObjectItemCaseSensitive(tc, "index");
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(tc, "function");
-    const char *args = str_of(f, "arguments");
+    const char *args = door_str_of(f, "arguments");
     int k = cJSON_IsNumber(ix) ? (int)ix->valuedouble : pos;
     int block;
     char tid[160];
     if (k < 0 || k >= DM_MAX_TOOLS)
         return;
     if (s->tool_block[k] < 0) {
-        const char *tcid = str_of(tc, "id"), *name = str_of(f, "name");
+        const char *tcid = door_str_of(tc, "id"), *name = door_str_of(f, "name");
         if (tcid == NULL || tcid[0] == '\0') {
             snprintf(tid, sizeof tid, "toolu_%.100s_%d", s->id, k);
             tcid = tid;
@@ -348,7 +343,7 @@ static const char *error_type_of(const cJSON *e)
                                        "rate_limit_error",      "overloaded_error",
                                        "request_too_large",     "billing_error",
                                        "timeout_error",         "api_error"};
-    const char *t = str_of(e, "type");
+    const char *t = door_str_of(e, "type");
     for (size_t i = 0; t != NULL && i < UTIL_ARRAY_LEN(kept); i++)
         if (strcmp(t, kept[i]) == 0)
             return kept[i];
@@ -389,42 +384,42 @@ static void on_chunk(dm_stream_t *s, door_w_t *w, const cJSON *root)
     const char *t;
     int pos = 0;
     if (e != NULL && !cJSON_IsNull(e)) {
-        const char *msg = cJSON_IsString(e) ? e->valuestring : str_of(e, "message");
+        const char *msg = cJSON_IsString(e) ? e->valuestring : door_str_of(e, "message");
         error_event(s, w, error_type_of(e), msg ? msg : "The upstream stream failed.");
         return;
     }
     if (!s->started)
-        message_start(s, w, str_of(root, "model") ? str_of(root, "model") : s->model);
+        message_start(s, w, door_str_of(root, "model") ? door_str_of(root, "model") : s->model);
     door_usage_read(&s->usage, cJSON_GetObjectItemCaseSensitive(root, "usage"));
     /* one answer per request on this door: choice 0 (n is never asked) */
     choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
     d = cJSON_GetObjectItemCaseSensitive(choice, "delta");
     /* one chunk may carry reasoning, text and tool fragments together:
      * each is emitted, in that order */
-    t = str_of(d, "reasoning_content");
+    t = door_str_of(d, "reasoning_content");
     if (t == NULL)
-        t = str_of(d, "reasoning");
+        t = door_str_of(d, "reasoning");
     if (t != NULL && t[0] != '\0') {
         want_block(s, w, BLK_THINKING);
         delta(s, w, s->open_block, "thinking_delta", "thinking", t);
     }
     /* an Anthropic model's signature (antwire passes signature_delta on as
      * reasoning_signature): the client must send it back byte for byte */
-    t = str_of(d, "reasoning_signature");
+    t = door_str_of(d, "reasoning_signature");
     if (t != NULL && t[0] != '\0') {
         want_block(s, w, BLK_THINKING);
         delta(s, w, s->open_block, "signature_delta", "signature", t);
     }
-    t = str_of(d, "content");
+    t = door_str_of(d, "content");
     if (t == NULL || t[0] == '\0')
-        t = str_of(d, "refusal");
+        t = door_str_of(d, "refusal");
     if (t != NULL && t[0] != '\0') {
         want_block(s, w, BLK_TEXT);
         delta(s, w, s->open_block, "text_delta", "text", t);
     }
     cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(d, "tool_calls"))
         tool_fragment(s, w, tc, pos++);
-    t = str_of(choice, "finish_reason");
+    t = door_str_of(choice, "finish_reason");
     if (t != NULL && t[0] != '\0') {
         s->finish_seen = true;
         s->stop_reason = stop_reason_of(t);
@@ -466,12 +461,7 @@ int dm_stream_feed(dm_stream_t *s, const char *data, size_t len, buf_t *out)
 {
     cJSON *root;
     int rc;
-    while (len > 0 && (data[len - 1] == ' ' || data[len - 1] == '\n' || data[len - 1] == '\r'))
-        len--;
-    while (len > 0 && (data[0] == ' ' || data[0] == '\n' || data[0] == '\r')) {
-        data++;
-        len--;
-    }
+    door_trim_data(&data, &len);
     if (s->ended)
         return 0;
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0)

@@ -4,6 +4,7 @@
 #include "http/door_responses.h"
 #include "http/door_items.h"
 
+#include "http/door.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,18 +25,6 @@ typedef struct tx {
     enum open open;
     size_t scratch_cap;
 } tx_t;
-
-static const char *type_of(const cJSON *o)
-{
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
-    return cJSON_IsString(t) ? t->valuestring : NULL;
-}
-
-static const char *str_of(const cJSON *o, const char *key)
-{
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(t) ? t->valuestring : NULL;
-}
 
 static bool is(const char *a, const char *b)
 {
@@ -109,8 +98,8 @@ static void write_joined_text(tx_t *t, const cJSON *content)
     buf_init(&tmp, t->scratch_cap + 16);
     cJSON_ArrayForEach(p, content)
     {
-        const char *ty = type_of(p);
-        const char *tx = is(ty, "refusal") ? str_of(p, "refusal") : str_of(p, "text");
+        const char *ty = door_type_of(p);
+        const char *tx = is(ty, "refusal") ? door_str_of(p, "refusal") : door_str_of(p, "text");
         if (tx == NULL || !(is(ty, "input_text") || is(ty, "output_text") || is(ty, "text") ||
                             is(ty, "refusal")))
             continue;
@@ -132,25 +121,25 @@ static int write_user_content(tx_t *t, const cJSON *content, int i)
         door_w_str(&t->w, content->valuestring);
         return 0;
     }
-    if (cJSON_GetArraySize(content) == 1 && is(type_of(content->child), "input_text")) {
+    if (cJSON_GetArraySize(content) == 1 && is(door_type_of(content->child), "input_text")) {
         write_joined_text(t, content);
         return 0;
     }
     door_w_raw(&t->w, "[");
     cJSON_ArrayForEach(p, content)
     {
-        const char *ty = type_of(p);
+        const char *ty = door_type_of(p);
         if (!cJSON_IsObject(p) || ty == NULL)
             return bad_item(t, i, "every content part must be an object with a string 'type'",
                             NULL);
         if (is(ty, "input_text") || is(ty, "output_text") || is(ty, "text")) {
-            if (str_of(p, "text") == NULL)
+            if (door_str_of(p, "text") == NULL)
                 return bad_item(t, i, "a %s part needs a string 'text'", ty);
             door_w_raw(&t->w, n++ ? ",{\"type\":\"text\",\"text\":" : "{\"type\":\"text\",\"text\":");
-            door_w_str(&t->w, str_of(p, "text"));
+            door_w_str(&t->w, door_str_of(p, "text"));
             door_w_raw(&t->w, "}");
         } else if (is(ty, "input_image")) {
-            const char *url = str_of(p, "image_url"), *detail = str_of(p, "detail");
+            const char *url = door_str_of(p, "image_url"), *detail = door_str_of(p, "detail");
             if (url == NULL)
                 return bad_item(t, i, "input_image needs an 'image_url' (a URL or a data URI); "
                                       "file_id needs the Files API, which this router does not "
@@ -165,7 +154,7 @@ static int write_user_content(tx_t *t, const cJSON *content, int i)
             }
             door_w_raw(&t->w, "}}");
         } else if (is(ty, "input_file")) {
-            const char *data = str_of(p, "file_data"), *name = str_of(p, "filename");
+            const char *data = door_str_of(p, "file_data"), *name = door_str_of(p, "filename");
             if (data == NULL)
                 return bad_item(t, i, "input_file needs 'file_data'; file_id and file_url are "
                                       "not supported by this router%s",
@@ -188,7 +177,7 @@ static int write_user_content(tx_t *t, const cJSON *content, int i)
 
 static int write_message_item(tx_t *t, const cJSON *it, int i)
 {
-    const char *role = str_of(it, "role");
+    const char *role = door_str_of(it, "role");
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(it, "content");
     if (!cJSON_IsString(content) && !cJSON_IsArray(content))
         return bad_item(t, i, "a message needs 'content': a string or an array of parts%s", NULL);
@@ -217,8 +206,8 @@ static int write_message_item(tx_t *t, const cJSON *it, int i)
 
 static int write_function_call(tx_t *t, const cJSON *it, int i)
 {
-    const char *call_id = str_of(it, "call_id"), *name = str_of(it, "name");
-    const char *args = str_of(it, "arguments");
+    const char *call_id = door_str_of(it, "call_id"), *name = door_str_of(it, "name");
+    const char *args = door_str_of(it, "arguments");
     if (call_id == NULL || name == NULL || args == NULL)
         return bad_item(t, i, "a function_call needs string 'call_id', 'name' and 'arguments'%s",
                         NULL);
@@ -254,12 +243,12 @@ static int write_input(tx_t *t, const cJSON *input)
     }
     cJSON_ArrayForEach(it, input)
     {
-        const char *ty = type_of(it);
+        const char *ty = door_type_of(it);
         int r = 0;
         if (!cJSON_IsObject(it))
             return bad_item(t, i, "every input item must be an object%s", NULL);
         if (ty == NULL || is(ty, "message")) {
-            if (str_of(it, "role") == NULL)
+            if (door_str_of(it, "role") == NULL)
                 return bad_item(t, i, "an item needs a 'type' (or a message its 'role')%s", NULL);
             r = write_message_item(t, it, i);
             if (r == 0 && t->open == OPEN_NONE)
@@ -268,13 +257,13 @@ static int write_input(tx_t *t, const cJSON *input)
             r = write_function_call(t, it, i);
         } else if (is(ty, "function_call_output")) {
             const cJSON *o = cJSON_GetObjectItemCaseSensitive(it, "output");
-            if (str_of(it, "call_id") == NULL || (!cJSON_IsString(o) && !cJSON_IsArray(o)))
+            if (door_str_of(it, "call_id") == NULL || (!cJSON_IsString(o) && !cJSON_IsArray(o)))
                 return bad_item(t, i, "a function_call_output needs a string 'call_id' and an "
                                       "'output'%s",
                                 NULL);
             msg_begin(t, "tool");
             door_w_raw(&t->w, ",\"tool_call_id\":");
-            door_w_str(&t->w, str_of(it, "call_id"));
+            door_w_str(&t->w, door_str_of(it, "call_id"));
             door_w_raw(&t->w, ",\"content\":");
             write_joined_text(t, o);
             door_w_raw(&t->w, "}");
@@ -284,10 +273,10 @@ static int write_input(tx_t *t, const cJSON *input)
         } else if (is(ty, "item_reference")) {
             /* an item this router answered with (door_items): written as
              * if the client had sent it; anything else is unknown here */
-            const char *rid = str_of(it, "id");
+            const char *rid = door_str_of(it, "id");
             char *json = rid != NULL ? door_items_get(rid) : NULL;
             cJSON *ref = json != NULL ? cJSON_Parse(json) : NULL;
-            const char *rty = ref != NULL ? type_of(ref) : NULL;
+            const char *rty = ref != NULL ? door_type_of(ref) : NULL;
             free(json);
             if (ref == NULL)
                 return bad_item(t, i, "item_reference names an item this router does not have "
@@ -329,7 +318,7 @@ static int write_tools(tx_t *t, const cJSON *tools)
         return door_fail(t->err, 400, "invalid_type", "tools", "tools: must be an array.%s", NULL);
     cJSON_ArrayForEach(tool, tools)
     {
-        const char *ty = type_of(tool), *name = str_of(tool, "name");
+        const char *ty = door_type_of(tool), *name = door_str_of(tool, "name");
         if (!is(ty, "function"))
             return door_fail(t->err, 400, "unsupported_value", "tools",
                              "tools: type '%.64s' is not supported; only function tools are "
@@ -341,9 +330,9 @@ static int write_tools(tx_t *t, const cJSON *tools)
         door_w_raw(&t->w, n++ ? ",{" : ",\"tools\":[{");
         door_w_raw(&t->w, "\"type\":\"function\",\"function\":{\"name\":");
         door_w_str(&t->w, name);
-        if (str_of(tool, "description") != NULL) {
+        if (door_str_of(tool, "description") != NULL) {
             door_w_raw(&t->w, ",\"description\":");
-            door_w_str(&t->w, str_of(tool, "description"));
+            door_w_str(&t->w, door_str_of(tool, "description"));
         }
         v = cJSON_GetObjectItemCaseSensitive(tool, "parameters");
         if (cJSON_IsObject(v)) {
@@ -371,9 +360,9 @@ static int write_tool_choice(tx_t *t, const cJSON *tc)
         door_w_str(&t->w, tc->valuestring);
         return 0;
     }
-    if (is(type_of(tc), "function") && str_of(tc, "name") != NULL) {
+    if (is(door_type_of(tc), "function") && door_str_of(tc, "name") != NULL) {
         door_w_raw(&t->w, ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":");
-        door_w_str(&t->w, str_of(tc, "name"));
+        door_w_str(&t->w, door_str_of(tc, "name"));
         door_w_raw(&t->w, "}}");
         return 0;
     }
@@ -387,7 +376,7 @@ static int write_tool_choice(tx_t *t, const cJSON *tc)
 static int write_format(tx_t *t, const cJSON *text)
 {
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(text, "format"), *v;
-    const char *ty = type_of(f);
+    const char *ty = door_type_of(f);
     if (f == NULL || cJSON_IsNull(f) || is(ty, "text"))
         return 0;
     if (is(ty, "json_object")) {
@@ -397,15 +386,15 @@ static int write_format(tx_t *t, const cJSON *text)
     if (!is(ty, "json_schema"))
         return door_fail(t->err, 400, "unsupported_value", "text.format",
                          "text.format: type must be text, json_object or json_schema.%s", NULL);
-    if (str_of(f, "name") == NULL || !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(f, "schema")))
+    if (door_str_of(f, "name") == NULL || !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(f, "schema")))
         return door_fail(t->err, 400, "invalid_value", "text.format",
                          "text.format: json_schema needs a string 'name' and a 'schema' object.%s",
                          NULL);
     door_w_raw(&t->w, ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":");
-    door_w_str(&t->w, str_of(f, "name"));
-    if (str_of(f, "description") != NULL) {
+    door_w_str(&t->w, door_str_of(f, "name"));
+    if (door_str_of(f, "description") != NULL) {
         door_w_raw(&t->w, ",\"description\":");
-        door_w_str(&t->w, str_of(f, "description"));
+        door_w_str(&t->w, door_str_of(f, "description"));
     }
     door_w_raw(&t->w, ",\"schema\":");
     door_w_json(&t->w, cJSON_GetObjectItemCaseSensitive(f, "schema"));
@@ -500,7 +489,7 @@ int dr_request_to_chat(const char *body, size_t len, buf_t *out, dr_info_t *info
         return -1;
     info->store_absent = cJSON_GetObjectItemCaseSensitive(root, "store") == NULL;
     door_w_raw(&t.w, "{\"model\":");
-    door_w_str(&t.w, str_of(root, "model"));
+    door_w_str(&t.w, door_str_of(root, "model"));
     door_w_raw(&t.w, ",\"messages\":[");
     v = cJSON_GetObjectItemCaseSensitive(root, "instructions");
     if (cJSON_IsString(v) && v->valuestring[0] != '\0') {

@@ -3,6 +3,7 @@
  * http/door_responses.h). */
 #include "http/door_responses.h"
 
+#include "http/door.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +15,6 @@
 
 /* Tool-call indexes followed per stream (see door_messages_out.c). */
 #define DR_MAX_TOOLS 128
-
-static const char *str_of(const cJSON *o, const char *key)
-{
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(t) ? t->valuestring : NULL;
-}
 
 /* Writes s escaped, without the surrounding quotes (for ids built from
  * parts inside one literal). */
@@ -196,32 +191,32 @@ int dr_answer_from_chat(const char *chat, size_t len, const char *id, const char
     wi = (door_w_t){&items, 0};
     door_usage_init(&u);
     door_usage_read(&u, cJSON_GetObjectItemCaseSensitive(root, "usage"));
-    if (str_of(root, "model") != NULL)
-        model = str_of(root, "model");
-    reasoning = str_of(msg, "reasoning_content");
+    if (door_str_of(root, "model") != NULL)
+        model = door_str_of(root, "model");
+    reasoning = door_str_of(msg, "reasoning_content");
     if (reasoning == NULL)
-        reasoning = str_of(msg, "reasoning");
+        reasoning = door_str_of(msg, "reasoning");
     if (reasoning != NULL && reasoning[0] != '\0')
         w_reasoning_item(&wi, id, n++, reasoning, strlen(reasoning));
-    text = str_of(msg, "content");
+    text = door_str_of(msg, "content");
     if (text != NULL && text[0] != '\0') {
         if (n)
             door_w_raw(&wi, ",");
         w_message_item(&wi, id, n++, "completed", text, strlen(text), true);
-    } else if (str_of(msg, "refusal") != NULL) {
+    } else if (door_str_of(msg, "refusal") != NULL) {
         if (n)
             door_w_raw(&wi, ",");
         door_w_raw(&wi, "{\"type\":\"message\",\"id\":");
         w_item_id(&wi, "msg", id, n++);
         door_w_raw(&wi, ",\"status\":\"completed\",\"role\":\"assistant\",\"content\":[{\"type\":"
                         "\"refusal\",\"refusal\":");
-        door_w_str(&wi, str_of(msg, "refusal"));
+        door_w_str(&wi, door_str_of(msg, "refusal"));
         door_w_raw(&wi, "}]}");
     }
     cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(msg, "tool_calls"))
     {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(tc, "function");
-        const char *call_id = str_of(tc, "id"), *args = str_of(f, "arguments");
+        const char *call_id = door_str_of(tc, "id"), *args = door_str_of(f, "arguments");
         if (call_id == NULL || call_id[0] == '\0') {
             snprintf(cid, sizeof cid, "call_%.100s_%d", id, n);
             call_id = cid;
@@ -230,10 +225,10 @@ int dr_answer_from_chat(const char *chat, size_t len, const char *id, const char
             args = "{}";
         if (n)
             door_w_raw(&wi, ",");
-        w_call_item(&wi, id, n++, "completed", call_id, str_of(f, "name") ? str_of(f, "name") : "",
+        w_call_item(&wi, id, n++, "completed", call_id, door_str_of(f, "name") ? door_str_of(f, "name") : "",
                     args, strlen(args));
     }
-    status = status_of(str_of(choice, "finish_reason"), &incomplete);
+    status = status_of(door_str_of(choice, "finish_reason"), &incomplete);
     write_response(&w, id, created_at, model ? model : "", status, incomplete, NULL, NULL,
                    buf_ptr(&items), buf_len(&items), &u);
     if (w.err || wi.err) {
@@ -481,13 +476,13 @@ static void tool_fragment(ctx_t *c, const cJSON *tc, int pos)
     dr_stream_t *s = c->s;
     const cJSON *ix = cJSON_GetObjectItemCaseSensitive(tc, "index");
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(tc, "function");
-    const char *args = str_of(f, "arguments");
+    const char *args = door_str_of(f, "arguments");
     int k = cJSON_IsNumber(ix) ? (int)ix->valuedouble : pos;
     char cid[160];
     if (k < 0 || k >= DR_MAX_TOOLS)
         return;
     if (!s->tool_seen[k]) {
-        const char *call_id = str_of(tc, "id"), *name = str_of(f, "name");
+        const char *call_id = door_str_of(tc, "id"), *name = door_str_of(f, "name");
         if (call_id == NULL || call_id[0] == '\0') {
             snprintf(cid, sizeof cid, "call_%.100s_%d", s->id, k);
             call_id = cid;
@@ -556,29 +551,29 @@ static void on_chunk(ctx_t *c, const cJSON *root)
     const char *t;
     int pos = 0;
     if (e != NULL && !cJSON_IsNull(e)) {
-        const char *msg = cJSON_IsString(e) ? e->valuestring : str_of(e, "message");
-        const char *code = str_of(e, "code");
+        const char *msg = cJSON_IsString(e) ? e->valuestring : door_str_of(e, "message");
+        const char *code = door_str_of(e, "code");
         fail(c, code ? code : "server_error", msg ? msg : "The upstream stream failed.");
         return;
     }
     if (!s->started)
-        start(c, str_of(root, "model"));
+        start(c, door_str_of(root, "model"));
     door_usage_read(&s->usage, cJSON_GetObjectItemCaseSensitive(root, "usage"));
     choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
     d = cJSON_GetObjectItemCaseSensitive(choice, "delta");
-    t = str_of(d, "reasoning_content");
+    t = door_str_of(d, "reasoning_content");
     if (t == NULL)
-        t = str_of(d, "reasoning");
+        t = door_str_of(d, "reasoning");
     if (t != NULL && t[0] != '\0')
         text_delta(c, IT_REASONING, t);
-    t = str_of(d, "content");
+    t = door_str_of(d, "content");
     if (t == NULL || t[0] == '\0')
-        t = str_of(d, "refusal");
+        t = door_str_of(d, "refusal");
     if (t != NULL && t[0] != '\0')
         text_delta(c, IT_MESSAGE, t);
     cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(d, "tool_calls"))
         tool_fragment(c, tc, pos++);
-    t = str_of(choice, "finish_reason");
+    t = door_str_of(choice, "finish_reason");
     if (t != NULL && t[0] != '\0') {
         static const char *const known[] = {"stop", "length", "tool_calls", "content_filter",
                                             "function_call"};
@@ -639,12 +634,7 @@ int dr_stream_feed(dr_stream_t *s, const char *data, size_t len, buf_t *out)
 {
     cJSON *root;
     int rc;
-    while (len > 0 && (data[len - 1] == ' ' || data[len - 1] == '\n' || data[len - 1] == '\r'))
-        len--;
-    while (len > 0 && (data[0] == ' ' || data[0] == '\n' || data[0] == '\r')) {
-        data++;
-        len--;
-    }
+    door_trim_data(&data, &len);
     if (s->ended)
         return 0;
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0)
