@@ -164,7 +164,9 @@ http {{
         paths = {}
         for name, model, stream in (("plain", "auto", False), ("stream", "streamed", True),
                                     ("paced", "paced", True), ("slow", "slow", True)):
-            body = {"model": model, "messages": msgs}
+            # temperature 0: deterministic, so that the +cache target measures
+            # hits (only deterministic requests are cached)
+            body = {"model": model, "temperature": 0, "messages": msgs}
             if stream:
                 body["stream"] = True
             path = os.path.join(self.tmp, f"{name}.json")
