@@ -392,6 +392,8 @@ void config_print_summary(const config_t *cfg, void *file)
     for (size_t i = 0; i < cfg->n_routable; i++)
         fprintf(f, ", \"%s\"", cfg->routable[i]);
     fprintf(f, " -> tier %s\n", cfg->tiers[cfg->default_tier].name);
+    fprintf(f, "complexity scorer: %s\n",
+            cfg->scorer != NULL ? scorer_source(cfg->scorer) : "built-in weights");
     fprintf(f, "rules (%zu):%s\n", rules_count(cfg->rules),
             rules_count(cfg->rules) ? "" : " every routed request uses the default tier");
     for (size_t i = 0; i < rules_count(cfg->rules); i++) {

@@ -240,6 +240,13 @@ def test_weights_file_and_bad_weights():
         stop(d)
     finally:
         d.kill()
+    # --check-config names the weights in use
+    p = subprocess.run([E.bin, "-c", cfg, "--check-config"], capture_output=True, text=True, timeout=20, env=env())
+    eq(p.returncode, 0, f"--check-config with a weights file ({p.stderr[-300:]!r})")
+    check(re.search(r"^complexity scorer: .*weights-high\.txt$", p.stdout, re.M), f"summary: {p.stdout!r}")
+    p = subprocess.run([E.bin, "-c", write_config("scorer-builtin.yaml"), "--check-config"], capture_output=True,
+                       text=True, timeout=20, env=env())
+    check(re.search(r"^complexity scorer: built-in weights$", p.stdout, re.M), f"summary: {p.stdout!r}")
     # a bad weights file: the daemon does not start, and says where
     with open(wpath, "w") as f:
         f.write("llmrouter-scorer 1\nbias 5\ntokens many\n")
