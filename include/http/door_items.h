@@ -22,6 +22,10 @@
  * ignored. */
 void door_items_put_response(const char *resp, size_t len);
 
+/* The same for an already parsed "output" array (borrowed). */
+struct cJSON;
+void door_items_put_output(const struct cJSON *output);
+
 /* The item with this id as compact JSON (malloc'd, caller frees), or NULL
  * when unknown or expired. */
 char *door_items_get(const char *id);

@@ -133,14 +133,10 @@ static void put(const char *id, char *json, int64_t now)
     bytes += n;
 }
 
-void door_items_put_response(const char *resp, size_t len)
+void door_items_put_output(const cJSON *out)
 {
-    cJSON *root = cJSON_ParseWithLength(resp, len);
-    const cJSON *out, *it;
+    const cJSON *it;
     int64_t now = now_s();
-    if (root == NULL)
-        return;
-    out = cJSON_GetObjectItemCaseSensitive(root, "output");
     pthread_mutex_lock(&lock);
     cJSON_ArrayForEach(it, out)
     {
@@ -153,6 +149,14 @@ void door_items_put_response(const char *resp, size_t len)
             put(id->valuestring, json, now);
     }
     pthread_mutex_unlock(&lock);
+}
+
+void door_items_put_response(const char *resp, size_t len)
+{
+    cJSON *root = cJSON_ParseWithLength(resp, len);
+    if (root == NULL)
+        return;
+    door_items_put_output(cJSON_GetObjectItemCaseSensitive(root, "output"));
     cJSON_Delete(root);
 }
 

@@ -216,7 +216,6 @@ static void keep_completed_items(const char *p, size_t n)
     static const char ev[] = "event: response.completed\n";
     const char *e = memmem(p, n, ev, sizeof ev - 1), *d, *end;
     cJSON *root, *resp;
-    char *json;
     if (e == NULL)
         return;
     d = memmem(e, n - (size_t)(e - p), "data: ", 6);
@@ -228,10 +227,7 @@ static void keep_completed_items(const char *p, size_t n)
         end = p + n;
     root = cJSON_ParseWithLength(d, (size_t)(end - d));
     resp = cJSON_GetObjectItemCaseSensitive(root, "response");
-    json = resp != NULL ? cJSON_PrintUnformatted(resp) : NULL;
-    if (json != NULL)
-        door_items_put_response(json, strlen(json));
-    free(json);
+    door_items_put_output(cJSON_GetObjectItemCaseSensitive(resp, "output"));
     cJSON_Delete(root);
 }
 
