@@ -23,6 +23,18 @@ struct auth_secret;
  * upstream/anthropic.h. */
 enum provider_type { PROVIDER_OPENAI = 0, PROVIDER_ANTHROPIC };
 
+/* providers.*: what each outcome of a failed attempt leads to, and the
+ * retry timing (upstream/retry.h reads and fills it; keys in
+ * core/config_upstream.c). */
+typedef struct cfg_retry {
+    uint8_t status[300];  /* enum retry_action for HTTP 300..599, at [status - 300] */
+    uint8_t kind[8];      /* enum retry_action per enum retry_kind (fewer than 8) */
+    uint32_t retries;     /* `retries` of the provider's models unless they set theirs */
+    uint32_t backoff_ms;  /* retry_backoff_ms: the first retry's jitter window */
+    uint32_t backoff_max_ms; /* retry_backoff_max_ms: the window's cap */
+    uint32_t after_max_ms;   /* retry_after_max_ms: a longer Retry-After fails over */
+} cfg_retry_t;
+
 typedef struct cfg_provider {
     char *name;
     enum provider_type type;
@@ -33,6 +45,7 @@ typedef struct cfg_provider {
     uint32_t first_byte_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t timeout_ms;
+    cfg_retry_t retry; /* retries and the failure policy */
     /* Egress proxy: the provider's `proxy`, else the environment's
      * https_proxy / http_proxy / all_proxy for its scheme (read once at
      * load, not per request), "" for none; no_proxy likewise. */
@@ -62,6 +75,7 @@ typedef struct cfg_model {
     int64_t default_max_tokens;  /* anthropic: max_tokens sent when the client set none */
     int tier; /* first tier listing it, -1 if none */
     double daily_cap_usd; /* 0 = no cap; over it the model is skipped until the UTC day ends */
+    uint32_t retries;     /* retries of a failed attempt on this model (its provider's by default) */
 } cfg_model_t;
 
 struct cascade_cfg;
@@ -166,6 +180,10 @@ typedef struct config {
     struct scorer *scorer; /* routing.scorer.weights, NULL = the built-in weights */
     int baseline_model;  /* routing.baseline_model: what requests would cost without routing; -1 */
     bool allow_client_tier;
+    /* routing.deadline_ms: the time a request may take until its answer
+     * starts (0 = none); routing.max_deadline_ms caps x-router-deadline-ms */
+    uint32_t deadline_ms;
+    uint32_t max_deadline_ms;
     cfg_cache_t cache;
     cfg_obs_t obs;
     struct auth *auth;            /* keys: proxy keys, NULL when none */

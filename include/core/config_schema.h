@@ -22,6 +22,25 @@ void config_parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node
 void config_parse_cache(ywalk_t *c, config_t *cfg, yaml_node_t *map);
 void config_parse_obs(ywalk_t *c, config_t *cfg, yaml_node_t *map);
 
+/* Retries and the failure policy (src/core/config_upstream.c), called by
+ * the provider and model walks: _init sets the defaults; _key takes one key
+ * of the mapping and returns false when k is not one of RETRY_PROVIDER_KEYS
+ * / "retries" (the policy lists are kept in lists[3] until _done, which
+ * checks and applies them: a status beats its class, an entry in two lists
+ * is an error); the model's _done inherits its provider's retries. */
+#define RETRY_PROVIDER_KEYS                                                                        \
+    "retries, retry_backoff_ms, retry_backoff_max_ms, retry_after_max_ms, retry_on, "              \
+    "failover_on, pass_through"
+void config_provider_retry_init(cfg_provider_t *p);
+bool config_provider_retry_key(ywalk_t *c, cfg_provider_t *p, const char *k, yaml_node_t *v,
+                               const char *what, yaml_node_t *lists[3]);
+void config_provider_retry_done(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map,
+                                yaml_node_t *lists[3], const char *where);
+void config_model_retry_init(cfg_model_t *m);
+bool config_model_retry_key(ywalk_t *c, cfg_model_t *m, const char *k, yaml_node_t *v,
+                            const char *what);
+void config_model_retry_done(const config_t *cfg, cfg_model_t *m);
+
 /* Derived data: provider keys from the environment and their curl header
  * lists; the /readyz answer and its warnings; the admin-key checks; the
  * /v1/models answer. */

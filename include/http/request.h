@@ -35,6 +35,7 @@ enum req_state {
 typedef struct attempt {
     int model;      /* index into cfg->models */
     unsigned status; /* upstream HTTP status, 0 if none */
+    unsigned char retry; /* 0: the model's first attempt; n: its n-th retry */
     char error[112]; /* why it failed, "" if it did not */
 } attempt_t;
 
@@ -77,8 +78,9 @@ typedef struct req {
     size_t body_end;      /* offset of the body's closing '}' */
     route_t route;
     size_t next_link;   /* next index into route.chain to try */
-    attempt_t *attempts; /* route.n entries, allocated at the first attempt */
+    attempt_t *attempts; /* attempts_cap entries, grown by upstream_record */
     size_t n_attempts;
+    size_t attempts_cap;
     int model;          /* model of the current/last attempt, -1 before any */
     struct cascade_run *casc; /* a cascade tier's steps (upstream/cascade.h), NULL otherwise */
 
@@ -109,8 +111,20 @@ typedef struct req {
     buf_t out;          /* streaming: bytes waiting for the client; else the full response */
     char *tail;         /* streaming: final bytes after out drains (error event / [DONE]) */
     size_t tail_len, tail_off;
-    loop_timer_t timer; /* first-byte timeout, then idle timeout */
+    loop_timer_t timer; /* first-byte timeout, then idle timeout; a retry's wait */
     uint64_t last_data_ms;
+
+    /* ---- retries and the deadline (upstream/retry.h; set by
+     * request_parse and upstream.c) ---- */
+    uint32_t deadline_ms;  /* routing.deadline_ms or x-router-deadline-ms; 0 = none */
+    uint64_t deadline_us;  /* when it passes (util_now_us clock); 0 = none */
+    bool deadline_hit;     /* the deadline ended an attempt: no more attempts */
+    bool timer_deadline;   /* timer is armed for the deadline, not for a timeout */
+    unsigned char fail_kind; /* enum retry_kind of the current attempt's failure */
+    unsigned char retry_n; /* retries of the current model so far */
+    unsigned char retry_counted; /* of them, those counted against its `retries` */
+    bool stale_free_used;  /* the current model had its free stale_connection retry */
+    bool fresh_connect;    /* the next attempt opens a new connection */
 
     /* client side */
     bool suspended;

@@ -92,6 +92,11 @@ const family_def_t metrics_families[F_COUNT] = {
                      false,
                      3,
                      {"from", "to", "reason"}},
+    [F_RETRIES] = {"llmrouter_upstream_retries_total",
+                   "Retries of a model after a failed attempt, by the reason of the failure",
+                   false,
+                   3,
+                   {"model", "provider", "reason"}},
     [F_DURATION] = {"llmrouter_request_duration_seconds",
                     "Time from the first request byte to completion",
                     true,
@@ -333,6 +338,8 @@ const char *metrics_failover_reason(unsigned status, const char *error)
         return "timeout";
     if (strstr(error, "onnect") != NULL || strstr(error, "resolve") != NULL)
         return "connect";
+    if (strstr(error, "reused connection") != NULL) /* upstream.c on_prereq */
+        return "stale_connection";
     if (strstr(error, "invalid JSON") != NULL || strstr(error, "error object") != NULL ||
         strstr(error, "stream ended") != NULL || strstr(error, "no event in") != NULL ||
         strstr(error, "larger than") != NULL || strstr(error, "before any") != NULL)
@@ -427,7 +434,11 @@ void metrics_observe(metrics_t *m, const config_t *cfg, const req_t *req, uint64
         const char *from = model_name(cfg, a->model);
         const char *result = a->error[0] == '\0' ? "ok" : metrics_failover_reason(a->status, a->error);
         add(m, F_ATTEMPTS, (const char *[]){from, provider_name(cfg, a->model), result}, 1);
-        if (a->error[0] != '\0' && i + 1 < req->n_attempts)
+        if (a->error[0] == '\0' || i + 1 >= req->n_attempts)
+            continue;
+        if (req->attempts[i + 1].retry) /* the same model again: a retry, not a failover */
+            add(m, F_RETRIES, (const char *[]){from, provider_name(cfg, a->model), result}, 1);
+        else
             add(m, F_FAILOVERS,
                 (const char *[]){from, model_name(cfg, req->attempts[i + 1].model), result}, 1);
     }

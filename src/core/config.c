@@ -166,6 +166,7 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, const char
     cfg->log_level = LOG_INFO;
     cfg->default_tier = -1;
     cfg->baseline_model = -1;
+    cfg->max_deadline_ms = 600000;
     cfg->cache.backend = CACHE_BACKEND_MEMORY;
     cfg->cache.ttl_s = 3600;
     cfg->cache.max_bytes = (size_t)64 << 20;

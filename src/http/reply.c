@@ -141,7 +141,9 @@ void reply_send(req_t *req, unsigned status, char *body, size_t len, const char 
         return;
     }
     reply_add_headers(req, r, ctype ? ctype : "application/json");
-    if (status == 502 && req->model < 0)
+    /* the chain was exhausted, or the deadline passed: an SDK's own
+     * retries would stack on llmrouter's */
+    if ((status == 502 || status == 504) && req->model < 0)
         MHD_add_response_header(r, "x-should-retry", "false");
     if (status == 429 && req->rl_answer) {
         /* every provider rate-limited us: let the SDK back off and retry */

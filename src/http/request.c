@@ -18,6 +18,7 @@
 #include "route/scorer.h"
 #include "core/util.h"
 #include "upstream/cascade.h"
+#include "upstream/retry.h"
 #include "http/door_wire.h"
 
 req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *cfg)
@@ -426,6 +427,14 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
                  header_of(req, "x-router-tier"));
             goto out;
         }
+    }
+    if (retry_deadline_ms(header_of(req, "x-router-deadline-ms"), req->cfg->deadline_ms,
+                          req->cfg->max_deadline_ms, &req->deadline_ms) < 0) {
+        fail(err, 400, "invalid_value", NULL,
+             "The x-router-deadline-ms header must be a whole number of milliseconds >= 1 "
+             "(found \"%.40s\").",
+             header_of(req, "x-router-deadline-ms"));
+        goto out;
     }
     cache_prepare(req, root);
     /* ask streaming providers for usage, so streams have a cost too */
