@@ -331,6 +331,8 @@ const char *metrics_failover_reason(unsigned status, const char *error)
         return "status_401";
     if (strstr(error, "HTTP 403") != NULL)
         return "status_403";
+    if (strstr(error, "reused connection") != NULL) /* upstream.c on_prereq */
+        return "stale_connection";
     if (strstr(error, "error event") != NULL)
         return "error_event";
     if (strstr(error, "imeout") != NULL || strstr(error, "timed out") != NULL ||
@@ -338,8 +340,6 @@ const char *metrics_failover_reason(unsigned status, const char *error)
         return "timeout";
     if (strstr(error, "onnect") != NULL || strstr(error, "resolve") != NULL)
         return "connect";
-    if (strstr(error, "reused connection") != NULL) /* upstream.c on_prereq */
-        return "stale_connection";
     if (strstr(error, "invalid JSON") != NULL || strstr(error, "error object") != NULL ||
         strstr(error, "stream ended") != NULL || strstr(error, "no event in") != NULL ||
         strstr(error, "larger than") != NULL || strstr(error, "before any") != NULL)

@@ -938,6 +938,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if delay > 0:
             time.sleep(delay / 1000.0)
 
+        if retry_fault(self, body, opts):
+            return  # retries, policy and deadlines (block below)
+
         if upstream_fault(self, body, api_path):
             return  # model-name-triggered upstream faults (block below)
 
@@ -1007,7 +1010,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/_sim/reset" and self.command in ("POST", "GET"):
             STATE.reset()
             classifier_reset()
+            retry_reset()
             return self.send_json(200, {"ok": True})
+        if path == "/_sim/arrivals" and self.command == "GET":
+            return self.send_json(200, retry_arrivals())
         if path == "/_sim/health" and self.command == "GET":
             return self.send_json(200, {"ok": True})
         return self.send_error_json(404, "unknown control endpoint",
@@ -1027,6 +1033,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(ka + len(payload)))
         self.end_headers()
+        retry_stall(self, opts)
         for _ in range(ka):
             self.write(b"\n")
             time.sleep(0.05)
@@ -1048,6 +1055,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             try:
                 self.end_headers()
+                retry_stall(self, opts)
             except CONN_ERRORS as e:
                 raise ClientGone(repr(e))
             except OSError as e:
@@ -1573,6 +1581,123 @@ def shaped_stream(h, body, api_path, words):
         h.write(b"0\r\n\r\n")
 
 # ---------------------------------------------------- end of upstream faults
+
+# --------------------------------------------------------------------------
+# Retries, failure policy and deadlines (issue 14 task B; tests/integration/
+# test_retries.py). Self-contained: retry_fault() is called once from
+# Handler._dispatch after the request is read, recorded and delayed, and
+# returns True when it answered (or dropped) the request; retry_stall() is
+# called by respond_ok() and stream() right after the response headers.
+# Options:
+#   fail_first=N,fail_key=K   the first N requests with the same key (K, a
+#                             "|" and the last user message: a test that
+#                             uses a fresh prompt gets a fresh counter) fail;
+#                             later ones get the usual answer. Every request
+#                             with a fail_key has its arrival time recorded.
+#   fail_status=S             how they fail: HTTP S (default 503) with the
+#                             simulator's error body, plus
+#   fail_retry_after=N        `Retry-After: N` (seconds) and/or
+#   fail_retry_after_ms=N     `retry-after-ms: N`;
+#   fail_kind=reset|drop|badjson|stall   instead of a status: a TCP RST after
+#                             reading the request; a close (FIN) without a
+#                             byte of answer; a 200 whose body is not JSON;
+#                             the usual answer after a stall_after_headers_ms
+#                             (default 10000) pause after its headers
+#   stall_after_headers_ms=N  every answer: status and headers, then N ms of
+#                             silence, then the body (streams: the events)
+# Model names:
+#   sim-drop-reused           the usual answer on a connection's first
+#                             request; on a later one (a reused keep-alive
+#                             connection) the request is read and the
+#                             connection closed without a byte of answer —
+#                             the idle keep-alive close race
+# Control: GET /_sim/arrivals returns {key: [time.monotonic() of each
+# arrival]}; POST /_sim/reset clears it and the counters.
+# --------------------------------------------------------------------------
+
+RETRY_LOCK = threading.Lock()
+RETRY_COUNTS = {}
+RETRY_ARRIVALS = {}
+
+
+def retry_reset():
+    with RETRY_LOCK:
+        RETRY_COUNTS.clear()
+        RETRY_ARRIVALS.clear()
+
+
+def retry_arrivals():
+    with RETRY_LOCK:
+        return {k: list(v) for k, v in RETRY_ARRIVALS.items()}
+
+
+def retry_last_user(body):
+    messages = body.get("messages") if isinstance(body, dict) else None
+    text = ""
+    for m in messages if isinstance(messages, list) else []:
+        if isinstance(m, dict) and m.get("role") == "user":
+            text = content_text(m.get("content"))
+    if not text and isinstance(body, dict) and isinstance(body.get("prompt"), str):
+        text = body["prompt"]
+    return text
+
+
+def retry_close(h):
+    h.close_connection = True
+    try:
+        h.wfile.flush()
+        h.request.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def retry_fault(h, body, opts):
+    h._retry_nreq = getattr(h, "_retry_nreq", 0) + 1
+    h._retry_stall = 0
+    model = body.get("model") if isinstance(body, dict) else None
+    if model == "sim-drop-reused" and h._retry_nreq > 1:
+        retry_close(h)
+        return True
+    if "fail_key" not in opts:
+        return False
+    key = "%s|%s" % (opts["fail_key"], retry_last_user(body))
+    with RETRY_LOCK:
+        RETRY_ARRIVALS.setdefault(key, []).append(time.monotonic())
+        n = RETRY_COUNTS.get(key, 0) + 1
+        RETRY_COUNTS[key] = n
+    if n > iopt(opts, "fail_first", 0):
+        return False
+    kind = opts.get("fail_kind", "status")
+    if kind == "reset":
+        h.abort_rst()
+        return True
+    if kind == "drop":
+        retry_close(h)
+        return True
+    if kind == "badjson":
+        h.send_bytes(200, b'{"id": "broken", "choices": [')
+        return True
+    if kind == "stall":
+        h._retry_stall = iopt(opts, "stall_after_headers_ms", 10000)
+        return False
+    status = iopt(opts, "fail_status", 503)
+    headers = {}
+    if "fail_retry_after" in opts:
+        headers["Retry-After"] = str(opts["fail_retry_after"])
+    if "fail_retry_after_ms" in opts:
+        headers["retry-after-ms"] = str(opts["fail_retry_after_ms"])
+    h.send_error_json(status, "simulated %d (fail_first)" % status, "sim_%d" % status,
+                      headers=headers)
+    return True
+
+
+def retry_stall(h, opts):
+    ms = getattr(h, "_retry_stall", 0) or iopt(opts, "stall_after_headers_ms", 0)
+    if ms > 0:
+        h.wfile.flush()
+        time.sleep(ms / 1000.0)
+
+# ------------------------------------ end of retries, policy and deadlines
 
 # --------------------------------------------------------------------------
 # Anthropic Messages API (POST [/v1]/messages, [/v1]/messages/count_tokens)
