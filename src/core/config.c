@@ -376,9 +376,12 @@ void config_print_summary(const config_t *cfg, void *file)
     fprintf(f, "models (%zu):\n", cfg->n_models);
     for (size_t i = 0; i < cfg->n_models; i++) {
         const cfg_model_t *m = &cfg->models[i];
-        fprintf(f, "  %-16s -> %s/%s  $%.4g in / $%.4g out per Mtok\n", m->name,
+        fprintf(f, "  %-16s -> %s/%s  $%.4g in / $%.4g out per Mtok", m->name,
                 cfg->providers[m->provider].name, m->upstream, m->input_per_mtok,
                 m->output_per_mtok);
+        if (m->retries > 0)
+            fprintf(f, ", %u retr%s", m->retries, m->retries == 1 ? "y" : "ies");
+        fprintf(f, "\n");
     }
     fprintf(f, "tiers (%zu):\n", cfg->n_tiers);
     for (size_t i = 0; i < cfg->n_tiers; i++) {
@@ -393,6 +396,11 @@ void config_print_summary(const config_t *cfg, void *file)
     for (size_t i = 0; i < cfg->n_routable; i++)
         fprintf(f, ", \"%s\"", cfg->routable[i]);
     fprintf(f, " -> tier %s\n", cfg->tiers[cfg->default_tier].name);
+    if (cfg->deadline_ms > 0)
+        fprintf(f, "deadline: %u ms until an answer starts (x-router-deadline-ms up to %u)\n",
+                cfg->deadline_ms, cfg->max_deadline_ms);
+    else
+        fprintf(f, "deadline: none (x-router-deadline-ms up to %u ms)\n", cfg->max_deadline_ms);
     fprintf(f, "complexity scorer: %s\n",
             cfg->scorer != NULL ? scorer_source(cfg->scorer) : "built-in weights");
     fprintf(f, "rules (%zu):%s\n", rules_count(cfg->rules),

@@ -81,7 +81,7 @@ providers:
   pslow:     {_prov("delay_ms=8000", "first_byte_timeout_ms: 5000")}
   pslow2:    {_prov("delay_ms=8000", "first_byte_timeout_ms: 1500")}
   pstall:    {_prov("stall_after_headers_ms=10000", "first_byte_timeout_ms: 1000, idle_timeout_ms: 500")}
-  ptrickle:  {_prov("keepalive=10", "idle_timeout_ms: 400")}
+  ptrickle:  {_prov("keepalive=30", "idle_timeout_ms: 600")}
   pdropoff:  {{type: openai, base_url: "${{SIM_URL}}/v1", failover_on: [stale_connection]}}
 
 models:
@@ -565,7 +565,8 @@ def test_stall_after_headers_alone_502():
 
 @test
 def test_trickle_is_not_idle():
-    # ten bytes 50 ms apart: 500 ms in all, never 400 ms without a byte
+    # thirty bytes 50 ms apart: 1.5 s in all, longer than idle_timeout_ms
+    # (600), but never 600 ms without a byte
     prompt = uniq("slow but steady")
     r = post(chat_body("ttrickle", prompt))
     answered_by(r, "mtrickle", 1)
