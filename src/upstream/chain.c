@@ -67,10 +67,12 @@ void upstream_take_retry_header(req_t *req, const char *p, size_t n)
 void upstream_record(req_t *req, int m, unsigned status, const char *error)
 {
     attempt_t *a;
-    if (req->n_attempts >= req->route.n)
+    /* one per model, and the last resort of a chain that was cooling
+     * down (upstream/admit.h) */
+    if (req->n_attempts >= req->route.n + 1)
         return;
     if (req->attempts == NULL)
-        req->attempts = xcalloc(req->route.n, sizeof *req->attempts);
+        req->attempts = xcalloc(req->route.n + 1, sizeof *req->attempts);
     a = &req->attempts[req->n_attempts++];
     a->model = m;
     a->status = status;
@@ -90,6 +92,18 @@ static bool all_rate_limited(const req_t *req)
             return false;
     }
     return limited > 0;
+}
+
+/* True when no attempt reached a provider and a model was skipped because
+ * its provider was at max_inflight (upstream/admit.h). */
+static bool all_busy(const req_t *req)
+{
+    if (!req->adm_busy)
+        return false;
+    for (size_t i = 0; i < req->n_attempts; i++)
+        if (strncmp(req->attempts[i].error, "skipped", 7) != 0)
+            return false;
+    return true;
 }
 
 /* The chain is exhausted: 502 all_upstreams_failed, or, when only rate
@@ -112,10 +126,22 @@ void upstream_chain_failed(req_t *req)
             req->rl_retry_ms = UPSTREAM_RETRY_DEFAULT_MS;
         if (req->rl_retry_ms > UPSTREAM_RETRY_CAP_MS)
             req->rl_retry_ms = UPSTREAM_RETRY_CAP_MS;
+    } else if (all_busy(req)) {
+        /* every provider at its concurrency limit: come back in a second */
+        err.status = 503;
+        err.type = "server_error";
+        err.code = "all_upstreams_busy";
+        req->rl_answer = true;
+        req->rl_retry_ms = UPSTREAM_RETRY_DEFAULT_MS;
     }
     buf_init(&extra, 16384);
     buf_puts(&extra, "\"attempts\":[");
-    if (req->rl_answer)
+    if (err.status == 503)
+        n = snprintf(err.message, sizeof err.message,
+                     "Every provider of the chain is at its concurrency limit (max_inflight); retry "
+                     "after %lld ms:",
+                     (long long)req->rl_retry_ms);
+    else if (req->rl_answer)
         n = snprintf(err.message, sizeof err.message,
                      "Every upstream attempt was rate limited (%zu); retry after %lld ms:",
                      req->n_attempts, (long long)req->rl_retry_ms);
