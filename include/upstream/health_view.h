@@ -17,7 +17,8 @@
 int health_render_metrics(const config_t *cfg, uint64_t now_ms, buf_t *out);
 
 /* Appends {"models":[...],"providers":[...]}: per model its circuit
- * state, cooldown left, trips, skips, probes, last failure reason; per
+ * state, cooldown left (and of it a 429's), the last open period, failures
+ * in a row, trips, skips, probes, the last failure's reason; per
  * provider its slots in flight, limit, queued requests, queue timeouts and
  * full-queue skips. Returns 0 or -1 (cap). */
 int health_stats_json(const config_t *cfg, uint64_t now_ms, buf_t *out);

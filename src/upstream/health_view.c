@@ -115,11 +115,12 @@ int health_stats_json(const config_t *cfg, uint64_t now_ms, buf_t *out)
         rc |= json_append_string(out, m->name, strlen(m->name));
         snprintf(num, sizeof num,
                  ",\"circuit\":%s,\"state\":\"%s\",\"cooling\":%s,\"cooldown_left_s\":%.3f,"
-                 "\"rate_limited_left_s\":%.3f,\"consecutive_failures\":%u,\"trips\":%llu,"
-                 "\"skips\":%llu,\"probes\":%llu,\"last_failure\":",
+                 "\"rate_limited_left_s\":%.3f,\"cooldown_s\":%.3f,\"consecutive_failures\":%u,"
+                 "\"trips\":%llu,\"skips\":%llu,\"probes\":%llu,\"last_failure\":",
                  m->circuit.enabled ? "true" : "false", health_state_name(in.state),
                  in.cooling ? "true" : "false", (double)in.left_ms / 1000,
-                 (double)in.rate_left_ms / 1000, in.consecutive, (unsigned long long)in.trips,
+                 (double)in.rate_left_ms / 1000, (double)in.cooldown_ms / 1000, in.consecutive,
+                 (unsigned long long)in.trips,
                  (unsigned long long)in.skips, (unsigned long long)in.probes);
         rc |= buf_puts(out, num);
         rc |= in.last_failure[0] ? json_append_string(out, in.last_failure, strlen(in.last_failure))
