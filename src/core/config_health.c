@@ -40,7 +40,8 @@ static bool parse_ratio(ywalk_t *c, yaml_node_t *v, const char *what, double *ou
     errno = 0;
     d = strtod(s, &end);
     if (s[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(d) || d < 0 || d > 1)
-        yw_error(c, v, "%s: expected a fraction from 0 to 1 (0 turns the ratio rule off), found \"%s\"",
+        yw_error(c, v,
+                 "%s: expected a fraction from 0 to 1 (0 turns the ratio rule off), found \"%s\"",
                  what, s);
     else {
         *out = d;

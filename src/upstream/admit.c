@@ -73,8 +73,9 @@ static enum admit_result take_slot(req_t *req, int m, bool probe)
     if (health_wait_len(hp, shard) >= p->max_queue) {
         health_count_queue_full(hp);
         drop_probe(req);
-        snprintf(why, sizeof why, "skipped: provider %s is at max_inflight (%u) and its queue is full",
-                 p->name, p->max_inflight);
+        snprintf(why, sizeof why,
+                 "skipped: provider %s is at max_inflight (%u) and its queue is full", p->name,
+                 p->max_inflight);
         req->adm_busy = true;
         skip(req, m, why);
         return ADMIT_SKIP;
@@ -141,7 +142,8 @@ void upstream_admit_done(req_t *req)
     c = &req->cfg->models[req->model].circuit;
     now = now_ms(req);
     if (!req->attempt_failed)
-        health_report(h, c, req->passthrough ? HEALTH_NEUTRAL : HEALTH_OK, req->adm_probe, now, NULL);
+        health_report(h, c, req->passthrough ? HEALTH_NEUTRAL : HEALTH_OK, req->adm_probe, now,
+                      NULL);
     else if (req->up_status == 429 || req->up_status == 529)
         health_rate_limited(h, c, req->up_retry_ms, req->adm_probe, now);
     else

@@ -34,9 +34,11 @@ int health_render_metrics(const config_t *cfg, uint64_t now_ms, buf_t *out)
         const char *name, *type, *help;
     } mf[M_COUNT] = {
         [M_STATE] = {"llmrouter_circuit_state", "gauge",
-                     "Circuit breaker per model: 0 closed, 1 open, 2 half-open (the next request probes)."},
+                     "Circuit breaker per model: 0 closed, 1 open, 2 half-open (the next "
+                     "request probes)."},
         [M_LEFT] = {"llmrouter_circuit_cooldown_seconds", "gauge",
-                    "Seconds until a model's cooldown ends (open circuit or a 429's Retry-After); 0 none."},
+                    "Seconds until a model's cooldown ends (open circuit or a 429's "
+                    "Retry-After); 0 none."},
         [M_TRIPS] = {"llmrouter_circuit_trips_total", "counter",
                      "Times a model's circuit opened (failed probes included)."},
         [M_SKIPS] = {"llmrouter_circuit_skips_total", "counter",
@@ -52,9 +54,11 @@ int health_render_metrics(const config_t *cfg, uint64_t now_ms, buf_t *out)
           [P_QUEUED] = {"llmrouter_provider_queued", "gauge",
                         "Requests waiting for a slot of the provider, over all shards."},
           [P_TIMEOUTS] = {"llmrouter_provider_queue_timeouts_total", "counter",
-                          "Requests that waited queue_timeout_ms for a slot and went on down their chain."},
+                          "Requests that waited queue_timeout_ms for a slot and went on down "
+                          "their chain."},
           [P_FULL] = {"llmrouter_provider_queue_full_total", "counter",
-                      "Requests that found the provider's queue full and went on down their chain."},
+                      "Requests that found the provider's queue full and went on down their "
+                      "chain."},
       };
     int rc = 0;
     char label[200], line[512];

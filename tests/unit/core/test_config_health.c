@@ -28,7 +28,8 @@ static void test_resolution_key_by_key(void **state)
 {
     const char *yaml =
         "providers:\n"
-        "  p1: {type: openai, base_url: \"http://h/v1\", circuit: {failures: 3, cooldown_ms: 1000}}\n"
+        "  p1: {type: openai, base_url: \"http://h/v1\", "
+        "circuit: {failures: 3, cooldown_ms: 1000}}\n"
         "  p2: {type: openai, base_url: \"http://h/v1\"}\n"
         "models:\n"
         "  m1: {provider: p1, circuit: {cooldown_ms: 200, retry_after_max_ms: 0}}\n"
