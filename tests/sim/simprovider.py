@@ -890,7 +890,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     # ---- dispatch -------------------------------------------------------
 
     def dispatch(self):
-        counted = sim_health_enter(self.path)  # health block
+        sim_health_enter(self)  # health block
         try:
             self._dispatch()
         except ClientGone as e:
@@ -910,8 +910,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             except Exception:
                 pass
         finally:
-            if counted:
-                sim_health_exit()  # health block
+            sim_health_exit(self)  # health block
 
     def _dispatch(self):
         raw = self.read_body()
@@ -2083,12 +2082,16 @@ def responses_api(h, body, body_ok, opts, api_path):
 
 # --------------------------------------------------------------------------
 # Circuit breaking and concurrency limits (issue 14, task C:
-# tests/integration/test_health.py). Self-contained; hooked in at four
+# tests/integration/test_health.py). Self-contained; hooked in at the
 # places marked "health block": Handler.dispatch counts API requests in
 # flight, State.record counts requests per body model, State.stats adds the
-# figures below, and Handler._dispatch asks flaky_fault() first.
+# figures below, and Handler._dispatch asks flaky_fault() first; the block
+# also wraps Handler.send_response.
 #
-#   /_sim/stats  "inflight"       API requests being handled now
+#   /_sim/stats  "inflight"       API requests read and not answered yet (a
+#                                 request stops counting when its status
+#                                 line goes out: the client may start its
+#                                 next one as soon as it has the answer)
 #                "peak_inflight"  the most at once since the last reset
 #                "by_model"       requests per body "model"
 #   option flaky=NAME             answers like status=N while the switch
@@ -2102,19 +2105,35 @@ _HEALTH_LOCK = threading.Lock()
 _HEALTH = {"inflight": 0, "peak_inflight": 0, "by_model": {}, "flaky": {}}
 
 
-def sim_health_enter(path):
+def sim_health_enter(handler):
     """Counts an API request in flight; returns whether it counted."""
-    if path.split("?", 1)[0].startswith("/_sim"):
+    handler._sim_inflight = False
+    if handler.path.split("?", 1)[0].startswith("/_sim"):
         return False
     with _HEALTH_LOCK:
         _HEALTH["inflight"] += 1
         _HEALTH["peak_inflight"] = max(_HEALTH["peak_inflight"], _HEALTH["inflight"])
+    handler._sim_inflight = True
     return True
 
 
-def sim_health_exit():
-    with _HEALTH_LOCK:
-        _HEALTH["inflight"] -= 1
+def sim_health_exit(handler):
+    """The request is answered (or dropped): it stops counting, once."""
+    if getattr(handler, "_sim_inflight", False):
+        handler._sim_inflight = False
+        with _HEALTH_LOCK:
+            _HEALTH["inflight"] -= 1
+
+
+_plain_send_response = Handler.send_response
+
+
+def _send_response_counted(self, code, message=None):
+    sim_health_exit(self)
+    return _plain_send_response(self, code, message)
+
+
+Handler.send_response = _send_response_counted
 
 
 def sim_health_model(entry):
