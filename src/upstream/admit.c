@@ -66,7 +66,8 @@ static enum admit_result take_slot(req_t *req, int m, bool probe)
     req->adm_probe = probe;
     if (hp == NULL)
         return ADMIT_GO; /* not bound (tools, tests): no limits */
-    if (health_slot_acquire(hp, p->max_inflight)) {
+    /* first come, first served on this shard: no overtaking its waiters */
+    if (health_wait_len(hp, shard) == 0 && health_slot_acquire(hp, p->max_inflight)) {
         req->adm_slot = hp;
         return ADMIT_GO;
     }
@@ -81,8 +82,10 @@ static enum admit_result take_slot(req_t *req, int m, bool probe)
         return ADMIT_SKIP;
     }
     health_wait_push(hp, shard, &req->adm_wait);
-    /* a slot freed between the first try and the push woke nobody */
-    if (health_slot_acquire(hp, p->max_inflight)) {
+    /* a slot freed between the first try and the push woke nobody (a
+     * waiter behind others is served by the kick that serves them) */
+    if (health_wait_head(hp, shard) == &req->adm_wait &&
+        health_slot_acquire(hp, p->max_inflight)) {
         health_wait_remove(hp, shard, &req->adm_wait);
         req->adm_slot = hp;
         return ADMIT_GO;
