@@ -29,6 +29,7 @@
 #include "core/shard.h"
 #include "core/util.h"
 #include "core/version.h"
+#include "upstream/health.h"
 
 #ifndef LLMROUTER_DEFAULT_CONFIG
 #define LLMROUTER_DEFAULT_CONFIG "config/llmrouter.yaml"
@@ -210,6 +211,7 @@ int main(int argc, char **argv)
     mcache_t *mem = NULL;
     budget_t *budget = NULL;
     observe_t *obs = NULL;
+    health_t *health = NULL;
     shard_t *shards[MAX_SHARDS];
     unsigned n_shards = 0;
     config_t *cfg;
@@ -320,6 +322,9 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+    /* breakers and provider slots: process-wide, kept across reloads */
+    health = health_new(cfg->threads < MAX_SHARDS ? cfg->threads : MAX_SHARDS);
+    health_bind(health, cfg);
     config_publish(config_ref(cfg));
     /* one store for every thread, so a repeat lands on a hit whichever
      * thread accepts it; its size is fixed at start */
@@ -345,7 +350,7 @@ int main(int argc, char **argv)
     }
     for (unsigned i = 0; i < cfg->threads && i < MAX_SHARDS; i++) {
         char err[256];
-        shard_t *s = shard_new(i, cfg, mem, obs, budget, err, sizeof err);
+        shard_t *s = shard_new(i, cfg, mem, obs, budget, health, err, sizeof err);
         if (s == NULL) {
             log_error("%s", err);
             goto stop;
@@ -404,6 +409,7 @@ int main(int argc, char **argv)
             next->listen_port = cfg->listen_port;
             next->threads = cfg->threads;
             log_set_level((enum log_level)next->log_level);
+            health_bind(health, next);
             config_publish(next);
             log_info("configuration reloaded from %s", path);
             notify_sendf("READY=1\nSTATUS=listening on %s:%u", cfg->listen_host, cfg->listen_port);
@@ -419,13 +425,16 @@ stop:
         close(port_holder);
     for (unsigned i = 0; i < n_shards; i++)
         shard_stop(shards[i]);
-    for (unsigned i = 0; i < n_shards; i++) {
+    /* every shard stopped before any is freed: a slot released on one
+     * wakes the loops of the others (upstream/health.h) */
+    for (unsigned i = 0; i < n_shards; i++)
         shard_join(shards[i]);
+    for (unsigned i = 0; i < n_shards; i++)
         shard_free(shards[i]);
-    }
     config_publish(NULL);
     budget_free(budget); /* after every shard's Redis client */
     observe_free(obs);
+    health_free(health);
     mcache_free(mem);
 out_cfg:
     config_unref(cfg);

@@ -16,6 +16,7 @@
 #include "core/loop.h"
 #include "route/router.h"
 #include "upstream/anthropic.h"
+#include "upstream/health.h"
 #include "upstream/owner.h"
 #include "upstream/sse.h"
 
@@ -102,7 +103,7 @@ typedef struct req {
     int64_t up_retry_ms; /* this attempt's 429: its retry-after(-ms), in ms; -1 none */
     bool up_retry_exact; /* up_retry_ms came from retry-after-ms (which wins) */
     int64_t rl_retry_ms; /* smallest retry delay over the chain's 429s so far; -1 none */
-    bool rl_answer;     /* the answer is the all-rate-limited 429: send retry-after */
+    bool rl_answer;     /* the answer is the all-rate-limited 429 or all-busy 503: send retry-after */
     bool stream_failed; /* committed stream that ended with an error event */
     bool in_unpause;    /* queued on the shard's unpause list */
     struct req *unpause_next;
@@ -125,6 +126,20 @@ typedef struct req {
     unsigned char retry_counted; /* of them, those counted against its `retries` */
     bool stale_free_used;  /* the current model had its free stale_connection retry */
     bool fresh_connect;    /* the next attempt opens a new connection */
+    /* ---- admission (upstream/admit.h): circuit breakers, 429 cooldowns,
+     * provider concurrency slots. Owned by admit.c. ---- */
+    struct health_model *adm_model;   /* breaker of the attempt under way, until its outcome is reported */
+    bool adm_probe;                   /* that attempt is its model's half-open probe */
+    struct health_provider *adm_slot; /* the provider slot it holds, NULL */
+    struct health_provider *adm_wait_p; /* queued for a slot of this provider, NULL */
+    health_wait_t adm_wait;
+    uint64_t adm_wait_since;          /* loop ms when it began waiting */
+    uint64_t adm_waited_ms;           /* time spent waiting for slots, all attempts */
+    int adm_cooling;                  /* the chain's skipped model whose cooldown ends first, -1 */
+    uint64_t adm_cooling_left;
+    bool adm_forcing;                 /* the next admission is the last resort: breaker bypassed */
+    bool adm_forced;                  /* the last resort was taken */
+    bool adm_busy;                    /* a model was skipped for its provider's max_inflight */
 
     /* client side */
     bool suspended;

@@ -288,6 +288,8 @@ int accesslog_format(const config_t *cfg, const req_t *req, uint64_t now_us, buf
     rc |= put_num(out, "upstream_ms", upstream, "%.3f");
     rc |= put_num(out, "ttfb_ms", ttfb, "%.3f");
     rc |= put_num(out, "overhead_ms", overhead, "%.3f");
+    if (req->adm_waited_ms > 0) /* waited for a provider slot (max_inflight) */
+        rc |= put_num(out, "queue_ms", (double)req->adm_waited_ms, "%.0f");
 
     rc |= put_key(out, "tags") | buf_puts(out, "[");
     if (req->route.rule >= 0 && cfg->rules != NULL &&

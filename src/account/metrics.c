@@ -321,6 +321,11 @@ const char *metrics_failover_reason(unsigned status, const char *error)
         return "timeout";
     if (error == NULL)
         error = "";
+    /* models not called (upstream/admit.c) */
+    if (strncmp(error, "skipped: cooling down", 21) == 0)
+        return "cooling_down";
+    if (strncmp(error, "skipped: provider ", 18) == 0 && strstr(error, "max_inflight") != NULL)
+        return "busy";
     /* The strings come from src/upstream.c, src/providers/openai.c and
      * curl_easy_strerror(). */
     if (strstr(error, "HTTP 429") != NULL)

@@ -83,6 +83,7 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
         cfg->auth = auth_parse(c, sec[7]);
     if (sec[8])
         budget_cfg_parse(c, sec[8], cfg->budgets);
+    config_resolve_circuits(cfg); /* after models, providers and routing */
     if (sec[1] == NULL || cfg->n_providers == 0)
         yw_error(c, root, "no providers are defined (expected a \"providers\" mapping)");
     if (sec[2] == NULL || cfg->n_models == 0)

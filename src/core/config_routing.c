@@ -243,10 +243,12 @@ void config_parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node
         } else if (strcmp(k, "rules") == 0) {
             rules_free(cfg->rules);
             cfg->rules = rules_parse(c, cfg, v);
+        } else if (strcmp(k, "circuit") == 0) {
+            config_parse_circuit(c, v, "routing.circuit", &cfg->circuit);
         } else {
             yw_unknown_key(c, kn, "routing",
                            "default_tier, routable_models, allow_client_tier, baseline_model, rules, "
-                           "scorer, classifier, deadline_ms, max_deadline_ms");
+                           "scorer, classifier, circuit, deadline_ms, max_deadline_ms");
         }
     }
     if (cfg->deadline_ms > cfg->max_deadline_ms)

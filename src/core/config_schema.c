@@ -242,6 +242,7 @@ static void parse_provider(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map)
     p->first_byte_timeout_ms = 60000;
     p->idle_timeout_ms = 120000;
     p->timeout_ms = 600000;
+    config_provider_limit_defaults(p);
     p->line = (int)map->start_mark.line + 1;
     if (!yw_expect(c, map, YAML_MAPPING_NODE, where))
         return;
@@ -322,11 +323,13 @@ static void parse_provider(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map)
             }
         } else if (strcmp(k, "responses_api") == 0) {
             yw_bool(c, v, what, &p->responses_api);
+        } else if (config_parse_provider_limit(c, k, v, what, p)) {
+            /* circuit, max_inflight, max_queue, queue_timeout_ms */
         } else if (!config_provider_retry_key(c, p, k, v, what, retry_lists)) {
             yw_unknown_key(c, kn, where,
                         "type, base_url, api_key_env, connect_timeout_ms, first_byte_timeout_ms, "
                         "idle_timeout_ms, timeout_ms, proxy, anthropic_version, responses_api, "
-                        RETRY_PROVIDER_KEYS);
+                        "circuit, max_inflight, max_queue, queue_timeout_ms, " RETRY_PROVIDER_KEYS);
         }
     }
     config_provider_retry_done(c, p, map, retry_lists, where);
@@ -417,10 +420,12 @@ static void parse_model(ywalk_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *
                 m->default_max_tokens = mt;
         } else if (strcmp(k, "daily_cap_usd") == 0) {
             budget_parse_model_cap(c, v, what, &m->daily_cap_usd);
+        } else if (strcmp(k, "circuit") == 0) {
+            config_parse_circuit(c, v, what, &m->circuit);
         } else if (!config_model_retry_key(c, m, k, v, what)) {
             yw_unknown_key(c, kn, where,
                         "provider, model, input_per_mtok, output_per_mtok, cached_input_per_mtok, "
-                        "cache_write_per_mtok, default_max_tokens, daily_cap_usd, retries");
+                        "cache_write_per_mtok, default_max_tokens, daily_cap_usd, circuit, retries");
         }
     }
     config_model_retry_done(cfg, m);

@@ -18,6 +18,7 @@
 #include "cache/cache.h"
 #include "core/json.h"
 #include "account/dashboard.h"
+#include "upstream/health_view.h"
 #include "core/log.h"
 #include "account/observe.h"
 #include "upstream/provider.h"
@@ -316,9 +317,18 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
             return early(req, 200, NULL, NULL, NULL, "{\"status\":\"ok\"}", 15, false);
         if (shard_stopping(req->shard))
             return early(req, 503, NULL, NULL, NULL, "{\"status\":\"stopping\"}", 21, false);
-        /* whether every tier can serve, decided when the snapshot loaded */
-        return early(req, req->cfg->ready ? 200 : 503, NULL, NULL, NULL, req->cfg->ready_json,
-                     req->cfg->ready_json_len, false);
+        {
+            /* whether every tier can serve: decided when the snapshot loaded,
+             * and whether each has a model not cooling down now */
+            buf_t out;
+            enum MHD_Result ret;
+            unsigned st;
+            buf_init(&out, (size_t)4 << 20);
+            st = health_readyz(req->cfg, loop_now_ms(shard_loop(req->shard)), &out);
+            ret = early(req, st, NULL, NULL, NULL, buf_ptr(&out), buf_len(&out), false);
+            buf_free(&out);
+            return ret;
+        }
     }
     if (strcmp(url, "/metrics") == 0 || strcmp(p, "/router/stats") == 0 ||
         strcmp(url, "/dashboard") == 0) {

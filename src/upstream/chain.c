@@ -68,7 +68,8 @@ void upstream_record(req_t *req, int m, unsigned status, const char *error)
 {
     attempt_t *a;
     if (req->n_attempts >= req->attempts_cap) {
-        /* one per model of the chain, more when models are retried */
+        /* one per model of the chain, more when models are retried or a
+         * cooling one is tried last (upstream/admit.h) */
         size_t cap = req->attempts_cap ? req->attempts_cap * 2 : req->route.n + 1;
         if (cap > UPSTREAM_MAX_ATTEMPTS)
             cap = UPSTREAM_MAX_ATTEMPTS;
@@ -140,6 +141,18 @@ static void list_attempts(const req_t *req, req_error_t *err, size_t o, buf_t *e
     buf_puts(extra, "]");
 }
 
+/* True when no attempt reached a provider and a model was skipped because
+ * its provider was at max_inflight (upstream/admit.h). */
+static bool all_busy(const req_t *req)
+{
+    if (!req->adm_busy)
+        return false;
+    for (size_t i = 0; i < req->n_attempts; i++)
+        if (strncmp(req->attempts[i].error, "skipped", 7) != 0)
+            return false;
+    return true;
+}
+
 /* The chain is exhausted: 502 all_upstreams_failed, or, when only rate
  * limits stood in the way, 429 with the smallest retry delay of the chain so
  * that the client's SDK backs off and retries. */
@@ -158,9 +171,21 @@ void upstream_chain_failed(req_t *req)
             req->rl_retry_ms = UPSTREAM_RETRY_DEFAULT_MS;
         if (req->rl_retry_ms > UPSTREAM_RETRY_CAP_MS)
             req->rl_retry_ms = UPSTREAM_RETRY_CAP_MS;
+    } else if (all_busy(req)) {
+        /* every provider at its concurrency limit: come back in a second */
+        err.status = 503;
+        err.type = "server_error";
+        err.code = "all_upstreams_busy";
+        req->rl_answer = true;
+        req->rl_retry_ms = UPSTREAM_RETRY_DEFAULT_MS;
     }
     buf_init(&extra, 1024 + req->n_attempts * 1200); /* names <= 128, errors < 112, escaped */
-    if (req->rl_answer)
+    if (err.status == 503)
+        n = snprintf(err.message, sizeof err.message,
+                     "Every provider of the chain is at its concurrency limit (max_inflight); retry "
+                     "after %lld ms:",
+                     (long long)req->rl_retry_ms);
+    else if (req->rl_answer)
         n = snprintf(err.message, sizeof err.message,
                      "Every upstream attempt was rate limited (%zu); retry after %lld ms:",
                      req->n_attempts, (long long)req->rl_retry_ms);

@@ -18,6 +18,7 @@
 #include "upstream/attempt.h"
 #include "upstream/chain.h"
 #include "upstream/owner.h"
+#include "upstream/admit.h"
 #include "upstream/retry.h"
 
 #include <curl/curl.h>
@@ -204,6 +205,7 @@ void upstream_end_transfer(upstream_t *up, req_t *req, bool reusable)
         req->easy = NULL;
     }
     loop_timer_stop(up->loop, &req->timer);
+    upstream_admit_release_slot(req);
     if (req->in_unpause)
         shard_dequeue_unpause(up->shard, req);
     req->up_paused = false;
@@ -237,6 +239,7 @@ static CURL *get_easy(upstream_t *up)
 void upstream_cancel(upstream_t *up, req_t *req)
 {
     end_transfer(up, req);
+    upstream_admit_cancel(req);
     if (req->casc != NULL && req->casc->judge != NULL) {
         upstream_call_cancel(up, req->casc->judge);
         req->casc->judge = NULL;
@@ -425,12 +428,19 @@ static void on_req_timer(loop_t *loop, loop_timer_t *t)
  * that is the attempt's failure and the chain goes on. */
 static void start_retry(upstream_t *up, req_t *req)
 {
-    if (start_transfer(up, req, req->model) == 0)
-        return;
-    req->attempt_failed = true;
-    req->fail_kind = RETRY_KIND_INVALID;
-    req->up_status = 0;
-    snprintf(req->fail_reason, sizeof req->fail_reason, "could not start the transfer");
+    /* the failure was recorded: a skip or a failed start below records its
+     * own attempt and goes on down the chain */
+    req->attempt_failed = false;
+    switch (upstream_admit(req, req->model)) { /* the circuit may have opened */
+    case ADMIT_QUEUED:
+        return; /* resumes in upstream_admit_kick, or fails over on its timer */
+    case ADMIT_SKIP:
+        break;
+    case ADMIT_GO:
+        if (upstream_begin(up, req, req->model) == 0)
+            return;
+        break;
+    }
     upstream_next_attempt(up, req);
 }
 
@@ -572,12 +582,35 @@ static bool refused_only(const req_t *req)
     return true;
 }
 
+int upstream_begin(upstream_t *up, req_t *req, int m)
+{
+    int rc = start_transfer(up, req, m);
+    char why[112];
+    if (rc == 0)
+        return 0;
+    upstream_admit_cancel(req); /* no transfer: its slot and probe go back */
+    if (rc == -2) {
+        /* the request as asked is not for this model (an Anthropic
+         * one): the others of the chain may serve it; if none can,
+         * the client gets this 400 (see refused_only) */
+        req->ant_refused = true;
+        snprintf(why, sizeof why, "refused: %.100s", req->ant_err.message);
+        upstream_record(req, m, 0, why);
+    } else {
+        upstream_record(req, m, 0, "could not start the transfer");
+    }
+    if (req->casc != NULL)
+        cascade_add_step(req->casc, m, CASCADE_FAILED, CASCADE_OK, 0);
+    return -1;
+}
+
 /* Tries the next usable model of the chain, or answers 502. */
 void upstream_next_attempt(upstream_t *up, req_t *req)
 {
     const config_t *cfg = req->cfg;
     if (req->model >= 0 && req->attempt_failed) {
         upstream_record(req, req->model, req->up_status >= 200 ? req->up_status : 0, req->fail_reason);
+        upstream_admit_done(req);
         if (req->up_status == 429 || req->up_status == 529) {
             /* a 429 (or Anthropic's 529 overloaded) without retry headers:
              * try again in a second */
@@ -598,9 +631,16 @@ void upstream_next_attempt(upstream_t *up, req_t *req)
         req->deadline_hit = true;
         req->next_link = req->route.n; /* no time for the rest of the chain */
     }
-    while (req->next_link < req->route.n) {
-        int m = req->route.chain[req->next_link++];
-        const cfg_provider_t *p = &cfg->providers[cfg->models[m].provider];
+    for (;;) {
+        /* the chain, then maybe one model that was cooling down (admit.h),
+         * unless the deadline passed */
+        int m = req->next_link < req->route.n ? req->route.chain[req->next_link++]
+                : req->deadline_hit           ? -1
+                                              : upstream_admit_last_resort(req);
+        const cfg_provider_t *p;
+        if (m < 0)
+            break;
+        p = &cfg->providers[cfg->models[m].provider];
         req->model = m;
         if (p->key_missing) {
             char why[112];
@@ -618,24 +658,16 @@ void upstream_next_attempt(upstream_t *up, req_t *req)
                 cascade_add_step(req->casc, m, CASCADE_FAILED, CASCADE_OK, 0);
             continue;
         }
-        {
-            int rc = start_transfer(up, req, m);
-            char why[112];
-            if (rc == 0)
-                return;
-            if (rc == -2) {
-                /* the request as asked is not for this model (an Anthropic
-                 * one): the others of the chain may serve it; if none can,
-                 * the client gets this 400 (see refused_only) */
-                req->ant_refused = true;
-                snprintf(why, sizeof why, "refused: %.100s", req->ant_err.message);
-                upstream_record(req, m, 0, why);
-            } else {
-                upstream_record(req, m, 0, "could not start the transfer");
-            }
+        switch (upstream_admit(req, m)) { /* circuit, cooldown, provider slot */
+        case ADMIT_SKIP:
+            continue; /* recorded */
+        case ADMIT_QUEUED:
+            return; /* resumes in upstream_admit_kick, or fails over on its timer */
+        case ADMIT_GO:
+            break;
         }
-        if (req->casc != NULL)
-            cascade_add_step(req->casc, m, CASCADE_FAILED, CASCADE_OK, 0);
+        if (upstream_begin(up, req, m) == 0)
+            return;
     }
     if (req->casc != NULL && req->casc->kept != NULL) {
         upstream_deliver_kept(up, req);
@@ -664,6 +696,7 @@ void upstream_start(upstream_t *up, req_t *req)
     req->model = -1;
     req->deadline_us = req->deadline_ms ? req->t_start_us + (uint64_t)req->deadline_ms * 1000 : 0;
     req->deadline_hit = false;
+    upstream_admit_begin(req);
     if (req->casc == NULL && cascade_applies(req))
         req->casc = cascade_run_new(req);
     upstream_next_attempt(up, req);
@@ -719,6 +752,7 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
         return;
     }
     upstream_record(req, req->model, req->up_status, NULL);
+    upstream_admit_done(req);
     if (req->passthrough) {
         size_t len;
         char *body;

@@ -46,15 +46,17 @@ S = {}
 EXTRA_PROVIDERS = """\
   unsetkey:  {type: openai, base_url: "${SIM_URL}/v1", api_key_env: UPSTREAM_FAULTS_UNSET_KEY}
 """
+# The 429 models count attempts per request: their cooldown (a 429 cools a
+# model down for its Retry-After) is off here; test_health.py tests it.
 EXTRA_MODELS = """\
   munset:      {provider: unsetkey, model: sim-unset}
   mdrop:       {provider: good, model: sim-drop-after-read}
-  m429ms:      {provider: good, model: sim-429-ms-1500}
-  m429ms2500:  {provider: good, model: sim-429-ms-2500}
-  m429s30:     {provider: good, model: sim-429-s-30}
-  m429s600:    {provider: good, model: sim-429-s-600}
-  m429date:    {provider: good, model: sim-429-date-20}
-  m429none:    {provider: good, model: sim-429-none}
+  m429ms:      {provider: good, model: sim-429-ms-1500, circuit: false}
+  m429ms2500:  {provider: good, model: sim-429-ms-2500, circuit: false}
+  m429s30:     {provider: good, model: sim-429-s-30, circuit: false}
+  m429s600:    {provider: good, model: sim-429-s-600, circuit: false}
+  m429date:    {provider: good, model: sim-429-date-20, circuit: false}
+  m429none:    {provider: good, model: sim-429-none, circuit: false}
   snofin:      {provider: good, model: sim-stream-nofinish-nodone}
   sclosecut:   {provider: good, model: sim-stream-close-nofinish-nodone}
   snodone:     {provider: good, model: sim-stream-nodone}

@@ -93,6 +93,7 @@ class State:
             p = entry["api_path"]
             self.by_path[p] = self.by_path.get(p, 0) + 1
             self.recent.append(entry)
+        sim_health_model(entry)  # health block
 
     def add(self, **kw):
         with self.lock:
@@ -101,7 +102,7 @@ class State:
 
     def stats(self):
         with self.lock:
-            return {
+            return sim_health_stats() | {  # health block
                 "requests": self.requests,
                 "by_path": dict(self.by_path),
                 "streams_started": self.streams_started,
@@ -889,6 +890,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     # ---- dispatch -------------------------------------------------------
 
     def dispatch(self):
+        sim_health_enter(self)  # health block
         try:
             self._dispatch()
         except ClientGone as e:
@@ -907,6 +909,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                      "sim_internal")
             except Exception:
                 pass
+        finally:
+            sim_health_exit(self)  # health block
 
     def _dispatch(self):
         raw = self.read_body()
@@ -933,6 +937,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "body": body,
         })
         log("%s %s opts=%s" % (self.command, api_path, opts))
+
+        if flaky_fault(self, opts):
+            return  # health block: a switch turned this provider bad
 
         delay = iopt(opts, "delay_ms", 0)
         if delay > 0:
@@ -1007,7 +1014,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(200, STATE.recent_list())
         if path == "/_sim/classifier" and self.command == "GET":
             return self.send_json(200, classifier_stats())
+        if self.command == "POST" and sim_health_control(self, path):
+            return None  # health block
         if path == "/_sim/reset" and self.command in ("POST", "GET"):
+            sim_health_reset()  # health block
             STATE.reset()
             classifier_reset()
             retry_reset()
@@ -2194,6 +2204,117 @@ def responses_api(h, body, body_ok, opts, api_path):
     return True
 
 # ------------------------------------------- end of OpenAI Responses API
+
+# --------------------------------------------------------------------------
+# Circuit breaking and concurrency limits (issue 14, task C:
+# tests/integration/test_health.py). Self-contained; hooked in at the
+# places marked "health block": Handler.dispatch counts API requests in
+# flight, State.record counts requests per body model, State.stats adds the
+# figures below, and Handler._dispatch asks flaky_fault() first; the block
+# also wraps Handler.send_response.
+#
+#   /_sim/stats  "inflight"       API requests read and not answered yet (a
+#                                 request stops counting when its status
+#                                 line goes out: the client may start its
+#                                 next one as soon as it has the answer)
+#                "peak_inflight"  the most at once since the last reset
+#                "by_model"       requests per body "model"
+#   option flaky=NAME             answers like status=N while the switch
+#                                 NAME is set to N (healthy otherwise)
+#   POST /_sim/flaky?name=NAME&status=N   sets the switch (0: healthy);
+#                                 /_sim/reset clears every switch
+# --------------------------------------------------------------------------
+
+STRING_OPTS.add("flaky")
+_HEALTH_LOCK = threading.Lock()
+_HEALTH = {"inflight": 0, "peak_inflight": 0, "by_model": {}, "flaky": {}}
+
+
+def sim_health_enter(handler):
+    """Counts an API request in flight; returns whether it counted."""
+    handler._sim_inflight = False
+    if handler.path.split("?", 1)[0].startswith("/_sim"):
+        return False
+    with _HEALTH_LOCK:
+        _HEALTH["inflight"] += 1
+        _HEALTH["peak_inflight"] = max(_HEALTH["peak_inflight"], _HEALTH["inflight"])
+    handler._sim_inflight = True
+    return True
+
+
+def sim_health_exit(handler):
+    """The request is answered (or dropped): it stops counting, once."""
+    if getattr(handler, "_sim_inflight", False):
+        handler._sim_inflight = False
+        with _HEALTH_LOCK:
+            _HEALTH["inflight"] -= 1
+
+
+_plain_send_response = Handler.send_response
+
+
+def _send_response_counted(self, code, message=None):
+    sim_health_exit(self)
+    return _plain_send_response(self, code, message)
+
+
+Handler.send_response = _send_response_counted
+
+
+def sim_health_model(entry):
+    body = entry.get("body")
+    model = body.get("model") if isinstance(body, dict) else None
+    if isinstance(model, str):
+        with _HEALTH_LOCK:
+            _HEALTH["by_model"][model] = _HEALTH["by_model"].get(model, 0) + 1
+
+
+def sim_health_stats():
+    with _HEALTH_LOCK:
+        return {"inflight": _HEALTH["inflight"], "peak_inflight": _HEALTH["peak_inflight"],
+                "by_model": dict(_HEALTH["by_model"])}
+
+
+def sim_health_reset():
+    with _HEALTH_LOCK:
+        _HEALTH["peak_inflight"] = _HEALTH["inflight"]
+        _HEALTH["by_model"] = {}
+        _HEALTH["flaky"] = {}
+
+
+def sim_health_control(handler, path):
+    """POST /_sim/flaky?name=NAME&status=N. Returns True when it answered."""
+    if path != "/_sim/flaky":
+        return False
+    q = urllib.parse.parse_qs(handler.path.split("?", 1)[1] if "?" in handler.path else "")
+    name = (q.get("name") or [""])[0]
+    try:
+        status = int((q.get("status") or ["0"])[0])
+    except ValueError:
+        status = -1
+    if not name or status < 0 or status > 599:
+        handler.send_error_json(400, "expected ?name=NAME&status=N", "sim_bad_flaky")
+        return True
+    with _HEALTH_LOCK:
+        _HEALTH["flaky"][name] = status
+    handler.send_json(200, {"ok": True, "name": name, "status": status})
+    return True
+
+
+def flaky_fault(handler, opts):
+    """The flaky=NAME option: answers the switch's status when it is set."""
+    name = opts.get("flaky")
+    if not isinstance(name, str):
+        return False
+    with _HEALTH_LOCK:
+        status = _HEALTH["flaky"].get(name, 0)
+    if not status or status == 200:
+        return False
+    handler.send_status_fault(status, opts)
+    return True
+
+# ------------------------ end of circuit breaking and concurrency limits
+
 
 # --------------------------------------------------------------------------
 # main
