@@ -914,27 +914,43 @@ def test_daemon_serves_after_chaos():
 
 @test
 def test_summary():
-    """Prints the fault matrix's figures (never fails once the load ran)."""
+    """Prints the fault matrix's figures (never fails once the load ran):
+    per fault and position, for each variant, plain "successes/errors" and
+    streamed "successes/error events/errors", the errors by status, the
+    skipped models (x-router-skipped) and the slowest request."""
     need_run()
     res = S["results"]
-    rows = collections.defaultdict(collections.Counter)
+    cells = collections.defaultdict(collections.Counter)
     lat = collections.defaultdict(float)
     for r in res:
         c = S["chains"][r.tier]
         key = (c["fault"], c["pos"])
-        rows[key]["n"] += 1
-        rows[key][r.kind] += 1
+        cells[key][(c["variant"], r.stream, r.kind)] += 1
         if r.kind == "error":
-            rows[key][f"status {r.status}"] += 1
+            cells[key][f"status {r.status}"] += 1
+        cells[key]["skipped"] += len(r.skipped)
         lat[key] = max(lat[key], r.elapsed)
-    print("# fault    pos   requests success stream_error errors(by status) max_s", flush=True)
+
+    def cell(row, v):
+        p = "/".join(str(row[(v, False, k)]) for k in ("success", "error"))
+        st = "/".join(str(row[(v, True, k)]) for k in ("success", "stream_error", "error"))
+        return f"{p:>9} {st:>11}"
+    print("# (plain: ok/error, stream: ok/error event/error)     bare                 armed", flush=True)
+    print("# fault    pos     plain      stream      plain      stream   errors by status    skips max_s",
+          flush=True)
     for f in FAULTS:
         for pos in POSITIONS:
             k = (f, pos)
-            row = rows[k]
-            errs = " ".join(f"{x[7:]}:{row[x]}" for x in sorted(row) if x.startswith("status "))
-            print(f"# {f:9} {pos:4} {row['n']:6} {row['success']:7} {row['stream_error']:6}   "
-                  f"{errs or '-':20} {lat[k]:5.1f}", flush=True)
+            row = cells[k]
+            errs = " ".join(f"{x[7:]}:{row[x]}" for x in sorted(x for x in row if isinstance(x, str)
+                                                                   and x.startswith("status ")))
+            print(f"# {f:8} {pos:4} {cell(row, 'bare')} {cell(row, 'armed')}   {errs or '-':18} "
+                  f"{row['skipped']:5} {lat[k]:5.1f}", flush=True)
+    kinds = collections.Counter(r.kind for r in res)
+    statuses = collections.Counter(r.status for r in res if r.kind == "error")
+    print(f"# {len(res)} requests ({sum(1 for r in res if r.stream)} streamed): {dict(kinds)}; "
+          f"errors by status {dict(sorted(statuses.items()))}; "
+          f"max latency {max((r.elapsed for r in res), default=0):.2f} s; VmRSS kB {S['rss']}", flush=True)
     ht, ts, sm = S.get("attempt_totals", (0, 0, 0))
     print(f"# attempts: x-router-attempts summed {ht}; sent to the simulator's models {ts:.0f}; "
           f"received by the simulator {sm}", flush=True)
