@@ -951,6 +951,16 @@ def test_summary():
     print(f"# {len(res)} requests ({sum(1 for r in res if r.stream)} streamed): {dict(kinds)}; "
           f"errors by status {dict(sorted(statuses.items()))}; "
           f"max latency {max((r.elapsed for r in res), default=0):.2f} s; VmRSS kB {S['rss']}", flush=True)
+    kind_of = {m["name"]: m["kind"] for c in S["chains"].values() for m in c["models"]}
+    results = collections.defaultdict(collections.Counter)
+    for (n, labels), v in S["m1"].items():
+        lab = dict(labels)
+        if n == "llmrouter_upstream_attempts_total" and lab.get("model") in kind_of:
+            d = v - S["m0"].get((n, labels), 0.0)
+            if d:
+                results[kind_of[lab["model"]]][lab.get("result")] += int(d)
+    for k in list(FAULTS) + ["ok"]:
+        print(f"# attempts on {k} models by result: {dict(results[k].most_common())}", flush=True)
     ht, ts, sm = S.get("attempt_totals", (0, 0, 0))
     print(f"# attempts: x-router-attempts summed {ht}; sent to the simulator's models {ts:.0f}; "
           f"received by the simulator {sm}", flush=True)
