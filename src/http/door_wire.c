@@ -315,12 +315,14 @@ void doorwire_reply(req_t *req, unsigned *status, char **body, size_t *len, cons
 {
     buf_t b;
     int rc;
-    if (req->door == DOOR_CHAT || req->explain_only || req->door_count_tokens)
+    if (req->door == DOOR_CHAT || req->door_count_tokens)
         return;
-    if (*status >= 300) {
+    if (*status >= 300) { /* an explained request's errors too: the door's shape */
         error_body(req, *status, body, len);
         return;
     }
+    if (req->explain_only)
+        return;
     if (req->door == DOOR_RESPONSES && req->door_native && req->cache_x != CACHE_X_HIT)
         return; /* a native provider's Response, as it sent it */
     if (req->door_answer != NULL && req->casc == NULL && req->cache_x != CACHE_X_HIT) {

@@ -442,6 +442,33 @@ def test_messages_native_stream_fails_over_before_commit():
 
 
 @test
+def test_explain_takes_every_doors_body():
+    """POST /v1/router/explain/messages and /responses route a door's body as
+    the door would; /v1/router/explain(/chat/completions) stays chat."""
+    cases = [("/v1/messages", "/v1/router/explain/messages", msg_body("auto", "hi")),
+             ("/v1/messages", "/v1/router/explain/messages", msg_body("t-claude", "hi")),
+             ("/v1/responses", "/v1/router/explain/responses", resp_body("auto", "hi")),
+             ("/v1/responses", "/v1/router/explain/responses", resp_body("t-oai", "hi")),
+             ("/v1/chat/completions", "/v1/router/explain/chat/completions",
+              R.chat_body("auto", "hi"))]
+    for door, path, body in cases:
+        real = post(door, body)
+        eq(real.status, 200, f"{door} status ({R.short(real.body)})")
+        before = len(E.sim_requests())
+        r = post(path, body)
+        eq(r.status, 200, f"{path} status ({R.short(r.body)})")
+        eq(r.json["decision"]["tier"], real.headers.get("x-router-tier"), f"{path}: the door's tier")
+        eq(r.json["decision"]["rule"], real.headers.get("x-router-rule"), f"{path}: the door's rule")
+        eq(len(E.sim_requests()), before, f"{path}: explain calls no provider")
+    r = post("/v1/router/explain/messages", {"model": "auto", "messages": [{"role": "user", "content": "x"}]})
+    check_ant_error(r, 400, "invalid_request_error", "a Messages body without max_tokens: ")
+    r = post("/v1/router/explain/responses", {"model": "auto"})
+    eq(r.status, 400, f"a Responses body without input ({R.short(r.body)})")
+    eq(post("/v1/router/explain/messages/count_tokens", msg_body("auto")).status, 404, "no count_tokens explain")
+    eq(post("/v1/router/explain/embeddings", {"model": "auto", "input": "x"}).status, 404, "unknown door")
+
+
+@test
 def test_messages_cut_stream_ends_with_error_event():
     s, evs = events("/v1/messages", msg_body("acut", stream=True))
     eq(s.status, 200, "status")
