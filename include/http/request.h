@@ -255,6 +255,12 @@ typedef struct req {
     bool door_refused;              /* Responses: only a native provider can take it */
     req_error_t door_refusal;       /* ... and this is the 400 for the others */
     bool door_native_done;          /* a native Responses stream sent its terminal event */
+    /* a native Messages stream (an Anthropic model behind /v1/messages):
+     * the provider's own events, passed to the client as they came, while
+     * their translation into chat chunks (req->out) serves the commit, the
+     * usage, the cache and the end's verdict (upstream/antwire.c) */
+    buf_t door_rawq;                /* raw events not yet taken by the client */
+    bool door_raw_error;            /* one of them was an `event: error` */
 } req_t;
 
 /* Allocates a request for conn on shard, holding a reference to cfg. */

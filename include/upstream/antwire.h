@@ -48,4 +48,8 @@ double antwire_cost(const req_t *req, const anthropic_usage_t *u);
  * client OpenAI's error event (an Anthropic error event), so no second one. */
 const char *antwire_stream_end(req_t *req, bool *error_sent);
 
+/* True for a native stream: an Anthropic model's stream behind the
+ * Messages door, whose own events reach the client (req->door_rawq). */
+bool antwire_native_stream(const req_t *req);
+
 #endif

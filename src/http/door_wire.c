@@ -315,12 +315,14 @@ void doorwire_reply(req_t *req, unsigned *status, char **body, size_t *len, cons
 {
     buf_t b;
     int rc;
-    if (req->door == DOOR_CHAT || req->explain_only || req->door_count_tokens)
+    if (req->door == DOOR_CHAT || req->door_count_tokens)
         return;
-    if (*status >= 300) {
+    if (*status >= 300) { /* an explained request's errors too: the door's shape */
         error_body(req, *status, body, len);
         return;
     }
+    if (req->explain_only)
+        return;
     if (req->door == DOOR_RESPONSES && req->door_native && req->cache_x != CACHE_X_HIT)
         return; /* a native provider's Response, as it sent it */
     if (req->door_answer != NULL && req->casc == NULL && req->cache_x != CACHE_X_HIT) {
@@ -390,8 +392,51 @@ static int take_event(req_t *req)
     }
 }
 
+/* An Anthropic model's stream behind the Messages door: the client takes
+ * the provider's own events (door_rawq, filled by upstream/antwire.c) —
+ * redacted_thinking, server tools, citations and signatures as they came.
+ * The chat chunks of req->out served the commit, usage and cache and are
+ * dropped here, which also keeps the transfer's backpressure. A stream that
+ * broke off without the provider's own error event ends with ours. */
+static ssize_t native_messages_read(req_t *req, char *out, size_t max)
+{
+    size_t avail = buf_len(&req->out) - req->hold, n;
+    if (avail > 0) {
+        buf_consume(&req->out, avail);
+        req->out_off += avail;
+    }
+    if (req->up_paused && buf_len(&req->out) <= req->out.cap / 2)
+        shard_queue_unpause(req->shard, req);
+    if (buf_len(&req->door_rawq) == 0 && req->up_done && !req->door_fin) {
+        req->door_fin = true;
+        req->tail_off = req->tail_len; /* the chat stream's end: not the client's */
+        if (req->stream_failed && !req->door_raw_error) {
+            door_w_t w = {&req->door_rawq, 0};
+            char msg[256];
+            snprintf(msg, sizeof msg, "The upstream stream from %s ended abnormally.",
+                     req->model >= 0 ? req->cfg->models[req->model].name : "the provider");
+            buf_free(&req->door_rawq);
+            buf_init(&req->door_rawq, sizeof msg * 6 + 256);
+            door_w_raw(&w, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
+                           "\"api_error\",\"message\":");
+            door_w_str(&w, msg);
+            door_w_raw(&w, "}}\n\n");
+        }
+    }
+    n = buf_len(&req->door_rawq);
+    if (n == 0)
+        return req->door_fin ? -1 : 0;
+    if (n > max)
+        n = max;
+    memcpy(out, buf_ptr(&req->door_rawq), n);
+    buf_consume(&req->door_rawq, n);
+    return (ssize_t)n;
+}
+
 ssize_t doorwire_stream_read(req_t *req, char *out, size_t max)
 {
+    if (req->door == DOOR_MESSAGES && req->door_native && req->cache_x != CACHE_X_HIT)
+        return native_messages_read(req, out, max);
     if (req->door_out.cap == 0) {
         buf_init(&req->door_out, req->cfg->max_response_bytes * 2 + DOOR_SLACK);
         buf_init(&req->door_in, req->cfg->max_response_bytes + DOOR_SLACK);
@@ -523,6 +568,7 @@ void doorwire_free(req_t *req)
     buf_free(&req->door_raw);
     buf_free(&req->door_in);
     buf_free(&req->door_out);
+    buf_free(&req->door_rawq);
     free(req->door_answer);
     dm_stream_free(req->dm);
     dr_stream_free(req->dr);

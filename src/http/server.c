@@ -135,7 +135,13 @@ static const char *conn_header(void *arg, const char *name)
 
 static enum endpoint post_endpoint(req_t *req, const char *p)
 {
-    if (strcmp(p, "/router/explain") == 0) {
+    if (strncmp(p, "/router/explain", 15) == 0) {
+        /* /router/explain[/chat/completions|/messages|/responses]: the
+         * body of that door, routed as the door would */
+        const char *d = p + 15;
+        if (*d != '\0' && strcmp(d, "/chat/completions") != 0 &&
+            (!doorwire_path(req, d) || req->door_count_tokens))
+            return EP_NONE;
         req->explain_only = true;
         return EP_CHAT;
     }
@@ -184,7 +190,9 @@ static const char *path_methods(const char *url, const char *p)
 {
     static const char *const get_paths[] = {"/healthz", "/readyz", "/router/stats", "/models"};
     static const char *const post_paths[] = {"/chat/completions", "/completions", "/embeddings",
-                                             "/router/explain", "/messages",
+                                             "/router/explain", "/router/explain/chat/completions",
+                                             "/router/explain/messages", "/router/explain/responses",
+                                             "/messages",
                                              "/messages/count_tokens", "/responses"};
     if (strcmp(url, "/metrics") == 0 || strcmp(url, "/dashboard") == 0 ||
         strncmp(p, "/models/", 8) == 0)

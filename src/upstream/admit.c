@@ -4,6 +4,7 @@
  * a request does with it, and keeps the per-request bookkeeping
  * (req->adm_*). Shard thread only. */
 #include "upstream/admit.h"
+#include "core/util.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -95,7 +96,15 @@ static enum admit_result take_slot(req_t *req, int m, bool probe)
     req->attempt_failed = false; /* the last failure is recorded already */
     req->timer.cb = on_queue_timer;
     req->timer.arg = req;
-    loop_timer_start(shard_loop(req->shard), &req->timer, p->queue_timeout_ms);
+    {
+        /* the request's deadline (upstream/retry.h) bounds the wait too */
+        uint64_t wait = p->queue_timeout_ms, now = util_now_us();
+        if (req->deadline_us != 0)
+            wait = req->deadline_us <= now                 ? 0
+                   : (req->deadline_us - now) / 1000 < wait ? (req->deadline_us - now + 999) / 1000
+                                                           : wait;
+        loop_timer_start(shard_loop(req->shard), &req->timer, wait);
+    }
     return ADMIT_QUEUED;
 }
 
@@ -157,9 +166,20 @@ void upstream_admit_done(req_t *req)
     req->adm_probe = false;
 }
 
+/* True when req already had an attempt on m that reached its provider
+ * (not a skip): a retry that found m's circuit just opened by its own
+ * failures leaves no last resort to try. */
+static bool tried(const req_t *req, int m)
+{
+    for (size_t i = 0; i < req->n_attempts; i++)
+        if (req->attempts[i].model == m && strncmp(req->attempts[i].error, "skipped", 7) != 0)
+            return true;
+    return false;
+}
+
 int upstream_admit_last_resort(req_t *req)
 {
-    if (req->adm_forced || req->adm_cooling < 0)
+    if (req->adm_forced || req->adm_cooling < 0 || tried(req, req->adm_cooling))
         return -1;
     if (req->casc != NULL && req->casc->kept != NULL)
         return -1; /* a cascade has an answer to give */

@@ -11,6 +11,8 @@
 
 #include "core/loop.h"
 #include "core/shard.h"
+#include "http/door.h"
+#include "http/reply.h"
 #include "upstream/attempt.h"
 
 /* One raw upstream event may be this large (a tool call's arguments come
@@ -21,6 +23,16 @@
  * (<= 16 KiB) or one event at most becomes, plus what is held back before
  * the first content chunk (the role chunk). */
 #define ANT_OUT_CAP (1024 * 1024)
+/* A native stream's raw events waiting for the client. They grow with
+ * req->out (capped, so a slow client pauses the transfer), plus the events
+ * that translate to nothing (ping, content_block_stop); past this the stream
+ * is treated as broken. */
+#define ANT_RAWQ_CAP (4 * 1024 * 1024)
+
+bool antwire_native_stream(const req_t *req)
+{
+    return req->ant && req->stream && req->door_native && req->door == DOOR_MESSAGES;
+}
 
 int antwire_begin(req_t *req)
 {
@@ -34,8 +46,12 @@ int antwire_begin(req_t *req)
     req->ant_ev_base = 0;
     req->ant_pend_end = 0;
     req->ant_skip = 0;
+    buf_free(&req->door_rawq);
+    req->door_raw_error = false;
     if (!req->ant || !req->stream)
         return 0;
+    if (antwire_native_stream(req))
+        buf_init(&req->door_rawq, ANT_RAWQ_CAP);
     /* the usage chunk is always asked of the translator, as of every
      * streaming provider (inject_usage): the stream path strips it when the
      * client did not ask, and reads the cost from it */
@@ -118,6 +134,25 @@ static size_t translate_pending(req_t *req)
     }
 }
 
+/* A native stream: the event (now at the start of ant_ev) goes to the
+ * client as the provider sent it (http/door_wire.c takes it from
+ * door_rawq); its translation still goes through the stream path. Returns
+ * 0, or 1 when the attempt failed. */
+static size_t keep_raw(req_t *req, const sse_event_t *ev)
+{
+    size_t len = (size_t)(ev->end - ev->start);
+    const char *p = buf_ptr(&req->ant_ev);
+    if (buf_append(&req->door_rawq, p, len) < 0) {
+        fail(req, "the client took no Anthropic events for 4 MiB");
+        return 1;
+    }
+    if (len >= 12 && memcmp(p, "event: error", 12) == 0)
+        req->door_raw_error = true;
+    if (req->committed)
+        reply_stream_wake(req);
+    return 0;
+}
+
 size_t antwire_write(req_t *req, const char *p, size_t n)
 {
     size_t off, r;
@@ -150,6 +185,8 @@ size_t antwire_write(req_t *req, const char *p, size_t n)
         buf_consume(&req->ant_ev, (size_t)(ev.start - req->ant_ev_base));
         req->ant_ev_base = ev.start;
         req->ant_pend_end = ev.end;
+        if (antwire_native_stream(req) && (r = keep_raw(req, &ev)) != 0)
+            return 0;
         r = translate_pending(req);
         if (r == 0)
             r = push(req);

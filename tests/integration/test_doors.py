@@ -49,6 +49,8 @@ EXTRA_PROVIDERS = f"""\
   ant:       {{type: anthropic, base_url: "${{SIM_URL}}/sim/require_key={ANT_KEY}/v1", api_key_env: TEST_ANT_KEY}}
   ant529:    {{type: anthropic, base_url: "${{SIM_URL}}/sim/status=529,retry_after=3/v1", api_key_env: TEST_ANT_KEY}}
   antcut:    {{type: anthropic, base_url: "${{SIM_URL}}/sim/cut_after=3/v1", api_key_env: TEST_ANT_KEY}}
+  antx:      {{type: anthropic, base_url: "${{SIM_URL}}/sim/redacted=1,server_tool=1/v1", api_key_env: TEST_ANT_KEY}}
+  anterr:    {{type: anthropic, base_url: "${{SIM_URL}}/sim/error_after=2/v1", api_key_env: TEST_ANT_KEY}}
   nat:       {{type: openai, base_url: "${{SIM_URL}}/v1", responses_api: true}}
   nat500:    {{type: openai, base_url: "${{SIM_URL}}/sim/status=500/v1", responses_api: true}}
   natcut:    {{type: openai, base_url: "${{SIM_URL}}/sim/cut_after=4/v1", responses_api: true}}
@@ -57,6 +59,8 @@ EXTRA_MODELS = f"""\
   claude:      {{provider: ant, model: claude-sim, {PRICES}}}
   claude529:   {{provider: ant529, model: claude-529, {PRICES}}}
   claudecut:   {{provider: antcut, model: claude-cut, {PRICES}}}
+  claudex:     {{provider: antx, model: claude-x, {PRICES}}}
+  claudeerr:   {{provider: anterr, model: claude-err, {PRICES}}}
   native:      {{provider: nat, model: sim-native, input_per_mtok: 1, output_per_mtok: 2}}
   native500:   {{provider: nat500, model: sim-native-500}}
   nativecut:   {{provider: natcut, model: sim-native-cut}}
@@ -70,6 +74,8 @@ EXTRA_TIERS = """\
   n500-oai:    [native500, good-mini]
   oai-native:  [m500, native]
   acut:        [claudecut]
+  t-claudex:   [claudex]
+  aerr-oai:    [claudeerr, good-mini]
   ncut:        [nativecut]
   t-cut:       [mcut]
   all-bad:     [m500, claude529]
@@ -375,6 +381,91 @@ def test_messages_unsupported_block_for_openai_model():
     r = post("/v1/messages", body)
     check_ant_error(r, 400, "invalid_request_error", "document: ")
     check("document" in r.json["error"]["message"], "names the block")
+
+
+@test
+def test_messages_native_stream_passes_the_providers_events():
+    """An Anthropic model behind /v1/messages: the client gets the provider's
+    own events byte for byte (redacted_thinking, server tools, pings), the
+    translation still prices it."""
+    body = msg_body("t-claudex", "Search the sea", stream=True)
+    d = daemon()
+    s = R.RawHTTP(d.port, "POST", "/v1/messages", json.dumps(body).encode()).read_head()
+    try:
+        got = s.read_all()
+    finally:
+        s.close()
+    eq(s.status, 200, "status")
+    # the same request straight to the simulator
+    direct = R.RawHTTP(E.sim_port, "POST", "/sim/redacted=1,server_tool=1/v1/messages",
+                       json.dumps(dict(body, model="claude-x")).encode(),
+                       headers={"x-api-key": ANT_KEY, "anthropic-version": "2023-06-01"}).read_head()
+    try:
+        want = direct.read_all()
+    finally:
+        direct.close()
+    norm = lambda b: __import__("re").sub(rb'"msg_sim_\d+"', b'"msg_sim_N"', b)
+    eq(norm(got), norm(want), "the provider's bytes")
+    evs = [json.loads(ln[6:]) for ln in got.decode().split("\n") if ln.startswith("data: ")]
+    starts = [e["content_block"]["type"] for e in evs if e["type"] == "content_block_start"]
+    eq(starts, ["redacted_thinking", "server_tool_use", "web_search_tool_result", "text"], "blocks")
+    check(any(e["type"] == "ping" for e in evs), "pings pass too")
+
+
+@test
+def test_messages_native_plain_keeps_blocks_without_chat_equivalent():
+    r = post("/v1/messages", msg_body("t-claudex", "Search the sea"))
+    eq(r.status, 200, f"status ({R.short(r.body)})")
+    eq([b["type"] for b in r.json["content"]],
+       ["redacted_thinking", "server_tool_use", "web_search_tool_result", "text"], "blocks")
+    eq(r.json["content"][0]["data"], simprovider.SIM_REDACTED_DATA, "redacted data")
+
+
+@test
+def test_messages_native_stream_error_after_commit_is_the_providers():
+    s, evs = events("/v1/messages", msg_body("aerr-oai", stream=True))
+    eq(s.status, 200, "status")
+    eq(s.h("x-router-model"), "claudeerr", "committed on the Anthropic model, no failover")
+    names = ant_names(evs)
+    eq(names[0], "message_start", "first")
+    eq(names[-1], "error", f"ends with the provider's error event: {names}")
+    eq(names.count("error"), 1, "one error event")
+    eq(evs[-1][1]["error"]["type"], "overloaded_error", "the provider's own error")
+
+
+@test
+def test_messages_native_stream_fails_over_before_commit():
+    s, evs = events("/v1/messages", msg_body("a529-oai", stream=True))
+    eq(s.status, 200, "status")
+    eq(s.h("x-router-model"), "good-mini", "failed over")
+    check_ant_stream(evs)
+
+
+@test
+def test_explain_takes_every_doors_body():
+    """POST /v1/router/explain/messages and /responses route a door's body as
+    the door would; /v1/router/explain(/chat/completions) stays chat."""
+    cases = [("/v1/messages", "/v1/router/explain/messages", msg_body("auto", "hi")),
+             ("/v1/messages", "/v1/router/explain/messages", msg_body("t-claude", "hi")),
+             ("/v1/responses", "/v1/router/explain/responses", resp_body("auto", "hi")),
+             ("/v1/responses", "/v1/router/explain/responses", resp_body("t-oai", "hi")),
+             ("/v1/chat/completions", "/v1/router/explain/chat/completions",
+              R.chat_body("auto", "hi"))]
+    for door, path, body in cases:
+        real = post(door, body)
+        eq(real.status, 200, f"{door} status ({R.short(real.body)})")
+        before = len(E.sim_requests())
+        r = post(path, body)
+        eq(r.status, 200, f"{path} status ({R.short(r.body)})")
+        eq(r.json["decision"]["tier"], real.headers.get("x-router-tier"), f"{path}: the door's tier")
+        eq(r.json["decision"]["rule"], real.headers.get("x-router-rule"), f"{path}: the door's rule")
+        eq(len(E.sim_requests()), before, f"{path}: explain calls no provider")
+    r = post("/v1/router/explain/messages", {"model": "auto", "messages": [{"role": "user", "content": "x"}]})
+    check_ant_error(r, 400, "invalid_request_error", "a Messages body without max_tokens: ")
+    r = post("/v1/router/explain/responses", {"model": "auto"})
+    eq(r.status, 400, f"a Responses body without input ({R.short(r.body)})")
+    eq(post("/v1/router/explain/messages/count_tokens", msg_body("auto")).status, 404, "no count_tokens explain")
+    eq(post("/v1/router/explain/embeddings", {"model": "auto", "input": "x"}).status, 404, "unknown door")
 
 
 @test

@@ -483,6 +483,20 @@ def test_queue_timeout_without_a_model_left_is_503():
 
 
 @test
+def test_the_deadline_bounds_the_wait_for_a_slot():
+    """A request queued for a slot (queue_timeout_ms 20 s) whose deadline
+    (x-router-deadline-ms: 800) passes first gets the deadline's 504."""
+    E.sim_reset()
+    t, _ = hold_slot("hlong", "sim-clong")
+    t0 = time.monotonic()
+    r = post(chat_body("hlong", "in a hurry"), headers={"x-router-deadline-ms": "800"})
+    took = time.monotonic() - t0
+    R.check_error(r, 504, "deadline_exceeded")
+    check(took < 4.0, f"answered after {took:.2f} s, not at the deadline (queue_timeout_ms is 20 s)")
+    t.join()
+
+
+@test
 def test_full_queue_fails_over_at_once():
     E.sim_reset()
     t, _ = hold_slot("hnoq", "sim-cnoq")

@@ -50,7 +50,7 @@ EXTRA_PROVIDERS = """\
 # model down for its Retry-After) is off here; test_health.py tests it.
 EXTRA_MODELS = """\
   munset:      {provider: unsetkey, model: sim-unset}
-  mdrop:       {provider: good, model: sim-drop-after-read}
+  mdrop:       {provider: good, model: sim-drop-after-read, circuit: false}
   m429ms:      {provider: good, model: sim-429-ms-1500, circuit: false}
   m429ms2500:  {provider: good, model: sim-429-ms-2500, circuit: false}
   m429s30:     {provider: good, model: sim-429-s-30, circuit: false}

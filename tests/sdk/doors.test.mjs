@@ -601,6 +601,21 @@ test('messages over Claude with thinking: the signature survives the round trip 
   eq(streamed.content[0].thinking, th.thinking, 'streamed thinking');
 });
 
+test('messages.stream over Claude: redacted_thinking and server-tool blocks arrive as the provider sent them', async () => {
+  const want = ['redacted_thinking', 'server_tool_use', 'web_search_tool_result', 'text'];
+  const plain = await anthropic.messages.create({
+    model: 't-claudex', max_tokens: 256, messages: [{ role: 'user', content: 'Search the sea' }],
+  });
+  deepEq(plain.content.map((b) => b.type), want, 'plain block types');
+  const streamed = await anthropic.messages.stream({
+    model: 't-claudex', max_tokens: 256, messages: [{ role: 'user', content: 'Search the sea' }],
+  }).finalMessage();
+  deepEq(streamed.content.map((b) => b.type), want, 'streamed block types');
+  deepEq(streamed.content.slice(0, 3), plain.content.slice(0, 3), 'the same blocks, streamed or not');
+  deepEq(streamed.content[1].input, { query: 'sim query' }, 'server tool input from its json deltas');
+  eq(streamed.content[3].text, plain.content[3].text, 'text');
+});
+
 test('messages.countTokens: an input_tokens count', async () => {
   for (const model of ['standard', 't-claude']) {
     const r = await anthropic.messages.countTokens({ model, messages: [{ role: 'user', content: 'Count these tokens please' }] });

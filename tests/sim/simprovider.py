@@ -2019,6 +2019,7 @@ def anthropic_messages(h, body, body_ok, opts, api_path):
         ant_send_error(h, e.status, e.message + " (simulated)")
         return True
     blocks, stop_reason, stop_seq, out = ant_plan(body)
+    blocks = ant_extra_blocks(opts, blocks)
     usage = ant_usage(body, opts)
     mid = "msg_sim_%d" % STATE.next_id()
     if not streaming:
@@ -2030,6 +2031,31 @@ def anthropic_messages(h, body, body_ok, opts, api_path):
         return True
     ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out)
     return True
+
+
+# ---- blocks with no chat equivalent (native Messages pass-through tests) --
+# redacted=1 puts a redacted_thinking block first; server_tool=1 a server
+# tool call (server_tool_use web_search) and its web_search_tool_result
+# before the text. Streamed: redacted_thinking and the result come whole in
+# content_block_start, the server tool's input as input_json_delta pieces.
+SIM_REDACTED_DATA = "EmwKAhgBEgySimRedactedThinking"
+
+
+def ant_extra_blocks(opts, blocks):
+    extra = []
+    if iopt(opts, "redacted", 0):
+        extra.append({"type": "redacted_thinking", "data": SIM_REDACTED_DATA})
+    if iopt(opts, "server_tool", 0):
+        extra.append({"type": "server_tool_use", "id": "srvtoolu_sim_1",
+                      "name": "web_search", "input": {"query": "sim query"}})
+        extra.append({"type": "web_search_tool_result",
+                      "tool_use_id": "srvtoolu_sim_1",
+                      "content": [{"type": "web_search_result",
+                                   "url": "https://example.com/sim",
+                                   "title": "Sim result",
+                                   "encrypted_content": "SimEncrypted",
+                                   "page_age": None}]})
+    return extra + blocks
 
 
 def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
@@ -2056,9 +2082,12 @@ def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
                     "type": "thinking_delta", "thinking": p}))
             content.append(ev("content_block_delta", index=i, delta={
                 "type": "signature_delta", "signature": b["signature"]}))
+        elif b["type"] in ("redacted_thinking", "web_search_tool_result"):
+            content.append(ev("content_block_start", index=i,
+                              content_block=b))
         else:
             content.append(ev("content_block_start", index=i, content_block={
-                "type": "tool_use", "id": b["id"], "name": b["name"],
+                "type": b["type"], "id": b["id"], "name": b["name"],
                 "input": {}}))
             content.append(ev("content_block_delta", index=i, delta={
                 "type": "input_json_delta", "partial_json": ""}))
@@ -2094,7 +2123,15 @@ def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
         interval = max(0, iopt(opts, "interval_ms", 0)) / 1000.0
         cut = iopt(opts, "cut_after", -1) if "cut_after" in opts else None
         h.chunk(ev("ping"))
+        err_after = iopt(opts, "error_after", -1) if "error_after" in opts \
+            else None
         for i, e in enumerate(content):
+            if err_after is not None and i >= err_after:
+                h.chunk(ev("error", error={"type": "overloaded_error",
+                                           "message": "Overloaded"}))
+                h.terminate()
+                outcome = "error_event"
+                return
             if cut is not None and i >= cut:
                 h.abort_fin()
                 outcome = "cut"
