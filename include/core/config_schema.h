@@ -22,6 +22,15 @@ void config_parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node
 void config_parse_cache(ywalk_t *c, config_t *cfg, yaml_node_t *map);
 void config_parse_obs(ywalk_t *c, config_t *cfg, yaml_node_t *map);
 
+/* config_ops.c: the redis section, and server.user / server.group (a name
+ * that must exist on this system; kn/v: the key and value nodes of the
+ * server mapping). config_resolve_redis fills what the redis section left
+ * to the other sections (run after every section was parsed). */
+void config_parse_redis(ywalk_t *c, config_t *cfg, yaml_node_t *map);
+void config_parse_run_as(ywalk_t *c, config_t *cfg, const char *key, yaml_node_t *v);
+void config_check_run_as(ywalk_t *c, config_t *cfg, yaml_node_t *server);
+void config_resolve_redis(config_t *cfg);
+
 /* Derived data: provider keys from the environment and their curl header
  * lists; the /readyz answer and its warnings; the admin-key checks; the
  * /v1/models answer. */

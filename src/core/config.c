@@ -37,9 +37,9 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
 {
     const char *k;
     yaml_node_t *kn, *v;
-    yaml_node_t *sec[9] = {0};
-    static const char *names[9] = {"server", "providers", "models",        "tiers", "routing",
-                                   "cache",  "observability", "keys",      "budgets"};
+    yaml_node_t *sec[10] = {0};
+    static const char *names[10] = {"server", "providers",     "models", "tiers",   "routing",
+                                    "cache",  "observability", "keys",   "budgets", "redis"};
     yaml_node_t *default_node = NULL;
 
     if (root == NULL || yw_is_null(root)) {
@@ -54,13 +54,13 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
     YW_MAP_FOREACH(c, root, k, kn, v)
     {
         size_t i;
-        for (i = 0; i < 9; i++)
+        for (i = 0; i < UTIL_ARRAY_LEN(names); i++)
             if (strcmp(k, names[i]) == 0)
                 break;
-        if (i == 9)
+        if (i == UTIL_ARRAY_LEN(names))
             yw_unknown_key(c, kn, "the top level",
                            "server, providers, models, tiers, routing, cache, observability, keys, "
-                           "budgets");
+                           "budgets, redis");
         else
             sec[i] = v;
     }
@@ -83,6 +83,9 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
         cfg->auth = auth_parse(c, sec[7]);
     if (sec[8])
         budget_cfg_parse(c, sec[8], cfg->budgets);
+    if (sec[9])
+        config_parse_redis(c, cfg, sec[9]);
+    config_resolve_redis(cfg);
     if (sec[1] == NULL || cfg->n_providers == 0)
         yw_error(c, root, "no providers are defined (expected a \"providers\" mapping)");
     if (sec[2] == NULL || cfg->n_models == 0)
@@ -174,6 +177,9 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, const char
     cfg->cache.key_prefix = xstrdup("llmrouter:cache:");
     cfg->cache.only_deterministic = true;
     cfg->cache.seed_is_deterministic = true;
+    cfg->redis.cooldown_after_timeouts = 3;
+    cfg->redis.cooldown_ms = 2000;
+    cfg->redis.reconnect_max_ms = 5000;
     cfg->obs.access_log = xstrdup("stdout");
     cfg->budgets = xcalloc(1, sizeof(budget_cfg_t));
     budget_cfg_init(cfg->budgets);
@@ -322,6 +328,8 @@ void config_unref(config_t *cfg)
     free(cfg->models_json);
     free(cfg->ready_json);
     free(cfg->listen_host);
+    free(cfg->run_user);
+    free(cfg->run_group);
     yw_strv_free(cfg->cors.origins);
     yw_strv_free(cfg->cors.allow_headers);
     free(cfg->path);

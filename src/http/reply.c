@@ -22,6 +22,7 @@
 #include "http/cors.h"
 #include "http/door_wire.h"
 #include "route/classifier.h"
+#include "upstream/call.h"
 #include "upstream/cascade.h"
 #include "upstream/upstream.h"
 
@@ -60,6 +61,8 @@ void reply_add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
     char num[32];
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(r, "x-request-id", req->id);
+    if (shard_stopping(req->shard)) /* draining: keep-alive clients move on */
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     add_cors(req, r);
     if (req->route.n == 0)
         return;
@@ -242,6 +245,25 @@ void reply_stream_wake(req_t *req)
 {
     if (req->state == RS_RESPONDED)
         resume(req);
+}
+
+void reply_shutdown(req_t *req)
+{
+    shard_t *sh = req->shard;
+    req_error_t err = {.status = 503, .type = "server_error", .code = "server_shutting_down"};
+    snprintf(err.message, sizeof err.message,
+             "The server is shutting down and the answer was not complete when its grace period "
+             "(server.shutdown_grace_ms) ended; the request may have reached a provider.");
+    if (req->state != RS_UPSTREAM || req->client_gone)
+        return;
+    upstream_cancel(shard_upstream(sh), req);
+    if (req->cls_call != NULL) {
+        upstream_call_cancel(shard_upstream(sh), req->cls_call);
+        req->cls_call = NULL;
+    }
+    cache_cancel(req, shard_cache(sh));
+    reply_settle_budget(req); /* also cancels a pending admission */
+    reply_error(req, &err, NULL);
 }
 
 void reply_release(req_t *req)

@@ -319,3 +319,10 @@ void upstream_finish_stream(upstream_t *up, req_t *req, const char *error, bool 
     upstream_account(req, 0);
     reply_stream_wake(req);
 }
+
+void upstream_stream_abort(upstream_t *up, req_t *req, const char *why)
+{
+    if (!req->committed || req->up_done)
+        return;
+    upstream_finish_stream(up, req, why, false);
+}

@@ -78,7 +78,7 @@ static auth_key_t mkkey(const char *name)
 static budget_verdict_t admit(budget_t *b, const auth_key_t *k, double usd, uint32_t tok)
 {
     budget_verdict_t v;
-    assert_int_equal(budget_admit(b, NULL, k, usd, tok, &v, NULL, NULL, NULL), 0);
+    assert_int_equal(budget_admit(b, NULL, RDS_WAIT_ANY, k, usd, tok, &v, NULL, NULL, NULL), 0);
     return v;
 }
 
@@ -257,7 +257,7 @@ static void *race(void *arg)
     racer_t *r = arg;
     for (;;) {
         budget_verdict_t v;
-        budget_admit(r->b, NULL, r->k, 0.001, 1, &v, NULL, NULL, NULL);
+        budget_admit(r->b, NULL, RDS_WAIT_ANY, r->k, 0.001, 1, &v, NULL, NULL, NULL);
         if (v.code != BUDGET_OK)
             break;
         r->admitted++;
@@ -622,7 +622,7 @@ static budget_verdict_t radmit(rctx_t *t, budget_t *b, rds_t *r, const auth_key_
     budget_op_t *op = NULL;
     int rc;
     g_in_call = true;
-    rc = budget_admit(b, r, k, usd, tok, &v, on_admit, &a, &op);
+    rc = budget_admit(b, r, RDS_WAIT_ANY, k, usd, tok, &v, on_admit, &a, &op);
     g_in_call = false;
     assert_int_equal(rc, BUDGET_PENDING);
     assert_non_null(op);
@@ -733,7 +733,7 @@ static void test_redis_shared_budget(void **state)
     {
         ares_t a = {0};
         budget_op_t *op;
-        assert_int_equal(budget_admit(b1, r1, &k, 0.1, 1, &v, on_admit, &a, &op), BUDGET_PENDING);
+        assert_int_equal(budget_admit(b1, r1, RDS_WAIT_ANY, &k, 0.1, 1, &v, on_admit, &a, &op), BUDGET_PENDING);
         budget_cancel(b1, op);
         run_until(&t, NULL, NULL, 50);
         assert_int_equal(a.calls, 0);
@@ -741,7 +741,7 @@ static void test_redis_shared_budget(void **state)
     /* a key without limits needs no round trip */
     {
         auth_key_t free_key = mkkey("free");
-        assert_int_equal(budget_admit(b1, r1, &free_key, 1, 1, &v, on_admit, NULL, NULL), 0);
+        assert_int_equal(budget_admit(b1, r1, RDS_WAIT_ANY, &free_key, 1, 1, &v, on_admit, NULL, NULL), 0);
         assert_int_equal(v.code, BUDGET_OK);
     }
     drain(&t, r1);

@@ -414,7 +414,7 @@ static rds_op_t *start_get(tctx_t *t, const char *key, size_t klen, res_t *res)
     memset(res, 0, sizeof *res);
     res->issued_ms = util_now_ms();
     g_in_call = true;
-    op = rds_get(t->r, key, klen, on_get, res);
+    op = rds_get(t->r, key, klen, RDS_WAIT_ANY, on_get, res);
     g_in_call = false;
     assert_non_null(op);
     assert_int_equal(res->calls, 0);
@@ -438,7 +438,7 @@ static void cmd_wait(tctx_t *t, int argc, const char **argv, const size_t *lens,
     rds_op_t *op;
     memset(res, 0, sizeof *res);
     g_in_call = true;
-    op = rds_command_argv(t->r, argc, argv, lens, on_reply, res);
+    op = rds_command_argv(t->r, argc, argv, lens, RDS_WAIT_ANY, on_reply, res);
     g_in_call = false;
     assert_non_null(op);
     assert_int_equal(res->calls, 0);
@@ -1012,7 +1012,7 @@ static void test_free_with_pending(void **state)
     {
         const char *argv[] = {"INCR", "n"};
         size_t lens[] = {4, 1};
-        assert_non_null(rds_command_argv(t.r, 2, argv, lens, on_reply, &qres));
+        assert_non_null(rds_command_argv(t.r, 2, argv, lens, RDS_WAIT_ANY, on_reply, &qres));
     }
     run_for(&t, 10);
     assert_int_equal(stats(&t).in_flight, 8);
@@ -1076,7 +1076,7 @@ static void test_in_flight_cap(void **state)
     run_for(&t, 30);
     g_in_call = true;
     for (int i = 0; i < RDS_MAX_INFLIGHT + 1; i++)
-        assert_non_null(rds_get(t.r, "k", 1, on_many, &m));
+        assert_non_null(rds_get(t.r, "k", 1, RDS_WAIT_ANY, on_many, &m));
     rds_set(t.r, "k", 1, "v", 1, 10); /* over the cap: dropped */
     g_in_call = false;
     st = stats(&t);
