@@ -24,6 +24,7 @@
 #include "route/classifier.h"
 #include "upstream/call.h"
 #include "upstream/cascade.h"
+#include "upstream/redact.h"
 #include "upstream/upstream.h"
 
 #define STREAM_BLOCK_SIZE 1024 /* MHD callocs it per streamed response */
@@ -133,8 +134,10 @@ static void set_ready(req_t *req, struct MHD_Response *r, unsigned status)
 void reply_send(req_t *req, unsigned status, char *body, size_t len, const char *ctype)
 {
     struct MHD_Response *r;
-    /* the one place plain answers leave: in the door's format */
+    /* the one place plain answers leave: in the door's format, and never
+     * with a provider's key in it (a provider's error may repeat it) */
     doorwire_reply(req, &status, &body, &len, &ctype);
+    redact_keys(req->cfg, body, len);
     r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (r == NULL) {
         free(body);
