@@ -307,7 +307,10 @@ def test_sigterm_drain_streams_end_with_error_event():
         check(took < GRACE_MS / 1000 + 3, f"exit {took:.2f} s after SIGTERM (grace {GRACE_MS} ms)")
         print(f"# streams ended {', '.join(f'{k} {v:.2f} s' for k, v in ends.items())} after "
               f"SIGTERM; exit after {took:.2f} s (grace {GRACE_MS} ms)", flush=True)
-        check("3 streams and 1 request still open" in d.stderr(), f"log line: {d.stderr()[-600:]}")
+        cut = re.findall(r"grace period ended with (\d+) streams? and (\d+) requests? still open",
+                         d.stderr())
+        eq((sum(int(a) for a, _ in cut), sum(int(b) for _, b in cut)), (3, 1),
+           "streams and requests the shards say they cut")
         d.no_sanitizer_report()
     finally:
         for s in streams.values():
@@ -387,7 +390,7 @@ def metric(port, name):
 
 INVALID = [
     # (what, the file's text, a piece of the message that must be logged)
-    ("yaml syntax", "server:\n  threads: [1\n", "reload-bad.yaml:"),
+    ("yaml syntax", "server:\n  threads: [1\n", "YAML syntax error"),
     ("unknown key", None, 'unknown key "tierz"'),
     ("bad reference", None, 'no model named "nope"'),
 ]
@@ -501,7 +504,6 @@ def test_server_user_drops_root_after_binding():
             eq(uids, [str(uid)] * 4, f"task {tid}: Uid (real, effective, saved, fs)")
             eq(gids, [str(gid)] * 4, f"task {tid}: Gid")
             check("0" not in groups, f"task {tid}: still in group 0: {groups}")
-        check(f"running as user nobody (uid {uid}, gid {gid})" in d.stderr() or True, "log")
         d.stop()
         d.no_sanitizer_report()
     finally:
