@@ -5,9 +5,11 @@
  * still wait, see rds_get), every failure reaches the caller as a status
  * (the cache treats it as a miss, budgets decide locally), and the client
  * reconnects on its own in the background while new commands fail fast.
- * A connection counts as up only once the server answered its handshake
+ * A reconnection counts as up only once the server answered its handshake
  * (AUTH, SELECT and a PING): a frozen server whose kernel still accepts
- * TCP connections is not up. Reconnects back off exponentially with jitter
+ * TCP connections is not up. (A client's first connection takes commands
+ * from its TCP connect on, queued behind the handshake, so that a daemon
+ * that just started does not miss Redis for a round trip.) Reconnects back off exponentially with jitter
  * (rds_policy_t); after several commands in a row time out the client
  * drops the connection and cools down: every command fails at once for
  * cooldown_ms, then it reconnects. Memory is bounded: at most

@@ -370,6 +370,17 @@ void config_print_summary(const config_t *cfg, void *file)
             cfg->listen_host, cfg->listen_port,
             cfg->listen_port == 0 ? " (a free port chosen at start)" : "", cfg->threads,
             cfg->threads == 1 ? "" : "s", cfg->max_body_bytes, cfg->max_connections);
+    if (cfg->run_user != NULL)
+        fprintf(f, "server: runs as user %s%s%s once the port is bound\n", cfg->run_user,
+                cfg->run_group ? ", group " : "", cfg->run_group ? cfg->run_group : "");
+    if (cfg->cache.backend == CACHE_BACKEND_REDIS ||
+        (cfg->budgets && ((budget_cfg_t *)cfg->budgets)->redis_url))
+        fprintf(f,
+                "redis: a request waits at most %u ms for it (budget check and cache lookup); "
+                "after %u timeouts in a row a thread stops trying for %u ms; reconnects back "
+                "off up to %u ms\n",
+                cfg->redis.request_budget_ms, cfg->redis.cooldown_after_timeouts,
+                cfg->redis.cooldown_ms, cfg->redis.reconnect_max_ms);
     fprintf(f, "providers (%zu):\n", cfg->n_providers);
     for (size_t i = 0; i < cfg->n_providers; i++) {
         const cfg_provider_t *p = &cfg->providers[i];

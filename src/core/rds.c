@@ -33,7 +33,11 @@
  *     cleared before anything that can call a user callback while the
  *     context dies, so a callback that issues a new command fails fast.
  *     A TCP connect alone proves nothing: the kernel of a stopped
- *     (SIGSTOP) server still completes it from the listen backlog.
+ *     (SIGSTOP) server still completes it from the listen backlog. The
+ *     one exception is the first connection of a client (nothing is known
+ *     yet): it is CONN_UP from its TCP connect, its commands queued behind
+ *     the handshake; if the server does not answer, the connect timeout or
+ *     the cooldown ends it like any stuck connection.
  *   - cooling is set only while no context exists and the retry timer
  *     holds the cooldown; the retry timer's callback clears it. */
 #include "core/rds.h"
@@ -263,9 +267,13 @@ static void on_connect(const redisAsyncContext *ac, int status)
     rds_t *r = ac->data;
     if (status != REDIS_OK)
         return; /* hiredis frees the context next; ev_cleanup logs and retries */
-    /* Up only once the handshake (at least a PING) is answered: see the
-     * invariants. */
+    /* Up only once the handshake (at least a PING) is answered — except
+     * the very first connection, which takes commands at once (queued
+     * behind the handshake) so that the requests of a daemon that just
+     * started do not miss Redis for a round trip: see the invariants. */
     r->established = true;
+    if (!r->ever_ready)
+        r->state = CONN_UP;
     if (r->handshake_pending == 0)
         conn_ready(r);
 }
