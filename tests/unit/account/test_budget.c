@@ -754,6 +754,59 @@ static void test_redis_shared_budget(void **state)
     srv_kill();
 }
 
+/* The request's Redis wait: 0 left decides locally at once, without
+ * sending anything, and is not an outage; a short wait bounds the
+ * admission below the client's timeout. */
+static void test_redis_wait_bound(void **state)
+{
+    rctx_t t;
+    budget_t *b;
+    rds_t *r;
+    auth_key_t k = mkkey("wb");
+    budget_verdict_t v;
+    budget_stats_t st;
+    rds_stats_t rs;
+    ares_t a = {0};
+    budget_op_t *op = NULL;
+    uint64_t t0;
+    (void)state;
+    srv_start();
+    rctx_init(&t);
+    g_now = T_FEB28;
+    b = new_redis("wb:");
+    r = connect_rds(&t, b);
+    assert_true(run_until(&t, no_redis_pending, r, 3000));
+    k.rpm = 100;
+    assert_int_equal(budget_admit(b, r, 0, &k, 0, 1, &v, on_admit, &a, &op), BUDGET_PENDING);
+    t0 = util_now_ms();
+    assert_true(run_until(&t, ares_called, &a, 3000));
+    assert_true(util_now_ms() - t0 < 100);
+    assert_int_equal(a.v.code, BUDGET_OK);
+    assert_false(a.v.ticket.redis); /* decided locally */
+    rds_get_stats(r, &rs);
+    assert_int_equal(rs.skipped, 1);
+    budget_get_stats(b, &st);
+    assert_false(st.redis_down); /* a spent wait is no outage */
+    assert_int_equal(st.redis_outages, 0);
+    assert_int_equal(st.redis_fallbacks, 1);
+    /* a stopped server: the admission ends after the 30 ms asked for, not
+     * the client's 200 */
+    kill(g_srv_pid, SIGSTOP);
+    memset(&a, 0, sizeof a);
+    assert_int_equal(budget_admit(b, r, 30, &k, 0, 1, &v, on_admit, &a, &op), BUDGET_PENDING);
+    t0 = util_now_ms();
+    assert_true(run_until(&t, ares_called, &a, 3000));
+    assert_true(util_now_ms() - t0 >= 25);
+    assert_true(util_now_ms() - t0 < 180);
+    assert_int_equal(a.v.code, BUDGET_OK);
+    assert_false(a.v.ticket.redis);
+    kill(g_srv_pid, SIGCONT);
+    rds_free(r);
+    budget_free(b);
+    loop_free(t.loop);
+    srv_kill();
+}
+
 static void test_redis_killed_falls_back(void **state)
 {
     rctx_t t;
@@ -831,6 +884,7 @@ int main(void)
         cmocka_unit_test(test_estimate_and_error_body),
         cmocka_unit_test(test_cfg_parse),
         cmocka_unit_test_teardown(test_redis_shared_budget, teardown),
+        cmocka_unit_test_teardown(test_redis_wait_bound, teardown),
         cmocka_unit_test_teardown(test_redis_killed_falls_back, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
