@@ -230,7 +230,8 @@ static void cut_open(shard_t *s)
         if (r->client_gone)
             continue;
         if (r->committed && !r->up_done) {
-            upstream_stream_abort(s->up, r, "the server is shutting down (server.shutdown_grace_ms ended)");
+            upstream_stream_abort(s->up, r,
+                                  "the server is shutting down (server.shutdown_grace_ms ended)");
             streams++;
         } else if (r->state == RS_UPSTREAM) {
             reply_shutdown(r);
