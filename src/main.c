@@ -26,6 +26,7 @@
 #include "account/report.h"
 #include "route/scorer.h"
 #include "core/notify.h"
+#include "core/privdrop.h"
 #include "core/shard.h"
 #include "core/util.h"
 #include "core/version.h"
@@ -178,6 +179,11 @@ static bool default_config_missing(const char *path)
             "llmrouter -c /etc/llmrouter/llmrouter.yaml\n",
             path, cwd);
     return true;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
 static void raise_fd_limit(void)
@@ -361,6 +367,21 @@ int main(int argc, char **argv)
         close(port_holder); /* every shard listens on the port now */
         port_holder = -1;
     }
+    /* server.user: every socket is bound and every log file open; no
+     * thread runs yet */
+    {
+        char err[512];
+        if (privdrop_apply(cfg->run_user, cfg->run_group, err, sizeof err) < 0) {
+            log_error("%s", err);
+            goto stop;
+        }
+        if (cfg->run_user != NULL)
+            log_info("running as user %s (uid %u, gid %u)", cfg->run_user, (unsigned)getuid(),
+                     (unsigned)getgid());
+        else if (geteuid() == 0)
+            log_warn("running as root: set server.user (e.g. nobody, or a dedicated user) to "
+                     "drop root once the sockets are bound");
+    }
     for (unsigned i = 0; i < n_shards; i++) {
         if (shard_start(shards[i]) < 0) {
             log_error("cannot start thread %u", i);
@@ -403,6 +424,9 @@ int main(int argc, char **argv)
             if (strcmp(next->listen_host, cfg->listen_host) != 0 ||
                 next->listen_port != conf_port || next->threads != cfg->threads)
                 log_warn("reload: server.listen and server.threads take effect only on restart");
+            if (!same_str(next->run_user, cfg->run_user) ||
+                !same_str(next->run_group, cfg->run_group))
+                log_warn("reload: server.user and server.group take effect only on restart");
             /* the sockets stay where they are; the snapshot says so */
             free(next->listen_host);
             next->listen_host = xstrdup(cfg->listen_host);

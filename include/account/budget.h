@@ -120,16 +120,18 @@ typedef void (*budget_admit_cb)(void *arg, const budget_verdict_t *v);
 
 /* Admits (or refuses) a request of key (NULL when keys are off: always
  * admitted, nothing reserved) that is estimated to cost est_usd and use
- * est_tokens (prompt + max output) tokens.
+ * est_tokens (prompt + max output) tokens. wait_ms: the longest the request
+ * waits for Redis (rds_get's wait_ms; RDS_WAIT_ANY for the client's
+ * timeout); past it, or at once when 0, the local counters decide.
  *  - Returns 0 when the verdict is known now (local mode, rds NULL, or a key
  *    with no limits): *out is filled and cb is never called.
  *  - Returns BUDGET_PENDING (Redis mode): cb(arg, verdict) runs later on
  *    this thread, exactly once, never inside this call, unless budget_cancel
  *    is called first; *op gets the handle, valid until then.
  * Never fails: when Redis does not answer, the local counters decide. */
-int budget_admit(budget_t *b, rds_t *rds, const auth_key_t *key, double est_usd,
-                 uint32_t est_tokens, budget_verdict_t *out, budget_admit_cb cb, void *arg,
-                 budget_op_t **op);
+int budget_admit(budget_t *b, rds_t *rds, unsigned wait_ms, const auth_key_t *key,
+                 double est_usd, uint32_t est_tokens, budget_verdict_t *out, budget_admit_cb cb,
+                 void *arg, budget_op_t **op);
 
 /* Cancels a pending admission (the client went away): cb is never called.
  * A reservation Redis may already have made stays counted until its period

@@ -32,11 +32,20 @@ typedef struct metrics metrics_t;
 #define METRICS_N_BUCKETS 16
 extern const double metrics_buckets[METRICS_N_BUCKETS];
 
+/* One kind of Redis client (the cache's, the budgets'): its counters summed
+ * over the shards, and how many shards' clients are in each state. */
+typedef struct metrics_redis {
+    const char *client;             /* label value: "cache", "budgets" */
+    rds_stats_t sum;                /* counters summed; connected: any shard's is up */
+    unsigned n_state[3];            /* shards per enum rds_state */
+} metrics_redis_t;
+
 /* Process-wide values the caller gathers at scrape time; all borrowed for
  * the duration of metrics_render. NULL pointers omit their metrics. */
 typedef struct metrics_extra {
     const mcache_stats_t *mcache; /* memory cache, NULL when not in use */
-    const rds_stats_t *redis;     /* Redis client stats summed over the shards, NULL when not in use */
+    const metrics_redis_t *redis; /* n_redis Redis clients (label client), NULL when none in use */
+    size_t n_redis;
     double uptime_s;              /* seconds since the process started */
     unsigned config_generation;   /* config_generation() */
     uint64_t config_reloads;      /* successful reloads since start */

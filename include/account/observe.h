@@ -32,8 +32,18 @@ bool observe_sample_pick(observe_t *o, uint64_t rnd);
 void observe_sample(observe_t *o, const req_t *req, const char *request_body, size_t len,
                     const char *response_body, size_t rlen);
 
-/* A shard's current Redis client counters (shard thread), for /metrics. */
-void observe_set_redis(observe_t *o, unsigned shard, const struct rds_stats *st);
+/* The Redis clients a shard may have. */
+enum observe_redis { OBSERVE_REDIS_CACHE = 0, OBSERVE_REDIS_BUDGETS, OBSERVE_REDIS_N };
+
+/* A shard's current counters of one Redis client (shard thread), for
+ * /metrics and /readyz. */
+void observe_set_redis(observe_t *o, unsigned shard, enum observe_redis which,
+                       const struct rds_stats *st);
+/* Appends `,"redis":{"cache":"up","budgets":"cooling"}` (each client in use:
+ * "cooling" if some shard's client cools down, else "down" if some shard's
+ * is down, else "up") to out, or nothing when no Redis client is in use.
+ * Any thread. */
+void observe_redis_readyz(observe_t *o, buf_t *out);
 void observe_reloaded(observe_t *o, bool ok);
 /* The budget state whose counters /metrics shows (main thread, before the
  * shards start). */

@@ -166,6 +166,19 @@ typedef struct cfg_obs {
     struct auth_secret *metrics_token;
 } cfg_obs_t;
 
+/* redis: how every Redis client (the cache's and the budgets') behaves
+ * when Redis fails (docs/operations.md, "Redis outages"). */
+typedef struct cfg_redis {
+    /* The most one request waits for Redis, the budget check and the cache
+     * lookup together; each command is still bounded by its own
+     * redis_timeout_ms. Resolved at load: the file's 0 (or absence) becomes
+     * the larger of cache.redis_timeout_ms and budgets.redis_timeout_ms. */
+    unsigned request_budget_ms;
+    unsigned cooldown_after_timeouts; /* timeouts in a row that start a cooldown */
+    unsigned cooldown_ms;             /* commands fail at once this long, then a reconnect */
+    unsigned reconnect_max_ms;        /* cap of the reconnect backoff (from 100 ms, doubling, jittered) */
+} cfg_redis_t;
+
 /* server.cors: browser access from other origins. Off unless configured. */
 typedef struct cfg_cors {
     bool enabled;
@@ -197,6 +210,11 @@ typedef struct config {
     unsigned connection_timeout_s;
     unsigned shutdown_grace_ms;
     int log_level;
+    /* server.user / server.group: whom the process runs as once it listens
+     * (NULL: it stays who it is); checked to exist at load, applied once at
+     * start (core/privdrop.h) */
+    char *run_user;
+    char *run_group;
     /* catalogue */
     cfg_provider_t *providers;
     size_t n_providers;
@@ -219,6 +237,7 @@ typedef struct config {
     uint32_t max_deadline_ms;
     cfg_circuit_t circuit; /* routing.circuit: defaults of every model (keys in .set) */
     cfg_cache_t cache;
+    cfg_redis_t redis;
     cfg_obs_t obs;
     struct auth *auth;            /* keys: proxy keys, NULL when none */
     bool allow_unauthenticated_public; /* server.allow_unauthenticated_public */

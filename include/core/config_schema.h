@@ -63,6 +63,14 @@ void config_provider_limit_defaults(cfg_provider_t *p);
 bool config_parse_provider_limit(ywalk_t *c, const char *k, yaml_node_t *v, const char *what,
                                  cfg_provider_t *p);
 void config_resolve_circuits(config_t *cfg);
+/* config_ops.c: the redis section, and server.user / server.group (a name
+ * that must exist on this system; kn/v: the key and value nodes of the
+ * server mapping). config_resolve_redis fills what the redis section left
+ * to the other sections (run after every section was parsed). */
+void config_parse_redis(ywalk_t *c, config_t *cfg, yaml_node_t *map);
+void config_parse_run_as(ywalk_t *c, config_t *cfg, const char *key, yaml_node_t *v);
+void config_check_run_as(ywalk_t *c, config_t *cfg, yaml_node_t *server);
+void config_resolve_redis(config_t *cfg);
 
 /* Derived data: provider keys from the environment and their curl header
  * lists; the /readyz answer and its warnings; the admin-key checks; the

@@ -12,6 +12,17 @@
 #include <stdint.h>
 #include <yaml.h>
 
+/* Environment values expanded so far (their variables may hold secrets):
+ * every message quotes such a value as ${NAME}, never as itself. Values
+ * shorter than YW_ENV_MIN_SECRET are not worth hiding and would garble
+ * messages. */
+#define YW_MAX_ENV 64
+#define YW_ENV_MIN_SECRET 8
+typedef struct yw_env {
+    char name[256];
+    const char *value; /* getenv's, borrowed */
+} yw_env_t;
+
 typedef struct ywalk {
     const char *file;      /* name used in messages */
     yaml_document_t *doc;  /* borrowed */
@@ -20,6 +31,8 @@ typedef struct ywalk {
     int nerr;              /* errors seen */
     char *warn;            /* warnings; may be NULL */
     size_t warnlen, warnuse;
+    yw_env_t env[YW_MAX_ENV]; /* zero-initialise the walker */
+    size_t n_env;
 } ywalk_t;
 
 /* Records an error at n's position (n may not be NULL). */

@@ -35,6 +35,11 @@ void reply_settle_budget(req_t *req);
  * caller has cancelled its upstream). */
 void reply_release(req_t *req);
 
+/* Shutdown, end of the grace period: a request not answered yet (state
+ * RS_UPSTREAM) stops whatever it waits for (provider, classifier, judge,
+ * Redis) and is answered 503 server_shutting_down in its door's shape. */
+void reply_shutdown(req_t *req);
+
 /* ---- for the front end ---- */
 
 /* The request header name (case-insensitive), or NULL. Borrowed from

@@ -167,6 +167,7 @@ typedef struct req {
     struct budget_op *budget_op;       /* pending budget admission (Redis) */
     bool budget_admitted;              /* budget_ticket must be settled */
     _Alignas(8) unsigned char budget_ticket[64]; /* budget_ticket_t, opaque here (budget.h) */
+    uint64_t redis_deadline_ms; /* end of the request's Redis wait (redis.request_budget_ms), 0 until its first command */
     uint32_t est_prompt_tokens; /* estimate for the conversation (textstat) */
     int64_t max_output;         /* max_completion_tokens / max_tokens asked for, -1 if none */
     double score;               /* complexity score if a rule computed it, else -1 */
@@ -290,6 +291,16 @@ static inline double request_cost_total(const req_t *req)
     if (req->cls_cost_usd <= 0)
         return req->cost_usd;
     return (req->cost_usd > 0 ? req->cost_usd : 0) + req->cls_cost_usd;
+}
+
+/* How long the request may still wait for Redis (for rds_get's wait_ms):
+ * the budget check and the cache lookup share redis.request_budget_ms,
+ * counted from the first call. 0 when it is spent. */
+static inline unsigned request_redis_wait_ms(req_t *req, uint64_t now_ms)
+{
+    if (req->redis_deadline_ms == 0)
+        req->redis_deadline_ms = now_ms + req->cfg->redis.request_budget_ms;
+    return req->redis_deadline_ms > now_ms ? (unsigned)(req->redis_deadline_ms - now_ms) : 0;
 }
 
 /* Builds req->fwd_body for model index m: the client's body with the value

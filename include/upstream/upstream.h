@@ -26,6 +26,11 @@ void upstream_start(upstream_t *up, req_t *req);
 /* Aborts req's transfer (client gone or shutdown). Safe when none. */
 void upstream_cancel(upstream_t *up, req_t *req);
 
+/* Shutdown: ends req's committed, still open stream now, with the stream's
+ * error event in the door's shape (why says what happened), as a broken
+ * upstream would; the transfer is aborted. Implemented in stream.c. */
+void upstream_stream_abort(upstream_t *up, req_t *req, const char *why);
+
 /* Resumes a transfer paused by backpressure (called by the shard after the
  * HTTP daemon ran). */
 void upstream_unpause(upstream_t *up, req_t *req);

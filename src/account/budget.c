@@ -49,6 +49,7 @@ struct budget_op {
     budget_op_t *prev, *next; /* b's list of pending operations */
     enum { OP_ADMIT, OP_SETTLE, OP_MODEL } kind;
     bool tried_eval;
+    uint64_t deadline_ms;  /* admit: the request waits for Redis until then; 0: no bound */
     const auth_key_t *key; /* admit: borrowed for the op's life */
     char *model;           /* model: name */
     budget_verdict_t v;    /* admit: the reservation asked for */
@@ -490,6 +491,7 @@ static void on_reply(void *arg, enum rds_status st, redisReply *rep);
  * script. */
 static void op_send(budget_op_t *op, const char *sha, const char *script)
 {
+    unsigned wait = RDS_WAIT_ANY;
     free(op->argv[0]);
     free(op->argv[1]);
     if (!op->tried_eval && sha[0] != '\0') {
@@ -502,8 +504,13 @@ static void op_send(budget_op_t *op, const char *sha, const char *script)
     }
     op->argvlen[0] = strlen(op->argv[0]);
     op->argvlen[1] = strlen(op->argv[1]);
-    op->rop = rds_command_argv(op->rds, op->argc, (const char **)op->argv, op->argvlen, on_reply,
-                               op);
+    if (op->deadline_ms != 0) {
+        /* an EVAL after NOSCRIPT gets what is left of the same wait */
+        uint64_t now = util_now_ms();
+        wait = op->deadline_ms > now ? (unsigned)(op->deadline_ms - now) : 0;
+    }
+    op->rop = rds_command_argv(op->rds, op->argc, (const char **)op->argv, op->argvlen, wait,
+                               on_reply, op);
 }
 
 static void op_resend(budget_op_t *op)
@@ -575,7 +582,10 @@ static void on_reply(void *arg, enum rds_status st, redisReply *rep)
             if (st == RDS_OK || st == RDS_ERROR)
                 log_warn("budgets: unexpected Redis reply to the admission script%s%s",
                          rep && rep->str ? ": " : "", rep && rep->str ? rep->str : "");
-            redis_result(b, false);
+            if (st == RDS_SKIPPED) /* the request had no Redis wait left: not an outage */
+                atomic_fetch_add(&b->redis_fallbacks, 1);
+            else
+                redis_result(b, false);
             decide_locally(b, op->key, &v, now);
         }
         {
@@ -600,9 +610,9 @@ static void on_reply(void *arg, enum rds_status st, redisReply *rep)
 
 /* ---- public ---- */
 
-int budget_admit(budget_t *b, rds_t *rds, const auth_key_t *key, double est_usd,
-                 uint32_t est_tokens, budget_verdict_t *out, budget_admit_cb cb, void *arg,
-                 budget_op_t **opp)
+int budget_admit(budget_t *b, rds_t *rds, unsigned wait_ms, const auth_key_t *key,
+                 double est_usd, uint32_t est_tokens, budget_verdict_t *out, budget_admit_cb cb,
+                 void *arg, budget_op_t **opp)
 {
     int64_t now = b->clock(b->clock_arg);
     budget_op_t *op;
@@ -624,6 +634,8 @@ int budget_admit(budget_t *b, rds_t *rds, const auth_key_t *key, double est_usd,
         return 0;
     }
     op = op_new(b, rds, OP_ADMIT);
+    if (wait_ms != RDS_WAIT_ANY)
+        op->deadline_ms = util_now_ms() + wait_ms;
     op->key = key;
     op->v = *out;
     op->cb = cb;

@@ -6,6 +6,7 @@
 #include "account/metrics_store.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,82 @@ static int put_simple(buf_t *out, const char *name, const char *type, const char
     return rc;
 }
 
+/* One family with a row per Redis client (label client). */
+static int put_redis_family(buf_t *out, const char *name, const char *type, const char *help,
+                            const metrics_redis_t *rs, size_t n, size_t field)
+{
+    int rc = put_header(out, name, help, type);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&rs[i].sum + field, sizeof v);
+        rc |= buf_puts(out, name);
+        rc |= buf_puts(out, "{client=\"");
+        rc |= buf_puts(out, rs[i].client);
+        rc |= buf_puts(out, "\"} ");
+        rc |= put_num(out, (double)v);
+        rc |= buf_puts(out, "\n");
+    }
+    return rc;
+}
+
+static int render_redis(buf_t *out, const metrics_redis_t *rs, size_t n)
+{
+    static const struct {
+        const char *name, *type, *help;
+        size_t field;
+    } fam[] = {
+        {"llmrouter_redis_errors_total", "counter", "Redis commands that failed with an error",
+         offsetof(rds_stats_t, errors)},
+        {"llmrouter_redis_timeouts_total", "counter", "Redis commands that timed out",
+         offsetof(rds_stats_t, timeouts)},
+        {"llmrouter_redis_down_total", "counter",
+         "Redis commands failed at once because the client was down or cooling down",
+         offsetof(rds_stats_t, down)},
+        {"llmrouter_redis_skipped_total", "counter",
+         "Redis commands not sent because the request's redis.request_budget_ms was spent",
+         offsetof(rds_stats_t, skipped)},
+        {"llmrouter_redis_reconnects_total", "counter",
+         "Redis connections that came up after the first one", offsetof(rds_stats_t, reconnects)},
+        {"llmrouter_redis_connect_attempts_total", "counter", "Redis connections tried",
+         offsetof(rds_stats_t, connect_attempts)},
+        {"llmrouter_redis_cooldowns_total", "counter",
+         "Cooldowns started after redis.cooldown_after_timeouts timeouts in a row",
+         offsetof(rds_stats_t, cooldowns)},
+        {"llmrouter_redis_dropped_writes_total", "counter",
+         "Redis cache writes dropped (down or overloaded)", offsetof(rds_stats_t, dropped_writes)},
+        {"llmrouter_redis_in_flight", "gauge", "Redis commands waiting for a reply",
+         offsetof(rds_stats_t, in_flight)},
+    };
+    static const char *const states[3] = {"up", "down", "cooling"};
+    int rc = 0;
+    for (size_t f = 0; f < UTIL_ARRAY_LEN(fam); f++)
+        rc |= put_redis_family(out, fam[f].name, fam[f].type, fam[f].help, rs, n, fam[f].field);
+    rc |= put_header(out, "llmrouter_redis_connected",
+                     "1 when some thread's Redis client accepts commands", "gauge");
+    for (size_t i = 0; i < n; i++) {
+        rc |= buf_puts(out, "llmrouter_redis_connected{client=\"");
+        rc |= buf_puts(out, rs[i].client);
+        rc |= buf_puts(out, rs[i].sum.connected ? "\"} 1\n" : "\"} 0\n");
+    }
+    rc |= put_header(out, "llmrouter_redis_state",
+                     "Event-loop threads whose Redis client is in this state (up: commands are "
+                     "sent; down: reconnecting, commands fail at once; cooling: timeouts in a "
+                     "row, not tried until the cooldown ends)",
+                     "gauge");
+    for (size_t i = 0; i < n; i++) {
+        for (int st = 0; st < 3; st++) {
+            rc |= buf_puts(out, "llmrouter_redis_state{client=\"");
+            rc |= buf_puts(out, rs[i].client);
+            rc |= buf_puts(out, "\",state=\"");
+            rc |= buf_puts(out, states[st]);
+            rc |= buf_puts(out, "\"} ");
+            rc |= put_num(out, (double)rs[i].n_state[st]);
+            rc |= buf_puts(out, "\n");
+        }
+    }
+    return rc;
+}
+
 static int render_extra(buf_t *out, const metrics_extra_t *x)
 {
     int rc = 0;
@@ -167,25 +244,8 @@ static int render_extra(buf_t *out, const metrics_extra_t *x)
         rc |= put_simple(out, "llmrouter_memcache_expired_total", "counter",
                          "Memory cache entries dropped after their TTL", (double)c->expired);
     }
-    if (x->redis != NULL) {
-        const rds_stats_t *r = x->redis;
-        rc |= put_simple(out, "llmrouter_redis_errors_total", "counter",
-                         "Redis commands that failed with an error", (double)r->errors);
-        rc |= put_simple(out, "llmrouter_redis_timeouts_total", "counter",
-                         "Redis commands that timed out", (double)r->timeouts);
-        rc |= put_simple(out, "llmrouter_redis_down_total", "counter",
-                         "Redis commands failed because the connection was down", (double)r->down);
-        rc |= put_simple(out, "llmrouter_redis_reconnects_total", "counter",
-                         "Redis reconnections after the first connect", (double)r->reconnects);
-        rc |= put_simple(out, "llmrouter_redis_dropped_writes_total", "counter",
-                         "Redis cache writes dropped (down or overloaded)",
-                         (double)r->dropped_writes);
-        rc |= put_simple(out, "llmrouter_redis_in_flight", "gauge",
-                         "Redis commands waiting for a reply", (double)r->in_flight);
-        rc |= put_simple(out, "llmrouter_redis_connected", "gauge",
-                         "1 when the Redis connection accepts commands",
-                         r->connected ? 1 : 0);
-    }
+    if (x->redis != NULL && x->n_redis > 0)
+        rc |= render_redis(out, x->redis, x->n_redis);
     return rc;
 }
 

@@ -23,8 +23,8 @@ struct observe {
     sampler_t *sampler;
     struct mcache *mem;
     pthread_mutex_t redis_lock;
-    rds_stats_t *redis; /* per shard, copied in by the shard thread */
-    bool have_redis;
+    rds_stats_t *redis[OBSERVE_REDIS_N]; /* per shard, copied in by the shard thread */
+    bool have_redis[OBSERVE_REDIS_N];
     uint64_t started_us;
     atomic_ullong reloads, reload_errors;
     budget_t *budget;
@@ -77,7 +77,8 @@ observe_t *observe_new(const config_t *cfg, unsigned shards, struct mcache *mem,
     o->m = xcalloc(shards, sizeof *o->m);
     for (unsigned i = 0; i < shards; i++)
         o->m[i] = metrics_new();
-    o->redis = xcalloc(shards, sizeof *o->redis);
+    for (int k = 0; k < OBSERVE_REDIS_N; k++)
+        o->redis[k] = xcalloc(shards, sizeof *o->redis[k]);
     pthread_mutex_init(&o->redis_lock, NULL);
     o->mem = mem;
     o->started_us = util_now_us();
@@ -102,7 +103,8 @@ void observe_free(observe_t *o)
     for (unsigned i = 0; i < o->n; i++)
         metrics_free(o->m[i]);
     free(o->m);
-    free(o->redis);
+    for (int k = 0; k < OBSERVE_REDIS_N; k++)
+        free(o->redis[k]);
     pthread_mutex_destroy(&o->redis_lock);
     accesslog_close(o->log);
     sampler_close(o->sampler);
@@ -130,12 +132,67 @@ void observe_sample(observe_t *o, const req_t *req, const char *request_body, si
         sampler_write(o->sampler, req->cfg, req, request_body, len, response_body, rlen);
 }
 
-void observe_set_redis(observe_t *o, unsigned shard, const rds_stats_t *st)
+void observe_set_redis(observe_t *o, unsigned shard, enum observe_redis which,
+                       const rds_stats_t *st)
 {
     pthread_mutex_lock(&o->redis_lock);
-    o->redis[shard] = *st;
-    o->have_redis = true;
+    o->redis[which][shard] = *st;
+    o->have_redis[which] = true;
     pthread_mutex_unlock(&o->redis_lock);
+}
+
+static const char *const redis_client_name[OBSERVE_REDIS_N] = {"cache", "budgets"};
+
+/* Sums one client's counters over the shards; redis_lock held. */
+static void redis_sum(const observe_t *o, int k, metrics_redis_t *m)
+{
+    memset(m, 0, sizeof *m);
+    m->client = redis_client_name[k];
+    for (unsigned i = 0; i < o->n; i++) {
+        const rds_stats_t *r = &o->redis[k][i];
+        m->sum.ok += r->ok;
+        m->sum.nil += r->nil;
+        m->sum.errors += r->errors;
+        m->sum.timeouts += r->timeouts;
+        m->sum.down += r->down;
+        m->sum.skipped += r->skipped;
+        m->sum.reconnects += r->reconnects;
+        m->sum.connect_attempts += r->connect_attempts;
+        m->sum.cooldowns += r->cooldowns;
+        m->sum.dropped_writes += r->dropped_writes;
+        m->sum.in_flight += r->in_flight;
+        m->sum.connected = m->sum.connected || r->connected;
+        if ((unsigned)r->state < 3)
+            m->n_state[r->state]++;
+    }
+}
+
+void observe_redis_readyz(observe_t *o, buf_t *out)
+{
+    bool any = false;
+    if (o == NULL)
+        return;
+    pthread_mutex_lock(&o->redis_lock);
+    for (int k = 0; k < OBSERVE_REDIS_N; k++) {
+        metrics_redis_t m;
+        enum rds_state st = RDS_STATE_UP;
+        if (!o->have_redis[k])
+            continue;
+        redis_sum(o, k, &m);
+        if (m.n_state[RDS_STATE_COOLING] > 0)
+            st = RDS_STATE_COOLING;
+        else if (m.n_state[RDS_STATE_DOWN] > 0)
+            st = RDS_STATE_DOWN;
+        buf_puts(out, any ? ",\"" : ",\"redis\":{\"");
+        buf_puts(out, m.client);
+        buf_puts(out, "\":\"");
+        buf_puts(out, rds_state_name(st));
+        buf_puts(out, "\"");
+        any = true;
+    }
+    pthread_mutex_unlock(&o->redis_lock);
+    if (any)
+        buf_puts(out, "}");
 }
 
 void observe_reloaded(observe_t *o, bool ok)
@@ -154,28 +211,21 @@ int observe_render_metrics(observe_t *o, buf_t *out)
 {
     metrics_extra_t extra = {0};
     mcache_stats_t ms;
-    rds_stats_t rs;
-    bool have_redis;
-    memset(&rs, 0, sizeof rs);
+    metrics_redis_t rs[OBSERVE_REDIS_N];
+    size_t n_rs = 0;
     if (o->mem) {
         mcache_get_stats(o->mem, &ms);
         extra.mcache = &ms;
     }
     pthread_mutex_lock(&o->redis_lock);
-    have_redis = o->have_redis;
-    for (unsigned i = 0; i < o->n; i++) {
-        rs.ok += o->redis[i].ok;
-        rs.nil += o->redis[i].nil;
-        rs.errors += o->redis[i].errors;
-        rs.timeouts += o->redis[i].timeouts;
-        rs.down += o->redis[i].down;
-        rs.reconnects += o->redis[i].reconnects;
-        rs.dropped_writes += o->redis[i].dropped_writes;
-        rs.connected = rs.connected || o->redis[i].connected;
-    }
+    for (int k = 0; k < OBSERVE_REDIS_N; k++)
+        if (o->have_redis[k])
+            redis_sum(o, k, &rs[n_rs++]);
     pthread_mutex_unlock(&o->redis_lock);
-    if (have_redis)
-        extra.redis = &rs;
+    if (n_rs > 0) {
+        extra.redis = rs;
+        extra.n_redis = n_rs;
+    }
     extra.uptime_s = (double)(util_now_us() - o->started_us) / 1e6;
     extra.config_generation = config_generation();
     extra.config_reloads = atomic_load(&o->reloads);

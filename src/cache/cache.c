@@ -259,7 +259,9 @@ bool cache_begin(req_t *req, const cache_ctx_t *cc)
         char key[512];
         size_t klen;
         redis_key(req, key, sizeof key, &klen);
-        req->cache_op = rds_get(cc->rds, key, klen, on_redis_get, req);
+        /* what is left of the request's Redis wait after the budget check */
+        req->cache_op = rds_get(cc->rds, key, klen, request_redis_wait_ms(req, util_now_ms()),
+                                on_redis_get, req);
         return req->cache_op != NULL;
     }
     return false;

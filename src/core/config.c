@@ -37,9 +37,9 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
 {
     const char *k;
     yaml_node_t *kn, *v;
-    yaml_node_t *sec[9] = {0};
-    static const char *names[9] = {"server", "providers", "models",        "tiers", "routing",
-                                   "cache",  "observability", "keys",      "budgets"};
+    yaml_node_t *sec[10] = {0};
+    static const char *names[10] = {"server", "providers",     "models", "tiers",   "routing",
+                                    "cache",  "observability", "keys",   "budgets", "redis"};
     yaml_node_t *default_node = NULL;
 
     if (root == NULL || yw_is_null(root)) {
@@ -54,13 +54,13 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
     YW_MAP_FOREACH(c, root, k, kn, v)
     {
         size_t i;
-        for (i = 0; i < 9; i++)
+        for (i = 0; i < UTIL_ARRAY_LEN(names); i++)
             if (strcmp(k, names[i]) == 0)
                 break;
-        if (i == 9)
+        if (i == UTIL_ARRAY_LEN(names))
             yw_unknown_key(c, kn, "the top level",
                            "server, providers, models, tiers, routing, cache, observability, keys, "
-                           "budgets");
+                           "budgets, redis");
         else
             sec[i] = v;
     }
@@ -83,6 +83,9 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
         cfg->auth = auth_parse(c, sec[7]);
     if (sec[8])
         budget_cfg_parse(c, sec[8], cfg->budgets);
+    if (sec[9])
+        config_parse_redis(c, cfg, sec[9]);
+    config_resolve_redis(cfg);
     config_resolve_circuits(cfg); /* after models, providers and routing */
     if (sec[1] == NULL || cfg->n_providers == 0)
         yw_error(c, root, "no providers are defined (expected a \"providers\" mapping)");
@@ -176,6 +179,9 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, const char
     cfg->cache.key_prefix = xstrdup("llmrouter:cache:");
     cfg->cache.only_deterministic = true;
     cfg->cache.seed_is_deterministic = true;
+    cfg->redis.cooldown_after_timeouts = 3;
+    cfg->redis.cooldown_ms = 2000;
+    cfg->redis.reconnect_max_ms = 5000;
     cfg->obs.access_log = xstrdup("stdout");
     cfg->budgets = xcalloc(1, sizeof(budget_cfg_t));
     budget_cfg_init(cfg->budgets);
@@ -324,6 +330,8 @@ void config_unref(config_t *cfg)
     free(cfg->models_json);
     free(cfg->ready_json);
     free(cfg->listen_host);
+    free(cfg->run_user);
+    free(cfg->run_group);
     yw_strv_free(cfg->cors.origins);
     yw_strv_free(cfg->cors.allow_headers);
     free(cfg->path);
@@ -364,6 +372,17 @@ void config_print_summary(const config_t *cfg, void *file)
             cfg->listen_host, cfg->listen_port,
             cfg->listen_port == 0 ? " (a free port chosen at start)" : "", cfg->threads,
             cfg->threads == 1 ? "" : "s", cfg->max_body_bytes, cfg->max_connections);
+    if (cfg->run_user != NULL)
+        fprintf(f, "server: runs as user %s%s%s once the port is bound\n", cfg->run_user,
+                cfg->run_group ? ", group " : "", cfg->run_group ? cfg->run_group : "");
+    if (cfg->cache.backend == CACHE_BACKEND_REDIS ||
+        (cfg->budgets && ((budget_cfg_t *)cfg->budgets)->redis_url))
+        fprintf(f,
+                "redis: a request waits at most %u ms for it (budget check and cache lookup); "
+                "after %u timeouts in a row a thread stops trying for %u ms; reconnects back "
+                "off up to %u ms\n",
+                cfg->redis.request_budget_ms, cfg->redis.cooldown_after_timeouts,
+                cfg->redis.cooldown_ms, cfg->redis.reconnect_max_ms);
     fprintf(f, "providers (%zu):\n", cfg->n_providers);
     for (size_t i = 0; i < cfg->n_providers; i++) {
         const cfg_provider_t *p = &cfg->providers[i];

@@ -208,6 +208,8 @@ void config_parse_server(ywalk_t *c, config_t *cfg, yaml_node_t *map)
         } else if (strcmp(k, "shutdown_grace_ms") == 0) {
             if (yw_u64(c, v, "server.shutdown_grace_ms", 0, 600000, &u))
                 cfg->shutdown_grace_ms = (unsigned)u;
+        } else if (strcmp(k, "user") == 0 || strcmp(k, "group") == 0) {
+            config_parse_run_as(c, cfg, k, v); /* config_ops.c */
         } else if (strcmp(k, "allow_unauthenticated_public") == 0) {
             yw_bool(c, v, "server.allow_unauthenticated_public", &cfg->allow_unauthenticated_public);
         } else if (strcmp(k, "log_level") == 0) {
@@ -224,9 +226,10 @@ void config_parse_server(ywalk_t *c, config_t *cfg, yaml_node_t *map)
             yw_unknown_key(c, kn, "server",
                         "listen, threads, max_body_bytes, max_header_bytes, max_response_bytes, "
                         "max_connections, connection_timeout_s, shutdown_grace_ms, log_level, "
-                        "allow_unauthenticated_public, cors");
+                        "allow_unauthenticated_public, cors, user, group");
         }
     }
+    config_check_run_as(c, cfg, map);
 }
 
 static void parse_provider(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map)

@@ -28,9 +28,18 @@
  *     callback runs at most once: op->done is set first, by whichever comes
  *     first of reply, timeout, cancel or deferred failure; a late reply
  *     then only frees the op.
- *   - state == CONN_UP implies a live context that accepts commands; it is
+ *   - state == CONN_UP implies a live context that accepts commands and
+ *     whose server answered the handshake (AUTH, SELECT, PING); it is
  *     cleared before anything that can call a user callback while the
- *     context dies, so a callback that issues a new command fails fast. */
+ *     context dies, so a callback that issues a new command fails fast.
+ *     A TCP connect alone proves nothing: the kernel of a stopped
+ *     (SIGSTOP) server still completes it from the listen backlog. The
+ *     one exception is the first connection of a client (nothing is known
+ *     yet): it is CONN_UP from its TCP connect, its commands queued behind
+ *     the handshake; if the server does not answer, the connect timeout or
+ *     the cooldown ends it like any stuck connection.
+ *   - cooling is set only while no context exists and the retry timer
+ *     holds the cooldown; the retry timer's callback clears it. */
 #include "core/rds.h"
 
 #include <arpa/inet.h>
@@ -50,12 +59,7 @@
 #include "core/log.h"
 #include "core/util.h"
 
-#define RDS_BACKOFF_MIN_MS 100
-#define RDS_BACKOFF_MAX_MS 2000
 #define RDS_CONNECT_MIN_MS 200
-/* This many command timeouts with no reply in between: the connection is
- * considered stuck and replaced. */
-#define RDS_STUCK_TIMEOUTS 3
 
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
 enum op_kind { OP_GET, OP_CMD };
@@ -82,7 +86,9 @@ struct rds {
     char desc[160]; /* address for logs, without credentials */
     unsigned timeout_ms;
     unsigned connect_timeout_ms;
-    unsigned backoff_ms; /* delay before the next connect attempt */
+    rds_policy_t pol;
+    unsigned backoff_ms; /* upper bound of the next reconnect delay */
+    uint64_t rng;        /* xorshift state for the reconnect jitter */
 
     redisAsyncContext *ac; /* NULL while down */
     enum conn_state state;
@@ -90,8 +96,9 @@ struct rds {
     bool ever_ready;    /* some connection completed its handshake */
     bool down_logged;   /* the outage was logged once; the rest at debug */
     bool freeing;       /* inside rds_free: no user callbacks, no retry */
+    bool cooling;       /* the retry timer holds a cooldown (no context) */
     const char *kill_reason;
-    unsigned handshake_pending; /* AUTH/SELECT replies still expected */
+    unsigned handshake_pending; /* AUTH/SELECT/PING replies still expected */
     unsigned timeouts_in_row;
     unsigned cb_depth; /* user callbacks running (rds_free guard) */
 
@@ -144,10 +151,28 @@ static void ev_del_write(void *p)
     ev_update(r, r->want & ~(uint32_t)EPOLLOUT);
 }
 
+static uint64_t rng_next(rds_t *r)
+{
+    r->rng ^= r->rng >> 12;
+    r->rng ^= r->rng << 25;
+    r->rng ^= r->rng >> 27;
+    return r->rng * 0x2545F4914F6CDD1DULL;
+}
+
+/* The next connect attempt: after the cooldown when one just started,
+ * else after a delay drawn from [b/2, b] ("equal jitter", so that the
+ * clients of every thread and instance do not reconnect in step), b
+ * doubling up to reconnect_max_ms. */
 static void schedule_retry(rds_t *r)
 {
-    loop_timer_start(r->loop, &r->retry_timer, r->backoff_ms);
-    r->backoff_ms = r->backoff_ms * 2 > RDS_BACKOFF_MAX_MS ? RDS_BACKOFF_MAX_MS : r->backoff_ms * 2;
+    unsigned b = r->backoff_ms, d;
+    if (r->cooling) {
+        loop_timer_start(r->loop, &r->retry_timer, r->pol.cooldown_ms);
+        return;
+    }
+    d = b / 2 + (unsigned)(rng_next(r) % (b - b / 2 + 1));
+    loop_timer_start(r->loop, &r->retry_timer, d);
+    r->backoff_ms = b >= r->pol.reconnect_max_ms / 2 ? r->pol.reconnect_max_ms : b * 2;
 }
 
 /* hiredis is freeing the context (it still exists during this call; its
@@ -224,7 +249,9 @@ static void conn_kill(rds_t *r, const char *reason)
 static void conn_ready(rds_t *r)
 {
     loop_timer_stop(r->loop, &r->conn_timer);
-    r->backoff_ms = RDS_BACKOFF_MIN_MS;
+    r->state = CONN_UP;
+    r->timeouts_in_row = 0;
+    r->backoff_ms = r->pol.reconnect_min_ms;
     if (r->ever_ready)
         r->st.reconnects++;
     r->ever_ready = true;
@@ -240,9 +267,13 @@ static void on_connect(const redisAsyncContext *ac, int status)
     rds_t *r = ac->data;
     if (status != REDIS_OK)
         return; /* hiredis frees the context next; ev_cleanup logs and retries */
+    /* Up only once the handshake (at least a PING) is answered — except
+     * the very first connection, which takes commands at once (queued
+     * behind the handshake) so that the requests of a daemon that just
+     * started do not miss Redis for a round trip: see the invariants. */
     r->established = true;
-    r->state = CONN_UP; /* AUTH/SELECT were queued first: commands may follow */
-    r->timeouts_in_row = 0;
+    if (!r->ever_ready)
+        r->state = CONN_UP;
     if (r->handshake_pending == 0)
         conn_ready(r);
 }
@@ -260,10 +291,9 @@ static void handshake_reply(redisAsyncContext *ac, redisReply *rep, const char *
         log_warn("rds: %s on %s failed: %.*s", what, r->desc,
                  (int)(rep->len > 200 ? 200 : rep->len), rep->str);
         r->down_logged = true;
-        conn_kill(r, "AUTH or SELECT failed");
+        conn_kill(r, "the handshake (AUTH, SELECT or PING) failed");
         return;
     }
-    r->timeouts_in_row = 0;
     if (r->handshake_pending > 0 && --r->handshake_pending == 0 && r->established)
         conn_ready(r);
 }
@@ -280,11 +310,18 @@ static void on_select_reply(redisAsyncContext *ac, void *reply, void *priv)
     handshake_reply(ac, reply, "SELECT");
 }
 
+static void on_ping_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)priv;
+    handshake_reply(ac, reply, "PING");
+}
+
 static void on_conn_timeout(loop_t *loop, loop_timer_t *t)
 {
     rds_t *r = t->arg;
     (void)loop;
-    conn_kill(r, r->established ? "no answer to AUTH/SELECT in time" : "connect timed out");
+    conn_kill(r, r->established ? "connected, but no answer to the handshake in time"
+                                : "connect timed out");
 }
 
 static int queue_handshake(rds_t *r, redisAsyncContext *ac)
@@ -316,6 +353,15 @@ static int queue_handshake(rds_t *r, redisAsyncContext *ac)
         r->inflight++;
         r->handshake_pending++;
     }
+    {
+        /* the proof that the server answers, not only its kernel */
+        const char *argv[1] = {"PING"};
+        size_t lens[1] = {4};
+        if (redisAsyncCommandArgv(ac, on_ping_reply, NULL, 1, argv, lens) != REDIS_OK)
+            return -1;
+        r->inflight++;
+        r->handshake_pending++;
+    }
     return 0;
 }
 
@@ -341,6 +387,7 @@ static void conn_start(rds_t *r)
         return;
     }
     (void)fcntl(ac->c.fd, F_SETFD, FD_CLOEXEC);
+    r->st.connect_attempts++;
     ac->data = r;
     r->ac = ac;
     r->state = CONN_CONNECTING;
@@ -368,6 +415,10 @@ static void on_retry(loop_t *loop, loop_timer_t *t)
 {
     rds_t *r = t->arg;
     (void)loop;
+    if (r->cooling) {
+        r->cooling = false;
+        log_info("rds: cooldown on %s over; reconnecting", r->desc);
+    }
     if (r->ac == NULL)
         conn_start(r);
 }
@@ -391,6 +442,9 @@ static void count(rds_t *r, enum rds_status st)
         break;
     case RDS_DOWN:
         r->st.down++;
+        break;
+    case RDS_SKIPPED:
+        r->st.skipped++;
         break;
     }
 }
@@ -498,10 +552,15 @@ static void on_op_timeout(loop_t *loop, loop_timer_t *t)
     op->done = true;
     r->timeouts_in_row++;
     deliver(r, op, RDS_TIMEOUT, NULL);
-    if (r->timeouts_in_row >= RDS_STUCK_TIMEOUTS && r->state == CONN_UP) {
-        log_warn("rds: %u commands in a row timed out on %s; reconnecting", r->timeouts_in_row,
-                 r->desc);
+    if (r->timeouts_in_row >= r->pol.cooldown_after && r->state == CONN_UP) {
+        /* Stuck (a frozen or overloaded server): every request would wait
+         * for its timeout. Stop trying for a while instead. */
+        log_warn("rds: %u commands in a row timed out on %s; not using it for %u ms "
+                 "(requests fall back at once), then reconnecting",
+                 r->timeouts_in_row, r->desc, r->pol.cooldown_ms);
         r->down_logged = true;
+        r->cooling = true;
+        r->st.cooldowns++;
         conn_kill(r, "commands timed out");
     }
 }
@@ -517,9 +576,12 @@ static rds_op_t *op_new(rds_t *r, enum op_kind kind, void *arg)
     return op;
 }
 
-static rds_op_t *submit(rds_t *r, rds_op_t *op, int argc, const char **argv, const size_t *lens)
+static rds_op_t *submit(rds_t *r, rds_op_t *op, int argc, const char **argv, const size_t *lens,
+                        unsigned wait_ms)
 {
     uint64_t now, lag;
+    if (wait_ms == 0)
+        return fail_later(r, op, RDS_SKIPPED);
     if (r->state != CONN_UP)
         return fail_later(r, op, RDS_DOWN);
     if (r->inflight >= RDS_MAX_INFLIGHT)
@@ -532,17 +594,18 @@ static rds_op_t *submit(rds_t *r, rds_op_t *op, int argc, const char **argv, con
      * the work done earlier in this iteration does not shorten the timeout. */
     now = util_now_ms();
     lag = now > loop_now_ms(r->loop) ? now - loop_now_ms(r->loop) : 0;
-    loop_timer_start(r->loop, &op->timer, r->timeout_ms + lag);
+    loop_timer_start(r->loop, &op->timer, (wait_ms < r->timeout_ms ? wait_ms : r->timeout_ms) + lag);
     return op;
 }
 
-rds_op_t *rds_get(rds_t *r, const char *key, size_t klen, rds_get_cb cb, void *arg)
+rds_op_t *rds_get(rds_t *r, const char *key, size_t klen, unsigned wait_ms, rds_get_cb cb,
+                  void *arg)
 {
     rds_op_t *op = op_new(r, OP_GET, arg);
     const char *argv[2] = {"GET", key};
     size_t lens[2] = {3, klen};
     op->cb.get = cb;
-    return submit(r, op, 2, argv, lens);
+    return submit(r, op, 2, argv, lens, wait_ms);
 }
 
 /* Commands that switch the connection into a push mode where replies no
@@ -558,13 +621,13 @@ static bool is_push_mode_command(const char *name, size_t len)
 }
 
 rds_op_t *rds_command_argv(rds_t *r, int argc, const char **argv, const size_t *argvlen,
-                           rds_reply_cb cb, void *arg)
+                           unsigned wait_ms, rds_reply_cb cb, void *arg)
 {
     rds_op_t *op = op_new(r, OP_CMD, arg);
     op->cb.reply = cb;
     if (argc < 1 || is_push_mode_command(argv[0], argvlen[0]))
         return fail_later(r, op, RDS_ERROR);
-    return submit(r, op, argc, argv, argvlen);
+    return submit(r, op, argc, argv, argvlen, wait_ms);
 }
 
 void rds_cancel(rds_t *r, rds_op_t *op)
@@ -634,7 +697,10 @@ rds_t *rds_new(loop_t *loop, const rds_addr_t *addr, unsigned timeout_ms)
     r->timeout_ms = timeout_ms ? timeout_ms : RDS_DEFAULT_TIMEOUT_MS;
     r->connect_timeout_ms =
         r->timeout_ms * 4 < RDS_CONNECT_MIN_MS ? RDS_CONNECT_MIN_MS : r->timeout_ms * 4;
-    r->backoff_ms = RDS_BACKOFF_MIN_MS;
+    r->pol = RDS_POLICY_DEFAULT;
+    r->backoff_ms = r->pol.reconnect_min_ms;
+    util_random(&r->rng, sizeof r->rng);
+    r->rng |= 1;
     if (addr->is_unix)
         snprintf(r->desc, sizeof r->desc, "redis at unix:%s db %u", addr->path, addr->db);
     else if (strchr(addr->host, ':'))
@@ -685,9 +751,45 @@ void rds_free(rds_t *r)
     free(r);
 }
 
+void rds_set_policy(rds_t *r, const rds_policy_t *p)
+{
+    r->pol = *p;
+    if (r->pol.cooldown_after < 1)
+        r->pol.cooldown_after = 1;
+    if (r->pol.reconnect_min_ms < 10)
+        r->pol.reconnect_min_ms = 10;
+    if (r->pol.reconnect_max_ms < r->pol.reconnect_min_ms)
+        r->pol.reconnect_max_ms = r->pol.reconnect_min_ms;
+    if (r->backoff_ms < r->pol.reconnect_min_ms)
+        r->backoff_ms = r->pol.reconnect_min_ms;
+    if (r->backoff_ms > r->pol.reconnect_max_ms)
+        r->backoff_ms = r->pol.reconnect_max_ms;
+}
+
+enum rds_state rds_get_state(const rds_t *r)
+{
+    if (r->cooling)
+        return RDS_STATE_COOLING;
+    return r->state == CONN_UP ? RDS_STATE_UP : RDS_STATE_DOWN;
+}
+
+const char *rds_state_name(enum rds_state st)
+{
+    switch (st) {
+    case RDS_STATE_UP:
+        return "up";
+    case RDS_STATE_COOLING:
+        return "cooling";
+    case RDS_STATE_DOWN:
+        break;
+    }
+    return "down";
+}
+
 void rds_get_stats(const rds_t *r, rds_stats_t *out)
 {
     *out = r->st;
     out->in_flight = r->inflight;
     out->connected = r->state == CONN_UP;
+    out->state = rds_get_state(r);
 }

@@ -45,14 +45,17 @@ struct shard {
     rds_t *budget_rds;
     struct classifier_cache *classifier_cache; /* routing.classifier decisions, NULL until used */
     uint64_t stats_ms; /* last copy of the Redis counters for /metrics */
+    enum rds_state rds_state[2]; /* the states in that copy (cache, budgets) */
     config_t *cfg;
     unsigned cfg_gen;
     req_t *live;
     size_t n_live;
     req_t *unpause;
     atomic_bool stop_requested;
-    bool quiesced;
-    uint64_t stop_deadline;
+    bool draining;          /* the grace period runs (stop_deadline set) */
+    bool cut;               /* the grace period ended: what was open was ended */
+    uint64_t stop_deadline; /* end of the grace period */
+    uint64_t flush_deadline; /* end of the time the cut answers get to leave */
     uint64_t rng;
 };
 
@@ -173,6 +176,20 @@ void shard_dequeue_unpause(shard_t *s, req_t *req)
     req->unpause_next = NULL;
 }
 
+/* The redis section as the clients' failure policy. */
+static void apply_redis_policy(shard_t *s)
+{
+    const cfg_redis_t *c = &s->cfg->redis;
+    rds_policy_t p = RDS_POLICY_DEFAULT;
+    p.cooldown_after = c->cooldown_after_timeouts;
+    p.cooldown_ms = c->cooldown_ms;
+    p.reconnect_max_ms = c->reconnect_max_ms;
+    if (s->cache.rds)
+        rds_set_policy(s->cache.rds, &p);
+    if (s->budget_rds)
+        rds_set_policy(s->budget_rds, &p);
+}
+
 static void adopt_config(shard_t *s)
 {
     unsigned gen = config_generation();
@@ -185,6 +202,54 @@ static void adopt_config(shard_t *s)
     config_unref(s->cfg);
     s->cfg = cfg;
     s->cfg_gen = gen;
+    apply_redis_policy(s);
+}
+
+/* Copies the Redis clients' counters for /metrics and /readyz: once a
+ * second, and at once when a client's state changed. */
+static void publish_redis(shard_t *s, uint64_t now)
+{
+    rds_t *cl[2] = {s->cache.rds, s->budget_rds};
+    static const enum observe_redis which[2] = {OBSERVE_REDIS_CACHE, OBSERVE_REDIS_BUDGETS};
+    bool due = now - s->stats_ms >= 1000;
+    if (s->obs == NULL)
+        return;
+    for (int i = 0; i < 2; i++) {
+        rds_stats_t st;
+        if (cl[i] == NULL || (!due && rds_get_state(cl[i]) == s->rds_state[i]))
+            continue;
+        rds_get_stats(cl[i], &st);
+        observe_set_redis(s->obs, s->id, which[i], &st);
+        s->rds_state[i] = st.state;
+    }
+    if (due)
+        s->stats_ms = now;
+}
+
+/* The end of the grace period: a committed stream still open ends with
+ * its error event, a request not answered yet gets a 503; both leave
+ * during the flush time (SHARD_FLUSH_MS) that follows. */
+#define SHARD_FLUSH_MS 1000
+
+static void cut_open(shard_t *s)
+{
+    unsigned streams = 0, answers = 0;
+    for (req_t *r = s->live; r; r = r->next) {
+        if (r->client_gone)
+            continue;
+        if (r->committed && !r->up_done) {
+            upstream_stream_abort(s->up, r,
+                                  "the server is shutting down (server.shutdown_grace_ms ended)");
+            streams++;
+        } else if (r->state == RS_UPSTREAM) {
+            reply_shutdown(r);
+            answers++;
+        }
+    }
+    if (streams + answers > 0)
+        log_warn("shutdown: the grace period ended with %u stream%s and %u request%s still open: "
+                 "ended with an error",
+                 streams, streams == 1 ? "" : "s", answers, answers == 1 ? "" : "s");
 }
 
 static void release_all(shard_t *s)
@@ -204,21 +269,22 @@ static bool hook(loop_t *loop, void *arg, int64_t *timeout_ms)
 
     upstream_tick(s->up);
     adopt_config(s);
-    if (s->cache.rds && s->obs && loop_now_ms(loop) - s->stats_ms >= 1000) {
-        rds_stats_t st;
-        rds_get_stats(s->cache.rds, &st);
-        observe_set_redis(s->obs, s->id, &st);
-        s->stats_ms = loop_now_ms(loop);
-    }
+    publish_redis(s, loop_now_ms(loop));
     if (atomic_load(&s->stop_requested)) {
-        if (!s->quiesced) {
-            MHD_socket fd = MHD_quiesce_daemon(s->mhd);
-            if (fd != MHD_INVALID_SOCKET)
-                close(fd);
-            s->quiesced = true;
-            s->stop_deadline = loop_now_ms(loop) + s->cfg->shutdown_grace_ms;
+        uint64_t now = loop_now_ms(loop);
+        /* Drain: the listener stays open, so that health checks see
+         * /readyz 503 (server.c) and new requests get a 503 instead of a
+         * refused connection, while the requests in flight finish. */
+        if (!s->draining) {
+            s->draining = true;
+            s->stop_deadline = now + s->cfg->shutdown_grace_ms;
         }
-        if (s->n_live == 0 || loop_now_ms(loop) >= s->stop_deadline) {
+        if (!s->cut && now >= s->stop_deadline && s->n_live > 0) {
+            cut_open(s);
+            s->cut = true;
+            s->flush_deadline = now + SHARD_FLUSH_MS;
+        }
+        if (s->n_live == 0 || (s->cut && now >= s->flush_deadline)) {
             release_all(s);
             MHD_run(s->mhd);
             loop_stop(loop);
@@ -285,6 +351,9 @@ shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observ
             goto fail;
         }
     }
+    apply_redis_policy(s);
+    s->rds_state[0] = s->rds_state[1] = RDS_STATE_UP; /* published at the first iteration */
+    s->stats_ms = 0;
     s->mhd = server_start(s, cfg, err, errlen);
     if (s->mhd == NULL)
         goto fail;

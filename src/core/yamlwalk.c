@@ -13,22 +13,60 @@
 #include "core/util.h"
 
 
-static void vappend(char *dst, size_t len, size_t *use, const char *fmt, va_list ap)
+/* Formats fmt, writes every recorded environment value in it as ${NAME}
+ * (see yw_env_t), and appends the result to dst. */
+static void vappend(const ywalk_t *c, char *dst, size_t len, size_t *use, const char *fmt,
+                    va_list ap)
 {
+    char small[1024], *msg = small;
+    va_list aq;
     int n;
     if (dst == NULL || len == 0 || *use + 1 >= len)
         return;
-    n = vsnprintf(dst + *use, len - *use, fmt, ap);
+    va_copy(aq, ap);
+    n = vsnprintf(small, sizeof small, fmt, aq);
+    va_end(aq);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof small) {
+        msg = xmalloc((size_t)n + 1);
+        vsnprintf(msg, (size_t)n + 1, fmt, ap);
+    }
+    for (size_t i = 0; c != NULL && i < c->n_env; i++) {
+        const char *v = c->env[i].value;
+        size_t vl = strlen(v);
+        char *hit;
+        if (vl < YW_ENV_MIN_SECRET)
+            continue;
+        while ((hit = strstr(msg, v)) != NULL) {
+            size_t pre = (size_t)(hit - msg), nl = strlen(c->env[i].name);
+            size_t rest = strlen(hit + vl);
+            char *out = xmalloc(pre + nl + 3 + rest + 1);
+            memcpy(out, msg, pre);
+            memcpy(out + pre, "${", 2);
+            memcpy(out + pre + 2, c->env[i].name, nl);
+            out[pre + 2 + nl] = '}';
+            memcpy(out + pre + nl + 3, hit + vl, rest + 1);
+            if (msg != small)
+                free(msg);
+            msg = out;
+        }
+    }
+    n = snprintf(dst + *use, len - *use, "%s", msg);
+    if (msg != small)
+        free(msg);
     if (n < 0)
         return;
     *use += (size_t)n < len - *use ? (size_t)n : len - *use - 1;
 }
 
-static void append(char *dst, size_t len, size_t *use, const char *fmt, ...)
+static void append(const ywalk_t *c, char *dst, size_t len, size_t *use, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void append(const ywalk_t *c, char *dst, size_t len, size_t *use, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vappend(dst, len, use, fmt, ap);
+    vappend(c, dst, len, use, fmt, ap);
     va_end(ap);
 }
 
@@ -38,14 +76,14 @@ void yw_error(ywalk_t *c, const yaml_node_t *n,
     va_list ap;
     c->nerr++;
     if (n)
-        append(c->err, c->errlen, &c->erruse, "%s:%zu:%zu: ", c->file, n->start_mark.line + 1,
-               n->start_mark.column + 1);
+        append(c, c->err, c->errlen, &c->erruse, "%s:%zu:%zu: ", c->file,
+               n->start_mark.line + 1, n->start_mark.column + 1);
     else
-        append(c->err, c->errlen, &c->erruse, "%s: ", c->file);
+        append(c, c->err, c->errlen, &c->erruse, "%s: ", c->file);
     va_start(ap, fmt);
-    vappend(c->err, c->errlen, &c->erruse, fmt, ap);
+    vappend(c, c->err, c->errlen, &c->erruse, fmt, ap);
     va_end(ap);
-    append(c->err, c->errlen, &c->erruse, "\n");
+    append(c, c->err, c->errlen, &c->erruse, "\n");
 }
 
 yaml_node_t *yw_node(ywalk_t *c, int id)
@@ -73,6 +111,23 @@ bool yw_is_null(const yaml_node_t *n)
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
     return n->data.scalar.length == 0 || strcmp(v, "~") == 0 || strcmp(v, "null") == 0;
+}
+
+/* Records an expanded variable for the messages (see yw_env_t). A walker
+ * with more distinct variables than YW_MAX_ENV refuses the document rather
+ * than risk quoting an unrecorded value. */
+static bool remember_env(ywalk_t *c, const char *name, const char *value)
+{
+    for (size_t i = 0; i < c->n_env; i++)
+        if (strcmp(c->env[i].name, name) == 0) {
+            c->env[i].value = value;
+            return true;
+        }
+    if (c->n_env >= YW_MAX_ENV)
+        return false;
+    snprintf(c->env[c->n_env].name, sizeof c->env[c->n_env].name, "%s", name);
+    c->env[c->n_env++].value = value;
+    return true;
 }
 
 /* Expands ${NAME} and ${NAME:-default}; "$$" is a literal '$'. */
@@ -116,6 +171,13 @@ static char *expand_env(ywalk_t *c, const yaml_node_t *n, const char *s, size_t 
             val = getenv(envname);
             if (val != NULL && val[0] != '\0') {
                 vlen = strlen(val);
+                if (!remember_env(c, envname, val)) {
+                    yw_error(c, n, "more than %d different environment variables are referenced "
+                                   "(%s is one too many)",
+                             YW_MAX_ENV, envname);
+                    free(out);
+                    return NULL;
+                }
             } else if (def != NULL) {
                 val = def;
                 vlen = dlen;
@@ -323,7 +385,7 @@ void yw_append_error(ywalk_t *c, const char *fmt, ...)
     va_list ap;
     c->nerr++;
     va_start(ap, fmt);
-    vappend(c->err, c->errlen, &c->erruse, fmt, ap);
+    vappend(c, c->err, c->errlen, &c->erruse, fmt, ap);
     va_end(ap);
 }
 
@@ -331,7 +393,7 @@ void yw_append_warning(ywalk_t *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vappend(c->warn, c->warnlen, &c->warnuse, fmt, ap);
+    vappend(c, c->warn, c->warnlen, &c->warnuse, fmt, ap);
     va_end(ap);
 }
 

@@ -22,7 +22,9 @@
 #include "http/cors.h"
 #include "http/door_wire.h"
 #include "route/classifier.h"
+#include "upstream/call.h"
 #include "upstream/cascade.h"
+#include "upstream/redact.h"
 #include "upstream/upstream.h"
 
 #define STREAM_BLOCK_SIZE 1024 /* MHD callocs it per streamed response */
@@ -84,6 +86,8 @@ void reply_add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
     char num[32];
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(r, "x-request-id", req->id);
+    if (shard_stopping(req->shard)) /* draining: keep-alive clients move on */
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     add_cors(req, r);
     if (req->route.n == 0)
         return;
@@ -155,8 +159,10 @@ static void set_ready(req_t *req, struct MHD_Response *r, unsigned status)
 void reply_send(req_t *req, unsigned status, char *body, size_t len, const char *ctype)
 {
     struct MHD_Response *r;
-    /* the one place plain answers leave: in the door's format */
+    /* the one place plain answers leave: in the door's format, and never
+     * with a provider's key in it (a provider's error may repeat it) */
     doorwire_reply(req, &status, &body, &len, &ctype);
+    redact_keys(req->cfg, body, len);
     r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (r == NULL) {
         free(body);
@@ -270,6 +276,25 @@ void reply_stream_wake(req_t *req)
 {
     if (req->state == RS_RESPONDED)
         resume(req);
+}
+
+void reply_shutdown(req_t *req)
+{
+    shard_t *sh = req->shard;
+    req_error_t err = {.status = 503, .type = "server_error", .code = "server_shutting_down"};
+    snprintf(err.message, sizeof err.message,
+             "The server is shutting down and the answer was not complete when its grace period "
+             "(server.shutdown_grace_ms) ended; the request may have reached a provider.");
+    if (req->state != RS_UPSTREAM || req->client_gone)
+        return;
+    upstream_cancel(shard_upstream(sh), req);
+    if (req->cls_call != NULL) {
+        upstream_call_cancel(shard_upstream(sh), req->cls_call);
+        req->cls_call = NULL;
+    }
+    cache_cancel(req, shard_cache(sh));
+    reply_settle_budget(req); /* also cancels a pending admission */
+    reply_error(req, &err, NULL);
 }
 
 void reply_release(req_t *req)

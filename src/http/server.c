@@ -306,6 +306,41 @@ static bool admin_gate(req_t *req, bool metrics, enum MHD_Result *ret)
     return false;
 }
 
+/* GET /readyz: whether every tier can serve (decided when the snapshot
+ * loaded; the status code says only that), and the Redis clients' state. */
+/* GET /readyz: whether every tier can serve — decided when the snapshot
+ * loaded, and whether each has a model not cooling down now
+ * (upstream/health.h) — and, in the body only, how the Redis clients are. */
+static enum MHD_Result readyz(req_t *req)
+{
+    enum MHD_Result ret;
+    unsigned st;
+    buf_t b;
+    buf_init(&b, (size_t)4 << 20);
+    st = health_readyz(req->cfg, loop_now_ms(shard_loop(req->shard)), &b);
+    if (buf_len(&b) >= 2 && buf_ptr(&b)[buf_len(&b) - 1] == '}') {
+        b.w--; /* the object goes on: "redis":{...} */
+        observe_redis_readyz(shard_observe(req->shard), &b);
+        buf_puts(&b, "}");
+    }
+    ret = early(req, st, NULL, NULL, NULL, buf_ptr(&b), buf_len(&b), false);
+    buf_free(&b);
+    return ret;
+}
+
+/* SIGTERM: a new request during the grace period is refused before any
+ * work (so it is safe to retry elsewhere), and its connection closed. */
+static enum MHD_Result draining(req_t *req)
+{
+    enum MHD_Result ret = early(req, 503, "server_shutting_down",
+                                "The server is shutting down; retry the request (another "
+                                "instance will take it).",
+                                NULL, NULL, 0, false);
+    if (req->response)
+        MHD_add_response_header(req->response, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    return ret;
+}
+
 static enum MHD_Result on_first_call(req_t *req, const char *url, const char *method)
 {
     const char *p = url;
@@ -323,20 +358,9 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
                          NULL, 0, false);
         if (strcmp(p, "/healthz") == 0)
             return early(req, 200, NULL, NULL, NULL, "{\"status\":\"ok\"}", 15, false);
-        if (shard_stopping(req->shard))
-            return early(req, 503, NULL, NULL, NULL, "{\"status\":\"stopping\"}", 21, false);
-        {
-            /* whether every tier can serve: decided when the snapshot loaded,
-             * and whether each has a model not cooling down now */
-            buf_t out;
-            enum MHD_Result ret;
-            unsigned st;
-            buf_init(&out, (size_t)4 << 20);
-            st = health_readyz(req->cfg, loop_now_ms(shard_loop(req->shard)), &out);
-            ret = early(req, st, NULL, NULL, NULL, buf_ptr(&out), buf_len(&out), false);
-            buf_free(&out);
-            return ret;
-        }
+        if (shard_stopping(req->shard)) /* SIGTERM: the balancer takes us out */
+            return early(req, 503, NULL, NULL, NULL, "{\"status\":\"draining\"}", 21, false);
+        return readyz(req);
     }
     if (strcmp(url, "/metrics") == 0 || strcmp(p, "/router/stats") == 0 ||
         strcmp(url, "/dashboard") == 0) {
@@ -413,6 +437,8 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
     }
     if (!post)
         return early(req, 405, "method_not_allowed", "Use POST for this path.", "POST", NULL, 0, false);
+    if (shard_stopping(req->shard))
+        return draining(req);
     cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL) {
         uint64_t n;
@@ -479,6 +505,7 @@ static int admit(req_t *req)
     const config_t *cfg = req->cfg;
     budget_t *b = shard_budget(req->shard);
     budget_verdict_t v;
+    struct rds *rds;
     int m0 = req->route.n ? req->route.chain[0] : -1;
     uint32_t max_out = 0, est_tok;
     double est = 0;
@@ -499,8 +526,9 @@ static int admit(req_t *req)
                   ? provider_cost(&cfg->models[m0], req->est_prompt_tokens, 0, 0)
                   : budget_estimate_usd(b, &cfg->models[m0], req->est_prompt_tokens, max_out);
     est_tok = req->est_prompt_tokens + (max_out ? max_out : budget_default_max_output_tokens(b));
-    rc = budget_admit(b, shard_budget_rds(req->shard), req->auth_key, est, est_tok, &v, on_budget,
-                      req, &req->budget_op);
+    rds = shard_budget_rds(req->shard);
+    rc = budget_admit(b, rds, rds ? request_redis_wait_ms(req, util_now_ms()) : RDS_WAIT_ANY,
+                      req->auth_key, est, est_tok, &v, on_budget, req, &req->budget_op);
     if (rc == BUDGET_PENDING)
         return 1;
     if (v.code != BUDGET_OK) {

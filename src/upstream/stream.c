@@ -30,6 +30,7 @@
 #include "upstream/antwire.h"
 #include "upstream/chain.h"
 #include "upstream/provider.h"
+#include "upstream/redact.h"
 
 /* The first data event decides whether this attempt is sound. */
 static bool first_event_ok(req_t *req, const sse_event_t *ev)
@@ -47,6 +48,10 @@ static bool first_event_ok(req_t *req, const sse_event_t *ev)
         cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
         if (err != NULL && !cJSON_IsNull(err)) {
             cJSON *msg = cJSON_GetObjectItemCaseSensitive(err, "message");
+            /* the message reaches the 502 and the log: masked whole, before
+             * it is cut to 80 bytes */
+            if (cJSON_IsString(msg))
+                redact_keys(req->cfg, msg->valuestring, strlen(msg->valuestring));
             upstream_fail_attempt(req, "error event: %.80s",
                          cJSON_IsString(msg) ? msg->valuestring : "(no message)");
         } else {
@@ -97,6 +102,13 @@ static void take_usage(req_t *req, const cJSON *usage)
  * for usage), and strip [DONE], which finish_stream sends after it. */
 static void stream_event(req_t *req, const sse_event_t *ev)
 {
+    if (req->usage_mode) {
+        /* the event is complete and held: no provider key leaves in it (a
+         * provider failing mid-stream may repeat its key in the error) */
+        size_t idx = req->out.r + (size_t)(ev->start - req->shift - req->out_off);
+        redact_key_of(&req->cfg->providers[req->cfg->models[req->model].provider],
+                      req->out.data + idx, (size_t)(ev->end - ev->start));
+    }
     req->last_ev_end = ev->end;
     if (!ev->has_data)
         return;
@@ -320,4 +332,11 @@ void upstream_finish_stream(upstream_t *up, req_t *req, const char *error, bool 
     req->t_end_us = util_now_us();
     upstream_account(req, 0);
     reply_stream_wake(req);
+}
+
+void upstream_stream_abort(upstream_t *up, req_t *req, const char *why)
+{
+    if (!req->committed || req->up_done)
+        return;
+    upstream_finish_stream(up, req, why, false);
 }

@@ -952,6 +952,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if upstream_fault(self, body, api_path):
             return  # model-name-triggered upstream faults (block below)
 
+        if echo_key_fault(self, body, opts, api_path):
+            return  # errors that repeat the credential (block below)
+
         if anthropic_messages(self, body, body_ok, opts, api_path):
             return  # the Anthropic Messages API (block below)
 
@@ -1329,6 +1332,79 @@ class Handler(http.server.BaseHTTPRequestHandler):
                          "usage": {"prompt_tokens": ptoks,
                                    "total_tokens": ptoks}}, opts)
 
+
+
+# --------------------------------------------------------------------------
+# Key echo (issue 14, "secrets never leak": tests/integration/
+# test_resilience_ops.py). A provider whose errors repeat the credential it
+# was sent, as real ones do ("Incorrect API key provided: sk-..."), so a
+# test can prove the router never shows it to a client. Self-contained:
+# echo_key_fault() is called once from Handler._dispatch and returns True
+# when it answered. Options (with /sim/<opts>/):
+#
+#   echo_key=1              answer `status` (default 401) with an error body
+#                           whose message holds the Authorization and
+#                           x-api-key headers received (OpenAI's shape, or
+#                           Anthropic's on /messages)
+#   echo_key=1,status=200   a streamed request gets a 200 stream whose first
+#                           data event is that error; a plain one a 200 JSON
+#                           object {"error": ...} with it
+#   echo_key=1,echo_after=N a streamed request gets N content chunks, then
+#                           the error event with the key, then the end
+#                           (a provider failing mid-stream)
+# --------------------------------------------------------------------------
+
+def echo_key_message(h):
+    return ("Incorrect API key provided: Authorization=%s x-api-key=%s"
+            % (h.headers.get("Authorization") or "-", h.headers.get("x-api-key") or "-"))
+
+
+def echo_key_fault(h, body, opts, api_path):
+    if not iopt(opts, "echo_key", 0):
+        return False
+    msg = echo_key_message(h)
+    anthropic = api_path.startswith("/messages")
+    status = iopt(opts, "status", 401)
+    streaming = isinstance(body, dict) and body.get("stream") is True
+    if anthropic:
+        err = {"type": "error", "error": {"type": "authentication_error", "message": msg}}
+    else:
+        err = error_body(401, msg, "invalid_api_key", etype="invalid_request_error")
+    if streaming and (status == 200 or "echo_after" in opts):
+        n = max(0, iopt(opts, "echo_after", 0))
+        model = body.get("model") or "sim"
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        if anthropic:
+            def ev(name, obj):
+                h.chunk("event: %s\ndata: %s\n\n" % (name, dumps(obj)))
+            if n > 0:
+                ev("message_start", {"type": "message_start", "message": {
+                    "id": "msg_echo", "type": "message", "role": "assistant", "model": model,
+                    "content": [], "stop_reason": None, "stop_sequence": None,
+                    "usage": {"input_tokens": 5, "output_tokens": 1}}})
+                ev("content_block_start", {"type": "content_block_start", "index": 0,
+                                           "content_block": {"type": "text", "text": ""}})
+                for i in range(n):
+                    ev("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                               "delta": {"type": "text_delta", "text": "w%d " % i}})
+            ev("error", err)
+        else:
+            for i in range(n):
+                h.event(dumps({"id": "chatcmpl-echo", "object": "chat.completion.chunk",
+                               "created": int(time.time()), "model": model,
+                               "choices": [{"index": 0, "delta": (
+                                   {"role": "assistant", "content": "w%d " % i} if i == 0
+                                   else {"content": "w%d " % i}),
+                                   "finish_reason": None}]}))
+            h.event(dumps(err))
+        h.terminate()
+        return True
+    h.send_json(status, err)
+    return True
+# ------------------------------------------------------------ end of key echo
 
 
 # --------------------------------------------------------------------------

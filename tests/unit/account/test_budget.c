@@ -78,7 +78,7 @@ static auth_key_t mkkey(const char *name)
 static budget_verdict_t admit(budget_t *b, const auth_key_t *k, double usd, uint32_t tok)
 {
     budget_verdict_t v;
-    assert_int_equal(budget_admit(b, NULL, k, usd, tok, &v, NULL, NULL, NULL), 0);
+    assert_int_equal(budget_admit(b, NULL, RDS_WAIT_ANY, k, usd, tok, &v, NULL, NULL, NULL), 0);
     return v;
 }
 
@@ -257,7 +257,7 @@ static void *race(void *arg)
     racer_t *r = arg;
     for (;;) {
         budget_verdict_t v;
-        budget_admit(r->b, NULL, r->k, 0.001, 1, &v, NULL, NULL, NULL);
+        budget_admit(r->b, NULL, RDS_WAIT_ANY, r->k, 0.001, 1, &v, NULL, NULL, NULL);
         if (v.code != BUDGET_OK)
             break;
         r->admitted++;
@@ -622,7 +622,7 @@ static budget_verdict_t radmit(rctx_t *t, budget_t *b, rds_t *r, const auth_key_
     budget_op_t *op = NULL;
     int rc;
     g_in_call = true;
-    rc = budget_admit(b, r, k, usd, tok, &v, on_admit, &a, &op);
+    rc = budget_admit(b, r, RDS_WAIT_ANY, k, usd, tok, &v, on_admit, &a, &op);
     g_in_call = false;
     assert_int_equal(rc, BUDGET_PENDING);
     assert_non_null(op);
@@ -733,7 +733,7 @@ static void test_redis_shared_budget(void **state)
     {
         ares_t a = {0};
         budget_op_t *op;
-        assert_int_equal(budget_admit(b1, r1, &k, 0.1, 1, &v, on_admit, &a, &op), BUDGET_PENDING);
+        assert_int_equal(budget_admit(b1, r1, RDS_WAIT_ANY, &k, 0.1, 1, &v, on_admit, &a, &op), BUDGET_PENDING);
         budget_cancel(b1, op);
         run_until(&t, NULL, NULL, 50);
         assert_int_equal(a.calls, 0);
@@ -741,7 +741,7 @@ static void test_redis_shared_budget(void **state)
     /* a key without limits needs no round trip */
     {
         auth_key_t free_key = mkkey("free");
-        assert_int_equal(budget_admit(b1, r1, &free_key, 1, 1, &v, on_admit, NULL, NULL), 0);
+        assert_int_equal(budget_admit(b1, r1, RDS_WAIT_ANY, &free_key, 1, 1, &v, on_admit, NULL, NULL), 0);
         assert_int_equal(v.code, BUDGET_OK);
     }
     drain(&t, r1);
@@ -750,6 +750,59 @@ static void test_redis_shared_budget(void **state)
     rds_free(r2);
     budget_free(b1);
     budget_free(b2);
+    loop_free(t.loop);
+    srv_kill();
+}
+
+/* The request's Redis wait: 0 left decides locally at once, without
+ * sending anything, and is not an outage; a short wait bounds the
+ * admission below the client's timeout. */
+static void test_redis_wait_bound(void **state)
+{
+    rctx_t t;
+    budget_t *b;
+    rds_t *r;
+    auth_key_t k = mkkey("wb");
+    budget_verdict_t v;
+    budget_stats_t st;
+    rds_stats_t rs;
+    ares_t a = {0};
+    budget_op_t *op = NULL;
+    uint64_t t0;
+    (void)state;
+    srv_start();
+    rctx_init(&t);
+    g_now = T_FEB28;
+    b = new_redis("wb:");
+    r = connect_rds(&t, b);
+    assert_true(run_until(&t, no_redis_pending, r, 3000));
+    k.rpm = 100;
+    assert_int_equal(budget_admit(b, r, 0, &k, 0, 1, &v, on_admit, &a, &op), BUDGET_PENDING);
+    t0 = util_now_ms();
+    assert_true(run_until(&t, ares_called, &a, 3000));
+    assert_true(util_now_ms() - t0 < 100);
+    assert_int_equal(a.v.code, BUDGET_OK);
+    assert_false(a.v.ticket.redis); /* decided locally */
+    rds_get_stats(r, &rs);
+    assert_int_equal(rs.skipped, 1);
+    budget_get_stats(b, &st);
+    assert_false(st.redis_down); /* a spent wait is no outage */
+    assert_int_equal(st.redis_outages, 0);
+    assert_int_equal(st.redis_fallbacks, 1);
+    /* a stopped server: the admission ends after the 30 ms asked for, not
+     * the client's 200 */
+    kill(g_srv_pid, SIGSTOP);
+    memset(&a, 0, sizeof a);
+    assert_int_equal(budget_admit(b, r, 30, &k, 0, 1, &v, on_admit, &a, &op), BUDGET_PENDING);
+    t0 = util_now_ms();
+    assert_true(run_until(&t, ares_called, &a, 3000));
+    assert_true(util_now_ms() - t0 >= 25);
+    assert_true(util_now_ms() - t0 < 180);
+    assert_int_equal(a.v.code, BUDGET_OK);
+    assert_false(a.v.ticket.redis);
+    kill(g_srv_pid, SIGCONT);
+    rds_free(r);
+    budget_free(b);
     loop_free(t.loop);
     srv_kill();
 }
@@ -831,6 +884,7 @@ int main(void)
         cmocka_unit_test(test_estimate_and_error_body),
         cmocka_unit_test(test_cfg_parse),
         cmocka_unit_test_teardown(test_redis_shared_budget, teardown),
+        cmocka_unit_test_teardown(test_redis_wait_bound, teardown),
         cmocka_unit_test_teardown(test_redis_killed_falls_back, teardown),
     };
     signal(SIGPIPE, SIG_IGN);

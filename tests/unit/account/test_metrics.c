@@ -486,17 +486,36 @@ static void test_render_empty_and_extra(void **state)
 {
     fx_t *fx = *state;
     mcache_stats_t mc = {.entries = 3, .bytes = 1000, .max_bytes = 4096, .hits = 5, .misses = 7};
-    rds_stats_t rs = {.errors = 1, .timeouts = 2, .down = 3, .reconnects = 4, .dropped_writes = 5,
-                      .connected = true};
-    metrics_extra_t x = {.mcache = &mc, .redis = &rs, .uptime_s = 12.5, .config_generation = 3,
-                         .config_reloads = 2, .version = "0.1.0", .shards = 2};
+    metrics_redis_t rs[2] = {
+        {.client = "cache",
+         .sum = {.errors = 1, .timeouts = 2, .down = 3, .reconnects = 4, .dropped_writes = 5,
+                 .connected = true},
+         .n_state = {2, 0, 0}},
+        {.client = "budgets",
+         .sum = {.timeouts = 7, .skipped = 8, .cooldowns = 1, .connect_attempts = 9},
+         .n_state = {0, 1, 1}}};
+    metrics_extra_t x = {.mcache = &mc, .redis = rs, .n_redis = 2, .uptime_s = 12.5,
+                         .config_generation = 3, .config_reloads = 2, .version = "0.1.0",
+                         .shards = 2};
     char *text = render(fx, &x);
     expo_parse(fx->e, text);
     assert_true(expo_get(fx->e, "llmrouter_memcache_hits_total", "") == 5);
     assert_true(expo_get(fx->e, "llmrouter_memcache_entries", "") == 3);
-    assert_true(expo_get(fx->e, "llmrouter_redis_timeouts_total", "") == 2);
-    assert_true(expo_get(fx->e, "llmrouter_redis_dropped_writes_total", "") == 5);
-    assert_true(expo_get(fx->e, "llmrouter_redis_connected", "") == 1);
+    assert_true(expo_get(fx->e, "llmrouter_redis_timeouts_total", "client=\"cache\"") == 2);
+    assert_true(expo_get(fx->e, "llmrouter_redis_dropped_writes_total", "client=\"cache\"") == 5);
+    assert_true(expo_get(fx->e, "llmrouter_redis_connected", "client=\"cache\"") == 1);
+    assert_true(expo_get(fx->e, "llmrouter_redis_timeouts_total", "client=\"budgets\"") == 7);
+    assert_true(expo_get(fx->e, "llmrouter_redis_skipped_total", "client=\"budgets\"") == 8);
+    assert_true(expo_get(fx->e, "llmrouter_redis_cooldowns_total", "client=\"budgets\"") == 1);
+    assert_true(expo_get(fx->e, "llmrouter_redis_connect_attempts_total", "client=\"budgets\"") ==
+                9);
+    assert_true(expo_get(fx->e, "llmrouter_redis_connected", "client=\"budgets\"") == 0);
+    assert_true(expo_get(fx->e, "llmrouter_redis_state", "client=\"cache\",state=\"up\"") == 2);
+    assert_true(expo_get(fx->e, "llmrouter_redis_state", "client=\"budgets\",state=\"down\"") ==
+                1);
+    assert_true(
+        expo_get(fx->e, "llmrouter_redis_state", "client=\"budgets\",state=\"cooling\"") == 1);
+    assert_true(expo_get(fx->e, "llmrouter_redis_state", "client=\"budgets\",state=\"up\"") == 0);
     assert_true(expo_get(fx->e, "llmrouter_uptime_seconds", "") == 12.5);
     assert_true(expo_get(fx->e, "llmrouter_config_reloads_total", "") == 2);
     assert_true(expo_get(fx->e, "llmrouter_build_info", "version=\"0.1.0\"") == 1);

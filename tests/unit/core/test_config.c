@@ -434,7 +434,7 @@ static void test_unknown_keys(void **state)
     (void)state;
     expect_error_at(y1, "listn", "unknown key \"listn\" in server (expected one of: listen, threads");
     expect_error_at(y2, "tier: {}", "unknown key \"tier\" in the top level (expected one of: server, "
-                                 "providers, models, tiers, routing, cache, observability, keys, budgets)");
+                                 "providers, models, tiers, routing, cache, observability, keys, budgets, redis)");
     expect_error_at(y3, "base-url", "unknown key \"base-url\" in providers.p1 (expected one of: type, "
                                     "base_url, api_key_env");
     expect_error_at(y4, "price", "unknown key \"price\" in models.m1 (expected one of: provider, model, "
@@ -1168,6 +1168,83 @@ static void test_publish_current_generation(void **state)
     assert_null(config_current());
 }
 
+/* redis: defaults, the request budget resolved from the per-command
+ * timeouts, the keys, their ranges. */
+static void test_redis_section(void **state)
+{
+    config_t *cfg;
+    (void)state;
+    cfg = load_ok(VALID);
+    assert_int_equal(cfg->redis.request_budget_ms, 50);
+    assert_int_equal(cfg->redis.cooldown_after_timeouts, 3);
+    assert_int_equal(cfg->redis.cooldown_ms, 2000);
+    assert_int_equal(cfg->redis.reconnect_max_ms, 5000);
+    config_unref(cfg);
+    /* unset: the larger per-command timeout */
+    cfg = load_ok(VALID "cache: {backend: redis, redis_url: \"redis://127.0.0.1:1/0\", "
+                        "redis_timeout_ms: 120}\nbudgets: {redis_timeout_ms: 80}\n");
+    assert_int_equal(cfg->redis.request_budget_ms, 120);
+    config_unref(cfg);
+    cfg = load_ok(VALID "budgets: {redis_timeout_ms: 300}\n");
+    assert_int_equal(cfg->redis.request_budget_ms, 300);
+    config_unref(cfg);
+    cfg = load_ok(VALID "redis:\n  request_budget_ms: 70\n  cooldown_after_timeouts: 5\n"
+                        "  cooldown_ms: 500\n  reconnect_max_ms: 800\n");
+    assert_int_equal(cfg->redis.request_budget_ms, 70);
+    assert_int_equal(cfg->redis.cooldown_after_timeouts, 5);
+    assert_int_equal(cfg->redis.cooldown_ms, 500);
+    assert_int_equal(cfg->redis.reconnect_max_ms, 800);
+    config_unref(cfg);
+    expect_error_at(VALID "redis:\n  request_budget_ms: 0\n", "0\n", "redis.request_budget_ms");
+    expect_error_at(VALID "redis:\n  cooldown_after_timeouts: 0\n", "0\n",
+                    "redis.cooldown_after_timeouts");
+    expect_error_at(VALID "redis:\n  reconnect_max_ms: 50\n", "50\n", "redis.reconnect_max_ms");
+    expect_error_at(VALID "redis:\n  cooldown: 5\n", "cooldown:",
+                    "unknown key \"cooldown\" in redis");
+    expect_error_at(VALID "redis: [1]\n", "[1]", "redis");
+}
+
+/* server.user / server.group: names that must exist; group needs user. */
+static void test_server_user(void **state)
+{
+    config_t *cfg;
+    (void)state;
+    cfg = load_ok(VALID);
+    assert_null(cfg->run_user);
+    assert_null(cfg->run_group);
+    config_unref(cfg);
+    cfg = load_ok("server: {user: root, group: root}\n" VALID);
+    assert_string_equal(cfg->run_user, "root");
+    assert_string_equal(cfg->run_group, "root");
+    config_unref(cfg);
+    expect_error_at("server:\n  user: no-such-user-llmr-x\n" VALID, "no-such",
+                    "server.user: no user named \"no-such-user-llmr-x\"");
+    expect_error_at("server:\n  user: root\n  group: no-such-group-llmr-x\n" VALID, "no-such",
+                    "server.group: no group named \"no-such-group-llmr-x\"");
+    expect_error_at("server:\n  user: \"\"\n" VALID, "\"\"", "server.user: expected a user name");
+    expect_error("server:\n  group: root\n" VALID, "server.group needs server.user");
+}
+
+/* A message that quotes a value read from the environment writes the
+ * variable's name instead (the value may be a secret); short values,
+ * which are no secrets, are quoted as they are. */
+static void test_env_values_never_quoted(void **state)
+{
+    (void)state;
+    setenv("LLMR_T_SECRET", "sk-very-secret-value-42", 1);
+    setenv("LLMR_T_SHORT", "loud", 1);
+    expect_error_at("server:\n  log_level: \"${LLMR_T_SECRET}\"\n" VALID, "\"${LLMR_T_SECRET}",
+                    "found \"${LLMR_T_SECRET}\"");
+    assert_null(strstr(errbuf, "sk-very-secret-value-42"));
+    expect_error_at("providers:\n  p1: {type: openai, base_url: \"x${LLMR_T_SECRET}y\"}\n" MODELS
+                    TIERS ROUTING, "\"x${", "found \"x${LLMR_T_SECRET}y\"");
+    assert_null(strstr(errbuf, "sk-very-secret-value-42"));
+    expect_error_at("server:\n  log_level: \"${LLMR_T_SHORT}\"\n" VALID, "\"${LLMR_T_SHORT}",
+                    "found \"loud\"");
+    unsetenv("LLMR_T_SECRET");
+    unsetenv("LLMR_T_SHORT");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1216,6 +1293,9 @@ int main(void)
         cmocka_unit_test(test_readiness),
         cmocka_unit_test(test_admin_keys),
         cmocka_unit_test(test_publish_current_generation),
+        cmocka_unit_test(test_redis_section),
+        cmocka_unit_test(test_server_user),
+        cmocka_unit_test(test_env_values_never_quoted),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

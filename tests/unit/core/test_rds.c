@@ -351,12 +351,21 @@ static void connect_to(tctx_t *t, const char *url, unsigned timeout_ms)
     assert_non_null(t->r);
 }
 
+/* Connected, and the handshake answered (a first connection takes
+ * commands from its TCP connect on, with the handshake still in flight). */
+static bool is_connected_idle(tctx_t *t)
+{
+    rds_stats_t st;
+    rds_get_stats(t->r, &st);
+    return st.connected && st.in_flight == 0;
+}
+
 static void connect_srv(tctx_t *t, const srv_t *s, unsigned timeout_ms)
 {
     char url[160];
     snprintf(url, sizeof url, "redis://127.0.0.1:%u/0", s->port);
     connect_to(t, url, timeout_ms);
-    assert_true(run_until(t, is_connected, NULL, 3000));
+    assert_true(run_until(t, is_connected_idle, NULL, 3000));
 }
 
 /* ---- recording callbacks ---- */
@@ -408,13 +417,27 @@ static void on_reply(void *arg, enum rds_status st, struct redisReply *rep)
     }
 }
 
+static rds_op_t *start_get_within(tctx_t *t, const char *key, size_t klen, unsigned wait_ms,
+                                  res_t *res)
+{
+    rds_op_t *op;
+    memset(res, 0, sizeof *res);
+    res->issued_ms = util_now_ms();
+    g_in_call = true;
+    op = rds_get(t->r, key, klen, wait_ms, on_get, res);
+    g_in_call = false;
+    assert_non_null(op);
+    assert_int_equal(res->calls, 0);
+    return op;
+}
+
 static rds_op_t *start_get(tctx_t *t, const char *key, size_t klen, res_t *res)
 {
     rds_op_t *op;
     memset(res, 0, sizeof *res);
     res->issued_ms = util_now_ms();
     g_in_call = true;
-    op = rds_get(t->r, key, klen, on_get, res);
+    op = rds_get(t->r, key, klen, RDS_WAIT_ANY, on_get, res);
     g_in_call = false;
     assert_non_null(op);
     assert_int_equal(res->calls, 0);
@@ -438,7 +461,7 @@ static void cmd_wait(tctx_t *t, int argc, const char **argv, const size_t *lens,
     rds_op_t *op;
     memset(res, 0, sizeof *res);
     g_in_call = true;
-    op = rds_command_argv(t->r, argc, argv, lens, on_reply, res);
+    op = rds_command_argv(t->r, argc, argv, lens, RDS_WAIT_ANY, on_reply, res);
     g_in_call = false;
     assert_non_null(op);
     assert_int_equal(res->calls, 0);
@@ -943,6 +966,168 @@ static void test_stuck_connection_is_replaced(void **state)
     srv_kill(s);
 }
 
+/* The caller's wait bounds a command below the client's timeout; a wait of
+ * 0 sends nothing. */
+static void test_wait_bound(void **state)
+{
+    srv_t *s = srv_new();
+    tctx_t t;
+    res_t res;
+    int sleeper;
+    rds_stats_t st;
+    (void)state;
+    srv_start(s);
+    ctx_init(&t);
+    connect_srv(&t, s, 400);
+
+    start_get_within(&t, "k", 1, 0, &res);
+    assert_true(run_until(&t, res_called, &res, 1000));
+    assert_int_equal(res.st, RDS_SKIPPED);
+    assert_true(res.done_ms - res.issued_ms < 50);
+    st = stats(&t);
+    assert_int_equal(st.skipped, 1);
+    assert_int_equal(st.in_flight, 0); /* never sent */
+
+    sleeper = srv_debug_sleep(s, "0.5");
+    run_for(&t, 30);
+    start_get_within(&t, "k", 1, 30, &res);
+    assert_true(run_until(&t, res_called, &res, 2000));
+    assert_int_equal(res.st, RDS_TIMEOUT);
+    /* 30 ms, not the client's 400 (generous slack for a loaded machine) */
+    assert_true(res.done_ms - res.issued_ms >= 25);
+    assert_true(res.done_ms - res.issued_ms < 250);
+    close(sleeper);
+    assert_true(run_until(&t, in_flight_zero, NULL, 2000));
+    get_wait(&t, "k", 1, &res, 2000);
+    assert_int_equal(res.st, RDS_NIL);
+    ctx_done(&t);
+    srv_kill(s);
+}
+
+static bool is_cooling(tctx_t *t)
+{
+    return stats(t).state == RDS_STATE_COOLING;
+}
+
+/* A stopped (SIGSTOP) server: its kernel still accepts connections, but a
+ * connection is not up until the server answers; commands fail at once
+ * all along; reconnects back off. */
+static void test_frozen_server_never_up(void **state)
+{
+    srv_t *s = srv_new();
+    tctx_t t;
+    res_t res;
+    char url[64];
+    rds_stats_t st;
+    (void)state;
+    srv_start(s);
+    kill(s->pid, SIGSTOP);
+    ctx_init(&t);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%u", s->port);
+    connect_to(&t, url, 50);
+    run_for(&t, 1500);
+    st = stats(&t);
+    assert_false(st.connected);
+    assert_int_equal(st.state, RDS_STATE_DOWN);
+    /* connects time out after 200 ms; delays 50-100, 100-200, 200-400 ms... */
+    assert_true(st.connect_attempts >= 2);
+    assert_true(st.connect_attempts <= 6);
+    get_wait(&t, "k", 1, &res, 2000);
+    assert_int_equal(res.st, RDS_DOWN);
+    assert_true(res.done_ms - res.issued_ms < 50);
+
+    kill(s->pid, SIGCONT);
+    assert_true(run_until(&t, is_connected, NULL, 8000));
+    get_wait(&t, "k", 1, &res, 2000);
+    assert_int_equal(res.st, RDS_NIL);
+    ctx_done(&t);
+    srv_kill(s);
+}
+
+/* Timeouts in a row start a cooldown: commands fail at once, no connect is
+ * tried until it ends; then the client reconnects on its own. */
+static void test_cooldown_after_timeouts(void **state)
+{
+    srv_t *s = srv_new();
+    tctx_t t;
+    res_t res[2], r3;
+    rds_policy_t pol = {.cooldown_after = 2, .cooldown_ms = 700, .reconnect_min_ms = 100,
+                        .reconnect_max_ms = 400};
+    rds_stats_t st;
+    uint64_t attempts;
+    (void)state;
+    srv_start(s);
+    ctx_init(&t);
+    connect_srv(&t, s, 50);
+    rds_set_policy(t.r, &pol);
+    assert_int_equal(stats(&t).state, RDS_STATE_UP);
+
+    kill(s->pid, SIGSTOP);
+    for (int i = 0; i < 2; i++)
+        start_get(&t, "k", 1, &res[i]);
+    assert_true(run_until(&t, res_called, &res[1], 2000));
+    assert_int_equal(res[0].st, RDS_TIMEOUT);
+    assert_int_equal(res[1].st, RDS_TIMEOUT);
+    st = stats(&t);
+    assert_int_equal(st.state, RDS_STATE_COOLING);
+    assert_int_equal(st.cooldowns, 1);
+    attempts = st.connect_attempts;
+
+    /* cooling: at once, and nothing is tried */
+    get_wait(&t, "k", 1, &r3, 2000);
+    assert_int_equal(r3.st, RDS_DOWN);
+    assert_true(r3.done_ms - r3.issued_ms < 50);
+    run_for(&t, 300);
+    assert_true(is_cooling(&t));
+    assert_int_equal(stats(&t).connect_attempts, attempts);
+
+    /* over: a reconnect is tried; the server is still stopped, so not up */
+    run_for(&t, 700);
+    st = stats(&t);
+    assert_int_equal(st.state, RDS_STATE_DOWN);
+    assert_true(st.connect_attempts > attempts);
+    assert_int_equal(st.cooldowns, 1);
+
+    kill(s->pid, SIGCONT);
+    assert_true(run_until(&t, is_connected, NULL, 5000));
+    get_wait(&t, "k", 1, &r3, 2000);
+    assert_int_equal(r3.st, RDS_NIL);
+    ctx_done(&t);
+    srv_kill(s);
+}
+
+/* Nobody listening: the reconnect delay grows to reconnect_max_ms and no
+ * further (each drawn from [d/2, d]). */
+static void test_reconnect_backoff_capped(void **state)
+{
+    tctx_t t;
+    char url[64];
+    rds_policy_t pol = {.cooldown_after = 3, .cooldown_ms = 2000, .reconnect_min_ms = 100,
+                        .reconnect_max_ms = 300};
+    uint64_t n;
+    (void)state;
+    ctx_init(&t);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%u", free_port());
+    connect_to(&t, url, 50);
+    rds_set_policy(t.r, &pol);
+    run_for(&t, 3000);
+    n = stats(&t).connect_attempts;
+    /* at most 300 ms apart after the first ones: at least 3000/300 */
+    assert_true(n >= 10);
+    /* at least 50, 100, then 150 ms apart: no busy loop */
+    assert_true(n <= 25);
+    ctx_done(&t);
+
+    /* the default cap (5 s): a few attempts only in 3 s */
+    ctx_init(&t);
+    connect_to(&t, url, 50);
+    run_for(&t, 3000);
+    n = stats(&t).connect_attempts;
+    assert_true(n >= 3);
+    assert_true(n <= 8);
+    ctx_done(&t);
+}
+
 static void test_cancel(void **state)
 {
     srv_t *s = srv_new();
@@ -1012,7 +1197,7 @@ static void test_free_with_pending(void **state)
     {
         const char *argv[] = {"INCR", "n"};
         size_t lens[] = {4, 1};
-        assert_non_null(rds_command_argv(t.r, 2, argv, lens, on_reply, &qres));
+        assert_non_null(rds_command_argv(t.r, 2, argv, lens, RDS_WAIT_ANY, on_reply, &qres));
     }
     run_for(&t, 10);
     assert_int_equal(stats(&t).in_flight, 8);
@@ -1076,7 +1261,7 @@ static void test_in_flight_cap(void **state)
     run_for(&t, 30);
     g_in_call = true;
     for (int i = 0; i < RDS_MAX_INFLIGHT + 1; i++)
-        assert_non_null(rds_get(t.r, "k", 1, on_many, &m));
+        assert_non_null(rds_get(t.r, "k", 1, RDS_WAIT_ANY, on_many, &m));
     rds_set(t.r, "k", 1, "v", 1, 10); /* over the cap: dropped */
     g_in_call = false;
     st = stats(&t);
@@ -1211,6 +1396,10 @@ int main(void)
         cmocka_unit_test_teardown(test_server_killed_then_restarted, teardown),
         cmocka_unit_test_teardown(test_slow_server_times_out, teardown),
         cmocka_unit_test_teardown(test_stuck_connection_is_replaced, teardown),
+        cmocka_unit_test_teardown(test_wait_bound, teardown),
+        cmocka_unit_test_teardown(test_frozen_server_never_up, teardown),
+        cmocka_unit_test_teardown(test_cooldown_after_timeouts, teardown),
+        cmocka_unit_test_teardown(test_reconnect_backoff_capped, teardown),
         cmocka_unit_test_teardown(test_cancel, teardown),
         cmocka_unit_test_teardown(test_free_with_pending, teardown),
         cmocka_unit_test_teardown(test_in_flight_cap, teardown),
