@@ -44,6 +44,15 @@ void doorwire_reply(req_t *req, unsigned *status, char **body, size_t *len, cons
  * nothing is ready (the caller suspends), -1 at the end of the stream. */
 ssize_t doorwire_stream_read(req_t *req, char *out, size_t max);
 
+/* Whether req's current attempt is a native Messages stream (a Messages
+ * client, an Anthropic model, a stream). Its translation into chat chunks
+ * still feeds the stream path (commit on the first content, usage and
+ * cost, the cache, the end judged: upstream/antwire.h), but the client is
+ * sent the provider's own events byte for byte from req->ant_raw, which
+ * doorwire_stream_read drains (unpausing the transfer as it goes); a stream
+ * the upstream broke off ends with Anthropic's error event. */
+bool doorwire_raw_stream(const req_t *req);
+
 /* Whether req's stream is translated on its way to the client (every door
  * but chat, except a Responses stream passed through from a native
  * provider). */

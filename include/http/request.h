@@ -199,6 +199,9 @@ typedef struct req {
     uint64_t ant_pend_end;          /* > 0: raw end of a complete event not yet translated */
     buf_t ant_out;                  /* translated bytes not yet taken by the stream path */
     size_t ant_skip;                /* bytes of curl's next delivery already consumed */
+    buf_t ant_raw;                  /* a native Messages stream: the provider's own events
+                                       not yet taken by the client (antwire.c fills,
+                                       door_wire.c's reader drains) */
 
     /* ---- front doors (http/door.h, http/door_wire.h): a Messages or
      * Responses request is translated into a chat body once (req->body),

@@ -26,7 +26,10 @@ int antwire_begin(req_t *req);
  * CURL_WRITEFUNC_PAUSE (curl re-delivers the same bytes later; the ones
  * already translated are skipped then), or 0 to fail the attempt. Until the
  * translator has produced content, nothing is pushed: an error event or an
- * end before content still fails over. */
+ * end before content still fails over. On a native Messages stream
+ * (doorwire_raw_stream in http/door_wire.h) each raw event is queued in
+ * req->ant_raw as well, held with the translation until the commit; the
+ * transfer pauses while the client has not taken enough of them. */
 size_t antwire_write(req_t *req, const char *p, size_t n);
 
 /* Replaces the complete 2xx Messages answer in req->out by its

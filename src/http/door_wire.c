@@ -390,8 +390,90 @@ static int take_event(req_t *req)
     }
 }
 
+/* ---- a native Messages stream: the provider's own events ---- */
+
+/* Of the client's queue of raw events (req->ant_raw), what may wait before
+ * the transfer resumes (antwire.c pauses it above 64 KiB). */
+#define RAW_LOW (32 * 1024)
+
+bool doorwire_raw_stream(const req_t *req)
+{
+    return req->door == DOOR_MESSAGES && req->door_native && req->ant_stream != NULL;
+}
+
+/* The stream path's chat translation in req->out (and its tail) was read
+ * where it was written (usage, cache, the end): the client does not get
+ * it. The bytes of an event not complete yet (req->hold) stay, since the
+ * stream path may still rewrite them. */
+static void drop_chat(req_t *req)
+{
+    size_t n = buf_len(&req->out) - req->hold;
+    buf_consume(&req->out, n);
+    req->out_off += n;
+    if (req->up_paused && buf_len(&req->out) <= req->out.cap / 2 &&
+        buf_len(&req->ant_raw) <= RAW_LOW)
+        shard_queue_unpause(req->shard, req);
+}
+
+/* The end of a native stream the upstream broke off (cut, an event left
+ * unfinished, a stall): Anthropic's stream error event, with the message
+ * of the stream path's own error event (its tail). Not when the provider's
+ * error event ended it: the client has that one already. */
+static void raw_error_event(req_t *req)
+{
+    char *data = NULL, msg[320];
+    cJSON *root = NULL;
+    const char *m = NULL;
+    door_w_t w = {&req->door_out, 0};
+    buf_t b;
+    if (!req->stream_failed || anthropic_stream_failed(req->ant_stream, NULL))
+        return;
+    if (req->tail != NULL && req->tail_len > 0) {
+        data = sse_event_data(req->tail, req->tail_len);
+        root = cJSON_Parse(data);
+        m = door_str_of(cJSON_GetObjectItemCaseSensitive(root, "error"), "message");
+    }
+    snprintf(msg, sizeof msg, "%s", m ? m : "The upstream stream ended abnormally.");
+    cJSON_Delete(root);
+    free(data);
+    buf_init(&b, sizeof msg * 6 + 256);
+    buf_init(&req->door_out, sizeof msg * 6 + 512);
+    if (dm_error_body(500, msg, NULL, &b) == 0) {
+        door_w_raw(&w, "event: error\ndata: ");
+        door_w_rawn(&w, buf_ptr(&b), buf_len(&b));
+        door_w_raw(&w, "\n\n");
+    }
+    buf_free(&b);
+}
+
+static ssize_t raw_read(req_t *req, char *out, size_t max)
+{
+    buf_t *q = &req->ant_raw;
+    size_t n;
+    drop_chat(req);
+    if (buf_len(q) == 0 && req->up_done) {
+        if (!req->door_fin) {
+            req->door_fin = true;
+            raw_error_event(req);
+        }
+        q = &req->door_out;
+    }
+    n = buf_len(q);
+    if (n == 0)
+        return req->up_done ? -1 : 0;
+    if (n > max)
+        n = max;
+    memcpy(out, buf_ptr(q), n);
+    buf_consume(q, n);
+    if (req->up_paused && buf_len(&req->ant_raw) <= RAW_LOW && buf_len(&req->out) <= req->out.cap / 2)
+        shard_queue_unpause(req->shard, req);
+    return (ssize_t)n;
+}
+
 ssize_t doorwire_stream_read(req_t *req, char *out, size_t max)
 {
+    if (doorwire_raw_stream(req))
+        return raw_read(req, out, max);
     if (req->door_out.cap == 0) {
         buf_init(&req->door_out, req->cfg->max_response_bytes * 2 + DOOR_SLACK);
         buf_init(&req->door_in, req->cfg->max_response_bytes + DOOR_SLACK);

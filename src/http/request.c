@@ -66,6 +66,7 @@ void request_free(req_t *req)
     doorwire_free(req);
     buf_free(&req->ant_ev);
     buf_free(&req->ant_out);
+    buf_free(&req->ant_raw);
     config_unref(req->cfg);
     free(req);
 }

@@ -11,6 +11,8 @@
 
 #include "core/loop.h"
 #include "core/shard.h"
+#include "http/door_wire.h"
+#include "http/reply.h"
 #include "upstream/attempt.h"
 
 /* One raw upstream event may be this large (a tool call's arguments come
@@ -21,6 +23,11 @@
  * (<= 16 KiB) or one event at most becomes, plus what is held back before
  * the first content chunk (the role chunk). */
 #define ANT_OUT_CAP (1024 * 1024)
+/* A native Messages stream (the client gets the provider's own events,
+ * http/door_wire.h): once committed, the transfer pauses while this much of
+ * them waits for the client (a single larger event still goes in when the
+ * queue is empty); before the commit, up to ANT_OUT_CAP is held. */
+#define ANT_RAW_HIGH (64 * 1024)
 
 int antwire_begin(req_t *req)
 {
@@ -28,8 +35,10 @@ int antwire_begin(req_t *req)
     req->ant_stream = NULL;
     buf_free(&req->ant_ev);
     buf_free(&req->ant_out);
+    buf_free(&req->ant_raw);
     buf_init(&req->ant_ev, ANT_EV_CAP);
     buf_init(&req->ant_out, ANT_OUT_CAP);
+    buf_init(&req->ant_raw, ANT_OUT_CAP);
     sse_init(&req->ant_sse);
     req->ant_ev_base = 0;
     req->ant_pend_end = 0;
@@ -88,14 +97,50 @@ static size_t push(req_t *req)
     return 0;
 }
 
+/* On a native Messages stream the raw event being translated (len bytes)
+ * is queued for the client too (translate_pending), the translation going
+ * to the stream path. Whether it can be: 0 (yes, or not a native stream),
+ * CURL_WRITEFUNC_PAUSE when the client has not taken enough of the queue
+ * yet (nothing changed: the same event comes again), or 1 when the attempt
+ * failed (before the commit: no content in the first ANT_OUT_CAP bytes). */
+static size_t raw_room(req_t *req, size_t len)
+{
+    size_t q = buf_len(&req->ant_raw);
+    if (!doorwire_raw_stream(req))
+        return 0;
+    if (req->committed && q > 0 && q + len > ANT_RAW_HIGH) {
+        req->up_paused = true; /* the client's reader unpauses (door_wire.c) */
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (buf_room(&req->ant_raw) < len) {
+        fail(req, "no content in the first 1 MiB of the Anthropic stream");
+        return 1;
+    }
+    return 0;
+}
+
 /* Translates the pending complete event (ant_ev up to ant_pend_end), making
- * room in ant_out by pushing when it is full. Returns like push(). */
+ * room in ant_out by pushing when it is full; on a native Messages stream
+ * queues its raw bytes for the client as well, except after the
+ * translator's end (message_stop or an error event: the client's stream
+ * ends there). Returns like push(). */
 static size_t translate_pending(req_t *req)
 {
     for (;;) {
         size_t len = (size_t)(req->ant_pend_end - req->ant_ev_base), r;
-        int rc = anthropic_stream_event(req->ant_stream, buf_ptr(&req->ant_ev), len, &req->ant_out);
+        bool ended = anthropic_stream_finish(req->ant_stream) ||
+                     anthropic_stream_failed(req->ant_stream, NULL);
+        int rc;
+        r = ended ? 0 : raw_room(req, len);
+        if (r != 0)
+            return r;
+        rc = anthropic_stream_event(req->ant_stream, buf_ptr(&req->ant_ev), len, &req->ant_out);
         if (rc == ANTHROPIC_OK) {
+            if (!ended && doorwire_raw_stream(req)) {
+                buf_append(&req->ant_raw, buf_ptr(&req->ant_ev), len); /* room checked */
+                if (req->committed)
+                    reply_stream_wake(req);
+            }
             buf_consume(&req->ant_ev, len);
             req->ant_ev_base = req->ant_pend_end;
             req->ant_pend_end = 0;

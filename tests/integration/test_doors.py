@@ -52,6 +52,10 @@ EXTRA_PROVIDERS = f"""\
   nat:       {{type: openai, base_url: "${{SIM_URL}}/v1", responses_api: true}}
   nat500:    {{type: openai, base_url: "${{SIM_URL}}/sim/status=500/v1", responses_api: true}}
   natcut:    {{type: openai, base_url: "${{SIM_URL}}/sim/cut_after=4/v1", responses_api: true}}
+  antx:      {{type: anthropic, base_url: "${{SIM_URL}}/sim/redacted=1,server_tool=1/v1", api_key_env: TEST_ANT_KEY}}
+  antlate:   {{type: anthropic, base_url: "${{SIM_URL}}/sim/error_after=3/v1", api_key_env: TEST_ANT_KEY}}
+  anterr:    {{type: anthropic, base_url: "${{SIM_URL}}/sim/error_event=1/v1", api_key_env: TEST_ANT_KEY}}
+  antbig:    {{type: anthropic, base_url: "${{SIM_URL}}/sim/chunks=2000/v1", api_key_env: TEST_ANT_KEY}}
 """
 EXTRA_MODELS = f"""\
   claude:      {{provider: ant, model: claude-sim, {PRICES}}}
@@ -60,6 +64,10 @@ EXTRA_MODELS = f"""\
   native:      {{provider: nat, model: sim-native, input_per_mtok: 1, output_per_mtok: 2}}
   native500:   {{provider: nat500, model: sim-native-500}}
   nativecut:   {{provider: natcut, model: sim-native-cut}}
+  claudex:     {{provider: antx, model: claude-x, {PRICES}}}
+  claudelate:  {{provider: antlate, model: claude-late, {PRICES}}}
+  claudeerr:   {{provider: anterr, model: claude-err, {PRICES}}}
+  claudebig:   {{provider: antbig, model: claude-big, {PRICES}}}
 """
 EXTRA_TIERS = """\
   t-claude:    [claude]
@@ -74,6 +82,10 @@ EXTRA_TIERS = """\
   t-cut:       [mcut]
   all-bad:     [m500, claude529]
   only429:     [m429]
+  t-claudex:   [claudex]
+  alate-oai:   [claudelate, good-mini]
+  aerr-oai:    [claudeerr, good-mini]
+  abig:        [claudebig]
 """
 
 
@@ -386,6 +398,209 @@ def test_messages_cut_stream_ends_with_error_event():
     eq(names[-1], "error", f"ends with an error event: {names}")
     check("message_stop" not in names, "no message_stop")
     eq(evs[-1][1]["error"]["type"], "api_error", "error type")
+
+
+# ------------------------------------------------- native Messages streams
+
+def raw_stream(body, d=None, headers=None, path="/v1/messages"):
+    """(head, the body's bytes decoded, [(event name, parsed data)])."""
+    d = d or daemon()
+    s = R.RawHTTP(d.port, "POST", path, body, headers=headers or {}).read_head()
+    try:
+        text = s.read_all().decode("utf-8")
+    finally:
+        s.close()
+    evs = []
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        name, data = None, None
+        for ln in block.split("\n"):
+            if ln.startswith("event:"):
+                name = ln[6:].strip()
+            elif ln.startswith("data:"):
+                data = ln[5:].lstrip(" ")
+        evs.append((name, json.loads(data) if data else None))
+    return s, text, evs
+
+
+def sim_sent(evs):
+    """The bytes the simulator sent for the stream whose message_start is
+    in evs (its own recording)."""
+    mid = evs[0][1]["message"]["id"]
+    check(mid.startswith("msg_sim_"), f"the provider's own message id: {mid}")
+    r = E.sim("GET", f"/_sim/anthropic/sent/{mid}")
+    eq(r.status, 200, f"recording of {mid}")
+    return r.json["stream"]
+
+
+def block_types(evs):
+    return [d["content_block"]["type"] for n, d in evs if n == "content_block_start"]
+
+
+@test
+def test_messages_native_stream_is_the_providers_bytes():
+    sig_body = msg_body("t-claude", "Think about the sea", stream=True, max_tokens=2048,
+                        thinking={"type": "enabled", "budget_tokens": 1024})
+    tools = [{"name": "get_weather", "input_schema": {"type": "object", "properties": {
+        "city": {"type": "string"}}, "required": ["city"]}}]
+    cases = (("text", msg_body("t-claude", stream=True), ["text"]),
+             ("thinking", sig_body, ["thinking", "text"]),
+             ("tools", msg_body("t-claude", "call get_weather", stream=True, tools=tools), ["text", "tool_use"]),
+             ("server tools", msg_body("t-claudex", "Search the sea", stream=True),
+              ["redacted_thinking", "server_tool_use", "web_search_tool_result", "text", "text"]),
+             ("server tools, thinking", dict(sig_body, model="t-claudex"),
+              ["thinking", "redacted_thinking", "server_tool_use", "web_search_tool_result", "text", "text"]))
+    for what, body, types in cases:
+        s, text, evs = raw_stream(body)
+        eq(s.status, 200, f"{what}: status")
+        check_ant_stream(evs)
+        eq(text, sim_sent(evs), f"{what}: the client got the provider's events byte for byte")
+        eq(block_types(evs), types, f"{what}: blocks")
+        eq(s.h("x-router-provider"), "antx" if "server" in what else "ant", f"{what}: provider")
+    deltas = [d["delta"]["type"] for n, d in evs if n == "content_block_delta"]
+    check("citations_delta" in deltas and "signature_delta" in deltas, f"deltas {set(deltas)}")
+    check(any(n == "ping" for n, _ in evs), "ping passed on")
+
+
+@test
+def test_messages_native_stream_error_before_content_fails_over():
+    E.sim_reset()
+    s, text, evs = raw_stream(msg_body("aerr-oai", "fail over please", stream=True))
+    eq(s.status, 200, "status")
+    eq(s.h("x-router-model"), "good-mini", "served by the next model")
+    eq(s.h("x-router-attempts"), "2", "attempts")
+    got = check_ant_stream(evs)
+    check(got.startswith("Simulated reply from sim-mini"), f"text {got!r}")
+    check("claude-err" not in text and "overloaded" not in text.lower(), "nothing of the failed attempt")
+    eq(len(sim_requests_to("/messages")), 1, "the Anthropic attempt was made")
+
+
+@test
+def test_messages_native_stream_error_after_commit():
+    E.sim_reset()
+    s, text, evs = raw_stream(msg_body("alate-oai", "an error comes late", stream=True))
+    eq(s.status, 200, "status")
+    eq(s.h("x-router-model"), "claudelate", "committed to the first model")
+    eq(len(sim_requests_to("/chat/completions")), 0, "no failover after the commit")
+    eq(text, sim_sent(evs), "the provider's events, its error event included, and nothing else")
+    names = ant_names(evs)
+    eq(names[-1], "error", f"ends with the error event: {names}")
+    eq(names.count("error"), 1, "one error event")
+    eq(evs[-1][1]["error"]["type"], "overloaded_error", "the provider's error")
+    check("message_stop" not in names, "no message_stop")
+
+
+@test
+def test_messages_native_cut_stream_ends_with_an_error_event():
+    s, text, evs = raw_stream(msg_body("acut", stream=True))
+    eq(s.status, 200, "status")
+    sent = sim_sent(evs)
+    check(text.startswith(sent) and len(text) > len(sent),
+          f"the provider's events, then the router's: {R.short(text[len(sent):].encode())}")
+    rest = [e for e in text[len(sent):].split("\n\n") if e.strip()]
+    eq(len(rest), 1, f"one event added: {rest}")
+    check(rest[0].startswith("event: error\ndata: "), f"an error event: {rest[0]!r}")
+    j = json.loads(rest[0].split("data: ", 1)[1])
+    eq(j["type"], "error", "type")
+    eq(j["error"]["type"], "api_error", "error.type")
+    check("ended" in j["error"]["message"], f"message {j['error']['message']}")
+
+
+@test
+def test_messages_native_stream_usage_and_cost_in_the_access_log():
+    d = daemon("keys")
+    body = msg_body("t-claude", "count my tokens", stream=True,
+                    system=[{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}])
+    s, text, evs = raw_stream(body, d=d, headers={"x-api-key": PROXY_KEY})
+    eq(s.status, 200, f"status {R.short(text.encode())}")
+    rid = s.h("x-request-id")
+    start = evs[0][1]["message"]["usage"]
+    out = [d_["usage"]["output_tokens"] for n, d_ in evs if n == "message_delta"][-1]
+    line = None
+    deadline = time.time() + 10
+    while line is None and time.time() < deadline:
+        with open(os.path.join(E.tmp, "doors-access.log"), encoding="utf-8") as f:
+            for ln in f:
+                j = json.loads(ln)
+                if j.get("request_id") == rid or j.get("id") == rid:
+                    line = j
+        time.sleep(0.05)
+    check(line is not None, f"access log line for {rid}")
+    eq(line["door"], "messages", "door")
+    eq(line["completion_tokens"], out, "output tokens from message_delta")
+    inp, cr, cw = start["input_tokens"], start["cache_read_input_tokens"], start["cache_creation_input_tokens"]
+    check(cr > 0 and cw > 0, f"cache classes {start}")
+    eq(line["prompt_tokens"], inp + cr + cw, "prompt tokens: input and both cache classes")
+    eq(line["cached_tokens"], cr, "cache reads")
+    want = (inp * 3 + cr * 0.3 + cw * 3.75 + out * 15) / 1e6
+    check(abs(line["cost_usd"] - want) < 1e-9, f"cost {line['cost_usd']} != {want}")
+    eq(line["cost_estimated"], False, "cost from the usage, not an estimate")
+
+
+@test
+def test_messages_native_stream_cached_and_replayed():
+    d = daemon("cache")
+    body = msg_body("t-claudex", "cache this native stream", stream=True, temperature=0)
+    s, text, evs = raw_stream(body, d=d)
+    eq(s.h("x-cache"), "MISS", "first")
+    eq(text, sim_sent(evs), "byte for byte")
+    want = "".join(d_["delta"].get("text", "") for n, d_ in evs if n == "content_block_delta")
+    s2, text2, evs2 = raw_stream(body, d=d)
+    eq(s2.h("x-cache"), "HIT", "the assembled stream was stored")
+    got = check_ant_stream(evs2)
+    eq(got, want, "replayed text")
+    check(not evs2[0][1]["message"]["id"].startswith("msg_sim_"), "replayed by the router")
+    r = post("/v1/messages", dict(body, stream=False), d=d)
+    eq(r.h("x-cache"), "HIT", "plain hit")
+    eq("".join(b.get("text", "") for b in r.json["content"]), want, "plain text")
+
+
+@test
+def test_messages_native_backpressure_big_stream():
+    # one tool call whose 20 MB of input come in 2000 input_json_delta
+    # events of 10 KB, to a client that stops reading
+    MB = 1 << 20
+    d = daemon()
+    schema = {"type": "object", "properties": {"blob": {"type": "string", "minLength": 20 * MB}},
+              "required": ["blob"]}
+    want = simprovider.dumps(simprovider.schema_value(schema, schema))
+    body = msg_body("abig", "call bigtool", stream=True, tools=[{"name": "bigtool", "input_schema": schema}])
+    asan = "asan" in (os.environ.get("LLMROUTER_BIN") or "")
+    time.sleep(0.3)
+    rss0 = d.rss_kb()
+    st0 = E.sim_stats()
+    s = R.RawHTTP(d.port, "POST", "/v1/messages", body, rcvbuf=32 * 1024, timeout=120).read_head()
+    try:
+        eq(s.status, 200, "status")
+        head = b""
+        while len(head) < 4096:
+            x = s.read_some(4096)
+            check(x, "stream ended within the first 4 KB")
+            head += x
+        time.sleep(1.5)
+        b1 = E.sim_stats()["bytes_streamed"] - st0["bytes_streamed"]
+        time.sleep(1.5)
+        b2 = E.sim_stats()["bytes_streamed"] - st0["bytes_streamed"]
+        rss1 = d.rss_kb()
+        detail = (f"upstream {b1 / MB:.2f} MB at 1.5 s, {b2 / MB:.2f} MB at 3 s; "
+                  f"rss {rss0 // 1024} -> {rss1 // 1024} MB")
+        if E.args.verbose:
+            print("#   " + detail, flush=True)
+        check(b2 - b1 < 1 * MB, f"the upstream kept streaming to a client that was not reading ({detail})")
+        check(b2 < 14 * MB, f"the daemon read far ahead of a client that was not reading ({detail})")
+        check((rss1 - rss0) / 1024 < (80 if asan else 20), f"RSS grew while the client was not reading ({detail})")
+        text = (head + s.read_all()).decode("utf-8")
+    finally:
+        s.close()
+    events_ = [e for e in text.split("\n\n") if e.strip()]
+    check(events_[-1].startswith("event: message_stop"), f"complete: {events_[-1][:80]!r}")
+    args = ""
+    for e in events_:
+        if e.startswith("event: content_block_delta") and "input_json_delta" in e:
+            args += json.loads(e.split("data: ", 1)[1])["delta"]["partial_json"]
+    check(len(args) == len(want), f"input length {len(args)} != {len(want)}")
+    check(args == want, "the whole input arrived intact and in order")
 
 
 # ------------------------------------------------------------------ Responses door

@@ -1010,6 +1010,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(200, {"ok": True})
         if path == "/_sim/health" and self.command == "GET":
             return self.send_json(200, {"ok": True})
+        if path.startswith("/_sim/anthropic/") and ant_control(self, path):
+            return None  # the Anthropic Messages API's recordings (block below)
         return self.send_error_json(404, "unknown control endpoint",
                                     "unknown_url")
 
@@ -1584,6 +1586,11 @@ def shaped_stream(h, body, api_path, words):
 # streams use Anthropic's named events. Fault options honoured: reset,
 # require_key (compared with x-api-key), status, error_event, cut_after,
 # keepalive (ping events), chunks, interval_ms, invalid_json.
+# Native Messages streams (issue 13, the router passing Anthropic's own
+# events through): redacted=1 and server_tool=1 add a redacted_thinking
+# block and a web search (server_tool_use, web_search_tool_result, a text
+# block with citations); error_after=N sends an error event after N content
+# events; every stream's bytes are kept (GET /_sim/anthropic/sent/<id>).
 # --------------------------------------------------------------------------
 
 ANT_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
@@ -1757,9 +1764,68 @@ def ant_validate(h, body):
                             "`tool_result` blocks must define tools.")
 
 
-def ant_plan(body):
-    """The answer's blocks (text, thinking, tool_use), stop_reason and
-    output token count, from the request only."""
+# ---- native Messages streams: recordings and the extra blocks ----------
+ANT_SENT = collections.OrderedDict()  # message id -> the stream's text
+ANT_SENT_LOCK = threading.Lock()
+ANT_SENT_MAX = 1 << 20  # a longer stream is recorded as null
+
+
+def ant_record(mid, parts):
+    text = "".join(parts) if parts is not None else None
+    with ANT_SENT_LOCK:
+        ANT_SENT[mid] = text
+        while len(ANT_SENT) > 50:
+            ANT_SENT.popitem(last=False)
+
+
+def ant_control(h, path):
+    """GET /_sim/anthropic/sent/<message id>: {"id", "stream"} with the
+    bytes (as text) of the stream that answered it, null when it was
+    longer than 1 MiB; 404 when unknown."""
+    pre = "/_sim/anthropic/sent/"
+    if not path.startswith(pre) or h.command != "GET":
+        return False
+    mid = path[len(pre):]
+    with ANT_SENT_LOCK:
+        known = mid in ANT_SENT
+        text = ANT_SENT.get(mid)
+    if not known:
+        h.send_error_json(404, "no stream recorded for %s" % mid, "unknown_id")
+    else:
+        h.send_json(200, {"id": mid, "stream": text})
+    return True
+
+
+def ant_redacted_data(text):
+    d = hashlib.sha256(("sim-redacted:" + text).encode("utf-8")).digest()
+    return "SimRedacted" + base64.b64encode(d * 2).decode("ascii")
+
+
+def ant_server_tool_blocks(n, text):
+    """A web search the model ran itself: server_tool_use, its result, and
+    the text block that cites it (its citations stream as citations_delta)."""
+    tid = "srvtoolu_sim_%d" % n
+    url = "https://sim.example/search?q=%d" % n
+    result = {"type": "web_search_result", "url": url, "title": "Sim result",
+              "encrypted_content": ant_redacted_data("result:" + text),
+              "page_age": None}
+    cite = {"type": "web_search_result_location", "url": url,
+            "title": "Sim result", "encrypted_index": "SimIdx%d" % n,
+            "cited_text": "The sea is simulated."}
+    return [{"type": "server_tool_use", "id": tid, "name": "web_search",
+             "input": {"query": text[:40] or "sea"}},
+            {"type": "web_search_tool_result", "tool_use_id": tid,
+             "content": [result]},
+            {"type": "text", "text": "The sea is simulated.",
+             "citations": [cite]}]
+# ---- end of native Messages streams' helpers ------------------------------
+
+
+def ant_plan(body, opts=None):
+    """The answer's blocks (text, thinking, tool_use; with the options
+    redacted and server_tool also redacted_thinking and a web search),
+    stop_reason and output token count, from the request only."""
+    opts = opts or {}
     model = body["model"]
     msgs = body["messages"]
     last = ant_blocks(msgs[-1].get("content")) if msgs[-1]["role"] == "user" \
@@ -1774,6 +1840,11 @@ def ant_plan(body):
         thought = "Simulated thinking about: %s" % text[:60]
         blocks.append({"type": "thinking", "thinking": thought,
                        "signature": ant_signature(thought)})
+    if iopt(opts, "redacted", 0):
+        blocks.append({"type": "redacted_thinking",
+                       "data": ant_redacted_data(text)})
+    if iopt(opts, "server_tool", 0):
+        blocks.extend(ant_server_tool_blocks(len(msgs), text))
     calls = []
     if tools and tc["type"] != "none" and not results and last:
         if tc["type"] == "tool":
@@ -1879,7 +1950,7 @@ def anthropic_messages(h, body, body_ok, opts, api_path):
     except AntError as e:
         ant_send_error(h, e.status, e.message + " (simulated)")
         return True
-    blocks, stop_reason, stop_seq, out = ant_plan(body)
+    blocks, stop_reason, stop_seq, out = ant_plan(body, opts)
     usage = ant_usage(body, opts)
     mid = "msg_sim_%d" % STATE.next_id()
     if not streaming:
@@ -1906,6 +1977,9 @@ def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
         if b["type"] == "text":
             content.append(ev("content_block_start", index=i,
                               content_block={"type": "text", "text": ""}))
+            for c in b.get("citations") or []:
+                content.append(ev("content_block_delta", index=i, delta={
+                    "type": "citations_delta", "citation": c}))
             for p in split_reply(b["text"], chunks)[0]:
                 content.append(ev("content_block_delta", index=i, delta={
                     "type": "text_delta", "text": p}))
@@ -1917,6 +1991,16 @@ def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
                     "type": "thinking_delta", "thinking": p}))
             content.append(ev("content_block_delta", index=i, delta={
                 "type": "signature_delta", "signature": b["signature"]}))
+        elif b["type"] == "redacted_thinking" or \
+                b["type"] == "web_search_tool_result":
+            content.append(ev("content_block_start", index=i,
+                              content_block=b))
+        elif b["type"] == "server_tool_use":
+            content.append(ev("content_block_start", index=i, content_block=dict(
+                b, input={})))
+            for p in split_chars(dumps(b["input"]), 2):
+                content.append(ev("content_block_delta", index=i, delta={
+                    "type": "input_json_delta", "partial_json": p}))
         else:
             content.append(ev("content_block_start", index=i, content_block={
                 "type": "tool_use", "id": b["id"], "name": b["name"],
@@ -1938,37 +2022,54 @@ def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
     h.send_header("request-id", "req_sim")
     STATE.add(streams_started=1, active_streams=1)
     outcome = "aborted"
+    sent = []  # what the stream sent, for /_sim/anthropic/sent/<id>
+    size = [0]
+
+    def send(e):
+        if sent is not None and size[0] + len(e) <= ANT_SENT_MAX:
+            sent.append(e)
+        size[0] += len(e)
+        h.chunk(e)
+
+    err_after = iopt(opts, "error_after", -1) if "error_after" in opts \
+        else None
     try:
         h.end_headers()
         for _ in range(max(0, iopt(opts, "keepalive", 0))):
-            h.chunk(ev("ping"))
+            send(ev("ping"))
             time.sleep(0.05)
-        h.chunk(start)
+        send(start)
         if iopt(opts, "error_event", 0):
-            h.chunk(ev("error", error={"type": "overloaded_error",
-                                       "message": "Overloaded"}))
+            send(ev("error", error={"type": "overloaded_error",
+                                    "message": "Overloaded"}))
             h.terminate()
             outcome = "error_event"
             return
         if iopt(opts, "invalid_json", 0):
-            h.chunk("event: content_block_start\ndata: {not json\n\n")
+            send("event: content_block_start\ndata: {not json\n\n")
         interval = max(0, iopt(opts, "interval_ms", 0)) / 1000.0
         cut = iopt(opts, "cut_after", -1) if "cut_after" in opts else None
-        h.chunk(ev("ping"))
+        send(ev("ping"))
         for i, e in enumerate(content):
             if cut is not None and i >= cut:
                 h.abort_fin()
                 outcome = "cut"
                 return
+            if err_after is not None and i >= err_after:
+                send(ev("error", error={"type": "overloaded_error",
+                                        "message": "Overloaded"}))
+                h.terminate()
+                outcome = "error_event"
+                return
             if interval:
                 time.sleep(interval)
-            h.chunk(e)
+            send(e)
         if cut is not None and cut >= len(content):
             h.abort_fin()
             outcome = "cut"
             return
         for e in final:
-            h.chunk(e)
+            send(e)
         h.terminate()
         outcome = "completed"
     except (ClientGone,) + CONN_ERRORS as e:
@@ -1979,6 +2080,7 @@ def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
                "error_event": "streams_error_event"}.get(outcome,
                                                         "streams_aborted")
         STATE.add(active_streams=-1, **{key: 1})
+        ant_record(mid, sent if size[0] <= ANT_SENT_MAX else None)
 
 # ------------------------------------------- end of Anthropic Messages API
 
