@@ -49,7 +49,9 @@ static void usage(FILE *f)
             "      --check-config   validate the configuration, print a summary and exit\n"
             "      --explain FILE   route the request body in FILE (- = stdin) without calling\n"
             "                       any provider and print why; --json prints it as JSON;\n"
-            "                       --header 'Name: value' adds a request header (repeatable)\n"
+            "                       --header 'Name: value' adds a request header (repeatable);\n"
+            "                       --door messages|responses explains an Anthropic Messages\n"
+            "                       or Responses body as that door routes it\n"
             "  -V, --version        print the version and exit\n"
             "  -h, --help           print this help and exit\n"
             "\n"
@@ -196,8 +198,9 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, 't'}, {"check-config", no_argument, NULL, 'C'},
         {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
         {"explain", required_argument, NULL, 'E'}, {"json", no_argument, NULL, 'J'},
-        {"header", required_argument, NULL, 'H'}, {NULL, 0, NULL, 0}};
-    const char *explain = NULL;
+        {"header", required_argument, NULL, 'H'}, {"door", required_argument, NULL, 'D'},
+        {NULL, 0, NULL, 0}};
+    const char *explain = NULL, *door = NULL;
     const char *headers[65] = {0};
     size_t n_headers = 0;
     bool json = false;
@@ -220,7 +223,7 @@ int main(int argc, char **argv)
         return report_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "score") == 0)
         return scorer_main(argc - 1, argv + 1);
-    while ((c = getopt_long(argc, argv, "c:l:t:VhE:JH:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:t:VhE:JH:D:", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             path = optarg;
@@ -246,6 +249,9 @@ int main(int argc, char **argv)
             break;
         case 'J':
             json = true;
+            break;
+        case 'D':
+            door = optarg;
             break;
         case 'H':
             if (n_headers + 1 >= UTIL_ARRAY_LEN(headers) || strchr(optarg, ':') == NULL) {
@@ -289,7 +295,7 @@ int main(int argc, char **argv)
         goto out_cfg;
     }
     if (explain) {
-        rc = explain_file(cfg, explain, headers, json, stdout, stderr);
+        rc = explain_file(cfg, explain, headers, door, json, stdout, stderr);
         goto out_cfg;
     }
     log_set_level((enum log_level)cfg->log_level);

@@ -19,9 +19,15 @@
  * Returns whether p is a door's path. */
 bool doorwire_path(req_t *req, const char *p);
 
+/* POST /v1/router/explain?door=NAME (and `llmrouter --explain --door
+ * NAME`): the body is explained as the door NAME would route it ("chat",
+ * "messages", "responses"; NULL or "" is chat). An unknown NAME is kept for
+ * doorwire_request's 400. name is borrowed. */
+void doorwire_explain_door(req_t *req, const char *name);
+
 /* Translates the door's body in req->body into a chat body (once: later
  * calls return 0). The client's bytes move to req->door_raw. Returns 0, or
- * -1 with the 4xx in *err. */
+ * -1 with the 4xx in *err (also for an explain naming no door). */
 int doorwire_request(req_t *req, req_error_t *err);
 
 /* POST /v1/messages/count_tokens: appends the answer to out. Returns 0 or

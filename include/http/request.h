@@ -229,6 +229,7 @@ typedef struct req {
     bool door_refused;              /* Responses: only a native provider can take it */
     req_error_t door_refusal;       /* ... and this is the 400 for the others */
     bool door_native_done;          /* a native Responses stream sent its terminal event */
+    char door_bad_name[24];         /* POST /v1/router/explain?door=<this>: not a door */
 } req_t;
 
 /* Allocates a request for conn on shard, holding a reference to cfg. */

@@ -22,6 +22,19 @@ const char *door_name(enum door d)
     }
 }
 
+int door_from_name(const char *name, enum door *d)
+{
+    if (name == NULL || name[0] == '\0' || strcmp(name, "chat") == 0)
+        *d = DOOR_CHAT;
+    else if (strcmp(name, "messages") == 0)
+        *d = DOOR_MESSAGES;
+    else if (strcmp(name, "responses") == 0)
+        *d = DOOR_RESPONSES;
+    else
+        return -1;
+    return 0;
+}
+
 enum door door_for_path(const char *path, bool *count_tokens)
 {
     if (count_tokens)

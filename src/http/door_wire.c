@@ -90,10 +90,29 @@ static int responses_routable(req_t *req, buf_t *chat, dr_info_t *info, const re
     return rc;
 }
 
+void doorwire_explain_door(req_t *req, const char *name)
+{
+    enum door d;
+    if (door_from_name(name, &d) == 0) {
+        req->door = (int)d;
+        return;
+    }
+    /* shown in the 400: cut, and only printable ASCII of it */
+    snprintf(req->door_bad_name, sizeof req->door_bad_name, "%s", name);
+    for (char *c = req->door_bad_name; *c; c++)
+        if (*c < 0x20 || *c > 0x7e || *c == '"' || *c == '\\')
+            *c = '?';
+    if (req->door_bad_name[0] == '\0')
+        req->door_bad_name[0] = '?';
+}
+
 int doorwire_request(req_t *req, req_error_t *err)
 {
     buf_t chat;
     int rc;
+    if (req->door_bad_name[0] != '\0')
+        return door_fail(err, 400, "invalid_value", "door",
+                         "Unknown door '%s': use chat, messages or responses.", req->door_bad_name);
     if (req->door == DOOR_CHAT || req->door_translated)
         return 0;
     /* a chat body is about the size of the door's: its cap is generous and

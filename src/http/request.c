@@ -18,6 +18,7 @@
 #include "route/scorer.h"
 #include "core/util.h"
 #include "upstream/cascade.h"
+#include "http/door.h"
 #include "http/door_wire.h"
 
 req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *cfg)
@@ -182,6 +183,9 @@ static void explain_finish(req_t *req, prompt_t *p, const char *model, const buf
     char num[64];
     buf_puts(out, "{\"model\":");
     json_append_string(out, model, strlen(model));
+    buf_puts(out, ",\"door\":\"");
+    buf_puts(out, door_name((enum door)req->door));
+    buf_puts(out, "\"");
     buf_puts(out, ",\"routed\":");
     buf_puts(out, r->rule == ROUTE_RULE_EXPLICIT ? "false" : "true");
     buf_puts(out, ",\"estimated_tokens\":{");

@@ -136,6 +136,9 @@ static enum endpoint post_endpoint(req_t *req, const char *p)
 {
     if (strcmp(p, "/router/explain") == 0) {
         req->explain_only = true;
+        /* ?door=messages|responses: explained as that door routes it */
+        doorwire_explain_door(req, MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
+                                                               "door"));
         return EP_CHAT;
     }
     if (strcmp(p, "/chat/completions") == 0)

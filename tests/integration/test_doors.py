@@ -88,6 +88,14 @@ EXTRA_TIERS = """\
   abig:        [claudebig]
 """
 
+# a rule on the system text: a Messages body's "system" and a Responses
+# body's "instructions" are only system text once the door translated them
+EXTRA_RULES = """\
+    - name: sys-claude
+      when: {scope: system, keywords: [claudeplease]}
+      tier: t-claude
+"""
+
 
 def test(fn):
     TESTS.append(fn)
@@ -101,6 +109,7 @@ def write_config(name, cache=False, keys=False):
     head = head.replace("\nproviders:\n", "\nproviders:\n" + EXTRA_PROVIDERS, 1)
     head = head.replace("\nmodels:\n", "\nmodels:\n" + EXTRA_MODELS, 1)
     head = head.replace("\ntiers:\n", "\ntiers:\n" + EXTRA_TIERS, 1)
+    head = head.replace("\n  rules:\n", "\n  rules:\n" + EXTRA_RULES, 1)
     out = head + ("\ncache:\n  backend: memory\n  ttl_s: 60\n" if cache else "\ncache:\n  backend: off\n")
     if keys:
         out += "\nkeys:\n  team: {key_env: TEST_PROXY_KEY}\n"
@@ -685,6 +694,78 @@ def test_responses_cut_translated_stream_fails():
     names = ant_names(evs)
     check("response.failed" in names, f"response.failed in {names}")
     check("response.completed" not in names, "not completed")
+
+
+# ------------------------------------------------------------------ explain
+
+def explain(body, door=None, d=None):
+    q = f"?door={door}" if door is not None else ""
+    return post(f"/v1/router/explain{q}", body, d=d)
+
+
+@test
+def test_explain_takes_every_doors_body():
+    sys_msg = msg_body("auto", "Tell me about the sea", system=[{"type": "text", "text": "claudeplease be brief"}])
+    sys_resp = resp_body("auto", "Tell me about the sea", instructions="claudeplease be brief")
+    sys_chat = R.chat_body("auto", "Tell me about the sea")
+    sys_chat["messages"].insert(0, {"role": "system", "content": "claudeplease be brief"})
+    for door, path, body in (("messages", "/v1/messages", sys_msg), ("responses", "/v1/responses", sys_resp),
+                             ("chat", "/v1/chat/completions", sys_chat)):
+        for q in ((door, None) if door == "chat" else (door,)):
+            r = explain(body, q)
+            eq(r.status, 200, f"{door} ?door={q}: status ({R.short(r.body)})")
+            j = r.json
+            eq(j["door"], door, f"{door}: door")
+            eq(j["decision"]["rule"], "sys-claude", f"{door}: explained rule")
+            eq(j["decision"]["tier"], "t-claude", f"{door}: explained tier")
+            eq(j["decision"]["chain"], [{"model": "claude", "provider": "ant"}], f"{door}: chain")
+            check(j["estimated_tokens"]["system"] > 0, f"{door}: system text seen {j['estimated_tokens']}")
+        # the door itself routes the body the same way
+        r = post(path, body)
+        eq(r.status, 200, f"{door}: the real request ({R.short(r.body)})")
+        eq(r.h("x-router-rule"), "sys-claude", f"{door}: x-router-rule")
+        eq(r.h("x-router-model"), "claude", f"{door}: x-router-model")
+    # read as a chat body, the Messages "system" and Responses "instructions"
+    # are not system text: the door changes the decision
+    for body in (sys_msg, sys_resp):
+        r = explain(body)
+        if r.status == 200:
+            check(r.json["decision"]["rule"] != "sys-claude", f"as chat: {r.json['decision']}")
+            eq(r.json["door"], "chat", "door as chat")
+    # and what the door refuses, explain refuses the same way (OpenAI's shape:
+    # the endpoint is the router's own)
+    R.check_error(explain({"model": "auto", "messages": [{"role": "user", "content": "hi"}]}, "messages"), 400)
+    R.check_error(explain(resp_body("auto", store=True), "responses"), 400)
+    r = explain(sys_msg, "anthropic")
+    R.check_error(r, 400, "invalid_value")
+    eq(r.json["error"]["param"], "door", "param")
+    check("anthropic" in r.json["error"]["message"] and "messages" in r.json["error"]["message"],
+          f"names the value and the doors: {r.json['error']['message']}")
+    # no provider was called by an explain
+    E.sim_reset()
+    explain(sys_msg, "messages")
+    eq(len(E.sim_requests()), 0, "explain calls no provider")
+
+
+@test
+def test_explain_cli_door():
+    path = os.path.join(E.tmp, "explain-messages.json")
+    with open(path, "w") as f:
+        json.dump(msg_body("auto", "Tell me about the sea", system="claudeplease be brief"), f)
+    cfg = write_config("doors-explain.yaml")
+    env = dict(os.environ, SIM_URL="http://127.0.0.1:1", TEST_ANT_KEY=ANT_KEY, TEST_PROXY_KEY=PROXY_KEY)
+    out = R.subprocess.run([E.bin, "-c", cfg, "--explain", path, "--door", "messages", "--json"],
+                           capture_output=True, text=True, env=env, timeout=30)
+    eq(out.returncode, 0, f"exit status ({out.stderr[-300:]})")
+    j = json.loads(out.stdout)
+    eq((j["door"], j["decision"]["rule"]), ("messages", "sys-claude"), "door and rule")
+    out = R.subprocess.run([E.bin, "-c", cfg, "--explain", path, "--door", "messages"],
+                           capture_output=True, text=True, env=env, timeout=30)
+    check('through the messages door' in out.stdout, f"text names the door: {out.stdout[:200]}")
+    out = R.subprocess.run([E.bin, "-c", cfg, "--explain", path, "--door", "nope"],
+                           capture_output=True, text=True, env=env, timeout=30)
+    eq(out.returncode, 1, "unknown door")
+    check("Unknown door 'nope'" in out.stderr, f"stderr {out.stderr[-200:]}")
 
 
 # ------------------------------------------------------------------ failover, cache
