@@ -31,9 +31,13 @@ enum door {
     DOOR_RESPONSES, /* /v1/responses */
 };
 
-/* "chat", "messages" or "responses" (for logs and metrics labels). Static
- * string. */
+/* "chat", "messages" or "responses". Static string. */
 const char *door_name(enum door d);
+
+/* The door a request came through as the access log's "door" field and the
+ * metrics' door label name it: "messages", "responses", or on the chat door
+ * the endpoint — "chat", "completions", "embeddings". Static string. */
+const char *door_label(enum door d, enum endpoint ep);
 
 /* The door named name ("chat", "messages" or "responses"; NULL or "" is
  * chat), as in door_name: 0 with *d set, or -1 for any other name. */

@@ -22,6 +22,13 @@ const char *door_name(enum door d)
     }
 }
 
+const char *door_label(enum door d, enum endpoint ep)
+{
+    if (d != DOOR_CHAT)
+        return door_name(d);
+    return ep == EP_COMPLETIONS ? "completions" : ep == EP_EMBEDDINGS ? "embeddings" : "chat";
+}
+
 int door_from_name(const char *name, enum door *d)
 {
     if (name == NULL || name[0] == '\0' || strcmp(name, "chat") == 0)

@@ -27,6 +27,7 @@ Reuses tests/integration/run.py. Python 3 standard library only.
 """
 import json
 import os
+import re
 import sys
 import time
 
@@ -42,6 +43,7 @@ TESTS = []
 E = None
 ANT_KEY = "sk-ant-test-doors-0123456789"
 PROXY_KEY = "sk-proxy-doors-0123456789abcdef"
+ADMIN_KEY = "sk-admin-doors-0123456789abcdef"
 DAEMONS = {}
 
 PRICES = "input_per_mtok: 3, output_per_mtok: 15, cached_input_per_mtok: 0.3, cache_write_per_mtok: 3.75"
@@ -114,6 +116,7 @@ def write_config(name, cache=False, keys=False):
     if keys:
         out += "\nkeys:\n  team: {key_env: TEST_PROXY_KEY}\n"
         out += f"\nobservability:\n  access_log: \"{os.path.join(E.tmp, 'doors-access.log')}\"\n"
+        out += "  admin_key_env: TEST_ADMIN_KEY\n"
     path = os.path.join(E.tmp, name)
     with open(path, "w") as f:
         f.write(out)
@@ -125,6 +128,7 @@ def daemon(kind="plain"):
     if kind not in DAEMONS:
         os.environ["TEST_ANT_KEY"] = ANT_KEY
         os.environ["TEST_PROXY_KEY"] = PROXY_KEY
+        os.environ["TEST_ADMIN_KEY"] = ADMIN_KEY
         DAEMONS[kind] = E.new_daemon(tag=f"doors-{kind}", config=write_config(
             f"doors-{kind}.yaml", cache=kind == "cache", keys=kind == "keys")).start()
     return DAEMONS[kind]
@@ -768,6 +772,80 @@ def test_explain_cli_door():
     check("Unknown door 'nope'" in out.stderr, f"stderr {out.stderr[-200:]}")
 
 
+# ------------------------------------------------------------------ per-door metrics
+
+def door_counts(d):
+    """{(door, status_class): value} of llmrouter_door_requests_total."""
+    r = R.http_request(d.port, "GET", "/metrics", headers={"authorization": f"Bearer {ADMIN_KEY}"})
+    eq(r.status, 200, "GET /metrics")
+    out = {}
+    text = r.body.decode("utf-8")
+    check("# TYPE llmrouter_door_requests_total counter" in text, "the family's TYPE line")
+    for ln in text.splitlines():
+        m = re.match(r'^llmrouter_door_requests_total\{door="([^"]*)",status_class="([^"]*)"\} (\S+)$', ln)
+        if m:
+            out[(m.group(1), m.group(2))] = float(m.group(3))
+    return out
+
+
+@test
+def test_door_metrics_and_access_log():
+    d = daemon("keys")
+    auth = {"authorization": f"Bearer {PROXY_KEY}"}
+    before = door_counts(d)
+    calls = [
+        ("chat", "/v1/chat/completions", R.chat_body("t-oai", "hi")),
+        ("completions", "/v1/completions", {"model": "t-oai", "prompt": "hi"}),
+        ("embeddings", "/v1/embeddings", {"model": "embed-small", "input": ["hi"]}),
+        ("messages", "/v1/messages", msg_body("t-oai")),
+        ("messages", "/v1/messages", msg_body("t-claude", stream=True)),
+        ("responses", "/v1/responses", resp_body("t-oai")),
+    ]
+    rids = {}
+    for door, path, body in calls:
+        if body.get("stream"):
+            s, text, _ = raw_stream(body, d=d, headers=auth)
+            eq(s.status, 200, f"{door} stream")
+            rids[s.h("x-request-id")] = door
+            continue
+        r = post(path, body, d=d, headers=auth)
+        eq(r.status, 200, f"{door} ({R.short(r.body)})")
+        rids[r.h("x-request-id")] = door
+    r = post("/v1/messages", msg_body("no-such-model"), d=d, headers=auth)
+    eq(r.status, 404, "messages 404")
+    rids[r.h("x-request-id")] = "messages"
+    r = post("/v1/responses", resp_body("t-oai", store=True), d=d, headers=auth)
+    eq(r.status, 400, "responses 400")
+    rids[r.h("x-request-id")] = "responses"
+    want = {("chat", "2xx"): 1, ("completions", "2xx"): 1, ("embeddings", "2xx"): 1,
+            ("messages", "2xx"): 2, ("responses", "2xx"): 1, ("messages", "4xx"): 1, ("responses", "4xx"): 1}
+    deadline = time.time() + 5
+    while True:
+        after = door_counts(d)
+        got = {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)}
+        got = {k: v for k, v in got.items() if v}
+        if got == want or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    eq(got, want, "llmrouter_door_requests_total deltas")
+    for (door, _cls) in after:
+        check(door in ("chat", "completions", "embeddings", "messages", "responses"), f"door value {door}")
+    st = R.http_request(d.port, "GET", "/v1/router/stats", headers={"authorization": f"Bearer {ADMIN_KEY}"}).json
+    eq(sorted(st["doors"]), ["chat", "completions", "embeddings", "messages", "responses"], "stats doors")
+    check(st["doors"]["messages"] >= 3 and st["doors"]["embeddings"] >= 1, f"stats doors {st['doors']}")
+    # the access log names the door the same way
+    seen = {}
+    deadline = time.time() + 5
+    while len(seen) < len(rids) and time.time() < deadline:
+        with open(os.path.join(E.tmp, "doors-access.log"), encoding="utf-8") as f:
+            for ln in f:
+                j = json.loads(ln)
+                if j.get("request_id") in rids:
+                    seen[j["request_id"]] = j.get("door")
+        time.sleep(0.05)
+    eq(seen, rids, "the access log's door of each request")
+
+
 # ------------------------------------------------------------------ failover, cache
 
 @test
@@ -834,6 +912,7 @@ def test_daemons_stop_cleanly():
             bad.append(f"{d.tag}: {msg}")
         check(ANT_KEY not in d.stderr_text(), f"{d.tag}: the Anthropic key is in the log")
         check(PROXY_KEY not in d.stderr_text(), f"{d.tag}: the proxy key is in the log")
+        check(ADMIN_KEY not in d.stderr_text(), f"{d.tag}: the admin key is in the log")
     DAEMONS.clear()
     check(not bad, "; ".join(bad))
 
