@@ -443,8 +443,6 @@ static void raw_error_event(req_t *req)
     char *data = NULL, msg[320];
     cJSON *root = NULL;
     const char *m = NULL;
-    door_w_t w = {&req->door_out, 0};
-    buf_t b;
     if (!req->stream_failed || anthropic_stream_failed(req->ant_stream, NULL))
         return;
     if (req->tail != NULL && req->tail_len > 0) {
@@ -455,14 +453,8 @@ static void raw_error_event(req_t *req)
     snprintf(msg, sizeof msg, "%s", m ? m : "The upstream stream ended abnormally.");
     cJSON_Delete(root);
     free(data);
-    buf_init(&b, sizeof msg * 6 + 256);
     buf_init(&req->door_out, sizeof msg * 6 + 512);
-    if (dm_error_body(500, msg, NULL, &b) == 0) {
-        door_w_raw(&w, "event: error\ndata: ");
-        door_w_rawn(&w, buf_ptr(&b), buf_len(&b));
-        door_w_raw(&w, "\n\n");
-    }
-    buf_free(&b);
+    dm_error_event(msg, &req->door_out); /* fits: the cap is made for it */
 }
 
 static ssize_t raw_read(req_t *req, char *out, size_t max)
