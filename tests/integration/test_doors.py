@@ -20,7 +20,15 @@ exhausted chain, 429 retry-after) and OpenAI's on /v1/responses; stateless
 refusals; count_tokens; cache hits replayed in the door's format; mixed
 chains (Anthropic first then OpenAI-type, and the reverse) failing over
 behind all three doors, plain and streamed; cut streams ending as the door
-says; the x-router-* headers.
+says; the x-router-* headers. Native Messages streams (an Anthropic model
+behind /v1/messages): the client gets the simulator's own bytes
+(redacted_thinking, server tools, citations_delta, pings), an error before
+content fails over, an error after the commit is the last event, a cut or
+stalled stream ends with one Anthropic error event, usage and cost (cache
+classes) reach the access log, the chat form is cached and replayed, a 20 MB
+stream to a stalled reader keeps RSS flat, a client that leaves drops the
+upstream. Explain for every door (?door=, --door); per-door metrics
+(llmrouter_door_requests_total) and the access log's door.
 
 Prints "ok - name" / "not ok - name: reason" and "N passed, M failed".
 Reuses tests/integration/run.py. Python 3 standard library only.
@@ -58,6 +66,7 @@ EXTRA_PROVIDERS = f"""\
   antlate:   {{type: anthropic, base_url: "${{SIM_URL}}/sim/error_after=3/v1", api_key_env: TEST_ANT_KEY}}
   anterr:    {{type: anthropic, base_url: "${{SIM_URL}}/sim/error_event=1/v1", api_key_env: TEST_ANT_KEY}}
   antbig:    {{type: anthropic, base_url: "${{SIM_URL}}/sim/chunks=2000/v1", api_key_env: TEST_ANT_KEY}}
+  antslow:   {{type: anthropic, base_url: "${{SIM_URL}}/sim/stall_after=4,stall_ms=8000/v1", api_key_env: TEST_ANT_KEY, idle_timeout_ms: 700}}
 """
 EXTRA_MODELS = f"""\
   claude:      {{provider: ant, model: claude-sim, {PRICES}}}
@@ -70,6 +79,7 @@ EXTRA_MODELS = f"""\
   claudelate:  {{provider: antlate, model: claude-late, {PRICES}}}
   claudeerr:   {{provider: anterr, model: claude-err, {PRICES}}}
   claudebig:   {{provider: antbig, model: claude-big, {PRICES}}}
+  claudeslow:  {{provider: antslow, model: claude-slow, {PRICES}}}
 """
 EXTRA_TIERS = """\
   t-claude:    [claude]
@@ -88,6 +98,7 @@ EXTRA_TIERS = """\
   alate-oai:   [claudelate, good-mini]
   aerr-oai:    [claudeerr, good-mini]
   abig:        [claudebig]
+  aslow:       [claudeslow]
 """
 
 # a rule on the system text: a Messages body's "system" and a Responses
@@ -518,6 +529,50 @@ def test_messages_native_cut_stream_ends_with_an_error_event():
     eq(j["type"], "error", "type")
     eq(j["error"]["type"], "api_error", "error.type")
     check("ended" in j["error"]["message"], f"message {j['error']['message']}")
+
+
+@test
+def test_messages_native_stream_stalled_upstream_ends_with_an_error_event():
+    # committed (text deltas went out), then 8 s of silence: past the
+    # provider's idle_timeout_ms (0.7 s) the client's stream ends with an
+    # Anthropic error event after the last complete event
+    t0 = time.time()
+    s, text, evs = raw_stream(msg_body("aslow", "stall please", stream=True))
+    took = time.time() - t0
+    eq(s.status, 200, f"status {R.short(text.encode())}")
+    names = ant_names(evs)
+    eq(names[:3], ["message_start", "ping", "content_block_start"], "the provider's events first")
+    check(evs[0][1]["message"]["id"].startswith("msg_sim_"), "the provider's own message_start")
+    eq(names.count("content_block_delta"), 3, f"the events before the stall: {names}")
+    eq(names[-1], "error", f"ends with an error event: {names}")
+    eq(names.count("error"), 1, "one error event")
+    check("message_stop" not in names, "no message_stop")
+    eq(evs[-1][1]["error"]["type"], "api_error", "error type")
+    check(took < 6, f"ended by the idle timeout, not by the provider ({took:.1f} s)")
+
+
+@test
+def test_messages_native_stream_client_leaves():
+    # a client that goes away in the middle of a big native stream: the
+    # upstream transfer is dropped, the daemon goes on serving
+    d = daemon()
+    schema = {"type": "object", "properties": {"blob": {"type": "string", "minLength": 4 << 20}},
+              "required": ["blob"]}
+    body = msg_body("abig", "call bigtool", stream=True, tools=[{"name": "bigtool", "input_schema": schema}])
+    st0 = E.sim_stats()
+    s = R.RawHTTP(d.port, "POST", "/v1/messages", body, rcvbuf=32 * 1024, timeout=60).read_head()
+    eq(s.status, 200, "status")
+    check(len(s.read_some(4096)) > 0, "first bytes")
+    s.close()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        st = E.sim_stats()
+        if st["streams_aborted"] > st0["streams_aborted"] and st["active_streams"] == st0["active_streams"]:
+            break
+        time.sleep(0.05)
+    check(st["streams_aborted"] > st0["streams_aborted"], f"the upstream stream was dropped: {st}")
+    r = post("/v1/messages", msg_body("t-claude"))
+    eq(r.status, 200, "the daemon goes on")
 
 
 @test

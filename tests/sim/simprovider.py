@@ -1590,7 +1590,8 @@ def shaped_stream(h, body, api_path, words):
 # events through): redacted=1 and server_tool=1 add a redacted_thinking
 # block and a web search (server_tool_use, web_search_tool_result, a text
 # block with citations); error_after=N sends an error event after N content
-# events; every stream's bytes are kept (GET /_sim/anthropic/sent/<id>).
+# events; stall_after=N waits stall_ms (5000) before the N+1th; every
+# stream's bytes are kept (GET /_sim/anthropic/sent/<id>).
 # --------------------------------------------------------------------------
 
 ANT_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
@@ -2033,6 +2034,8 @@ def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
 
     err_after = iopt(opts, "error_after", -1) if "error_after" in opts \
         else None
+    stall_after = iopt(opts, "stall_after", -1) if "stall_after" in opts \
+        else None
     try:
         h.end_headers()
         for _ in range(max(0, iopt(opts, "keepalive", 0))):
@@ -2055,6 +2058,8 @@ def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
                 h.abort_fin()
                 outcome = "cut"
                 return
+            if stall_after is not None and i == stall_after:
+                time.sleep(max(0, iopt(opts, "stall_ms", 5000)) / 1000.0)
             if err_after is not None and i >= err_after:
                 send(ev("error", error={"type": "overloaded_error",
                                         "message": "Overloaded"}))
