@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/log.h"
 #include "core/shard.h"
 #include "core/util.h"
 #include "http/apierror.h"
@@ -454,7 +455,8 @@ static void raw_error_event(req_t *req)
     cJSON_Delete(root);
     free(data);
     buf_init(&req->door_out, sizeof msg * 6 + 512);
-    dm_error_event(msg, &req->door_out); /* fits: the cap is made for it */
+    if (dm_error_event(msg, &req->door_out) < 0) /* the cap is made for it */
+        log_warn("request %s: the stream's error event did not fit", req->id);
 }
 
 static ssize_t raw_read(req_t *req, char *out, size_t max)

@@ -137,7 +137,11 @@ static size_t translate_pending(req_t *req)
         rc = anthropic_stream_event(req->ant_stream, buf_ptr(&req->ant_ev), len, &req->ant_out);
         if (rc == ANTHROPIC_OK) {
             if (!ended && doorwire_raw_stream(req)) {
-                buf_append(&req->ant_raw, buf_ptr(&req->ant_ev), len); /* room checked */
+                /* raw_room made room; a failure here would be a bug */
+                if (buf_append(&req->ant_raw, buf_ptr(&req->ant_ev), len) < 0) {
+                    fail(req, "an Anthropic stream event could not be queued");
+                    return 1;
+                }
                 if (req->committed)
                     reply_stream_wake(req);
             }
