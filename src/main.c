@@ -29,6 +29,7 @@
 #include "core/shard.h"
 #include "core/util.h"
 #include "core/version.h"
+#include "upstream/health.h"
 
 #ifndef LLMROUTER_DEFAULT_CONFIG
 #define LLMROUTER_DEFAULT_CONFIG "config/llmrouter.yaml"
@@ -49,9 +50,7 @@ static void usage(FILE *f)
             "      --check-config   validate the configuration, print a summary and exit\n"
             "      --explain FILE   route the request body in FILE (- = stdin) without calling\n"
             "                       any provider and print why; --json prints it as JSON;\n"
-            "                       --header 'Name: value' adds a request header (repeatable);\n"
-            "                       --door messages|responses explains an Anthropic Messages\n"
-            "                       or Responses body as that door routes it\n"
+            "                       --header 'Name: value' adds a request header (repeatable)\n"
             "  -V, --version        print the version and exit\n"
             "  -h, --help           print this help and exit\n"
             "\n"
@@ -198,9 +197,8 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, 't'}, {"check-config", no_argument, NULL, 'C'},
         {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
         {"explain", required_argument, NULL, 'E'}, {"json", no_argument, NULL, 'J'},
-        {"header", required_argument, NULL, 'H'}, {"door", required_argument, NULL, 'D'},
-        {NULL, 0, NULL, 0}};
-    const char *explain = NULL, *door = NULL;
+        {"header", required_argument, NULL, 'H'}, {NULL, 0, NULL, 0}};
+    const char *explain = NULL;
     const char *headers[65] = {0};
     size_t n_headers = 0;
     bool json = false;
@@ -213,6 +211,7 @@ int main(int argc, char **argv)
     mcache_t *mem = NULL;
     budget_t *budget = NULL;
     observe_t *obs = NULL;
+    health_t *health = NULL;
     shard_t *shards[MAX_SHARDS];
     unsigned n_shards = 0;
     config_t *cfg;
@@ -223,7 +222,7 @@ int main(int argc, char **argv)
         return report_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "score") == 0)
         return scorer_main(argc - 1, argv + 1);
-    while ((c = getopt_long(argc, argv, "c:l:t:VhE:JH:D:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:l:t:VhE:JH:", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             path = optarg;
@@ -249,9 +248,6 @@ int main(int argc, char **argv)
             break;
         case 'J':
             json = true;
-            break;
-        case 'D':
-            door = optarg;
             break;
         case 'H':
             if (n_headers + 1 >= UTIL_ARRAY_LEN(headers) || strchr(optarg, ':') == NULL) {
@@ -295,7 +291,7 @@ int main(int argc, char **argv)
         goto out_cfg;
     }
     if (explain) {
-        rc = explain_file(cfg, explain, headers, door, json, stdout, stderr);
+        rc = explain_file(cfg, explain, headers, json, stdout, stderr);
         goto out_cfg;
     }
     log_set_level((enum log_level)cfg->log_level);
@@ -326,6 +322,9 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+    /* breakers and provider slots: process-wide, kept across reloads */
+    health = health_new(cfg->threads < MAX_SHARDS ? cfg->threads : MAX_SHARDS);
+    health_bind(health, cfg);
     config_publish(config_ref(cfg));
     /* one store for every thread, so a repeat lands on a hit whichever
      * thread accepts it; its size is fixed at start */
@@ -351,7 +350,7 @@ int main(int argc, char **argv)
     }
     for (unsigned i = 0; i < cfg->threads && i < MAX_SHARDS; i++) {
         char err[256];
-        shard_t *s = shard_new(i, cfg, mem, obs, budget, err, sizeof err);
+        shard_t *s = shard_new(i, cfg, mem, obs, budget, health, err, sizeof err);
         if (s == NULL) {
             log_error("%s", err);
             goto stop;
@@ -410,6 +409,7 @@ int main(int argc, char **argv)
             next->listen_port = cfg->listen_port;
             next->threads = cfg->threads;
             log_set_level((enum log_level)next->log_level);
+            health_bind(health, next);
             config_publish(next);
             log_info("configuration reloaded from %s", path);
             notify_sendf("READY=1\nSTATUS=listening on %s:%u", cfg->listen_host, cfg->listen_port);
@@ -425,13 +425,16 @@ stop:
         close(port_holder);
     for (unsigned i = 0; i < n_shards; i++)
         shard_stop(shards[i]);
-    for (unsigned i = 0; i < n_shards; i++) {
+    /* every shard stopped before any is freed: a slot released on one
+     * wakes the loops of the others (upstream/health.h) */
+    for (unsigned i = 0; i < n_shards; i++)
         shard_join(shards[i]);
+    for (unsigned i = 0; i < n_shards; i++)
         shard_free(shards[i]);
-    }
     config_publish(NULL);
     budget_free(budget); /* after every shard's Redis client */
     observe_free(obs);
+    health_free(health);
     mcache_free(mem);
 out_cfg:
     config_unref(cfg);

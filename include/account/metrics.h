@@ -70,7 +70,9 @@ int metrics_stats_json(metrics_t *const *shards, size_t n, buf_t *out);
 
 /* Failover reason of an attempt (status, error string) — one of "status_429",
  * "status_5xx", "status_401", "status_403", "timeout", "connect",
- * "invalid_answer", "error_event", "other". A static string. */
+ * "invalid_answer", "stale_connection", "error_event", "cooling_down"
+ * (skipped: circuit open or a 429's cooldown), "busy" (skipped: provider at
+ * max_inflight), "other". A static string. */
 const char *metrics_failover_reason(unsigned status, const char *error);
 
 /* The q-quantile (0..1) of a histogram with METRICS_N_BUCKETS + 1 per-bucket

@@ -29,6 +29,7 @@ enum family {
     F_ESTIMATED,
     F_ATTEMPTS,
     F_FAILOVERS,
+    F_RETRIES,
     F_DURATION,
     F_UPSTREAM,
     F_TTFB,

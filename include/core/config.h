@@ -23,6 +23,35 @@ struct auth_secret;
  * upstream/anthropic.h. */
 enum provider_type { PROVIDER_OPENAI = 0, PROVIDER_ANTHROPIC };
 
+/* providers.*: what each outcome of a failed attempt leads to, and the
+ * retry timing (upstream/retry.h reads and fills it; keys in
+ * core/config_upstream.c). */
+typedef struct cfg_retry {
+    uint8_t status[300];  /* enum retry_action for HTTP 300..599, at [status - 300] */
+    uint8_t kind[8];      /* enum retry_action per enum retry_kind (fewer than 8) */
+    uint32_t retries;     /* `retries` of the provider's models unless they set theirs */
+    uint32_t backoff_ms;  /* retry_backoff_ms: the first retry's jitter window */
+    uint32_t backoff_max_ms; /* retry_backoff_max_ms: the window's cap */
+    uint32_t after_max_ms;   /* retry_after_max_ms: a longer Retry-After fails over */
+} cfg_retry_t;
+struct health_model;
+struct health_provider;
+
+/* A model's circuit breaker and cooldowns (upstream/health.h), from the
+ * model's `circuit:`, else its provider's, else `routing.circuit:`, else
+ * the built-in defaults — key by key (core/config_health.c). */
+typedef struct cfg_circuit {
+    bool enabled;                 /* false: never skipped, no 429 cooldown */
+    uint32_t failures;            /* consecutive failures that open it; 0: off */
+    double failure_ratio;         /* failed share of the window that opens it; 0: off */
+    uint32_t min_requests;        /* attempts in the window before the ratio counts */
+    uint32_t window_ms;           /* the ratio's rolling window */
+    uint32_t cooldown_ms;         /* first open period */
+    uint32_t max_cooldown_ms;     /* growth cap (doubling on repeated trips) */
+    uint32_t retry_after_max_ms;  /* cap of a 429's cooldown; 0: 429s cool nothing */
+    unsigned set;                 /* CIRCUIT_SET_* bits of the keys written here */
+} cfg_circuit_t;
+
 typedef struct cfg_provider {
     char *name;
     enum provider_type type;
@@ -33,6 +62,7 @@ typedef struct cfg_provider {
     uint32_t first_byte_timeout_ms;
     uint32_t idle_timeout_ms;
     uint32_t timeout_ms;
+    cfg_retry_t retry; /* retries and the failure policy */
     /* Egress proxy: the provider's `proxy`, else the environment's
      * https_proxy / http_proxy / all_proxy for its scheme (read once at
      * load, not per request), "" for none; no_proxy likewise. */
@@ -44,6 +74,17 @@ typedef struct cfg_provider {
     /* type openai: the provider also serves POST {base_url}/responses, so a
      * request of the Responses door is passed to it as is */
     bool responses_api;
+    /* circuit: defaults for the provider's models (only the keys in .set) */
+    cfg_circuit_t circuit;
+    /* Concurrency limit over all shards: 0 = none; over it a request waits
+     * in its shard's queue (at most max_queue there) for queue_timeout_ms,
+     * then fails over (upstream/admit.h). */
+    uint32_t max_inflight;
+    uint32_t max_queue;
+    uint32_t queue_timeout_ms;
+    /* its process-wide slot counter, bound by health_bind before the
+     * snapshot is published; NULL when not bound (tools, tests) */
+    struct health_provider *health;
     /* Prebuilt upstream request headers (Content-Type, Accept, no Expect,
      * and the key: Authorization: Bearer for openai, x-api-key plus
      * anthropic-version for anthropic). Read-only; shared by all threads. */
@@ -62,6 +103,12 @@ typedef struct cfg_model {
     int64_t default_max_tokens;  /* anthropic: max_tokens sent when the client set none */
     int tier; /* first tier listing it, -1 if none */
     double daily_cap_usd; /* 0 = no cap; over it the model is skipped until the UTC day ends */
+    uint32_t retries;     /* retries of a failed attempt on this model (its provider's by default) */
+    cfg_circuit_t circuit; /* resolved: model, provider, routing.circuit, built-in */
+    /* its process-wide breaker state, bound by health_bind before the
+     * snapshot is published (survives reloads: keyed by name); NULL when
+     * not bound (tools, tests) */
+    struct health_model *health;
 } cfg_model_t;
 
 struct cascade_cfg;
@@ -166,6 +213,11 @@ typedef struct config {
     struct scorer *scorer; /* routing.scorer.weights, NULL = the built-in weights */
     int baseline_model;  /* routing.baseline_model: what requests would cost without routing; -1 */
     bool allow_client_tier;
+    /* routing.deadline_ms: the time a request may take until its answer
+     * starts (0 = none); routing.max_deadline_ms caps x-router-deadline-ms */
+    uint32_t deadline_ms;
+    uint32_t max_deadline_ms;
+    cfg_circuit_t circuit; /* routing.circuit: defaults of every model (keys in .set) */
     cfg_cache_t cache;
     cfg_obs_t obs;
     struct auth *auth;            /* keys: proxy keys, NULL when none */

@@ -1,6 +1,7 @@
 /* config_schema: the pieces of the configuration loader (src/core/config.c)
  * kept in their own files: the schema of each section of llmrouter.yaml
- * (src/core/config_schema.c; the routing section in config_routing.c) and the data derived from a parsed snapshot
+ * (src/core/config_schema.c; the routing section in config_routing.c; circuits and
+ * concurrency limits in config_health.c) and the data derived from a parsed snapshot
  * before it is published (src/core/config_derived.c). Private to the three;
  * every function records problems in c (file:line:column) and goes on. */
 #ifndef LLMROUTER_CORE_CONFIG_SCHEMA_H
@@ -21,6 +22,47 @@ void config_parse_tiers(ywalk_t *c, config_t *cfg, yaml_node_t *map);
 void config_parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node_t **default_node);
 void config_parse_cache(ywalk_t *c, config_t *cfg, yaml_node_t *map);
 void config_parse_obs(ywalk_t *c, config_t *cfg, yaml_node_t *map);
+
+/* Retries and the failure policy (src/core/config_upstream.c), called by
+ * the provider and model walks: _init sets the defaults; _key takes one key
+ * of the mapping and returns false when k is not one of RETRY_PROVIDER_KEYS
+ * / "retries" (the policy lists are kept in lists[3] until _done, which
+ * checks and applies them: a status beats its class, an entry in two lists
+ * is an error); the model's _done inherits its provider's retries. */
+#define RETRY_PROVIDER_KEYS                                                                        \
+    "retries, retry_backoff_ms, retry_backoff_max_ms, retry_after_max_ms, retry_on, "              \
+    "failover_on, pass_through"
+void config_provider_retry_init(cfg_provider_t *p);
+bool config_provider_retry_key(ywalk_t *c, cfg_provider_t *p, const char *k, yaml_node_t *v,
+                               const char *what, yaml_node_t *lists[3]);
+void config_provider_retry_done(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map,
+                                yaml_node_t *lists[3], const char *where);
+void config_model_retry_init(cfg_model_t *m);
+bool config_model_retry_key(ywalk_t *c, cfg_model_t *m, const char *k, yaml_node_t *v,
+                            const char *what);
+void config_model_retry_done(const config_t *cfg, cfg_model_t *m);
+/* Circuit breaking and concurrency limits (src/core/config_health.c).
+ * config_parse_circuit reads `circuit:` (a mapping, or true/false for
+ * enabled) at `where` into out, marking the keys it sets in out->set;
+ * config_parse_provider_limit takes a provider's key k when it is one of
+ * circuit, max_inflight, max_queue, queue_timeout_ms (returns false
+ * otherwise), after config_provider_limit_defaults; config_resolve_circuits
+ * gives every model its circuit key by key: the model's, its provider's,
+ * routing.circuit's, the built-in default. */
+#define CIRCUIT_SET_ENABLED (1u << 0)
+#define CIRCUIT_SET_FAILURES (1u << 1)
+#define CIRCUIT_SET_RATIO (1u << 2)
+#define CIRCUIT_SET_MIN_REQUESTS (1u << 3)
+#define CIRCUIT_SET_WINDOW (1u << 4)
+#define CIRCUIT_SET_COOLDOWN (1u << 5)
+#define CIRCUIT_SET_MAX_COOLDOWN (1u << 6)
+#define CIRCUIT_SET_RETRY_AFTER_MAX (1u << 7)
+#define CIRCUIT_SET_ALL 0xffu
+void config_parse_circuit(ywalk_t *c, yaml_node_t *v, const char *where, cfg_circuit_t *out);
+void config_provider_limit_defaults(cfg_provider_t *p);
+bool config_parse_provider_limit(ywalk_t *c, const char *k, yaml_node_t *v, const char *what,
+                                 cfg_provider_t *p);
+void config_resolve_circuits(config_t *cfg);
 
 /* Derived data: provider keys from the environment and their curl header
  * lists; the /readyz answer and its warnings; the admin-key checks; the

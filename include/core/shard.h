@@ -21,13 +21,16 @@ struct cache_ctx;
 struct observe;
 struct budget;
 struct rds;
+struct health;
 
 /* Creates shard id with its loop, upstream, Redis client (when the cache
  * uses Redis) and HTTP daemon listening on the config's address. mem is the
- * process-wide memory cache (may be NULL). NULL on failure with a message in
- * err. */
+ * process-wide memory cache (may be NULL); health the process-wide
+ * breakers and provider slots (upstream/health.h; may be NULL), which
+ * learns the shard's loop to wake it when a slot frees. NULL on failure
+ * with a message in err. */
 shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observe *obs,
-                   struct budget *budget, char *err, size_t errlen);
+                   struct budget *budget, struct health *health, char *err, size_t errlen);
 /* Starts the shard's thread. Returns 0 or -1. */
 int shard_start(shard_t *s);
 /* Asks the shard to stop: it stops accepting, lets live requests finish for
@@ -45,6 +48,8 @@ struct observe *shard_observe(shard_t *s);
  * this shard's Redis client for it (NULL without budgets.redis_url). */
 struct budget *shard_budget(shard_t *s);
 struct rds *shard_budget_rds(shard_t *s);
+/* The process-wide upstream health (NULL when none was given). */
+struct health *shard_health(shard_t *s);
 /* The slot of this shard's classifier decision cache (route/classifier.h);
  * the shard frees what it holds. */
 struct classifier_cache **shard_classifier_cache(shard_t *s);

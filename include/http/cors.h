@@ -23,7 +23,7 @@
  * request id, the routing and cache headers, and the retry hints. */
 #define CORS_EXPOSE_HEADERS                                                                        \
     "x-request-id, x-router-tier, x-router-rule, x-router-model, x-router-provider, "             \
-    "x-router-attempts, x-router-cost-usd, x-router-cost-estimated, x-cache, age, retry-after, "   \
+    "x-router-attempts, x-router-skipped, x-router-cost-usd, x-router-cost-estimated, x-cache, age, retry-after, "   \
     "x-should-retry"
 
 /* Checks one entry of server.cors.origins: "scheme://host[:port]", or

@@ -39,10 +39,6 @@ const char *door_name(enum door d);
  * the endpoint — "chat", "completions", "embeddings". Static string. */
 const char *door_label(enum door d, enum endpoint ep);
 
-/* The door named name ("chat", "messages" or "responses"; NULL or "" is
- * chat), as in door_name: 0 with *d set, or -1 for any other name. */
-int door_from_name(const char *name, enum door *d);
-
 /* The door of a request path (query string already removed), with or without
  * the "/v1" prefix: "/v1/messages" and "/messages" are DOOR_MESSAGES,
  * "/v1/responses" and "/responses" DOOR_RESPONSES; every other path is

@@ -19,15 +19,9 @@
  * Returns whether p is a door's path. */
 bool doorwire_path(req_t *req, const char *p);
 
-/* POST /v1/router/explain?door=NAME (and `llmrouter --explain --door
- * NAME`): the body is explained as the door NAME would route it ("chat",
- * "messages", "responses"; NULL or "" is chat). An unknown NAME is kept for
- * doorwire_request's 400. name is borrowed. */
-void doorwire_explain_door(req_t *req, const char *name);
-
 /* Translates the door's body in req->body into a chat body (once: later
  * calls return 0). The client's bytes move to req->door_raw. Returns 0, or
- * -1 with the 4xx in *err (also for an explain naming no door). */
+ * -1 with the 4xx in *err. */
 int doorwire_request(req_t *req, req_error_t *err);
 
 /* POST /v1/messages/count_tokens: appends the answer to out. Returns 0 or
@@ -49,15 +43,6 @@ void doorwire_reply(req_t *req, unsigned *status, char **body, size_t *len, cons
  * req->out and req->tail, translated. Returns bytes written to out, 0 when
  * nothing is ready (the caller suspends), -1 at the end of the stream. */
 ssize_t doorwire_stream_read(req_t *req, char *out, size_t max);
-
-/* Whether req's current attempt is a native Messages stream (a Messages
- * client, an Anthropic model, a stream). Its translation into chat chunks
- * still feeds the stream path (commit on the first content, usage and
- * cost, the cache, the end judged: upstream/antwire.h), but the client is
- * sent the provider's own events byte for byte from req->ant_raw, which
- * doorwire_stream_read drains (unpausing the transfer as it goes); a stream
- * the upstream broke off ends with Anthropic's error event. */
-bool doorwire_raw_stream(const req_t *req);
 
 /* Whether req's stream is translated on its way to the client (every door
  * but chat, except a Responses stream passed through from a native

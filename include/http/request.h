@@ -16,6 +16,7 @@
 #include "core/loop.h"
 #include "route/router.h"
 #include "upstream/anthropic.h"
+#include "upstream/health.h"
 #include "upstream/owner.h"
 #include "upstream/sse.h"
 
@@ -35,6 +36,7 @@ enum req_state {
 typedef struct attempt {
     int model;      /* index into cfg->models */
     unsigned status; /* upstream HTTP status, 0 if none */
+    unsigned char retry; /* 0: the model's first attempt; n: its n-th retry */
     char error[112]; /* why it failed, "" if it did not */
 } attempt_t;
 
@@ -77,8 +79,9 @@ typedef struct req {
     size_t body_end;      /* offset of the body's closing '}' */
     route_t route;
     size_t next_link;   /* next index into route.chain to try */
-    attempt_t *attempts; /* route.n entries, allocated at the first attempt */
+    attempt_t *attempts; /* attempts_cap entries, grown by upstream_record */
     size_t n_attempts;
+    size_t attempts_cap;
     int model;          /* model of the current/last attempt, -1 before any */
     struct cascade_run *casc; /* a cascade tier's steps (upstream/cascade.h), NULL otherwise */
 
@@ -100,7 +103,7 @@ typedef struct req {
     int64_t up_retry_ms; /* this attempt's 429: its retry-after(-ms), in ms; -1 none */
     bool up_retry_exact; /* up_retry_ms came from retry-after-ms (which wins) */
     int64_t rl_retry_ms; /* smallest retry delay over the chain's 429s so far; -1 none */
-    bool rl_answer;     /* the answer is the all-rate-limited 429: send retry-after */
+    bool rl_answer;     /* the answer is the all-rate-limited 429 or all-busy 503: send retry-after */
     bool stream_failed; /* committed stream that ended with an error event */
     bool in_unpause;    /* queued on the shard's unpause list */
     struct req *unpause_next;
@@ -109,8 +112,34 @@ typedef struct req {
     buf_t out;          /* streaming: bytes waiting for the client; else the full response */
     char *tail;         /* streaming: final bytes after out drains (error event / [DONE]) */
     size_t tail_len, tail_off;
-    loop_timer_t timer; /* first-byte timeout, then idle timeout */
+    loop_timer_t timer; /* first-byte timeout, then idle timeout; a retry's wait */
     uint64_t last_data_ms;
+
+    /* ---- retries and the deadline (upstream/retry.h; set by
+     * request_parse and upstream.c) ---- */
+    uint32_t deadline_ms;  /* routing.deadline_ms or x-router-deadline-ms; 0 = none */
+    uint64_t deadline_us;  /* when it passes (util_now_us clock); 0 = none */
+    bool deadline_hit;     /* the deadline ended an attempt: no more attempts */
+    bool timer_deadline;   /* timer is armed for the deadline, not for a timeout */
+    unsigned char fail_kind; /* enum retry_kind of the current attempt's failure */
+    unsigned char retry_n; /* retries of the current model so far */
+    unsigned char retry_counted; /* of them, those counted against its `retries` */
+    bool stale_free_used;  /* the current model had its free stale_connection retry */
+    bool fresh_connect;    /* the next attempt opens a new connection */
+    /* ---- admission (upstream/admit.h): circuit breakers, 429 cooldowns,
+     * provider concurrency slots. Owned by admit.c. ---- */
+    struct health_model *adm_model;   /* breaker of the attempt under way, until its outcome is reported */
+    bool adm_probe;                   /* that attempt is its model's half-open probe */
+    struct health_provider *adm_slot; /* the provider slot it holds, NULL */
+    struct health_provider *adm_wait_p; /* queued for a slot of this provider, NULL */
+    health_wait_t adm_wait;
+    uint64_t adm_wait_since;          /* loop ms when it began waiting */
+    uint64_t adm_waited_ms;           /* time spent waiting for slots, all attempts */
+    int adm_cooling;                  /* the chain's skipped model whose cooldown ends first, -1 */
+    uint64_t adm_cooling_left;
+    bool adm_forcing;                 /* the next admission is the last resort: breaker bypassed */
+    bool adm_forced;                  /* the last resort was taken */
+    bool adm_busy;                    /* a model was skipped for its provider's max_inflight */
 
     /* client side */
     bool suspended;
@@ -199,9 +228,6 @@ typedef struct req {
     uint64_t ant_pend_end;          /* > 0: raw end of a complete event not yet translated */
     buf_t ant_out;                  /* translated bytes not yet taken by the stream path */
     size_t ant_skip;                /* bytes of curl's next delivery already consumed */
-    buf_t ant_raw;                  /* a native Messages stream: the provider's own events
-                                       not yet taken by the client (antwire.c fills,
-                                       door_wire.c's reader drains) */
 
     /* ---- front doors (http/door.h, http/door_wire.h): a Messages or
      * Responses request is translated into a chat body once (req->body),
@@ -229,7 +255,12 @@ typedef struct req {
     bool door_refused;              /* Responses: only a native provider can take it */
     req_error_t door_refusal;       /* ... and this is the 400 for the others */
     bool door_native_done;          /* a native Responses stream sent its terminal event */
-    char door_bad_name[24];         /* POST /v1/router/explain?door=<this>: not a door */
+    /* a native Messages stream (an Anthropic model behind /v1/messages):
+     * the provider's own events, passed to the client as they came, while
+     * their translation into chat chunks (req->out) serves the commit, the
+     * usage, the cache and the end's verdict (upstream/antwire.c) */
+    buf_t door_rawq;                /* raw events not yet taken by the client */
+    bool door_raw_error;            /* one of them was an `event: error` */
 } req_t;
 
 /* Allocates a request for conn on shard, holding a reference to cfg. */

@@ -12,13 +12,10 @@
 
 /* Explains the request body in path ("-" = stdin) under cfg. headers is a
  * NULL-terminated list of "Name: value" strings the rules may look at.
- * door ("messages", "responses"; NULL or "chat": a Chat Completions,
- * completions or embeddings body, told apart by its keys) is the door whose
- * body it is: the body is translated and routed as that door does.
  * Writes text (or the raw JSON when json is true) to out and errors to err.
  * Returns the process exit status (0 ok, 1 for a rejected request or an
  * unreadable file). */
-int explain_file(const config_t *cfg, const char *path, const char *const *headers,
-                 const char *door, bool json, FILE *out, FILE *err);
+int explain_file(const config_t *cfg, const char *path, const char *const *headers, bool json,
+                 FILE *out, FILE *err);
 
 #endif

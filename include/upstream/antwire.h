@@ -26,10 +26,7 @@ int antwire_begin(req_t *req);
  * CURL_WRITEFUNC_PAUSE (curl re-delivers the same bytes later; the ones
  * already translated are skipped then), or 0 to fail the attempt. Until the
  * translator has produced content, nothing is pushed: an error event or an
- * end before content still fails over. On a native Messages stream
- * (doorwire_raw_stream in http/door_wire.h) each raw event is queued in
- * req->ant_raw as well, held with the translation until the commit; the
- * transfer pauses while the client has not taken enough of them. */
+ * end before content still fails over. */
 size_t antwire_write(req_t *req, const char *p, size_t n);
 
 /* Replaces the complete 2xx Messages answer in req->out by its
@@ -50,5 +47,9 @@ double antwire_cost(const req_t *req, const anthropic_usage_t *u);
  * (message_stop), else why not. *error_sent: the translator already sent the
  * client OpenAI's error event (an Anthropic error event), so no second one. */
 const char *antwire_stream_end(req_t *req, bool *error_sent);
+
+/* True for a native stream: an Anthropic model's stream behind the
+ * Messages door, whose own events reach the client (req->door_rawq). */
+bool antwire_native_stream(const req_t *req);
 
 #endif

@@ -32,6 +32,11 @@ void upstream_end_transfer(upstream_t *up, req_t *req, bool reusable);
  * end). */
 void upstream_finish_stream(upstream_t *up, req_t *req, const char *error, bool reusable);
 
+/* Starts the attempt on model m, admitted already (upstream/admit.h).
+ * Returns 0, or -1 when it could not start: recorded, slot and probe given
+ * back; the caller goes on down the chain. */
+int upstream_begin(upstream_t *up, req_t *req, int m);
+
 /* Tries the next usable model of req's chain, or answers the exhausted
  * chain (upstream/chain.h). */
 void upstream_next_attempt(upstream_t *up, req_t *req);

@@ -263,6 +263,12 @@ int accesslog_format(const config_t *cfg, const req_t *req, uint64_t now_us, buf
         rc |= put_bool(out, "explain", true);
     rc |= put_int(out, "status", req->resp_status);
     rc |= put_int(out, "attempts", (int64_t)req->n_attempts);
+    {
+        int64_t retries = 0;
+        for (size_t i = 0; req->attempts != NULL && i < req->n_attempts; i++)
+            retries += req->attempts[i].retry != 0;
+        rc |= put_int(out, "retries", retries);
+    }
     rc |= put_bool(out, "stream", req->stream);
     rc |= put_str(out, "cache", req->cache_x <= CACHE_X_HIT ? cache[req->cache_x] : "BYPASS");
     rc |= put_int(out, "prompt_tokens", req->prompt_tokens);
@@ -282,6 +288,8 @@ int accesslog_format(const config_t *cfg, const req_t *req, uint64_t now_us, buf
     rc |= put_num(out, "upstream_ms", upstream, "%.3f");
     rc |= put_num(out, "ttfb_ms", ttfb, "%.3f");
     rc |= put_num(out, "overhead_ms", overhead, "%.3f");
+    if (req->adm_waited_ms > 0) /* waited for a provider slot (max_inflight) */
+        rc |= put_num(out, "queue_ms", (double)req->adm_waited_ms, "%.0f");
 
     rc |= put_key(out, "tags") | buf_puts(out, "[");
     if (req->route.rule >= 0 && cfg->rules != NULL &&
@@ -303,8 +311,8 @@ int accesslog_format(const config_t *cfg, const req_t *req, uint64_t now_us, buf
     bool first = true;
     for (size_t i = 0; req->attempts != NULL && i + 1 < req->n_attempts; i++) {
         const attempt_t *a = &req->attempts[i];
-        if (a->error[0] == '\0')
-            continue;
+        if (a->error[0] == '\0' || req->attempts[i + 1].retry)
+            continue; /* retries are counted in "retries", not failovers */
         rc |= buf_puts(out, first ? "{" : ",{");
         first = false;
         rc |= buf_puts(out, "\"from\":");

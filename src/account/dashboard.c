@@ -4,7 +4,8 @@
  * tests/integration/test_observability.py: total-requests, total-errors,
  * total-cost, total-baseline, total-savings, total-savings-percent,
  * cache-hit-rate, table#models and table#tiers (one row per name, with
- * data-name). Behind keys the page and the stats need the admin key: the
+ * data-name), table#health (one row per model: its circuit, from
+ * upstream/health_view.h) and table#providers (slots in flight). Behind keys the page and the stats need the admin key: the
  * browser asks for it (HTTP Basic, any user name, the key as password) and
  * sends it again with the page's fetches. */
 #include "account/dashboard.h"
@@ -41,6 +42,7 @@ static const char PAGE[] =
     "td:first-child, th:first-child { text-align:left; }\n"
     "tr + tr td { border-top:1px solid #232b34; }\n"
     "td.err { color:var(--bad); }\n"
+    "td.warn { color:#d29922; }\n"
     ".empty td { color:var(--dim); text-align:center; }\n"
     "</style>\n"
     "</head>\n"
@@ -70,6 +72,16 @@ static const char PAGE[] =
     "<table id=\"tiers\">\n"
     "  <thead><tr><th>Tier</th><th>Requests</th><th>Errors</th><th>Cost</th><th>Baseline</th><th>Savings</th><th>Mean score</th></tr></thead>\n"
     "  <tbody><tr class=\"empty\"><td colspan=\"7\">no requests yet</td></tr></tbody>\n"
+    "</table>\n"
+    "<h2>Circuits</h2>\n"
+    "<table id=\"health\">\n"
+    "  <thead><tr><th>Model</th><th>State</th><th>Cooling down</th><th>Failures in a row</th><th>Trips</th><th>Skips</th><th>Probes</th><th>Last failure</th></tr></thead>\n"
+    "  <tbody><tr class=\"empty\"><td colspan=\"8\">no models</td></tr></tbody>\n"
+    "</table>\n"
+    "<h2>Provider slots</h2>\n"
+    "<table id=\"providers\">\n"
+    "  <thead><tr><th>Provider</th><th>In flight</th><th>Max in flight</th><th>Queued</th><th>Queue timeouts</th><th>Queue full</th></tr></thead>\n"
+    "  <tbody><tr class=\"empty\"><td colspan=\"6\">no providers</td></tr></tbody>\n"
     "</table>\n"
     "<script>\n"
     "\"use strict\";\n"
@@ -108,6 +120,19 @@ static const char PAGE[] =
     "    tbody.appendChild(tr);\n"
     "  });\n"
     "}\n"
+    "function secs(v) { return v > 0 ? v.toFixed(1) + \" s\" : \"\\u2013\"; }\n"
+    "function text(v) { return v === null || v === undefined ? \"\\u2013\" : String(v); }\n"
+    "function renderHealth(h) {\n"
+    "  if (!h) return;\n"
+    "  fill(\"health\", h.models, [[\"state\", text], [\"cooldown_left_s\", secs], [\"consecutive_failures\", int],\n"
+    "                            [\"trips\", int], [\"skips\", int], [\"probes\", int], [\"last_failure\", text]], \"model\");\n"
+    "  document.querySelectorAll(\"#health tbody tr\").forEach(function (tr, i) {\n"
+    "    var m = h.models[i]; if (!m) return;\n"
+    "    tr.children[1].className = m.state === \"open\" ? \"err\" : m.state === \"half_open\" || m.cooling ? \"warn\" : \"\";\n"
+    "  });\n"
+    "  fill(\"providers\", h.providers, [[\"inflight\", int], [\"max_inflight\", function (v) { return v ? int(v) : \"none\"; }],\n"
+    "                                  [\"queued\", int], [\"queue_timeouts\", int], [\"queue_full\", int]], \"provider\");\n"
+    "}\n"
     "function render(s) {\n"
     "  var t = s.totals;\n"
     "  set(\"total-requests\", int(t.requests));\n"
@@ -126,6 +151,7 @@ static const char PAGE[] =
     "                            [\"cache_hits\", int], [\"p50_ms\", ms], [\"p95_ms\", ms]], \"model\");\n"
     "  fill(\"tiers\", s.tiers, [[\"requests\", int], [\"errors\", int], [\"cost_usd\", usd], [\"baseline_cost_usd\", usd],\n"
     "                          [\"savings_usd\", usd], [\"mean_score\", score]], \"tier\");\n"
+    "  renderHealth(s.health);\n"
     "}\n"
     "function status(text, bad) {\n"
     "  var e = document.getElementById(\"status\");\n"

@@ -93,6 +93,11 @@ const family_def_t metrics_families[F_COUNT] = {
                      false,
                      3,
                      {"from", "to", "reason"}},
+    [F_RETRIES] = {"llmrouter_upstream_retries_total",
+                   "Retries of a model after a failed attempt, by the reason of the failure",
+                   false,
+                   3,
+                   {"model", "provider", "reason"}},
     [F_DURATION] = {"llmrouter_request_duration_seconds",
                     "Time from the first request byte to completion",
                     true,
@@ -325,6 +330,11 @@ const char *metrics_failover_reason(unsigned status, const char *error)
         return "timeout";
     if (error == NULL)
         error = "";
+    /* models not called (upstream/admit.c) */
+    if (strncmp(error, "skipped: cooling down", 21) == 0)
+        return "cooling_down";
+    if (strncmp(error, "skipped: provider ", 18) == 0 && strstr(error, "max_inflight") != NULL)
+        return "busy";
     /* The strings come from src/upstream.c, src/providers/openai.c and
      * curl_easy_strerror(). */
     if (strstr(error, "HTTP 429") != NULL)
@@ -335,6 +345,8 @@ const char *metrics_failover_reason(unsigned status, const char *error)
         return "status_401";
     if (strstr(error, "HTTP 403") != NULL)
         return "status_403";
+    if (strstr(error, "reused connection") != NULL) /* upstream.c on_prereq */
+        return "stale_connection";
     if (strstr(error, "error event") != NULL)
         return "error_event";
     if (strstr(error, "imeout") != NULL || strstr(error, "timed out") != NULL ||
@@ -446,7 +458,11 @@ void metrics_observe(metrics_t *m, const config_t *cfg, const req_t *req, uint64
         const char *from = model_name(cfg, a->model);
         const char *result = a->error[0] == '\0' ? "ok" : metrics_failover_reason(a->status, a->error);
         add(m, F_ATTEMPTS, (const char *[]){from, provider_name(cfg, a->model), result}, 1);
-        if (a->error[0] != '\0' && i + 1 < req->n_attempts)
+        if (a->error[0] == '\0' || i + 1 >= req->n_attempts)
+            continue;
+        if (req->attempts[i + 1].retry) /* the same model again: a retry, not a failover */
+            add(m, F_RETRIES, (const char *[]){from, provider_name(cfg, a->model), result}, 1);
+        else
             add(m, F_FAILOVERS,
                 (const char *[]){from, model_name(cfg, req->attempts[i + 1].model), result}, 1);
     }

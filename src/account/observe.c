@@ -14,6 +14,7 @@
 #include "core/rds.h"
 #include "core/util.h"
 #include "core/version.h"
+#include "upstream/health_view.h"
 
 struct observe {
     metrics_t **m;
@@ -185,10 +186,33 @@ int observe_render_metrics(observe_t *o, buf_t *out)
         return -1;
     if (o->budget)
         render_budget(o->budget, out);
+    {
+        /* circuit breakers and provider slots of the current snapshot */
+        config_t *cfg = config_current();
+        int rc = cfg != NULL ? health_render_metrics(cfg, util_now_ms(), out) : 0;
+        config_unref(cfg);
+        if (rc < 0)
+            return -1;
+    }
     return 0;
 }
 
 int observe_render_stats(observe_t *o, buf_t *out)
 {
-    return metrics_stats_json(o->m, o->n, out);
+    config_t *cfg;
+    int rc;
+    if (metrics_stats_json(o->m, o->n, out) < 0)
+        return -1;
+    cfg = config_current();
+    if (cfg == NULL || buf_len(out) == 0 || buf_ptr(out)[buf_len(out) - 1] != '}') {
+        config_unref(cfg);
+        return 0;
+    }
+    /* the stats object gets one more member: {..., "health": {...}} */
+    out->w--;
+    rc = buf_puts(out, ",\"health\":");
+    rc |= health_stats_json(cfg, util_now_ms(), out);
+    rc |= buf_puts(out, "}");
+    config_unref(cfg);
+    return rc ? -1 : 0;
 }

@@ -83,6 +83,7 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
         cfg->auth = auth_parse(c, sec[7]);
     if (sec[8])
         budget_cfg_parse(c, sec[8], cfg->budgets);
+    config_resolve_circuits(cfg); /* after models, providers and routing */
     if (sec[1] == NULL || cfg->n_providers == 0)
         yw_error(c, root, "no providers are defined (expected a \"providers\" mapping)");
     if (sec[2] == NULL || cfg->n_models == 0)
@@ -166,6 +167,7 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, const char
     cfg->log_level = LOG_INFO;
     cfg->default_tier = -1;
     cfg->baseline_model = -1;
+    cfg->max_deadline_ms = 600000;
     cfg->cache.backend = CACHE_BACKEND_MEMORY;
     cfg->cache.ttl_s = 3600;
     cfg->cache.max_bytes = (size_t)64 << 20;
@@ -375,9 +377,12 @@ void config_print_summary(const config_t *cfg, void *file)
     fprintf(f, "models (%zu):\n", cfg->n_models);
     for (size_t i = 0; i < cfg->n_models; i++) {
         const cfg_model_t *m = &cfg->models[i];
-        fprintf(f, "  %-16s -> %s/%s  $%.4g in / $%.4g out per Mtok\n", m->name,
+        fprintf(f, "  %-16s -> %s/%s  $%.4g in / $%.4g out per Mtok", m->name,
                 cfg->providers[m->provider].name, m->upstream, m->input_per_mtok,
                 m->output_per_mtok);
+        if (m->retries > 0)
+            fprintf(f, ", %u retr%s", m->retries, m->retries == 1 ? "y" : "ies");
+        fprintf(f, "\n");
     }
     fprintf(f, "tiers (%zu):\n", cfg->n_tiers);
     for (size_t i = 0; i < cfg->n_tiers; i++) {
@@ -392,6 +397,11 @@ void config_print_summary(const config_t *cfg, void *file)
     for (size_t i = 0; i < cfg->n_routable; i++)
         fprintf(f, ", \"%s\"", cfg->routable[i]);
     fprintf(f, " -> tier %s\n", cfg->tiers[cfg->default_tier].name);
+    if (cfg->deadline_ms > 0)
+        fprintf(f, "deadline: %u ms until an answer starts (x-router-deadline-ms up to %u)\n",
+                cfg->deadline_ms, cfg->max_deadline_ms);
+    else
+        fprintf(f, "deadline: none (x-router-deadline-ms up to %u ms)\n", cfg->max_deadline_ms);
     fprintf(f, "complexity scorer: %s\n",
             cfg->scorer != NULL ? scorer_source(cfg->scorer) : "built-in weights");
     fprintf(f, "rules (%zu):%s\n", rules_count(cfg->rules),

@@ -236,13 +236,23 @@ void config_parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node
             free(s);
         } else if (strcmp(k, "allow_client_tier") == 0) {
             yw_bool(c, v, "routing.allow_client_tier", &cfg->allow_client_tier);
+        } else if (strcmp(k, "deadline_ms") == 0) {
+            yw_u32(c, v, "routing.deadline_ms", 0, 86400000, &cfg->deadline_ms);
+        } else if (strcmp(k, "max_deadline_ms") == 0) {
+            yw_u32(c, v, "routing.max_deadline_ms", 1, 86400000, &cfg->max_deadline_ms);
         } else if (strcmp(k, "rules") == 0) {
             rules_free(cfg->rules);
             cfg->rules = rules_parse(c, cfg, v);
+        } else if (strcmp(k, "circuit") == 0) {
+            config_parse_circuit(c, v, "routing.circuit", &cfg->circuit);
         } else {
             yw_unknown_key(c, kn, "routing",
                            "default_tier, routable_models, allow_client_tier, baseline_model, rules, "
-                           "scorer, classifier");
+                           "scorer, classifier, circuit, deadline_ms, max_deadline_ms");
         }
     }
+    if (cfg->deadline_ms > cfg->max_deadline_ms)
+        yw_error(c, map, "routing.deadline_ms (%u) is over routing.max_deadline_ms (%u), the cap "
+                         "of every request's deadline; raise max_deadline_ms too",
+                 cfg->deadline_ms, cfg->max_deadline_ms);
 }

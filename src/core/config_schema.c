@@ -234,12 +234,15 @@ static void parse_provider(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map)
     const char *k;
     yaml_node_t *kn, *v;
     bool have_type = false, have_url = false;
+    yaml_node_t *retry_lists[3] = {NULL, NULL, NULL};
     char where[200];
     snprintf(where, sizeof where, "providers.%s", p->name);
+    config_provider_retry_init(p);
     p->connect_timeout_ms = 5000;
     p->first_byte_timeout_ms = 60000;
     p->idle_timeout_ms = 120000;
     p->timeout_ms = 600000;
+    config_provider_limit_defaults(p);
     p->line = (int)map->start_mark.line + 1;
     if (!yw_expect(c, map, YAML_MAPPING_NODE, where))
         return;
@@ -320,12 +323,16 @@ static void parse_provider(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map)
             }
         } else if (strcmp(k, "responses_api") == 0) {
             yw_bool(c, v, what, &p->responses_api);
-        } else {
+        } else if (config_parse_provider_limit(c, k, v, what, p)) {
+            /* circuit, max_inflight, max_queue, queue_timeout_ms */
+        } else if (!config_provider_retry_key(c, p, k, v, what, retry_lists)) {
             yw_unknown_key(c, kn, where,
                         "type, base_url, api_key_env, connect_timeout_ms, first_byte_timeout_ms, "
-                        "idle_timeout_ms, timeout_ms, proxy, anthropic_version, responses_api");
+                        "idle_timeout_ms, timeout_ms, proxy, anthropic_version, responses_api, "
+                        "circuit, max_inflight, max_queue, queue_timeout_ms, " RETRY_PROVIDER_KEYS);
         }
     }
+    config_provider_retry_done(c, p, map, retry_lists, where);
     if (!have_type)
         yw_error(c, map, "%s: missing \"type\" (expected: openai or anthropic)", where);
     if (p->anthropic_version != NULL && p->type != PROVIDER_ANTHROPIC)
@@ -373,6 +380,7 @@ static void parse_model(ywalk_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *
     m->default_max_tokens = 4096;
     m->provider = -1;
     m->tier = -1;
+    config_model_retry_init(m);
     if (!yw_expect(c, map, YAML_MAPPING_NODE, where))
         return;
     YW_MAP_FOREACH(c, map, k, kn, v)
@@ -412,12 +420,15 @@ static void parse_model(ywalk_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *
                 m->default_max_tokens = mt;
         } else if (strcmp(k, "daily_cap_usd") == 0) {
             budget_parse_model_cap(c, v, what, &m->daily_cap_usd);
-        } else {
+        } else if (strcmp(k, "circuit") == 0) {
+            config_parse_circuit(c, v, what, &m->circuit);
+        } else if (!config_model_retry_key(c, m, k, v, what)) {
             yw_unknown_key(c, kn, where,
                         "provider, model, input_per_mtok, output_per_mtok, cached_input_per_mtok, "
-                        "cache_write_per_mtok, default_max_tokens, daily_cap_usd");
+                        "cache_write_per_mtok, default_max_tokens, daily_cap_usd, circuit, retries");
         }
     }
+    config_model_retry_done(cfg, m);
     if (m->provider == -1)
         yw_error(c, map, "%s: missing \"provider\"", where);
     if (m->upstream == NULL)

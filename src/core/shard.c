@@ -25,6 +25,8 @@
 #include "http/reply.h"
 #include "http/server.h"
 #include "upstream/upstream.h"
+#include "upstream/admit.h"
+#include "upstream/health.h"
 #include "core/util.h"
 #include "route/classifier.h"
 
@@ -39,6 +41,7 @@ struct shard {
     cache_ctx_t cache;
     observe_t *obs;
     budget_t *budget;
+    health_t *health;
     rds_t *budget_rds;
     struct classifier_cache *classifier_cache; /* routing.classifier decisions, NULL until used */
     uint64_t stats_ms; /* last copy of the Redis counters for /metrics */
@@ -89,6 +92,11 @@ struct budget *shard_budget(shard_t *s)
 struct rds *shard_budget_rds(shard_t *s)
 {
     return s->budget_rds;
+}
+
+struct health *shard_health(shard_t *s)
+{
+    return s->health;
 }
 
 struct classifier_cache **shard_classifier_cache(shard_t *s)
@@ -237,7 +245,7 @@ static bool hook(loop_t *loop, void *arg, int64_t *timeout_ms)
 }
 
 shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observe *obs,
-                   struct budget *budget, char *err, size_t errlen)
+                   struct budget *budget, struct health *health, char *err, size_t errlen)
 {
     shard_t *s = xcalloc(1, sizeof *s);
     const union MHD_DaemonInfo *info;
@@ -293,6 +301,11 @@ shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observ
         goto fail;
     }
     loop_set_hook(s->loop, hook, s);
+    /* a provider slot freed (here or on another shard): start waiters */
+    loop_set_wake_cb(s->loop, upstream_admit_kick, s);
+    s->health = health;
+    if (health != NULL)
+        health_set_shard_loop(health, id, s->loop);
     return s;
 fail:
     shard_free(s);
@@ -335,6 +348,8 @@ void shard_free(shard_t *s)
 {
     if (s == NULL)
         return;
+    if (s->health != NULL)
+        health_set_shard_loop(s->health, s->id, NULL);
     if (s->mhd) {
         if (s->loop)
             loop_io_del(s->loop, &s->mhd_io);

@@ -29,19 +29,6 @@ const char *door_label(enum door d, enum endpoint ep)
     return ep == EP_COMPLETIONS ? "completions" : ep == EP_EMBEDDINGS ? "embeddings" : "chat";
 }
 
-int door_from_name(const char *name, enum door *d)
-{
-    if (name == NULL || name[0] == '\0' || strcmp(name, "chat") == 0)
-        *d = DOOR_CHAT;
-    else if (strcmp(name, "messages") == 0)
-        *d = DOOR_MESSAGES;
-    else if (strcmp(name, "responses") == 0)
-        *d = DOOR_RESPONSES;
-    else
-        return -1;
-    return 0;
-}
-
 enum door door_for_path(const char *path, bool *count_tokens)
 {
     if (count_tokens)

@@ -91,29 +91,10 @@ static int responses_routable(req_t *req, buf_t *chat, dr_info_t *info, const re
     return rc;
 }
 
-void doorwire_explain_door(req_t *req, const char *name)
-{
-    enum door d;
-    if (door_from_name(name, &d) == 0) {
-        req->door = (int)d;
-        return;
-    }
-    /* shown in the 400: cut, and only printable ASCII of it */
-    snprintf(req->door_bad_name, sizeof req->door_bad_name, "%s", name);
-    for (char *c = req->door_bad_name; *c; c++)
-        if (*c < 0x20 || *c > 0x7e || *c == '"' || *c == '\\')
-            *c = '?';
-    if (req->door_bad_name[0] == '\0')
-        req->door_bad_name[0] = '?';
-}
-
 int doorwire_request(req_t *req, req_error_t *err)
 {
     buf_t chat;
     int rc;
-    if (req->door_bad_name[0] != '\0')
-        return door_fail(err, 400, "invalid_value", "door",
-                         "Unknown door '%s': use chat, messages or responses.", req->door_bad_name);
     if (req->door == DOOR_CHAT || req->door_translated)
         return 0;
     /* a chat body is about the size of the door's: its cap is generous and
@@ -335,12 +316,14 @@ void doorwire_reply(req_t *req, unsigned *status, char **body, size_t *len, cons
 {
     buf_t b;
     int rc;
-    if (req->door == DOOR_CHAT || req->explain_only || req->door_count_tokens)
+    if (req->door == DOOR_CHAT || req->door_count_tokens)
         return;
-    if (*status >= 300) {
+    if (*status >= 300) { /* an explained request's errors too: the door's shape */
         error_body(req, *status, body, len);
         return;
     }
+    if (req->explain_only)
+        return;
     if (req->door == DOOR_RESPONSES && req->door_native && req->cache_x != CACHE_X_HIT)
         return; /* a native provider's Response, as it sent it */
     if (req->door_answer != NULL && req->casc == NULL && req->cache_x != CACHE_X_HIT) {
@@ -410,83 +393,58 @@ static int take_event(req_t *req)
     }
 }
 
-/* ---- a native Messages stream: the provider's own events ---- */
+/* Half of what a native stream's raw queue may hold before antwire.c
+ * pauses the transfer. */
+#define NATIVE_RAWQ_LOW (32 * 1024)
 
-/* Of the client's queue of raw events (req->ant_raw), what may wait before
- * the transfer resumes (antwire.c pauses it above 64 KiB). */
-#define RAW_LOW (32 * 1024)
-
-bool doorwire_raw_stream(const req_t *req)
+/* An Anthropic model's stream behind the Messages door: the client takes
+ * the provider's own events (door_rawq, filled by upstream/antwire.c) —
+ * redacted_thinking, server tools, citations and signatures as they came.
+ * The chat chunks of req->out served the commit, usage and cache and are
+ * dropped here. The transfer pauses when either queue is full and resumes
+ * only when both have room, so a slow client holds it back. A stream that
+ * broke off without the provider's own error event ends with ours. */
+static ssize_t native_messages_read(req_t *req, char *out, size_t max)
 {
-    return req->door == DOOR_MESSAGES && req->door_native && req->ant_stream != NULL;
-}
-
-/* The stream path's chat translation in req->out (and its tail) was read
- * where it was written (usage, cache, the end): the client does not get
- * it. The bytes of an event not complete yet (req->hold) stay, since the
- * stream path may still rewrite them. */
-static void drop_chat(req_t *req)
-{
-    size_t n = buf_len(&req->out) - req->hold;
-    buf_consume(&req->out, n);
-    req->out_off += n;
-    if (req->up_paused && buf_len(&req->out) <= req->out.cap / 2 &&
-        buf_len(&req->ant_raw) <= RAW_LOW)
-        shard_queue_unpause(req->shard, req);
-}
-
-/* The end of a native stream the upstream broke off (cut, an event left
- * unfinished, a stall): Anthropic's stream error event, with the message
- * of the stream path's own error event (its tail). Not when the provider's
- * error event ended it: the client has that one already. */
-static void raw_error_event(req_t *req)
-{
-    char *data = NULL, msg[320];
-    cJSON *root = NULL;
-    const char *m = NULL;
-    if (!req->stream_failed || anthropic_stream_failed(req->ant_stream, NULL))
-        return;
-    if (req->tail != NULL && req->tail_len > 0) {
-        data = sse_event_data(req->tail, req->tail_len);
-        root = cJSON_Parse(data);
-        m = door_str_of(cJSON_GetObjectItemCaseSensitive(root, "error"), "message");
+    size_t avail = buf_len(&req->out) - req->hold, n;
+    if (avail > 0) {
+        buf_consume(&req->out, avail);
+        req->out_off += avail;
     }
-    snprintf(msg, sizeof msg, "%s", m ? m : "The upstream stream ended abnormally.");
-    cJSON_Delete(root);
-    free(data);
-    buf_init(&req->door_out, sizeof msg * 6 + 512);
-    if (dm_error_event(msg, &req->door_out) < 0) /* the cap is made for it */
-        log_warn("request %s: the stream's error event did not fit", req->id);
-}
-
-static ssize_t raw_read(req_t *req, char *out, size_t max)
-{
-    buf_t *q = &req->ant_raw;
-    size_t n;
-    drop_chat(req);
-    if (buf_len(q) == 0 && req->up_done) {
-        if (!req->door_fin) {
-            req->door_fin = true;
-            raw_error_event(req);
+    if (buf_len(&req->door_rawq) == 0 && req->up_done && !req->door_fin) {
+        req->door_fin = true;
+        req->tail_off = req->tail_len; /* the chat stream's end: not the client's */
+        if (req->stream_failed && !req->door_raw_error) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "The upstream stream from %s ended abnormally.",
+                     req->model >= 0 ? req->cfg->models[req->model].name : "the provider");
+            buf_free(&req->door_rawq);
+            buf_init(&req->door_rawq, sizeof msg * 6 + 256);
+            if (dm_error_event(msg, &req->door_rawq) < 0) /* the cap is made for it */
+                log_warn("request %s: the stream's error event did not fit", req->id);
         }
-        q = &req->door_out;
     }
-    n = buf_len(q);
-    if (n == 0)
-        return req->up_done ? -1 : 0;
+    n = buf_len(&req->door_rawq);
     if (n > max)
         n = max;
-    memcpy(out, buf_ptr(q), n);
-    buf_consume(q, n);
-    if (req->up_paused && buf_len(&req->ant_raw) <= RAW_LOW && buf_len(&req->out) <= req->out.cap / 2)
+    if (n > 0) {
+        memcpy(out, buf_ptr(&req->door_rawq), n);
+        buf_consume(&req->door_rawq, n);
+    }
+    /* the transfer pauses on either queue (upstream/antwire.c): resume it
+     * once both have room again */
+    if (req->up_paused && buf_len(&req->out) <= req->out.cap / 2 &&
+        buf_len(&req->door_rawq) <= NATIVE_RAWQ_LOW)
         shard_queue_unpause(req->shard, req);
+    if (n == 0)
+        return req->door_fin ? -1 : 0;
     return (ssize_t)n;
 }
 
 ssize_t doorwire_stream_read(req_t *req, char *out, size_t max)
 {
-    if (doorwire_raw_stream(req))
-        return raw_read(req, out, max);
+    if (req->door == DOOR_MESSAGES && req->door_native && req->cache_x != CACHE_X_HIT)
+        return native_messages_read(req, out, max);
     if (req->door_out.cap == 0) {
         buf_init(&req->door_out, req->cfg->max_response_bytes * 2 + DOOR_SLACK);
         buf_init(&req->door_in, req->cfg->max_response_bytes + DOOR_SLACK);
@@ -618,6 +576,7 @@ void doorwire_free(req_t *req)
     buf_free(&req->door_raw);
     buf_free(&req->door_in);
     buf_free(&req->door_out);
+    buf_free(&req->door_rawq);
     free(req->door_answer);
     dm_stream_free(req->dm);
     dr_stream_free(req->dr);

@@ -54,6 +54,30 @@ static void add_cors(req_t *req, struct MHD_Response *r)
 
 /* ---- responses ---- */
 
+/* x-router-skipped: the models of the chain that were not called and why
+ * ("m503 (cooling down (27 s left)), mx (environment variable K is not
+ * set)"), from the attempt records; absent when none was skipped. */
+static void add_skipped(req_t *req, struct MHD_Response *r)
+{
+    char v[1024];
+    size_t o = 0;
+    for (size_t i = 0; req->attempts != NULL && i < req->n_attempts; i++) {
+        const attempt_t *a = &req->attempts[i];
+        int n;
+        if (strncmp(a->error, "skipped: ", 9) != 0 || o >= sizeof v)
+            continue;
+        n = snprintf(v + o, sizeof v - o, "%s%s (%s)", o ? ", " : "", req->cfg->models[a->model].name,
+                     a->error + 9);
+        if (n < 0 || (size_t)n >= sizeof v - o) {
+            v[o] = '\0'; /* whole entries only */
+            break;
+        }
+        o += (size_t)n;
+    }
+    if (o > 0)
+        MHD_add_response_header(r, "x-router-skipped", v);
+}
+
 void reply_add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
 {
     const config_t *cfg = req->cfg;
@@ -83,6 +107,7 @@ void reply_add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
     }
     snprintf(num, sizeof num, "%zu", req->n_attempts);
     MHD_add_response_header(r, "x-router-attempts", num);
+    add_skipped(req, r);
     if (req->casc != NULL && req->casc->n_steps > 0) {
         char steps[1024];
         if (cascade_header(cfg, req->casc, steps, sizeof steps) > 0)
@@ -141,10 +166,13 @@ void reply_send(req_t *req, unsigned status, char *body, size_t len, const char 
         return;
     }
     reply_add_headers(req, r, ctype ? ctype : "application/json");
-    if (status == 502 && req->model < 0)
+    /* the chain was exhausted, or the deadline passed: an SDK's own
+     * retries would stack on llmrouter's */
+    if ((status == 502 || status == 504) && req->model < 0)
         MHD_add_response_header(r, "x-should-retry", "false");
-    if (status == 429 && req->rl_answer) {
-        /* every provider rate-limited us: let the SDK back off and retry */
+    if ((status == 429 || status == 503) && req->rl_answer) {
+        /* every provider rate-limited us (or was at its max_inflight):
+         * let the SDK back off and retry */
         char num[32];
         snprintf(num, sizeof num, "%lld", (long long)((req->rl_retry_ms + 999) / 1000));
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, num);

@@ -18,7 +18,7 @@
 #include "route/scorer.h"
 #include "core/util.h"
 #include "upstream/cascade.h"
-#include "http/door.h"
+#include "upstream/retry.h"
 #include "http/door_wire.h"
 
 req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *cfg)
@@ -67,7 +67,6 @@ void request_free(req_t *req)
     doorwire_free(req);
     buf_free(&req->ant_ev);
     buf_free(&req->ant_out);
-    buf_free(&req->ant_raw);
     config_unref(req->cfg);
     free(req);
 }
@@ -183,9 +182,6 @@ static void explain_finish(req_t *req, prompt_t *p, const char *model, const buf
     char num[64];
     buf_puts(out, "{\"model\":");
     json_append_string(out, model, strlen(model));
-    buf_puts(out, ",\"door\":\"");
-    buf_puts(out, door_name((enum door)req->door));
-    buf_puts(out, "\"");
     buf_puts(out, ",\"routed\":");
     buf_puts(out, r->rule == ROUTE_RULE_EXPLICIT ? "false" : "true");
     buf_puts(out, ",\"estimated_tokens\":{");
@@ -431,6 +427,14 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
                  header_of(req, "x-router-tier"));
             goto out;
         }
+    }
+    if (retry_deadline_ms(header_of(req, "x-router-deadline-ms"), req->cfg->deadline_ms,
+                          req->cfg->max_deadline_ms, &req->deadline_ms) < 0) {
+        fail(err, 400, "invalid_value", NULL,
+             "The x-router-deadline-ms header must be a whole number of milliseconds >= 1 "
+             "(found \"%.40s\").",
+             header_of(req, "x-router-deadline-ms"));
+        goto out;
     }
     cache_prepare(req, root);
     /* ask streaming providers for usage, so streams have a cost too */

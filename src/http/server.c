@@ -18,6 +18,7 @@
 #include "cache/cache.h"
 #include "core/json.h"
 #include "account/dashboard.h"
+#include "upstream/health_view.h"
 #include "core/log.h"
 #include "account/observe.h"
 #include "upstream/provider.h"
@@ -134,11 +135,14 @@ static const char *conn_header(void *arg, const char *name)
 
 static enum endpoint post_endpoint(req_t *req, const char *p)
 {
-    if (strcmp(p, "/router/explain") == 0) {
+    if (strncmp(p, "/router/explain", 15) == 0) {
+        /* /router/explain[/chat/completions|/messages|/responses]: the
+         * body of that door, routed as the door would */
+        const char *d = p + 15;
+        if (*d != '\0' && strcmp(d, "/chat/completions") != 0 &&
+            (!doorwire_path(req, d) || req->door_count_tokens))
+            return EP_NONE;
         req->explain_only = true;
-        /* ?door=messages|responses: explained as that door routes it */
-        doorwire_explain_door(req, MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
-                                                               "door"));
         return EP_CHAT;
     }
     if (strcmp(p, "/chat/completions") == 0)
@@ -186,7 +190,9 @@ static const char *path_methods(const char *url, const char *p)
 {
     static const char *const get_paths[] = {"/healthz", "/readyz", "/router/stats", "/models"};
     static const char *const post_paths[] = {"/chat/completions", "/completions", "/embeddings",
-                                             "/router/explain", "/messages",
+                                             "/router/explain", "/router/explain/chat/completions",
+                                             "/router/explain/messages", "/router/explain/responses",
+                                             "/messages",
                                              "/messages/count_tokens", "/responses"};
     if (strcmp(url, "/metrics") == 0 || strcmp(url, "/dashboard") == 0 ||
         strncmp(p, "/models/", 8) == 0)
@@ -319,9 +325,18 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
             return early(req, 200, NULL, NULL, NULL, "{\"status\":\"ok\"}", 15, false);
         if (shard_stopping(req->shard))
             return early(req, 503, NULL, NULL, NULL, "{\"status\":\"stopping\"}", 21, false);
-        /* whether every tier can serve, decided when the snapshot loaded */
-        return early(req, req->cfg->ready ? 200 : 503, NULL, NULL, NULL, req->cfg->ready_json,
-                     req->cfg->ready_json_len, false);
+        {
+            /* whether every tier can serve: decided when the snapshot loaded,
+             * and whether each has a model not cooling down now */
+            buf_t out;
+            enum MHD_Result ret;
+            unsigned st;
+            buf_init(&out, (size_t)4 << 20);
+            st = health_readyz(req->cfg, loop_now_ms(shard_loop(req->shard)), &out);
+            ret = early(req, st, NULL, NULL, NULL, buf_ptr(&out), buf_len(&out), false);
+            buf_free(&out);
+            return ret;
+        }
     }
     if (strcmp(url, "/metrics") == 0 || strcmp(p, "/router/stats") == 0 ||
         strcmp(url, "/dashboard") == 0) {

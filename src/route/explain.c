@@ -12,8 +12,6 @@
 #include <cjson/cJSON.h>
 
 #include "core/buf.h"
-#include "http/door.h"
-#include "http/door_wire.h"
 #include "http/request.h"
 #include "core/util.h"
 
@@ -67,10 +65,7 @@ static void render(const char *json, FILE *out)
     if (root == NULL)
         return;
     tok = cJSON_GetObjectItemCaseSensitive(root, "estimated_tokens");
-    fprintf(out, "request: model \"%s\"%s%s%s (%s)\n", str(root, "model"),
-            strcmp(str(root, "door"), "chat") != 0 ? " through the " : "",
-            strcmp(str(root, "door"), "chat") != 0 ? str(root, "door") : "",
-            strcmp(str(root, "door"), "chat") != 0 ? " door" : "",
+    fprintf(out, "request: model \"%s\" (%s)\n", str(root, "model"),
             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "routed"))
                 ? "routed by the rules"
                 : "named explicitly: rules not consulted");
@@ -114,8 +109,8 @@ static void render(const char *json, FILE *out)
     cJSON_Delete(root);
 }
 
-int explain_file(const config_t *cfg, const char *path, const char *const *headers,
-                 const char *door, bool json, FILE *out, FILE *err)
+int explain_file(const config_t *cfg, const char *path, const char *const *headers, bool json,
+                 FILE *out, FILE *err)
 {
     req_t *req = request_new(NULL, NULL, (config_t *)cfg);
     req_error_t e = {0};
@@ -126,12 +121,8 @@ int explain_file(const config_t *cfg, const char *path, const char *const *heade
     buf_init(&result, (size_t)1 << 30);
     if (read_all(path, &req->body, err) < 0)
         goto out;
-    /* another door's body is translated into a chat one (http/door_wire.h);
-     * a chat door's endpoint follows from the body: messages, prompt or
-     * input */
-    doorwire_explain_door(req, door);
-    probe = req->door == DOOR_CHAT ? cJSON_ParseWithLength(buf_ptr(&req->body), buf_len(&req->body))
-                                   : NULL;
+    /* the endpoint follows from the body: messages, prompt or input */
+    probe = cJSON_ParseWithLength(buf_ptr(&req->body), buf_len(&req->body));
     req->ep = EP_CHAT;
     if (probe && !cJSON_GetObjectItemCaseSensitive(probe, "messages")) {
         if (cJSON_GetObjectItemCaseSensitive(probe, "prompt"))

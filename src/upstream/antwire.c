@@ -11,7 +11,7 @@
 
 #include "core/loop.h"
 #include "core/shard.h"
-#include "http/door_wire.h"
+#include "http/door.h"
 #include "http/reply.h"
 #include "upstream/attempt.h"
 
@@ -23,11 +23,18 @@
  * (<= 16 KiB) or one event at most becomes, plus what is held back before
  * the first content chunk (the role chunk). */
 #define ANT_OUT_CAP (1024 * 1024)
-/* A native Messages stream (the client gets the provider's own events,
- * http/door_wire.h): once committed, the transfer pauses while this much of
- * them waits for the client (a single larger event still goes in when the
- * queue is empty); before the commit, up to ANT_OUT_CAP is held. */
-#define ANT_RAW_HIGH (64 * 1024)
+/* A native stream's raw events waiting for the client: before the commit
+ * they are held with their translation (up to this cap); once committed the
+ * transfer pauses while ANT_RAWQ_HIGH of them wait (a single larger event
+ * still goes in when none waits). The client's reader (http/door_wire.c)
+ * unpauses it once it has taken them down to half of that. */
+#define ANT_RAWQ_CAP (4 * 1024 * 1024)
+#define ANT_RAWQ_HIGH (64 * 1024)
+
+bool antwire_native_stream(const req_t *req)
+{
+    return req->ant && req->stream && req->door_native && req->door == DOOR_MESSAGES;
+}
 
 int antwire_begin(req_t *req)
 {
@@ -35,16 +42,18 @@ int antwire_begin(req_t *req)
     req->ant_stream = NULL;
     buf_free(&req->ant_ev);
     buf_free(&req->ant_out);
-    buf_free(&req->ant_raw);
     buf_init(&req->ant_ev, ANT_EV_CAP);
     buf_init(&req->ant_out, ANT_OUT_CAP);
-    buf_init(&req->ant_raw, ANT_OUT_CAP);
     sse_init(&req->ant_sse);
     req->ant_ev_base = 0;
     req->ant_pend_end = 0;
     req->ant_skip = 0;
+    buf_free(&req->door_rawq);
+    req->door_raw_error = false;
     if (!req->ant || !req->stream)
         return 0;
+    if (antwire_native_stream(req))
+        buf_init(&req->door_rawq, ANT_RAWQ_CAP);
     /* the usage chunk is always asked of the translator, as of every
      * streaming provider (inject_usage): the stream path strips it when the
      * client did not ask, and reads the cost from it */
@@ -97,54 +106,58 @@ static size_t push(req_t *req)
     return 0;
 }
 
-/* On a native Messages stream the raw event being translated (len bytes)
- * is queued for the client too (translate_pending), the translation going
- * to the stream path. Whether it can be: 0 (yes, or not a native stream),
- * CURL_WRITEFUNC_PAUSE when the client has not taken enough of the queue
- * yet (nothing changed: the same event comes again), or 1 when the attempt
- * failed (before the commit: no content in the first ANT_OUT_CAP bytes). */
+/* A native stream: whether the pending event (len bytes) can join the
+ * client's queue of raw events. 0 yes; CURL_WRITEFUNC_PAUSE when the
+ * committed stream's client has not taken enough of them yet (nothing
+ * changed: the event stays pending and comes again after the unpause);
+ * 1 when the attempt failed (before the commit: that much preamble). */
 static size_t raw_room(req_t *req, size_t len)
 {
-    size_t q = buf_len(&req->ant_raw);
-    if (!doorwire_raw_stream(req))
-        return 0;
-    if (req->committed && q > 0 && q + len > ANT_RAW_HIGH) {
-        req->up_paused = true; /* the client's reader unpauses (door_wire.c) */
+    size_t q = buf_len(&req->door_rawq);
+    if (req->committed && q > 0 && q + len > ANT_RAWQ_HIGH) {
+        req->up_paused = true;
         return CURL_WRITEFUNC_PAUSE;
     }
-    if (buf_room(&req->ant_raw) < len) {
-        fail(req, "no content in the first 1 MiB of the Anthropic stream");
+    if (buf_room(&req->door_rawq) < len) {
+        fail(req, "no content in the first 4 MiB of the Anthropic stream");
         return 1;
     }
     return 0;
 }
 
+/* A native stream: the event just translated (at the start of ant_ev, len
+ * bytes) goes to the client as the provider sent it (http/door_wire.c takes
+ * it from door_rawq); its translation went to the stream path. Room was
+ * made by raw_room. Returns 0, or 1 when the attempt failed. */
+static size_t keep_raw(req_t *req, size_t len)
+{
+    const char *p = buf_ptr(&req->ant_ev);
+    if (buf_append(&req->door_rawq, p, len) < 0) {
+        fail(req, "an Anthropic stream event could not be queued");
+        return 1;
+    }
+    if (len >= 12 && memcmp(p, "event: error", 12) == 0)
+        req->door_raw_error = true;
+    if (req->committed)
+        reply_stream_wake(req);
+    return 0;
+}
+
 /* Translates the pending complete event (ant_ev up to ant_pend_end), making
- * room in ant_out by pushing when it is full; on a native Messages stream
- * queues its raw bytes for the client as well, except after the
- * translator's end (message_stop or an error event: the client's stream
- * ends there). Returns like push(). */
+ * room in ant_out by pushing when it is full; a native stream's raw event
+ * joins the client's queue once its translation went in. Returns like
+ * push(). */
 static size_t translate_pending(req_t *req)
 {
     for (;;) {
         size_t len = (size_t)(req->ant_pend_end - req->ant_ev_base), r;
-        bool ended = anthropic_stream_finish(req->ant_stream) ||
-                     anthropic_stream_failed(req->ant_stream, NULL);
         int rc;
-        r = ended ? 0 : raw_room(req, len);
-        if (r != 0)
+        if (antwire_native_stream(req) && (r = raw_room(req, len)) != 0)
             return r;
         rc = anthropic_stream_event(req->ant_stream, buf_ptr(&req->ant_ev), len, &req->ant_out);
         if (rc == ANTHROPIC_OK) {
-            if (!ended && doorwire_raw_stream(req)) {
-                /* raw_room made room; a failure here would be a bug */
-                if (buf_append(&req->ant_raw, buf_ptr(&req->ant_ev), len) < 0) {
-                    fail(req, "an Anthropic stream event could not be queued");
-                    return 1;
-                }
-                if (req->committed)
-                    reply_stream_wake(req);
-            }
+            if (antwire_native_stream(req) && keep_raw(req, len) != 0)
+                return 1;
             buf_consume(&req->ant_ev, len);
             req->ant_ev_base = req->ant_pend_end;
             req->ant_pend_end = 0;

@@ -67,13 +67,21 @@ void upstream_take_retry_header(req_t *req, const char *p, size_t n)
 void upstream_record(req_t *req, int m, unsigned status, const char *error)
 {
     attempt_t *a;
-    if (req->n_attempts >= req->route.n)
-        return;
-    if (req->attempts == NULL)
-        req->attempts = xcalloc(req->route.n, sizeof *req->attempts);
+    if (req->n_attempts >= req->attempts_cap) {
+        /* one per model of the chain, more when models are retried or a
+         * cooling one is tried last (upstream/admit.h) */
+        size_t cap = req->attempts_cap ? req->attempts_cap * 2 : req->route.n + 1;
+        if (cap > UPSTREAM_MAX_ATTEMPTS)
+            cap = UPSTREAM_MAX_ATTEMPTS;
+        if (req->n_attempts >= cap)
+            return;
+        req->attempts = xrealloc(req->attempts, cap * sizeof *req->attempts);
+        req->attempts_cap = cap;
+    }
     a = &req->attempts[req->n_attempts++];
     a->model = m;
     a->status = status;
+    a->retry = m == req->model ? req->retry_n : 0;
     snprintf(a->error, sizeof a->error, "%s", error ? error : "");
 }
 
@@ -92,15 +100,66 @@ static bool all_rate_limited(const req_t *req)
     return limited > 0;
 }
 
+/* Appends every attempt to err->message (after its first o bytes) and, as
+ * the "attempts" member, to extra. */
+static void list_attempts(const req_t *req, req_error_t *err, size_t o, buf_t *extra)
+{
+    const config_t *cfg = req->cfg;
+    buf_puts(extra, "\"attempts\":[");
+    for (size_t i = 0; i < req->n_attempts; i++) {
+        const attempt_t *a = &req->attempts[i];
+        const cfg_model_t *m = &cfg->models[a->model];
+        const char *prov = cfg->providers[m->provider].name;
+        char st[16], retry[24] = "";
+        int n;
+        if (a->retry)
+            snprintf(retry, sizeof retry, " retry %u", (unsigned)a->retry);
+        if (o < sizeof err->message) {
+            n = snprintf(err->message + o, sizeof err->message - o, "%s %s (%s)%s: %s",
+                         i ? ";" : "", m->name, prov, retry, a->error);
+            o += n > 0 ? (size_t)n : 0;
+        }
+        if (i)
+            buf_puts(extra, ",");
+        buf_puts(extra, "{\"model\":");
+        json_append_string(extra, m->name, strlen(m->name));
+        buf_puts(extra, ",\"provider\":");
+        json_append_string(extra, prov, strlen(prov));
+        snprintf(st, sizeof st, "%u", a->status);
+        buf_puts(extra, ",\"status\":");
+        if (a->status)
+            buf_append(extra, st, strlen(st));
+        else
+            buf_puts(extra, "null");
+        snprintf(st, sizeof st, "%u", (unsigned)a->retry);
+        buf_puts(extra, ",\"retry\":");
+        buf_append(extra, st, strlen(st));
+        buf_puts(extra, ",\"error\":");
+        json_append_string(extra, a->error, strlen(a->error));
+        buf_puts(extra, "}");
+    }
+    buf_puts(extra, "]");
+}
+
+/* True when no attempt reached a provider and a model was skipped because
+ * its provider was at max_inflight (upstream/admit.h). */
+static bool all_busy(const req_t *req)
+{
+    if (!req->adm_busy)
+        return false;
+    for (size_t i = 0; i < req->n_attempts; i++)
+        if (strncmp(req->attempts[i].error, "skipped", 7) != 0)
+            return false;
+    return true;
+}
+
 /* The chain is exhausted: 502 all_upstreams_failed, or, when only rate
  * limits stood in the way, 429 with the smallest retry delay of the chain so
  * that the client's SDK backs off and retries. */
 void upstream_chain_failed(req_t *req)
 {
-    const config_t *cfg = req->cfg;
     req_error_t err = {.status = 502, .type = "upstream_error", .code = "all_upstreams_failed"};
     buf_t extra;
-    size_t o;
     int n;
 
     if (all_rate_limited(req)) {
@@ -112,44 +171,45 @@ void upstream_chain_failed(req_t *req)
             req->rl_retry_ms = UPSTREAM_RETRY_DEFAULT_MS;
         if (req->rl_retry_ms > UPSTREAM_RETRY_CAP_MS)
             req->rl_retry_ms = UPSTREAM_RETRY_CAP_MS;
+    } else if (all_busy(req)) {
+        /* every provider at its concurrency limit: come back in a second */
+        err.status = 503;
+        err.type = "server_error";
+        err.code = "all_upstreams_busy";
+        req->rl_answer = true;
+        req->rl_retry_ms = UPSTREAM_RETRY_DEFAULT_MS;
     }
-    buf_init(&extra, 16384);
-    buf_puts(&extra, "\"attempts\":[");
-    if (req->rl_answer)
+    buf_init(&extra, 1024 + req->n_attempts * 1200); /* names <= 128, errors < 112, escaped */
+    if (err.status == 503)
+        n = snprintf(err.message, sizeof err.message,
+                     "Every provider of the chain is at its concurrency limit (max_inflight); retry "
+                     "after %lld ms:",
+                     (long long)req->rl_retry_ms);
+    else if (req->rl_answer)
         n = snprintf(err.message, sizeof err.message,
                      "Every upstream attempt was rate limited (%zu); retry after %lld ms:",
                      req->n_attempts, (long long)req->rl_retry_ms);
     else
         n = snprintf(err.message, sizeof err.message, "All %zu upstream attempt%s failed:",
                      req->n_attempts, req->n_attempts == 1 ? "" : "s");
-    o = n > 0 ? (size_t)n : 0;
-    for (size_t i = 0; i < req->n_attempts; i++) {
-        const attempt_t *a = &req->attempts[i];
-        const cfg_model_t *m = &cfg->models[a->model];
-        const char *prov = cfg->providers[m->provider].name;
-        char st[16];
-        if (o < sizeof err.message) {
-            n = snprintf(err.message + o, sizeof err.message - o, "%s %s (%s): %s",
-                         i ? ";" : "", m->name, prov, a->error);
-            o += n > 0 ? (size_t)n : 0;
-        }
-        if (i)
-            buf_puts(&extra, ",");
-        buf_puts(&extra, "{\"model\":");
-        json_append_string(&extra, m->name, strlen(m->name));
-        buf_puts(&extra, ",\"provider\":");
-        json_append_string(&extra, prov, strlen(prov));
-        snprintf(st, sizeof st, "%u", a->status);
-        buf_puts(&extra, ",\"status\":");
-        if (a->status)
-            buf_append(&extra, st, strlen(st));
-        else
-            buf_puts(&extra, "null");
-        buf_puts(&extra, ",\"error\":");
-        json_append_string(&extra, a->error, strlen(a->error));
-        buf_puts(&extra, "}");
-    }
-    buf_puts(&extra, "]");
+    list_attempts(req, &err, n > 0 ? (size_t)n : 0, &extra);
+    req->model = -1;
+    log_warn("request %s: %s", req->id, err.message);
+    reply_error(req, &err, buf_cstr(&extra));
+    buf_free(&extra);
+}
+
+void upstream_deadline_failed(req_t *req)
+{
+    req_error_t err = {.status = 504, .type = "timeout_error", .code = "deadline_exceeded"};
+    buf_t extra;
+    int n;
+    buf_init(&extra, 1024 + req->n_attempts * 1200); /* names <= 128, errors < 112, escaped */
+    n = snprintf(err.message, sizeof err.message,
+                 "The request's deadline of %u ms passed before an answer began (%zu upstream "
+                 "attempt%s):",
+                 req->deadline_ms, req->n_attempts, req->n_attempts == 1 ? "" : "s");
+    list_attempts(req, &err, n > 0 ? (size_t)n : 0, &extra);
     req->model = -1;
     log_warn("request %s: %s", req->id, err.message);
     reply_error(req, &err, buf_cstr(&extra));

@@ -7,6 +7,7 @@
  * req->out is capped, a full buffer pauses the transfer. The curl state
  * machine is upstream.c. Shard thread only. */
 #include "upstream/attempt.h"
+#include "upstream/admit.h"
 
 #include <curl/curl.h>
 #include <stdint.h>
@@ -198,6 +199,7 @@ size_t upstream_stream_write(req_t *req, const char *p, size_t n)
         req->shift = 0;
         stream_event(req, &ev);
         upstream_record(req, req->model, req->up_status, NULL);
+        upstream_admit_done(req);
         /* no failover after the commit: the client's body is not needed any
          * more (curl sent the upload before the answer began) */
         if (!req->sampled)

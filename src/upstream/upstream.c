@@ -18,6 +18,8 @@
 #include "upstream/attempt.h"
 #include "upstream/chain.h"
 #include "upstream/owner.h"
+#include "upstream/admit.h"
+#include "upstream/retry.h"
 
 #include <curl/curl.h>
 #include <stddef.h>
@@ -62,6 +64,7 @@ struct upstream {
 };
 
 static void check_done(upstream_t *up);
+static int start_transfer(upstream_t *up, req_t *req, int m);
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ud);
 static size_t on_write(char *p, size_t size, size_t nmemb, void *ud);
 static int on_prereq(void *ud, char *remote_ip, char *local_ip, int remote_port, int local_port);
@@ -202,6 +205,7 @@ void upstream_end_transfer(upstream_t *up, req_t *req, bool reusable)
         req->easy = NULL;
     }
     loop_timer_stop(up->loop, &req->timer);
+    upstream_admit_release_slot(req);
     if (req->in_unpause)
         shard_dequeue_unpause(up->shard, req);
     req->up_paused = false;
@@ -235,6 +239,7 @@ static CURL *get_easy(upstream_t *up)
 void upstream_cancel(upstream_t *up, req_t *req)
 {
     end_transfer(up, req);
+    upstream_admit_cancel(req);
     if (req->casc != NULL && req->casc->judge != NULL) {
         upstream_call_cancel(up, req->casc->judge);
         req->casc->judge = NULL;
@@ -247,6 +252,36 @@ void upstream_fail_attempt(req_t *req, const char *fmt, const char *arg)
         return;
     req->attempt_failed = true;
     snprintf(req->fail_reason, sizeof req->fail_reason, fmt, arg ? arg : "");
+}
+
+/* upstream_fail_attempt with the kind of failure the policy looks up
+ * (retry.h); a failure without one is RETRY_KIND_INVALID (set by
+ * start_transfer): the answer was unusable. */
+static void fail_as(req_t *req, enum retry_kind kind, const char *fmt, const char *arg)
+{
+    if (!req->attempt_failed)
+        req->fail_kind = (unsigned char)kind;
+    upstream_fail_attempt(req, fmt, arg);
+}
+
+/* Milliseconds until req's deadline (rounded up; 0 once it passed), -1
+ * without one. */
+static int64_t deadline_left_ms(const req_t *req)
+{
+    uint64_t now;
+    if (req->deadline_us == 0)
+        return -1;
+    now = util_now_us();
+    return now >= req->deadline_us ? 0 : (int64_t)((req->deadline_us - now + 999) / 1000);
+}
+
+/* Arms req's timer for timeout_ms, or for the deadline when it comes
+ * first (timer_deadline says which). */
+static void arm_timer(loop_t *loop, req_t *req, uint64_t timeout_ms)
+{
+    int64_t left = deadline_left_ms(req);
+    req->timer_deadline = left >= 0 && (uint64_t)left < timeout_ms;
+    loop_timer_start(loop, &req->timer, req->timer_deadline ? (uint64_t)left : timeout_ms);
 }
 
 /* libcurl calls this right before it sends the request — each time it sends
@@ -264,15 +299,21 @@ static int on_prereq(void *ud, char *remote_ip, char *local_ip, int remote_port,
     (void)local_port;
     if (req->up_sends++ == 0)
         return CURL_PREREQFUNC_OK;
-    upstream_fail_attempt(req, "the connection closed before any response (not re-sent)%s", NULL);
+    /* a reused connection died before the first response byte: the
+     * stale_connection kind, which the policy retries once on a fresh
+     * connection by default (retry.h) */
+    fail_as(req, RETRY_KIND_STALE,
+            "the reused connection closed before any response (not re-sent)%s", NULL);
     return CURL_PREREQFUNC_ABORT;
 }
 
-static bool is_failover_status(unsigned s)
+/* The kind of a transfer that curl ended with res: nothing was sent
+ * (on_prereq never ran) is a connect failure, whatever curl calls it. */
+static enum retry_kind curl_kind(const req_t *req, CURLcode res)
 {
-    /* A bad provider key (401/403) is the provider's fault, not the client's. */
-    return s == 401 || s == 403 || s == 408 || s == 429 || s >= 500 || s < 200 ||
-           (s >= 300 && s < 400);
+    if (req->up_sends == 0)
+        return RETRY_KIND_CONNECT;
+    return res == CURLE_OPERATION_TIMEDOUT ? RETRY_KIND_TIMEOUT : RETRY_KIND_RESET;
 }
 
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
@@ -290,19 +331,21 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
         return n;
     }
     if (n > 2 || (p[0] != '\r' && p[0] != '\n')) {
-        /* only a 429's and a 529's (Anthropic's overloaded_error) headers
-         * are read */
-        if (req->up_status == 429 || req->up_status == 529)
+        /* only a 429's, a 503's and a 529's (Anthropic's overloaded_error)
+         * headers are read */
+        if (req->up_status == 429 || req->up_status == 503 || req->up_status == 529)
             upstream_take_retry_header(req, p, n);
         return n;
     }
     /* end of a header block */
     if (req->up_status >= 100 && req->up_status < 200)
         return n; /* interim response; the real one follows */
-    if (is_failover_status(req->up_status)) {
+    if ((req->up_status < 200 || req->up_status >= 300) &&
+        retry_action_of(&req->cfg->providers[req->cfg->models[req->model].provider].retry,
+                        RETRY_KIND_STATUS, req->up_status) != RETRY_ACT_PASS) {
         char st[16];
         snprintf(st, sizeof st, "%u", req->up_status);
-        upstream_fail_attempt(req, "HTTP %s", st);
+        fail_as(req, RETRY_KIND_STATUS, "HTTP %s", st);
         return 0; /* aborts the transfer */
     }
     req->up_headers_done = true;
@@ -310,8 +353,12 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     if (!req->stream || req->passthrough)
         req->t_first_byte_us = util_now_us();
     if (!req->stream || req->passthrough) {
-        /* The first byte arrived; from here the overall timeout applies. */
-        loop_timer_stop(shard_loop(req->shard), &req->timer);
+        /* The headers arrived: from here, no body byte for idle_timeout_ms
+         * fails the attempt (nothing reached the client yet) */
+        loop_t *loop = shard_loop(req->shard);
+        req->last_data_ms = loop_now_ms(loop);
+        arm_timer(loop, req,
+                  req->cfg->providers[req->cfg->models[req->model].provider].idle_timeout_ms);
         buf_free(&req->out);
         buf_init(&req->out, req->cfg->max_response_bytes);
     }
@@ -325,6 +372,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
     if (req->attempt_failed)
         return 0;
     if (!req->stream || req->passthrough) {
+        req->last_data_ms = loop_now_ms(shard_loop(req->shard));
         if (buf_append(&req->out, p, n) < 0) {
             upstream_fail_attempt(req, "answer larger than server.max_response_bytes%s", NULL);
             return 0;
@@ -351,13 +399,102 @@ static void on_req_timer(loop_t *loop, loop_timer_t *t)
         upstream_finish_stream(up, req, "no data within idle_timeout_ms", false);
         return;
     }
-    {
+    if (req->timer_deadline) {
+        char ms[32];
+        snprintf(ms, sizeof ms, "%u", req->deadline_ms);
+        fail_as(req, RETRY_KIND_TIMEOUT, "no answer within the request's deadline (%s ms)", ms);
+        req->deadline_hit = true;
+    } else if (req->up_headers_done && (!req->stream || req->passthrough)) {
+        /* a plain answer's body: idle is the time since its last bytes */
+        uint64_t idle = loop_now_ms(loop) - req->last_data_ms;
+        char ms[32];
+        if (idle < p->idle_timeout_ms) {
+            arm_timer(loop, req, p->idle_timeout_ms - idle);
+            return;
+        }
+        snprintf(ms, sizeof ms, "%u", p->idle_timeout_ms);
+        fail_as(req, RETRY_KIND_TIMEOUT, "no data within %s ms after the headers (idle_timeout_ms)",
+                ms);
+    } else {
         char ms[32];
         snprintf(ms, sizeof ms, "%u", p->first_byte_timeout_ms);
-        upstream_fail_attempt(req, "no answer within %s ms (first_byte_timeout_ms)", ms);
+        fail_as(req, RETRY_KIND_TIMEOUT, "no answer within %s ms (first_byte_timeout_ms)", ms);
     }
     end_transfer(up, req);
     upstream_next_attempt(up, req);
+}
+
+/* A retry of req->model starts (after its wait, or at once); when it cannot,
+ * that is the attempt's failure and the chain goes on. */
+static void start_retry(upstream_t *up, req_t *req)
+{
+    /* the failure was recorded: a skip or a failed start below records its
+     * own attempt and goes on down the chain */
+    req->attempt_failed = false;
+    switch (upstream_admit(req, req->model)) { /* the circuit may have opened */
+    case ADMIT_QUEUED:
+        return; /* resumes in upstream_admit_kick, or fails over on its timer */
+    case ADMIT_SKIP:
+        break;
+    case ADMIT_GO:
+        if (upstream_begin(up, req, req->model) == 0)
+            return;
+        break;
+    }
+    upstream_next_attempt(up, req);
+}
+
+static void on_retry_timer(loop_t *loop, loop_timer_t *t)
+{
+    req_t *req = t->arg;
+    (void)loop;
+    start_retry(shard_upstream(req->shard), req);
+}
+
+/* Whether the failed attempt on req->model is retried (retry_decide); if
+ * so, the retry is started at once or after its wait on req->timer (which
+ * upstream_cancel stops, as for any attempt) and true is returned. */
+static bool retry_scheduled(upstream_t *up, req_t *req)
+{
+    const cfg_model_t *md = &req->cfg->models[req->model];
+    const cfg_provider_t *p = &req->cfg->providers[md->provider];
+    retry_input_t in = {.kind = (enum retry_kind)req->fail_kind,
+                        .status = req->up_status,
+                        .retry_after_ms = -1,
+                        .retries = md->retries,
+                        .used = req->retry_counted,
+                        .stale_free_used = req->stale_free_used,
+                        .time_left_ms = deadline_left_ms(req)};
+    retry_plan_t plan;
+    if (req->deadline_hit)
+        return false;
+    if (in.kind == RETRY_KIND_STATUS &&
+        (in.status == 429 || in.status == 503 || in.status == 529))
+        in.retry_after_ms = req->up_retry_ms;
+    util_random(&in.rnd, sizeof in.rnd);
+    plan = retry_decide(&p->retry, &in);
+    if (!plan.retry) {
+        if (plan.why_not != NULL)
+            log_info("request %s: %s not retried: %s", req->id, md->name, plan.why_not);
+        return false;
+    }
+    req->retry_n++;
+    if (plan.free_retry)
+        req->stale_free_used = true;
+    else
+        req->retry_counted++;
+    req->fresh_connect = plan.fresh_connect;
+    log_info("request %s: %s failed (%s), retry %u in %u ms%s", req->id, md->name, req->fail_reason,
+             (unsigned)req->retry_n, plan.delay_ms, plan.fresh_connect ? " on a new connection" : "");
+    if (plan.delay_ms == 0) {
+        start_retry(up, req);
+        return true;
+    }
+    req->timer.cb = on_retry_timer;
+    req->timer.arg = req;
+    req->timer_deadline = false;
+    loop_timer_start(up->loop, &req->timer, plan.delay_ms);
+    return true;
 }
 
 /* Starts an attempt on model m. Returns 0; -1 when the transfer could not
@@ -391,6 +528,7 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
     if (e == NULL)
         return -1;
     req->easy = e;
+    req->fail_kind = RETRY_KIND_INVALID;
     req->up_status = 0;
     req->up_headers_done = req->passthrough = req->attempt_failed = false;
     req->committed = req->saw_done = req->up_done = req->up_paused = false;
@@ -415,6 +553,8 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
     curl_easy_setopt(e, CURLOPT_PRIVATE, &req->up_owner);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, req);
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, req->fresh_connect ? 1L : 0L);
+    req->fresh_connect = false;
     if (curl_multi_add_handle(up->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
         req->easy = NULL;
@@ -422,7 +562,7 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
     }
     req->timer.cb = on_req_timer;
     req->timer.arg = req;
-    loop_timer_start(up->loop, &req->timer, p->first_byte_timeout_ms);
+    arm_timer(up->loop, req, p->first_byte_timeout_ms);
     return 0;
 }
 
@@ -442,12 +582,35 @@ static bool refused_only(const req_t *req)
     return true;
 }
 
+int upstream_begin(upstream_t *up, req_t *req, int m)
+{
+    int rc = start_transfer(up, req, m);
+    char why[112];
+    if (rc == 0)
+        return 0;
+    upstream_admit_cancel(req); /* no transfer: its slot and probe go back */
+    if (rc == -2) {
+        /* the request as asked is not for this model (an Anthropic
+         * one): the others of the chain may serve it; if none can,
+         * the client gets this 400 (see refused_only) */
+        req->ant_refused = true;
+        snprintf(why, sizeof why, "refused: %.100s", req->ant_err.message);
+        upstream_record(req, m, 0, why);
+    } else {
+        upstream_record(req, m, 0, "could not start the transfer");
+    }
+    if (req->casc != NULL)
+        cascade_add_step(req->casc, m, CASCADE_FAILED, CASCADE_OK, 0);
+    return -1;
+}
+
 /* Tries the next usable model of the chain, or answers 502. */
 void upstream_next_attempt(upstream_t *up, req_t *req)
 {
     const config_t *cfg = req->cfg;
     if (req->model >= 0 && req->attempt_failed) {
         upstream_record(req, req->model, req->up_status >= 200 ? req->up_status : 0, req->fail_reason);
+        upstream_admit_done(req);
         if (req->up_status == 429 || req->up_status == 529) {
             /* a 429 (or Anthropic's 529 overloaded) without retry headers:
              * try again in a second */
@@ -455,14 +618,29 @@ void upstream_next_attempt(upstream_t *up, req_t *req)
             if (req->rl_retry_ms < 0 || ms < req->rl_retry_ms)
                 req->rl_retry_ms = ms;
         }
+        if (retry_scheduled(up, req))
+            return;
         log_info("request %s: %s failed (%s), failing over", req->id, cfg->models[req->model].name,
                  req->fail_reason);
         if (req->casc != NULL)
             cascade_add_step(req->casc, req->model, CASCADE_FAILED, CASCADE_OK, 0);
     }
-    while (req->next_link < req->route.n) {
-        int m = req->route.chain[req->next_link++];
-        const cfg_provider_t *p = &cfg->providers[cfg->models[m].provider];
+    req->retry_n = req->retry_counted = 0;
+    req->stale_free_used = false;
+    if (req->deadline_hit || deadline_left_ms(req) == 0) {
+        req->deadline_hit = true;
+        req->next_link = req->route.n; /* no time for the rest of the chain */
+    }
+    for (;;) {
+        /* the chain, then maybe one model that was cooling down (admit.h),
+         * unless the deadline passed */
+        int m = req->next_link < req->route.n ? req->route.chain[req->next_link++]
+                : req->deadline_hit           ? -1
+                                              : upstream_admit_last_resort(req);
+        const cfg_provider_t *p;
+        if (m < 0)
+            break;
+        p = &cfg->providers[cfg->models[m].provider];
         req->model = m;
         if (p->key_missing) {
             char why[112];
@@ -480,27 +658,23 @@ void upstream_next_attempt(upstream_t *up, req_t *req)
                 cascade_add_step(req->casc, m, CASCADE_FAILED, CASCADE_OK, 0);
             continue;
         }
-        {
-            int rc = start_transfer(up, req, m);
-            char why[112];
-            if (rc == 0)
-                return;
-            if (rc == -2) {
-                /* the request as asked is not for this model (an Anthropic
-                 * one): the others of the chain may serve it; if none can,
-                 * the client gets this 400 (see refused_only) */
-                req->ant_refused = true;
-                snprintf(why, sizeof why, "refused: %.100s", req->ant_err.message);
-                upstream_record(req, m, 0, why);
-            } else {
-                upstream_record(req, m, 0, "could not start the transfer");
-            }
+        switch (upstream_admit(req, m)) { /* circuit, cooldown, provider slot */
+        case ADMIT_SKIP:
+            continue; /* recorded */
+        case ADMIT_QUEUED:
+            return; /* resumes in upstream_admit_kick, or fails over on its timer */
+        case ADMIT_GO:
+            break;
         }
-        if (req->casc != NULL)
-            cascade_add_step(req->casc, m, CASCADE_FAILED, CASCADE_OK, 0);
+        if (upstream_begin(up, req, m) == 0)
+            return;
     }
     if (req->casc != NULL && req->casc->kept != NULL) {
         upstream_deliver_kept(up, req);
+        return;
+    }
+    if (req->deadline_hit) {
+        upstream_deadline_failed(req);
         return;
     }
     if (refused_only(req)) {
@@ -520,6 +694,9 @@ void upstream_start(upstream_t *up, req_t *req)
     req->n_attempts = 0;
     req->rl_retry_ms = -1;
     req->model = -1;
+    req->deadline_us = req->deadline_ms ? req->t_start_us + (uint64_t)req->deadline_ms * 1000 : 0;
+    req->deadline_hit = false;
+    upstream_admit_begin(req);
     if (req->casc == NULL && cascade_applies(req))
         req->casc = cascade_run_new(req);
     upstream_next_attempt(up, req);
@@ -545,7 +722,7 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
         return;
     }
     if (!req->attempt_failed && res != CURLE_OK)
-        upstream_fail_attempt(req, "%s", curl_easy_strerror(res));
+        fail_as(req, curl_kind(req, res), "%s", curl_easy_strerror(res));
     if (!req->attempt_failed && req->stream && !req->passthrough)
         upstream_fail_attempt(req, "stream ended before any event%s", NULL);
     if (!req->attempt_failed && !req->passthrough) {
@@ -575,6 +752,7 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
         return;
     }
     upstream_record(req, req->model, req->up_status, NULL);
+    upstream_admit_done(req);
     if (req->passthrough) {
         size_t len;
         char *body;

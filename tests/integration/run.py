@@ -1173,6 +1173,17 @@ def _mark_m429():
     _last_m429[0] = time.monotonic()
 
 
+def _check_failover_attempts(resp, tier):
+    # freset's RST on a reused keep-alive connection looks like the idle close
+    # race (stale_connection): retried once on a new connection, then failed
+    # over, so 3 attempts; 2 when the first attempt had a new connection
+    got = resp.h("x-router-attempts")
+    if tier == "freset":
+        check(got in ("2", "3"), f"x-router-attempts: expected 2 or 3, got {got!r}")
+    else:
+        eq(got, "2", "x-router-attempts")
+
+
 def make_failover_test(tier, streamed):
     def fn():
         check(tier in TIERS, f"tier {tier} missing from config")
@@ -1185,7 +1196,8 @@ def make_failover_test(tier, streamed):
                 r = E.post("/v1/chat/completions", chat_body(tier, content))
                 eq(r.status, 200, f"status (body {short(r.body)})")
                 check_json_ct(r)
-                check_routed(r, tier=tier, model="good-mini", provider="good", attempts=2)
+                check_routed(r, tier=tier, model="good-mini", provider="good")
+                _check_failover_attempts(r, tier)
                 eq(reply_content(r), expected_reply("sim-mini", content), "reply")
             else:
                 s = E.raw("POST", "/v1/chat/completions", chat_body(tier, content, stream=True)).read_head()
@@ -1194,7 +1206,8 @@ def make_failover_test(tier, streamed):
                         raise Fail(f"status {s.status} (body {short(s.read_all())})")
                     check((s.h("content-type") or "").startswith("text/event-stream"),
                           f"content-type {s.h('content-type')!r}")
-                    check_routed(s, tier=tier, model="good-mini", provider="good", attempts=2)
+                    check_routed(s, tier=tier, model="good-mini", provider="good")
+                    _check_failover_attempts(s, tier)
                     datas, _ = read_stream(s)
                 finally:
                     s.close()

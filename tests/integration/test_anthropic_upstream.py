@@ -56,11 +56,13 @@ EXTRA_PROVIDERS = f"""\
   antmany:   {{type: anthropic, base_url: "${{SIM_URL}}/sim/chunks=40000/v1", api_key_env: TEST_ANT_KEY}}
   antver:    {{type: anthropic, base_url: "${{SIM_URL}}/v1", api_key_env: TEST_ANT_KEY, anthropic_version: "2024-01-01"}}
 """
+# claude429 and claude529 are called once per request by the tests below: a
+# 429's (529's) cooldown is off for them; test_health.py tests cooldowns.
 EXTRA_MODELS = f"""\
   claude:      {{provider: ant, model: claude-sim, {PRICES}, default_max_tokens: 777}}
   claude401:   {{provider: ant401, model: claude-401, {PRICES}}}
-  claude429:   {{provider: ant429, model: claude-429, {PRICES}}}
-  claude529:   {{provider: ant529, model: claude-529, {PRICES}}}
+  claude429:   {{provider: ant429, model: claude-429, {PRICES}, circuit: false}}
+  claude529:   {{provider: ant529, model: claude-529, {PRICES}, circuit: false}}
   claude500:   {{provider: ant500, model: claude-500, {PRICES}}}
   claude400:   {{provider: ant400, model: claude-400, {PRICES}}}
   claudecut:   {{provider: antcut, model: claude-cut, {PRICES}}}

@@ -9,7 +9,9 @@ Covers (issue 10):
 - a provider that reads the request and closes a pooled keep-alive
   connection without answering gets the prompt exactly as many times as
   x-router-attempts, the 502's attempts list, the access log and the metrics
-  say (libcurl's silent re-sends are refused) — plain, streamed and alone;
+  say (libcurl's silent re-sends are refused; llmrouter's own retry of a
+  stale connection, on a new one, is a counted attempt) — plain, streamed
+  and alone;
 - a chain that fails only with 429s answers 429 (rate_limit_error,
   all_upstreams_rate_limited) with retry-after / retry-after-ms (the smallest
   of the chain, from retry-after-ms, retry-after seconds or an HTTP-date; 1 s
@@ -44,15 +46,17 @@ S = {}
 EXTRA_PROVIDERS = """\
   unsetkey:  {type: openai, base_url: "${SIM_URL}/v1", api_key_env: UPSTREAM_FAULTS_UNSET_KEY}
 """
+# The 429 models count attempts per request: their cooldown (a 429 cools a
+# model down for its Retry-After) is off here; test_health.py tests it.
 EXTRA_MODELS = """\
   munset:      {provider: unsetkey, model: sim-unset}
-  mdrop:       {provider: good, model: sim-drop-after-read}
-  m429ms:      {provider: good, model: sim-429-ms-1500}
-  m429ms2500:  {provider: good, model: sim-429-ms-2500}
-  m429s30:     {provider: good, model: sim-429-s-30}
-  m429s600:    {provider: good, model: sim-429-s-600}
-  m429date:    {provider: good, model: sim-429-date-20}
-  m429none:    {provider: good, model: sim-429-none}
+  mdrop:       {provider: good, model: sim-drop-after-read, circuit: false}
+  m429ms:      {provider: good, model: sim-429-ms-1500, circuit: false}
+  m429ms2500:  {provider: good, model: sim-429-ms-2500, circuit: false}
+  m429s30:     {provider: good, model: sim-429-s-30, circuit: false}
+  m429s600:    {provider: good, model: sim-429-s-600, circuit: false}
+  m429date:    {provider: good, model: sim-429-date-20, circuit: false}
+  m429none:    {provider: good, model: sim-429-none, circuit: false}
   snofin:      {provider: good, model: sim-stream-nofinish-nodone}
   sclosecut:   {provider: good, model: sim-stream-close-nofinish-nodone}
   snodone:     {provider: good, model: sim-stream-nodone}
@@ -216,14 +220,17 @@ def _drop(streamed, tag):
         attempts = r.h("x-router-attempts")
         model = r.h("x-router-model")
     eq(model, "good-mini", "answered by the next model of the chain")
-    eq(attempts, "2", "x-router-attempts")
+    # 2: mdrop once, then good-mini; 3: mdrop on a reused connection (stale,
+    # retried once on a new one), mdrop again, then good-mini
+    check(attempts in ("2", "3"), f"x-router-attempts: {attempts!r}")
+    n = int(attempts)
     got = prompt_count("sim-drop-after-read", prompt)
-    eq(got, 1, "times the dropping provider received the prompt (x-router-attempts counts it once)")
+    eq(got, n - 1, "times the dropping provider received the prompt (each attempt sent once)")
     eq(prompt_count("sim-mini", prompt), 1, "times the next model received the prompt")
     j = access_entry(rid)
-    eq(j.get("attempts"), 2, "access log attempts")
+    eq(j.get("attempts"), n, "access log attempts")
     after = metric("llmrouter_upstream_attempts_total", model="mdrop")
-    eq(after - before, 1.0, "llmrouter_upstream_attempts_total{model=mdrop} increase")
+    eq(after - before, float(n - 1), "llmrouter_upstream_attempts_total{model=mdrop} increase")
 
 
 @test
@@ -244,13 +251,18 @@ def test_drop_after_read_alone_502():
         prompt = f"drop alone {i} {time.monotonic()}"
         r = post("/v1/chat/completions", chat_body("droponly", prompt))
         err = R.check_error(r, 502, "all_upstreams_failed")
-        eq(r.h("x-router-attempts"), "1", "x-router-attempts")
-        eq(len(err.get("attempts") or []), 1, "error.attempts")
-        # a reused connection: "the connection closed before any response
-        # (not re-sent)"; a fresh one: curl's "Server returned nothing"
+        n = int(r.h("x-router-attempts"))
+        # a reused connection: "the reused connection closed before any
+        # response (not re-sent)", retried once on a new connection; a new
+        # one: curl's "Server returned nothing"
+        check(n in (1, 2), f"x-router-attempts {n}")
+        eq(len(err.get("attempts") or []), n, "error.attempts")
         e0 = err["attempts"][0]["error"]
         check("closed" in e0 or "nothing" in e0, f"the attempt says the connection closed: {e0}")
-        eq(prompt_count("sim-drop-after-read", prompt), 1,
+        if n == 2:
+            check("reused" in e0, f"a second attempt only after a stale connection: {e0}")
+            eq(err["attempts"][1].get("retry"), 1, "the second attempt is a retry")
+        eq(prompt_count("sim-drop-after-read", prompt), n,
            "times the provider received the prompt for one client request")
 
 

@@ -93,6 +93,7 @@ class State:
             p = entry["api_path"]
             self.by_path[p] = self.by_path.get(p, 0) + 1
             self.recent.append(entry)
+        sim_health_model(entry)  # health block
 
     def add(self, **kw):
         with self.lock:
@@ -101,7 +102,7 @@ class State:
 
     def stats(self):
         with self.lock:
-            return {
+            return sim_health_stats() | {  # health block
                 "requests": self.requests,
                 "by_path": dict(self.by_path),
                 "streams_started": self.streams_started,
@@ -889,6 +890,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     # ---- dispatch -------------------------------------------------------
 
     def dispatch(self):
+        sim_health_enter(self)  # health block
         try:
             self._dispatch()
         except ClientGone as e:
@@ -907,6 +909,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                      "sim_internal")
             except Exception:
                 pass
+        finally:
+            sim_health_exit(self)  # health block
 
     def _dispatch(self):
         raw = self.read_body()
@@ -934,9 +938,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         })
         log("%s %s opts=%s" % (self.command, api_path, opts))
 
+        if flaky_fault(self, opts):
+            return  # health block: a switch turned this provider bad
+
         delay = iopt(opts, "delay_ms", 0)
         if delay > 0:
             time.sleep(delay / 1000.0)
+
+        if retry_fault(self, body, opts):
+            return  # retries, policy and deadlines (block below)
 
         if upstream_fault(self, body, api_path):
             return  # model-name-triggered upstream faults (block below)
@@ -1004,14 +1014,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(200, STATE.recent_list())
         if path == "/_sim/classifier" and self.command == "GET":
             return self.send_json(200, classifier_stats())
+        if self.command == "POST" and sim_health_control(self, path):
+            return None  # health block
         if path == "/_sim/reset" and self.command in ("POST", "GET"):
+            sim_health_reset()  # health block
             STATE.reset()
             classifier_reset()
+            retry_reset()
             return self.send_json(200, {"ok": True})
+        if path == "/_sim/arrivals" and self.command == "GET":
+            return self.send_json(200, retry_arrivals())
         if path == "/_sim/health" and self.command == "GET":
             return self.send_json(200, {"ok": True})
-        if path.startswith("/_sim/anthropic/") and ant_control(self, path):
-            return None  # the Anthropic Messages API's recordings (block below)
         return self.send_error_json(404, "unknown control endpoint",
                                     "unknown_url")
 
@@ -1029,6 +1043,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(ka + len(payload)))
         self.end_headers()
+        retry_stall(self, opts)
         for _ in range(ka):
             self.write(b"\n")
             time.sleep(0.05)
@@ -1050,6 +1065,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             try:
                 self.end_headers()
+                retry_stall(self, opts)
             except CONN_ERRORS as e:
                 raise ClientGone(repr(e))
             except OSError as e:
@@ -1577,6 +1593,123 @@ def shaped_stream(h, body, api_path, words):
 # ---------------------------------------------------- end of upstream faults
 
 # --------------------------------------------------------------------------
+# Retries, failure policy and deadlines (issue 14 task B; tests/integration/
+# test_retries.py). Self-contained: retry_fault() is called once from
+# Handler._dispatch after the request is read, recorded and delayed, and
+# returns True when it answered (or dropped) the request; retry_stall() is
+# called by respond_ok() and stream() right after the response headers.
+# Options:
+#   fail_first=N,fail_key=K   the first N requests with the same key (K, a
+#                             "|" and the last user message: a test that
+#                             uses a fresh prompt gets a fresh counter) fail;
+#                             later ones get the usual answer. Every request
+#                             with a fail_key has its arrival time recorded.
+#   fail_status=S             how they fail: HTTP S (default 503) with the
+#                             simulator's error body, plus
+#   fail_retry_after=N        `Retry-After: N` (seconds) and/or
+#   fail_retry_after_ms=N     `retry-after-ms: N`;
+#   fail_kind=reset|drop|badjson|stall   instead of a status: a TCP RST after
+#                             reading the request; a close (FIN) without a
+#                             byte of answer; a 200 whose body is not JSON;
+#                             the usual answer after a stall_after_headers_ms
+#                             (default 10000) pause after its headers
+#   stall_after_headers_ms=N  every answer: status and headers, then N ms of
+#                             silence, then the body (streams: the events)
+# Model names:
+#   sim-drop-reused           the usual answer on a connection's first
+#                             request; on a later one (a reused keep-alive
+#                             connection) the request is read and the
+#                             connection closed without a byte of answer —
+#                             the idle keep-alive close race
+# Control: GET /_sim/arrivals returns {key: [time.monotonic() of each
+# arrival]}; POST /_sim/reset clears it and the counters.
+# --------------------------------------------------------------------------
+
+RETRY_LOCK = threading.Lock()
+RETRY_COUNTS = {}
+RETRY_ARRIVALS = {}
+
+
+def retry_reset():
+    with RETRY_LOCK:
+        RETRY_COUNTS.clear()
+        RETRY_ARRIVALS.clear()
+
+
+def retry_arrivals():
+    with RETRY_LOCK:
+        return {k: list(v) for k, v in RETRY_ARRIVALS.items()}
+
+
+def retry_last_user(body):
+    messages = body.get("messages") if isinstance(body, dict) else None
+    text = ""
+    for m in messages if isinstance(messages, list) else []:
+        if isinstance(m, dict) and m.get("role") == "user":
+            text = content_text(m.get("content"))
+    if not text and isinstance(body, dict) and isinstance(body.get("prompt"), str):
+        text = body["prompt"]
+    return text
+
+
+def retry_close(h):
+    h.close_connection = True
+    try:
+        h.wfile.flush()
+        h.request.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def retry_fault(h, body, opts):
+    h._retry_nreq = getattr(h, "_retry_nreq", 0) + 1
+    h._retry_stall = 0
+    model = body.get("model") if isinstance(body, dict) else None
+    if model == "sim-drop-reused" and h._retry_nreq > 1:
+        retry_close(h)
+        return True
+    if "fail_key" not in opts:
+        return False
+    key = "%s|%s" % (opts["fail_key"], retry_last_user(body))
+    with RETRY_LOCK:
+        RETRY_ARRIVALS.setdefault(key, []).append(time.monotonic())
+        n = RETRY_COUNTS.get(key, 0) + 1
+        RETRY_COUNTS[key] = n
+    if n > iopt(opts, "fail_first", 0):
+        return False
+    kind = opts.get("fail_kind", "status")
+    if kind == "reset":
+        h.abort_rst()
+        return True
+    if kind == "drop":
+        retry_close(h)
+        return True
+    if kind == "badjson":
+        h.send_bytes(200, b'{"id": "broken", "choices": [')
+        return True
+    if kind == "stall":
+        h._retry_stall = iopt(opts, "stall_after_headers_ms", 10000)
+        return False
+    status = iopt(opts, "fail_status", 503)
+    headers = {}
+    if "fail_retry_after" in opts:
+        headers["Retry-After"] = str(opts["fail_retry_after"])
+    if "fail_retry_after_ms" in opts:
+        headers["retry-after-ms"] = str(opts["fail_retry_after_ms"])
+    h.send_error_json(status, "simulated %d (fail_first)" % status, "sim_%d" % status,
+                      headers=headers)
+    return True
+
+
+def retry_stall(h, opts):
+    ms = getattr(h, "_retry_stall", 0) or iopt(opts, "stall_after_headers_ms", 0)
+    if ms > 0:
+        h.wfile.flush()
+        time.sleep(ms / 1000.0)
+
+# ------------------------------------ end of retries, policy and deadlines
+
+# --------------------------------------------------------------------------
 # Anthropic Messages API (POST [/v1]/messages, [/v1]/messages/count_tokens)
 # for the `type: anthropic` upstream (tests/unit/upstream/test_anthropic.c
 # covers the translation; see tests/sim/README.md "Anthropic Messages API").
@@ -1585,13 +1718,9 @@ def shaped_stream(h, body, api_path, words):
 # Errors use Anthropic's shape {"type":"error","error":{"type","message"}};
 # streams use Anthropic's named events. Fault options honoured: reset,
 # require_key (compared with x-api-key), status, error_event, cut_after,
-# keepalive (ping events), chunks, interval_ms, invalid_json.
-# Native Messages streams (issue 13, the router passing Anthropic's own
-# events through): redacted=1 and server_tool=1 add a redacted_thinking
-# block and a web search (server_tool_use, web_search_tool_result, a text
-# block with citations); error_after=N sends an error event after N content
-# events; stall_after=N waits stall_ms (5000) before the N+1th; every
-# stream's bytes are kept (GET /_sim/anthropic/sent/<id>).
+# keepalive (ping events), chunks, interval_ms, invalid_json; and for the
+# native Messages streams error_after, stall_after/stall_ms, redacted,
+# server_tool.
 # --------------------------------------------------------------------------
 
 ANT_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
@@ -1765,68 +1894,9 @@ def ant_validate(h, body):
                             "`tool_result` blocks must define tools.")
 
 
-# ---- native Messages streams: recordings and the extra blocks ----------
-ANT_SENT = collections.OrderedDict()  # message id -> the stream's text
-ANT_SENT_LOCK = threading.Lock()
-ANT_SENT_MAX = 1 << 20  # a longer stream is recorded as null
-
-
-def ant_record(mid, parts):
-    text = "".join(parts) if parts is not None else None
-    with ANT_SENT_LOCK:
-        ANT_SENT[mid] = text
-        while len(ANT_SENT) > 50:
-            ANT_SENT.popitem(last=False)
-
-
-def ant_control(h, path):
-    """GET /_sim/anthropic/sent/<message id>: {"id", "stream"} with the
-    bytes (as text) of the stream that answered it, null when it was
-    longer than 1 MiB; 404 when unknown."""
-    pre = "/_sim/anthropic/sent/"
-    if not path.startswith(pre) or h.command != "GET":
-        return False
-    mid = path[len(pre):]
-    with ANT_SENT_LOCK:
-        known = mid in ANT_SENT
-        text = ANT_SENT.get(mid)
-    if not known:
-        h.send_error_json(404, "no stream recorded for %s" % mid, "unknown_id")
-    else:
-        h.send_json(200, {"id": mid, "stream": text})
-    return True
-
-
-def ant_redacted_data(text):
-    d = hashlib.sha256(("sim-redacted:" + text).encode("utf-8")).digest()
-    return "SimRedacted" + base64.b64encode(d * 2).decode("ascii")
-
-
-def ant_server_tool_blocks(n, text):
-    """A web search the model ran itself: server_tool_use, its result, and
-    the text block that cites it (its citations stream as citations_delta)."""
-    tid = "srvtoolu_sim_%d" % n
-    url = "https://sim.example/search?q=%d" % n
-    result = {"type": "web_search_result", "url": url, "title": "Sim result",
-              "encrypted_content": ant_redacted_data("result:" + text),
-              "page_age": None}
-    cite = {"type": "web_search_result_location", "url": url,
-            "title": "Sim result", "encrypted_index": "SimIdx%d" % n,
-            "cited_text": "The sea is simulated."}
-    return [{"type": "server_tool_use", "id": tid, "name": "web_search",
-             "input": {"query": text[:40] or "sea"}},
-            {"type": "web_search_tool_result", "tool_use_id": tid,
-             "content": [result]},
-            {"type": "text", "text": "The sea is simulated.",
-             "citations": [cite]}]
-# ---- end of native Messages streams' helpers ------------------------------
-
-
-def ant_plan(body, opts=None):
-    """The answer's blocks (text, thinking, tool_use; with the options
-    redacted and server_tool also redacted_thinking and a web search),
-    stop_reason and output token count, from the request only."""
-    opts = opts or {}
+def ant_plan(body):
+    """The answer's blocks (text, thinking, tool_use), stop_reason and
+    output token count, from the request only."""
     model = body["model"]
     msgs = body["messages"]
     last = ant_blocks(msgs[-1].get("content")) if msgs[-1]["role"] == "user" \
@@ -1841,11 +1911,6 @@ def ant_plan(body, opts=None):
         thought = "Simulated thinking about: %s" % text[:60]
         blocks.append({"type": "thinking", "thinking": thought,
                        "signature": ant_signature(thought)})
-    if iopt(opts, "redacted", 0):
-        blocks.append({"type": "redacted_thinking",
-                       "data": ant_redacted_data(text)})
-    if iopt(opts, "server_tool", 0):
-        blocks.extend(ant_server_tool_blocks(len(msgs), text))
     calls = []
     if tools and tc["type"] != "none" and not results and last:
         if tc["type"] == "tool":
@@ -1951,7 +2016,8 @@ def anthropic_messages(h, body, body_ok, opts, api_path):
     except AntError as e:
         ant_send_error(h, e.status, e.message + " (simulated)")
         return True
-    blocks, stop_reason, stop_seq, out = ant_plan(body, opts)
+    blocks, stop_reason, stop_seq, out = ant_plan(body)
+    blocks = ant_extra_blocks(opts, blocks)
     usage = ant_usage(body, opts)
     mid = "msg_sim_%d" % STATE.next_id()
     if not streaming:
@@ -1963,6 +2029,31 @@ def anthropic_messages(h, body, body_ok, opts, api_path):
         return True
     ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out)
     return True
+
+
+# ---- blocks with no chat equivalent (native Messages pass-through tests) --
+# redacted=1 puts a redacted_thinking block first; server_tool=1 a server
+# tool call (server_tool_use web_search) and its web_search_tool_result
+# before the text. Streamed: redacted_thinking and the result come whole in
+# content_block_start, the server tool's input as input_json_delta pieces.
+SIM_REDACTED_DATA = "EmwKAhgBEgySimRedactedThinking"
+
+
+def ant_extra_blocks(opts, blocks):
+    extra = []
+    if iopt(opts, "redacted", 0):
+        extra.append({"type": "redacted_thinking", "data": SIM_REDACTED_DATA})
+    if iopt(opts, "server_tool", 0):
+        extra.append({"type": "server_tool_use", "id": "srvtoolu_sim_1",
+                      "name": "web_search", "input": {"query": "sim query"}})
+        extra.append({"type": "web_search_tool_result",
+                      "tool_use_id": "srvtoolu_sim_1",
+                      "content": [{"type": "web_search_result",
+                                   "url": "https://example.com/sim",
+                                   "title": "Sim result",
+                                   "encrypted_content": "SimEncrypted",
+                                   "page_age": None}]})
+    return extra + blocks
 
 
 def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
@@ -1978,9 +2069,6 @@ def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
         if b["type"] == "text":
             content.append(ev("content_block_start", index=i,
                               content_block={"type": "text", "text": ""}))
-            for c in b.get("citations") or []:
-                content.append(ev("content_block_delta", index=i, delta={
-                    "type": "citations_delta", "citation": c}))
             for p in split_reply(b["text"], chunks)[0]:
                 content.append(ev("content_block_delta", index=i, delta={
                     "type": "text_delta", "text": p}))
@@ -1992,19 +2080,12 @@ def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
                     "type": "thinking_delta", "thinking": p}))
             content.append(ev("content_block_delta", index=i, delta={
                 "type": "signature_delta", "signature": b["signature"]}))
-        elif b["type"] == "redacted_thinking" or \
-                b["type"] == "web_search_tool_result":
+        elif b["type"] in ("redacted_thinking", "web_search_tool_result"):
             content.append(ev("content_block_start", index=i,
                               content_block=b))
-        elif b["type"] == "server_tool_use":
-            content.append(ev("content_block_start", index=i, content_block=dict(
-                b, input={})))
-            for p in split_chars(dumps(b["input"]), 2):
-                content.append(ev("content_block_delta", index=i, delta={
-                    "type": "input_json_delta", "partial_json": p}))
         else:
             content.append(ev("content_block_start", index=i, content_block={
-                "type": "tool_use", "id": b["id"], "name": b["name"],
+                "type": b["type"], "id": b["id"], "name": b["name"],
                 "input": {}}))
             content.append(ev("content_block_delta", index=i, delta={
                 "type": "input_json_delta", "partial_json": ""}))
@@ -2023,58 +2104,49 @@ def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
     h.send_header("request-id", "req_sim")
     STATE.add(streams_started=1, active_streams=1)
     outcome = "aborted"
-    sent = []  # what the stream sent, for /_sim/anthropic/sent/<id>
-    size = [0]
-
-    def send(e):
-        if sent is not None and size[0] + len(e) <= ANT_SENT_MAX:
-            sent.append(e)
-        size[0] += len(e)
-        h.chunk(e)
-
-    err_after = iopt(opts, "error_after", -1) if "error_after" in opts \
-        else None
-    stall_after = iopt(opts, "stall_after", -1) if "stall_after" in opts \
-        else None
     try:
         h.end_headers()
         for _ in range(max(0, iopt(opts, "keepalive", 0))):
-            send(ev("ping"))
+            h.chunk(ev("ping"))
             time.sleep(0.05)
-        send(start)
+        h.chunk(start)
         if iopt(opts, "error_event", 0):
-            send(ev("error", error={"type": "overloaded_error",
-                                    "message": "Overloaded"}))
+            h.chunk(ev("error", error={"type": "overloaded_error",
+                                       "message": "Overloaded"}))
             h.terminate()
             outcome = "error_event"
             return
         if iopt(opts, "invalid_json", 0):
-            send("event: content_block_start\ndata: {not json\n\n")
+            h.chunk("event: content_block_start\ndata: {not json\n\n")
         interval = max(0, iopt(opts, "interval_ms", 0)) / 1000.0
         cut = iopt(opts, "cut_after", -1) if "cut_after" in opts else None
-        send(ev("ping"))
+        h.chunk(ev("ping"))
+        err_after = iopt(opts, "error_after", -1) if "error_after" in opts \
+            else None
+        stall_after = iopt(opts, "stall_after", -1) \
+            if "stall_after" in opts else None
         for i, e in enumerate(content):
+            if stall_after is not None and i == stall_after:
+                time.sleep(max(0, iopt(opts, "stall_ms", 5000)) / 1000.0)
+            if err_after is not None and i >= err_after:
+                h.chunk(ev("error", error={"type": "overloaded_error",
+                                           "message": "Overloaded"}))
+                h.terminate()
+                outcome = "error_event"
+                return
             if cut is not None and i >= cut:
                 h.abort_fin()
                 outcome = "cut"
                 return
-            if stall_after is not None and i == stall_after:
-                time.sleep(max(0, iopt(opts, "stall_ms", 5000)) / 1000.0)
-            if err_after is not None and i >= err_after:
-                send(ev("error", error={"type": "overloaded_error",
-                                        "message": "Overloaded"}))
-                h.terminate()
-                outcome = "error_event"
-                return
             if interval:
                 time.sleep(interval)
-            send(e)
+            h.chunk(e)
         if cut is not None and cut >= len(content):
             h.abort_fin()
             outcome = "cut"
             return
         for e in final:
-            send(e)
+            h.chunk(e)
         h.terminate()
         outcome = "completed"
     except (ClientGone,) + CONN_ERRORS as e:
@@ -2085,7 +2157,6 @@ def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
                "error_event": "streams_error_event"}.get(outcome,
                                                         "streams_aborted")
         STATE.add(active_streams=-1, **{key: 1})
-        ant_record(mid, sent if size[0] <= ANT_SENT_MAX else None)
 
 # ------------------------------------------- end of Anthropic Messages API
 
@@ -2176,6 +2247,117 @@ def responses_api(h, body, body_ok, opts, api_path):
     return True
 
 # ------------------------------------------- end of OpenAI Responses API
+
+# --------------------------------------------------------------------------
+# Circuit breaking and concurrency limits (issue 14, task C:
+# tests/integration/test_health.py). Self-contained; hooked in at the
+# places marked "health block": Handler.dispatch counts API requests in
+# flight, State.record counts requests per body model, State.stats adds the
+# figures below, and Handler._dispatch asks flaky_fault() first; the block
+# also wraps Handler.send_response.
+#
+#   /_sim/stats  "inflight"       API requests read and not answered yet (a
+#                                 request stops counting when its status
+#                                 line goes out: the client may start its
+#                                 next one as soon as it has the answer)
+#                "peak_inflight"  the most at once since the last reset
+#                "by_model"       requests per body "model"
+#   option flaky=NAME             answers like status=N while the switch
+#                                 NAME is set to N (healthy otherwise)
+#   POST /_sim/flaky?name=NAME&status=N   sets the switch (0: healthy);
+#                                 /_sim/reset clears every switch
+# --------------------------------------------------------------------------
+
+STRING_OPTS.add("flaky")
+_HEALTH_LOCK = threading.Lock()
+_HEALTH = {"inflight": 0, "peak_inflight": 0, "by_model": {}, "flaky": {}}
+
+
+def sim_health_enter(handler):
+    """Counts an API request in flight; returns whether it counted."""
+    handler._sim_inflight = False
+    if handler.path.split("?", 1)[0].startswith("/_sim"):
+        return False
+    with _HEALTH_LOCK:
+        _HEALTH["inflight"] += 1
+        _HEALTH["peak_inflight"] = max(_HEALTH["peak_inflight"], _HEALTH["inflight"])
+    handler._sim_inflight = True
+    return True
+
+
+def sim_health_exit(handler):
+    """The request is answered (or dropped): it stops counting, once."""
+    if getattr(handler, "_sim_inflight", False):
+        handler._sim_inflight = False
+        with _HEALTH_LOCK:
+            _HEALTH["inflight"] -= 1
+
+
+_plain_send_response = Handler.send_response
+
+
+def _send_response_counted(self, code, message=None):
+    sim_health_exit(self)
+    return _plain_send_response(self, code, message)
+
+
+Handler.send_response = _send_response_counted
+
+
+def sim_health_model(entry):
+    body = entry.get("body")
+    model = body.get("model") if isinstance(body, dict) else None
+    if isinstance(model, str):
+        with _HEALTH_LOCK:
+            _HEALTH["by_model"][model] = _HEALTH["by_model"].get(model, 0) + 1
+
+
+def sim_health_stats():
+    with _HEALTH_LOCK:
+        return {"inflight": _HEALTH["inflight"], "peak_inflight": _HEALTH["peak_inflight"],
+                "by_model": dict(_HEALTH["by_model"])}
+
+
+def sim_health_reset():
+    with _HEALTH_LOCK:
+        _HEALTH["peak_inflight"] = _HEALTH["inflight"]
+        _HEALTH["by_model"] = {}
+        _HEALTH["flaky"] = {}
+
+
+def sim_health_control(handler, path):
+    """POST /_sim/flaky?name=NAME&status=N. Returns True when it answered."""
+    if path != "/_sim/flaky":
+        return False
+    q = urllib.parse.parse_qs(handler.path.split("?", 1)[1] if "?" in handler.path else "")
+    name = (q.get("name") or [""])[0]
+    try:
+        status = int((q.get("status") or ["0"])[0])
+    except ValueError:
+        status = -1
+    if not name or status < 0 or status > 599:
+        handler.send_error_json(400, "expected ?name=NAME&status=N", "sim_bad_flaky")
+        return True
+    with _HEALTH_LOCK:
+        _HEALTH["flaky"][name] = status
+    handler.send_json(200, {"ok": True, "name": name, "status": status})
+    return True
+
+
+def flaky_fault(handler, opts):
+    """The flaky=NAME option: answers the switch's status when it is set."""
+    name = opts.get("flaky")
+    if not isinstance(name, str):
+        return False
+    with _HEALTH_LOCK:
+        status = _HEALTH["flaky"].get(name, 0)
+    if not status or status == 200:
+        return False
+    handler.send_status_fault(status, opts)
+    return True
+
+# ------------------------ end of circuit breaking and concurrency limits
+
 
 # --------------------------------------------------------------------------
 # main

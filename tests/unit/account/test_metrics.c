@@ -549,6 +549,41 @@ static void test_unknown_model_and_rule_tags(void **state)
     free(text);
 }
 
+/* A retry (the same model again, attempt.retry > 0) is counted in
+ * llmrouter_upstream_retries_total, not as a failover. */
+static void test_retries_are_not_failovers(void **state)
+{
+    fx_t *fx = *state;
+    config_t *cfg = fx->cfg;
+    req_t r;
+    attempt_t att[4];
+    base_req(&r, cfg, att);
+    r.model = M(cfg, "m500");
+    att[0] = (attempt_t){.model = M(cfg, "m500"), .status = 503};
+    snprintf(att[0].error, sizeof att[0].error, "HTTP 503");
+    att[1] = (attempt_t){.model = M(cfg, "m500"), .status = 0, .retry = 1};
+    snprintf(att[1].error, sizeof att[1].error,
+             "the reused connection closed before any response (not re-sent)");
+    att[2] = (attempt_t){.model = M(cfg, "m500"), .status = 500, .retry = 2};
+    snprintf(att[2].error, sizeof att[2].error, "HTTP 500");
+    att[3] = (attempt_t){.model = M(cfg, "good-mini"), .status = 200};
+    r.n_attempts = 4;
+    metrics_observe(fx->shard[0], cfg, &r, T0 + 205000);
+    char *text = render(fx, NULL);
+    expo_parse(fx->e, text);
+    assert_true(expo_get(fx->e, "llmrouter_upstream_retries_total",
+                         "model=\"m500\",provider=\"p500\",reason=\"status_5xx\"") == 1);
+    assert_true(expo_get(fx->e, "llmrouter_upstream_retries_total",
+                         "model=\"m500\",provider=\"p500\",reason=\"stale_connection\"") == 1);
+    assert_true(isnan(expo_get(fx->e, "llmrouter_failovers_total",
+                               "from=\"m500\",to=\"m500\",reason=\"status_5xx\"")));
+    assert_true(expo_get(fx->e, "llmrouter_failovers_total",
+                         "from=\"m500\",to=\"good-mini\",reason=\"status_5xx\"") == 1);
+    assert_true(expo_get(fx->e, "llmrouter_upstream_attempts_total",
+                         "model=\"m500\",provider=\"p500\",result=\"status_5xx\"") == 2);
+    free(text);
+}
+
 static void test_failover_reasons(void **state)
 {
     (void)state;
@@ -572,6 +607,16 @@ static void test_failover_reasons(void **state)
     assert_string_equal(metrics_failover_reason(0, "Failure when receiving data from the peer"),
                         "other");
     assert_string_equal(metrics_failover_reason(0, NULL), "other");
+    /* retries (upstream/retry.c): the stale pooled connection, the deadline,
+     * the idle body */
+    assert_string_equal(
+        metrics_failover_reason(0, "the reused connection closed before any response (not re-sent)"),
+        "stale_connection");
+    assert_string_equal(metrics_failover_reason(0, "no answer within the request's deadline (900 ms)"),
+                        "timeout");
+    assert_string_equal(
+        metrics_failover_reason(200, "no data within 500 ms after the headers (idle_timeout_ms)"),
+        "timeout");
 }
 
 static void test_quantile(void **state)
@@ -693,6 +738,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_render_empty_and_extra, setup, teardown),
         cmocka_unit_test_setup_teardown(test_label_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_model_and_rule_tags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retries_are_not_failovers, setup, teardown),
         cmocka_unit_test(test_failover_reasons),
         cmocka_unit_test(test_quantile),
         cmocka_unit_test_setup_teardown(test_stats_json, setup, teardown),

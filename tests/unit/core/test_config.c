@@ -440,7 +440,8 @@ static void test_unknown_keys(void **state)
     expect_error_at(y4, "price", "unknown key \"price\" in models.m1 (expected one of: provider, model, "
                                  "input_per_mtok");
     expect_error_at(y5, "rulez", "unknown key \"rulez\" in routing (expected one of: default_tier, "
-                                 "routable_models, allow_client_tier, baseline_model, rules, scorer, classifier)");
+                                 "routable_models, allow_client_tier, baseline_model, rules, scorer, "
+                                 "classifier, circuit, deadline_ms, max_deadline_ms)");
 }
 
 /* An unknown key that is a typo of a valid one names it; the message keeps

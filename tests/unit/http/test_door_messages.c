@@ -274,21 +274,9 @@ static void test_door_for_path(void **state)
     assert_string_equal(door_name(DOOR_RESPONSES), "responses");
 }
 
-static void test_door_names(void **state)
+static void test_door_labels(void **state)
 {
-    enum door d = DOOR_RESPONSES;
     (void)state;
-    assert_int_equal(door_from_name("messages", &d), 0);
-    assert_int_equal(d, DOOR_MESSAGES);
-    assert_int_equal(door_from_name("responses", &d), 0);
-    assert_int_equal(d, DOOR_RESPONSES);
-    assert_int_equal(door_from_name(NULL, &d), 0);
-    assert_int_equal(d, DOOR_CHAT);
-    assert_int_equal(door_from_name("", &d), 0);
-    assert_int_equal(d, DOOR_CHAT);
-    assert_int_equal(door_from_name("chat", &d), 0);
-    assert_int_equal(door_from_name("Messages", &d), -1);
-    assert_int_equal(door_from_name("completions", &d), -1);
     assert_string_equal(door_label(DOOR_CHAT, EP_CHAT), "chat");
     assert_string_equal(door_label(DOOR_CHAT, EP_COMPLETIONS), "completions");
     assert_string_equal(door_label(DOOR_CHAT, EP_EMBEDDINGS), "embeddings");
@@ -402,7 +390,7 @@ int main(void)
         cmocka_unit_test(test_count_tokens),    cmocka_unit_test(test_replace_model),
         cmocka_unit_test(test_door_for_path),   cmocka_unit_test(test_cut_streams),
         cmocka_unit_test(test_no_room),         cmocka_unit_test(test_tool_bounds),
-        cmocka_unit_test(test_door_names),
+        cmocka_unit_test(test_door_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
