@@ -34,7 +34,7 @@ ASAN_LIB_OBJS := $(LIB_SRCS:%.c=build/asan/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: all asan asan-build test check deps-test unit unit-asan integration cache observability budgets edge demo-check sdk deploy demo run deps install uninstall clean lint bench FORCE
+.PHONY: chaos all asan asan-build test check deps-test unit unit-asan integration cache observability budgets edge demo-check sdk deploy demo run deps install uninstall clean lint bench FORCE
 
 all: build/llmrouter
 
@@ -109,7 +109,7 @@ budgets: build/llmrouter
 
 # The smaller run_suite-based integration suites beside run.py (one file per
 # area; each prints "N passed, M failed").
-EDGE_SUITES := tests/integration/test_not_routed.py tests/integration/test_upstream_faults.py tests/integration/test_http_edge.py tests/integration/test_strict_body.py tests/integration/test_ops.py tests/integration/test_cascade.py tests/integration/test_anthropic_sim.py tests/integration/test_scorer.py tests/integration/test_anthropic_upstream.py tests/integration/test_classifier.py tests/integration/test_doors.py tests/integration/test_retries.py tests/integration/test_health.py
+EDGE_SUITES := tests/integration/test_not_routed.py tests/integration/test_upstream_faults.py tests/integration/test_http_edge.py tests/integration/test_strict_body.py tests/integration/test_ops.py tests/integration/test_cascade.py tests/integration/test_anthropic_sim.py tests/integration/test_scorer.py tests/integration/test_anthropic_upstream.py tests/integration/test_classifier.py tests/integration/test_doors.py tests/integration/test_retries.py tests/integration/test_health.py tests/integration/test_chaos.py
 
 edge: build/llmrouter
 	@for t in $(EDGE_SUITES); do echo "== $$t"; $(PYTHON) $$t || exit 1; done
@@ -184,6 +184,13 @@ bench: deps
 	@for b in $(BENCH_BINS); do echo "== $$b"; taskset -c 0 $$b || exit 1; done
 	@echo "== tests/bench/bench_cache.py"; $(PYTHON) tests/bench/bench_cache.py
 	@echo "== tests/bench/bench_proxy.py"; $(PYTHON) tests/bench/bench_proxy.py
+
+# The fault-injection suite's long run (never part of make test): four 45 s
+# rounds of every provider fault under 200 clients, VmRSS after each; both builds.
+chaos: deps-test
+	@$(SUBMAKE) build/llmrouter build/asan/llmrouter
+	@$(PYTHON) tests/integration/test_chaos.py --long
+	@LLMROUTER_BIN=build/asan/llmrouter $(PYTHON) tests/integration/test_chaos.py --long
 
 lint:
 	@sh tests/lint.sh

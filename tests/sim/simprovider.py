@@ -937,6 +937,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "body": body,
         })
         log("%s %s opts=%s" % (self.command, api_path, opts))
+        chaos_prepare(self, body, opts)  # chaos block
 
         if flaky_fault(self, opts):
             return  # health block: a switch turned this provider bad
@@ -1008,6 +1009,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     # ---- control endpoints ---------------------------------------------
 
     def control(self, path):
+        if chaos_control(self, path):
+            return None  # chaos block
         if path == "/_sim/stats" and self.command == "GET":
             return self.send_json(200, STATE.stats())
         if path == "/_sim/requests" and self.command == "GET":
@@ -1021,6 +1024,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             STATE.reset()
             classifier_reset()
             retry_reset()
+            chaos_reset()  # chaos block
             return self.send_json(200, {"ok": True})
         if path == "/_sim/arrivals" and self.command == "GET":
             return self.send_json(200, retry_arrivals())
@@ -2357,6 +2361,116 @@ def flaky_fault(handler, opts):
     return True
 
 # ------------------------ end of circuit breaking and concurrency limits
+
+# --------------------------------------------------------------------------
+# Chaos faults (issue 14 task G: tests/integration/test_chaos.py).
+# Self-contained; hooked in at the places marked "chaos block":
+# Handler._dispatch calls chaos_prepare() once after the request is read and
+# recorded, Handler.control asks chaos_control() first and the reset clears
+# the counters. chaos_prepare() shapes the handler instance (its write,
+# send_header and abort_fin), so the ordinary emitters need no change.
+#
+#   trickle_ms=N      every byte of the body (after the status line and the
+#                     headers) written on its own, N ms apart; a stream's
+#                     chunk framing too
+#   reset_after=N     like cut_after=N, but the connection ends with a TCP
+#                     RST (SO_LINGER 0) instead of a FIN: a stream sends the
+#                     role chunk and N content chunks; a plain answer its
+#                     headers (full Content-Length) and half its body
+#                     (`reset=1` is different: a RST before any byte)
+#   close_nodone=1    a clean end without [DONE]: a stream sends the role
+#                     chunk and every content chunk, no finish_reason chunk,
+#                     no [DONE], then the chunked terminator and a FIN; a
+#                     plain answer has no Content-Length (framed by the
+#                     close) and ends with a FIN after half its body
+#   GET /_sim/chaos   {"by_marker": {"<n>": requests}} for API requests whose
+#                     last user message holds "chaos-<n>" (the suite's
+#                     per-request marker); /_sim/reset clears it
+# Streams ended by reset_after or close_nodone count as streams_cut.
+# --------------------------------------------------------------------------
+
+_CHAOS_LOCK = threading.Lock()
+_CHAOS_MARKERS = {}
+_CHAOS_MARKER_RE = re.compile(r"\bchaos-(\d+)\b")
+
+
+def chaos_reset():
+    with _CHAOS_LOCK:
+        _CHAOS_MARKERS.clear()
+
+
+def _chaos_marker(body):
+    if not isinstance(body, dict):
+        return None
+    text = ""
+    messages = body.get("messages")
+    for m in messages if isinstance(messages, list) else []:
+        if isinstance(m, dict) and m.get("role") == "user":
+            text = content_text(m.get("content"))
+    if not text and isinstance(body.get("prompt"), str):
+        text = body["prompt"]
+    m = _CHAOS_MARKER_RE.search(text)
+    return m.group(1) if m else None
+
+
+def chaos_prepare(h, body, opts):
+    """Counts the request's marker and installs the chaos options on the
+    handler instance (instance attributes shadow the class's methods)."""
+    # one handler serves every request of a keep-alive connection: undo what
+    # an earlier request of the connection installed
+    for name in ("write", "send_header", "abort_fin"):
+        h.__dict__.pop(name, None)
+    marker = _chaos_marker(body)
+    if marker is not None:
+        with _CHAOS_LOCK:
+            _CHAOS_MARKERS[marker] = _CHAOS_MARKERS.get(marker, 0) + 1
+    streaming = isinstance(body, dict) and body.get("stream") is True
+
+    gap = iopt(opts, "trickle_ms", 0)
+    if gap > 0:
+        def trickle_write(data):
+            for i in range(len(data)):
+                Handler.write(h, data[i:i + 1])
+                time.sleep(gap / 1000.0)
+        h.write = trickle_write
+
+    if "reset_after" in opts:
+        opts["cut_after"] = iopt(opts, "reset_after", 0)
+        h.abort_fin = h.abort_rst
+
+    if iopt(opts, "close_nodone", 0):
+        opts.pop("reset_after", None)
+        if streaming:
+            # every content chunk, then the end a finished stream would
+            # have, minus the finish_reason chunk and [DONE]
+            opts["cut_after"] = max(1, iopt(opts, "chunks", 5))
+
+            def clean_end():
+                h.terminate()
+                Handler.abort_fin(h)
+            h.abort_fin = clean_end
+        else:
+            opts["cut_after"] = 1
+
+            def send_header_close_framed(key, value):
+                if key.lower() == "content-length":
+                    h.close_connection = True
+                    return Handler.send_header(h, "Connection", "close")
+                return Handler.send_header(h, key, value)
+            h.send_header = send_header_close_framed
+
+
+def chaos_control(h, path):
+    """GET /_sim/chaos. Returns True when it answered."""
+    if path != "/_sim/chaos" or h.command != "GET":
+        return False
+    with _CHAOS_LOCK:
+        by_marker = dict(_CHAOS_MARKERS)
+    h.send_json(200, {"by_marker": by_marker})
+    return True
+
+# ------------------------------------------------------ end of chaos faults
+
 
 
 # --------------------------------------------------------------------------
