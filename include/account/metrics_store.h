@@ -42,6 +42,7 @@ enum family {
     F_CLASSIFIER_COST,
     F_SCORE_SUM,
     F_SCORE_COUNT,
+    F_DOOR_REQUESTS,
     F_COUNT
 };
 

@@ -31,9 +31,13 @@ enum door {
     DOOR_RESPONSES, /* /v1/responses */
 };
 
-/* "chat", "messages" or "responses" (for logs and metrics labels). Static
- * string. */
+/* "chat", "messages" or "responses". Static string. */
 const char *door_name(enum door d);
+
+/* The door a request came through as the access log's "door" field and the
+ * metrics' door label name it: "messages", "responses", or on the chat door
+ * the endpoint — "chat", "completions", "embeddings". Static string. */
+const char *door_label(enum door d, enum endpoint ep);
 
 /* The door of a request path (query string already removed), with or without
  * the "/v1" prefix: "/v1/messages" and "/messages" are DOOR_MESSAGES,

@@ -94,6 +94,11 @@ const char *dm_error_type_for_status(unsigned status);
  * (left out). Returns 0 or -1 when out's cap was reached. Strings borrowed. */
 int dm_error_body(unsigned status, const char *message, const char *request_id, buf_t *out);
 
+/* Appends the stream error event Anthropic ends a broken stream with:
+ * `event: error` + {"type":"error","error":{"type":"api_error","message":M}}
+ * and the blank line. Returns 0 or -1 (out's cap; nothing written). */
+int dm_error_event(const char *message, buf_t *out);
+
 /* The Anthropic error body for an OpenAI-shaped error body[0..len) with
  * HTTP status (the daemon's own errors, a provider's passed-through 4xx):
  * error.message is kept; when the body is not an OpenAI error, a generic

@@ -258,7 +258,7 @@ int accesslog_format(const config_t *cfg, const req_t *req, uint64_t now_us, buf
     rc |= put_str(out, "key", req->key_name != NULL && req->key_name[0] ? req->key_name : NULL);
     rc |= put_str(out, "method", req->method);
     rc |= put_str(out, "path", req->path);
-    rc |= put_str(out, "door", door_name((enum door)req->door)); /* chat, messages, responses */
+    rc |= put_str(out, "door", door_label((enum door)req->door, req->ep));
     if (req->explain_only)
         rc |= put_bool(out, "explain", true);
     rc |= put_int(out, "status", req->resp_status);

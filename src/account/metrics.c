@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/json.h"
+#include "http/door.h"
 #include "route/classifier.h"
 #include "route/router.h"
 #include "upstream/cascade.h"
@@ -165,6 +166,14 @@ const family_def_t metrics_families[F_COUNT] = {
                        false,
                        2,
                        {"tier", "rule"}},
+    /* apart from llmrouter_requests_total: a door label there would multiply
+     * its model x provider x tier x rule x status series by five */
+    [F_DOOR_REQUESTS] = {"llmrouter_door_requests_total",
+                         "Finished requests by the door they came through (chat, completions, "
+                         "embeddings, messages, responses) and HTTP status class",
+                         false,
+                         2,
+                         {"door", "status_class"}},
 };
 
 
@@ -365,6 +374,13 @@ static const char *provider_name(const config_t *cfg, int m)
     return p >= 0 && (size_t)p < cfg->n_providers ? cfg->providers[p].name : "-";
 }
 
+/* "2xx" .. "5xx" (anything else "other"): a bounded label. */
+static const char *status_class(unsigned status)
+{
+    static const char *const cls[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+    return status >= 100 && status < 600 ? cls[status / 100 - 1] : "other";
+}
+
 void metrics_observe(metrics_t *m, const config_t *cfg, const req_t *req, uint64_t now_us)
 {
     char status[16];
@@ -392,6 +408,9 @@ void metrics_observe(metrics_t *m, const config_t *cfg, const req_t *req, uint64
 
     pthread_mutex_lock(&m->lock);
     add(m, F_REQUESTS, (const char *[]){model, provider, tier, rule, status}, 1);
+    add(m, F_DOOR_REQUESTS,
+        (const char *[]){door_label((enum door)req->door, req->ep), status_class(req->resp_status)},
+        1);
     if (req->score >= 0) {
         add(m, F_SCORE_SUM, (const char *[]){tier, rule}, req->score);
         add(m, F_SCORE_COUNT, (const char *[]){tier, rule}, 1);

@@ -497,7 +497,24 @@ int metrics_stats_json(metrics_t *const *shards, size_t n, buf_t *out)
         snprintf(num, sizeof num, "%.0f", explain);
         rc |= buf_puts(out, num);
     }
-    rc |= buf_puts(out, "}");
+    /* requests per door: the label values are a fixed set */
+    rc |= buf_puts(out, ",\"doors\":{");
+    {
+        static const char *const doors[] = {"chat", "completions", "embeddings", "messages",
+                                            "responses"};
+        char num[64];
+        for (size_t d = 0; d < sizeof doors / sizeof doors[0]; d++) {
+            double v = 0;
+            for (size_t i = 0; i < k[F_DOOR_REQUESTS]; i++) {
+                const merged_t *s = &f[F_DOOR_REQUESTS][i];
+                if (strcmp(metrics_key_label(s->key, s->klen, 0), doors[d]) == 0)
+                    v += s->value;
+            }
+            snprintf(num, sizeof num, "%s\"%s\":%.0f", d ? "," : "", doors[d], v);
+            rc |= buf_puts(out, num);
+        }
+    }
+    rc |= buf_puts(out, "}}");
     metrics_unlock_all(shards, n);
 
     for (int fam = 0; fam < F_COUNT; fam++)

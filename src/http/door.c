@@ -22,6 +22,13 @@ const char *door_name(enum door d)
     }
 }
 
+const char *door_label(enum door d, enum endpoint ep)
+{
+    if (d != DOOR_CHAT)
+        return door_name(d);
+    return ep == EP_COMPLETIONS ? "completions" : ep == EP_EMBEDDINGS ? "embeddings" : "chat";
+}
+
 enum door door_for_path(const char *path, bool *count_tokens)
 {
     if (count_tokens)

@@ -1,6 +1,7 @@
 /* door_messages: Anthropic Messages requests → the internal Chat Completions
- * request; count_tokens; Anthropic error bodies. The answer and stream
- * direction is in door_messages_out.c. */
+ * request (see http/door_messages.h). The answer and stream direction is in
+ * door_messages_out.c, count_tokens in door_messages_count.c, Anthropic's
+ * error bodies in door_messages_err.c. */
 #include "http/door_messages.h"
 
 #include "http/door.h"
@@ -11,8 +12,6 @@
 #include <cjson/cJSON.h>
 
 #include "core/json.h"
-#include "route/prompt.h"
-#include "route/textstat.h"
 
 typedef struct tx {
     door_w_t w;
@@ -676,134 +675,4 @@ int dm_check_translatable(const dm_info_t *info, req_error_t *err)
                      "'%.63s' has no equivalent outside Anthropic's API and the model chosen "
                      "is not an Anthropic one; remove it or route to an Anthropic model.",
                      info->unsupported);
-}
-
-/* Tokens of what prompt.c does not read: tool definitions and the
- * arguments of earlier tool calls (a coding agent's history is mostly
- * those). */
-static uint32_t extra_tokens(const cJSON *chat)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(chat, "tools"), *m, *tc;
-    ts_stats_t st;
-    uint64_t n = 0;
-    if (v != NULL) {
-        char *s = cJSON_PrintUnformatted(v);
-        if (s != NULL) {
-            ts_scan(s, strlen(s), &st);
-            n += st.tokens;
-            free(s);
-        }
-    }
-    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(chat, "messages"))
-    {
-        cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(m, "tool_calls"))
-        {
-            const cJSON *f = cJSON_GetObjectItemCaseSensitive(tc, "function");
-            const char *a = door_str_of(f, "arguments"), *nm = door_str_of(f, "name");
-            if (a != NULL) {
-                ts_scan(a, strlen(a), &st);
-                n += st.tokens;
-            }
-            if (nm != NULL) {
-                ts_scan(nm, strlen(nm), &st);
-                n += st.tokens;
-            }
-        }
-    }
-    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
-}
-
-int dm_count_tokens(const char *body, size_t len, buf_t *out, req_error_t *err)
-{
-    dm_info_t info;
-    buf_t chat;
-    cJSON *root;
-    prompt_t p;
-    uint64_t tokens;
-    char num[32];
-    /* the translation is about the size of the body; data URIs and escapes
-     * can grow it a little */
-    buf_init(&chat, len + len / 2 + 4096);
-    if (dm_request_to_chat(body, len, DM_COUNT_TOKENS, &chat, &info, err) < 0) {
-        buf_free(&chat);
-        return -1;
-    }
-    root = cJSON_ParseWithLength(buf_ptr(&chat), buf_len(&chat));
-    buf_free(&chat);
-    if (root == NULL)
-        return door_fail(err, 500, "internal_error", NULL,
-                         "The translated request could not be read back.%s", NULL);
-    prompt_init(&p, root, EP_CHAT);
-    tokens = (uint64_t)prompt_stats(&p, SCOPE_CONVERSATION)->tokens + extra_tokens(root);
-    prompt_free(&p);
-    cJSON_Delete(root);
-    if (tokens > UINT32_MAX)
-        tokens = UINT32_MAX;
-    snprintf(num, sizeof num, "%llu", (unsigned long long)tokens);
-    if (buf_puts(out, "{\"input_tokens\":") < 0 || buf_puts(out, num) < 0 || buf_puts(out, "}") < 0)
-        return door_fail(err, 500, "internal_error", NULL, "No room for the answer.%s", NULL);
-    return 0;
-}
-
-const char *dm_error_type_for_status(unsigned status)
-{
-    switch (status) {
-    case 401:
-        return "authentication_error";
-    case 402:
-        return "billing_error";
-    case 403:
-        return "permission_error";
-    case 404:
-        return "not_found_error";
-    case 413:
-        return "request_too_large";
-    case 429:
-        return "rate_limit_error";
-    case 503:
-    case 529:
-        return "overloaded_error";
-    case 504:
-        return "timeout_error";
-    default:
-        return status >= 500 ? "api_error" : "invalid_request_error";
-    }
-}
-
-int dm_error_body(unsigned status, const char *message, const char *request_id, buf_t *out)
-{
-    door_w_t w = {out, 0};
-    size_t start = buf_len(out);
-    door_w_raw(&w, "{\"type\":\"error\",\"error\":{\"type\":");
-    door_w_str(&w, dm_error_type_for_status(status));
-    door_w_raw(&w, ",\"message\":");
-    door_w_str(&w, message ? message : "");
-    door_w_raw(&w, "}");
-    if (request_id != NULL) {
-        door_w_raw(&w, ",\"request_id\":");
-        door_w_str(&w, request_id);
-    }
-    door_w_raw(&w, "}");
-    if (w.err)
-        out->w = out->r + start;
-    return w.err;
-}
-
-int dm_error_from_openai(unsigned status, const char *body, size_t len, const char *request_id,
-                         buf_t *out)
-{
-    cJSON *root = body && len ? cJSON_ParseWithLength(body, len) : NULL;
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
-    const char *msg = door_str_of(e, "message");
-    char generic[64];
-    int rc;
-    if (msg == NULL) {
-        /* a provider's error body of some other shape (or none): the status
-         * says what there is to say; its bytes are not echoed */
-        snprintf(generic, sizeof generic, "The request failed with HTTP status %u.", status);
-        msg = generic;
-    }
-    rc = dm_error_body(status, msg, request_id, out);
-    cJSON_Delete(root);
-    return rc;
 }

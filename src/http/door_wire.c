@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/log.h"
 #include "core/shard.h"
 #include "core/util.h"
 #include "http/apierror.h"
@@ -392,11 +393,16 @@ static int take_event(req_t *req)
     }
 }
 
+/* Half of what a native stream's raw queue may hold before antwire.c
+ * pauses the transfer. */
+#define NATIVE_RAWQ_LOW (32 * 1024)
+
 /* An Anthropic model's stream behind the Messages door: the client takes
  * the provider's own events (door_rawq, filled by upstream/antwire.c) —
  * redacted_thinking, server tools, citations and signatures as they came.
  * The chat chunks of req->out served the commit, usage and cache and are
- * dropped here, which also keeps the transfer's backpressure. A stream that
+ * dropped here. The transfer pauses when either queue is full and resumes
+ * only when both have room, so a slow client holds it back. A stream that
  * broke off without the provider's own error event ends with ours. */
 static ssize_t native_messages_read(req_t *req, char *out, size_t max)
 {
@@ -405,31 +411,33 @@ static ssize_t native_messages_read(req_t *req, char *out, size_t max)
         buf_consume(&req->out, avail);
         req->out_off += avail;
     }
-    if (req->up_paused && buf_len(&req->out) <= req->out.cap / 2)
-        shard_queue_unpause(req->shard, req);
     if (buf_len(&req->door_rawq) == 0 && req->up_done && !req->door_fin) {
         req->door_fin = true;
         req->tail_off = req->tail_len; /* the chat stream's end: not the client's */
         if (req->stream_failed && !req->door_raw_error) {
-            door_w_t w = {&req->door_rawq, 0};
             char msg[256];
             snprintf(msg, sizeof msg, "The upstream stream from %s ended abnormally.",
                      req->model >= 0 ? req->cfg->models[req->model].name : "the provider");
             buf_free(&req->door_rawq);
             buf_init(&req->door_rawq, sizeof msg * 6 + 256);
-            door_w_raw(&w, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
-                           "\"api_error\",\"message\":");
-            door_w_str(&w, msg);
-            door_w_raw(&w, "}}\n\n");
+            if (dm_error_event(msg, &req->door_rawq) < 0) /* the cap is made for it */
+                log_warn("request %s: the stream's error event did not fit", req->id);
         }
     }
     n = buf_len(&req->door_rawq);
-    if (n == 0)
-        return req->door_fin ? -1 : 0;
     if (n > max)
         n = max;
-    memcpy(out, buf_ptr(&req->door_rawq), n);
-    buf_consume(&req->door_rawq, n);
+    if (n > 0) {
+        memcpy(out, buf_ptr(&req->door_rawq), n);
+        buf_consume(&req->door_rawq, n);
+    }
+    /* the transfer pauses on either queue (upstream/antwire.c): resume it
+     * once both have room again */
+    if (req->up_paused && buf_len(&req->out) <= req->out.cap / 2 &&
+        buf_len(&req->door_rawq) <= NATIVE_RAWQ_LOW)
+        shard_queue_unpause(req->shard, req);
+    if (n == 0)
+        return req->door_fin ? -1 : 0;
     return (ssize_t)n;
 }
 

@@ -23,11 +23,13 @@
  * (<= 16 KiB) or one event at most becomes, plus what is held back before
  * the first content chunk (the role chunk). */
 #define ANT_OUT_CAP (1024 * 1024)
-/* A native stream's raw events waiting for the client. They grow with
- * req->out (capped, so a slow client pauses the transfer), plus the events
- * that translate to nothing (ping, content_block_stop); past this the stream
- * is treated as broken. */
+/* A native stream's raw events waiting for the client: before the commit
+ * they are held with their translation (up to this cap); once committed the
+ * transfer pauses while ANT_RAWQ_HIGH of them wait (a single larger event
+ * still goes in when none waits). The client's reader (http/door_wire.c)
+ * unpauses it once it has taken them down to half of that. */
 #define ANT_RAWQ_CAP (4 * 1024 * 1024)
+#define ANT_RAWQ_HIGH (64 * 1024)
 
 bool antwire_native_stream(const req_t *req)
 {
@@ -104,14 +106,58 @@ static size_t push(req_t *req)
     return 0;
 }
 
+/* A native stream: whether the pending event (len bytes) can join the
+ * client's queue of raw events. 0 yes; CURL_WRITEFUNC_PAUSE when the
+ * committed stream's client has not taken enough of them yet (nothing
+ * changed: the event stays pending and comes again after the unpause);
+ * 1 when the attempt failed (before the commit: that much preamble). */
+static size_t raw_room(req_t *req, size_t len)
+{
+    size_t q = buf_len(&req->door_rawq);
+    if (req->committed && q > 0 && q + len > ANT_RAWQ_HIGH) {
+        req->up_paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (buf_room(&req->door_rawq) < len) {
+        fail(req, "no content in the first 4 MiB of the Anthropic stream");
+        return 1;
+    }
+    return 0;
+}
+
+/* A native stream: the event just translated (at the start of ant_ev, len
+ * bytes) goes to the client as the provider sent it (http/door_wire.c takes
+ * it from door_rawq); its translation went to the stream path. Room was
+ * made by raw_room. Returns 0, or 1 when the attempt failed. */
+static size_t keep_raw(req_t *req, size_t len)
+{
+    const char *p = buf_ptr(&req->ant_ev);
+    if (buf_append(&req->door_rawq, p, len) < 0) {
+        fail(req, "an Anthropic stream event could not be queued");
+        return 1;
+    }
+    if (len >= 12 && memcmp(p, "event: error", 12) == 0)
+        req->door_raw_error = true;
+    if (req->committed)
+        reply_stream_wake(req);
+    return 0;
+}
+
 /* Translates the pending complete event (ant_ev up to ant_pend_end), making
- * room in ant_out by pushing when it is full. Returns like push(). */
+ * room in ant_out by pushing when it is full; a native stream's raw event
+ * joins the client's queue once its translation went in. Returns like
+ * push(). */
 static size_t translate_pending(req_t *req)
 {
     for (;;) {
         size_t len = (size_t)(req->ant_pend_end - req->ant_ev_base), r;
-        int rc = anthropic_stream_event(req->ant_stream, buf_ptr(&req->ant_ev), len, &req->ant_out);
+        int rc;
+        if (antwire_native_stream(req) && (r = raw_room(req, len)) != 0)
+            return r;
+        rc = anthropic_stream_event(req->ant_stream, buf_ptr(&req->ant_ev), len, &req->ant_out);
         if (rc == ANTHROPIC_OK) {
+            if (antwire_native_stream(req) && keep_raw(req, len) != 0)
+                return 1;
             buf_consume(&req->ant_ev, len);
             req->ant_ev_base = req->ant_pend_end;
             req->ant_pend_end = 0;
@@ -132,25 +178,6 @@ static size_t translate_pending(req_t *req)
             return 1;
         }
     }
-}
-
-/* A native stream: the event (now at the start of ant_ev) goes to the
- * client as the provider sent it (http/door_wire.c takes it from
- * door_rawq); its translation still goes through the stream path. Returns
- * 0, or 1 when the attempt failed. */
-static size_t keep_raw(req_t *req, const sse_event_t *ev)
-{
-    size_t len = (size_t)(ev->end - ev->start);
-    const char *p = buf_ptr(&req->ant_ev);
-    if (buf_append(&req->door_rawq, p, len) < 0) {
-        fail(req, "the client took no Anthropic events for 4 MiB");
-        return 1;
-    }
-    if (len >= 12 && memcmp(p, "event: error", 12) == 0)
-        req->door_raw_error = true;
-    if (req->committed)
-        reply_stream_wake(req);
-    return 0;
 }
 
 size_t antwire_write(req_t *req, const char *p, size_t n)
@@ -185,8 +212,6 @@ size_t antwire_write(req_t *req, const char *p, size_t n)
         buf_consume(&req->ant_ev, (size_t)(ev.start - req->ant_ev_base));
         req->ant_ev_base = ev.start;
         req->ant_pend_end = ev.end;
-        if (antwire_native_stream(req) && (r = keep_raw(req, &ev)) != 0)
-            return 0;
         r = translate_pending(req);
         if (r == 0)
             r = push(req);

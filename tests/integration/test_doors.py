@@ -20,13 +20,20 @@ exhausted chain, 429 retry-after) and OpenAI's on /v1/responses; stateless
 refusals; count_tokens; cache hits replayed in the door's format; mixed
 chains (Anthropic first then OpenAI-type, and the reverse) failing over
 behind all three doors, plain and streamed; cut streams ending as the door
-says; the x-router-* headers.
+says; the x-router-* headers. Native Messages streams (an Anthropic model
+behind /v1/messages) beyond the provider's bytes: a cut or stalled stream
+ends with one Anthropic error event, usage and cost (cache classes) reach
+the access log, the chat form is cached and replayed, a 20 MB stream to a
+stalled then slow reader keeps RSS flat and arrives whole, a client that
+leaves drops the upstream. Per-door metrics (llmrouter_door_requests_total,
+/v1/router/stats doors) and the access log's door.
 
 Prints "ok - name" / "not ok - name: reason" and "N passed, M failed".
 Reuses tests/integration/run.py. Python 3 standard library only.
 """
 import json
 import os
+import re
 import sys
 import time
 
@@ -42,6 +49,7 @@ TESTS = []
 E = None
 ANT_KEY = "sk-ant-test-doors-0123456789"
 PROXY_KEY = "sk-proxy-doors-0123456789abcdef"
+ADMIN_KEY = "sk-admin-doors-0123456789abcdef"
 DAEMONS = {}
 
 PRICES = "input_per_mtok: 3, output_per_mtok: 15, cached_input_per_mtok: 0.3, cache_write_per_mtok: 3.75"
@@ -51,6 +59,8 @@ EXTRA_PROVIDERS = f"""\
   antcut:    {{type: anthropic, base_url: "${{SIM_URL}}/sim/cut_after=3/v1", api_key_env: TEST_ANT_KEY}}
   antx:      {{type: anthropic, base_url: "${{SIM_URL}}/sim/redacted=1,server_tool=1/v1", api_key_env: TEST_ANT_KEY}}
   anterr:    {{type: anthropic, base_url: "${{SIM_URL}}/sim/error_after=2/v1", api_key_env: TEST_ANT_KEY}}
+  antbig:    {{type: anthropic, base_url: "${{SIM_URL}}/sim/chunks=2000/v1", api_key_env: TEST_ANT_KEY}}
+  antslow:   {{type: anthropic, base_url: "${{SIM_URL}}/sim/stall_after=4,stall_ms=8000/v1", api_key_env: TEST_ANT_KEY, idle_timeout_ms: 700}}
   nat:       {{type: openai, base_url: "${{SIM_URL}}/v1", responses_api: true}}
   nat500:    {{type: openai, base_url: "${{SIM_URL}}/sim/status=500/v1", responses_api: true}}
   natcut:    {{type: openai, base_url: "${{SIM_URL}}/sim/cut_after=4/v1", responses_api: true}}
@@ -61,6 +71,8 @@ EXTRA_MODELS = f"""\
   claudecut:   {{provider: antcut, model: claude-cut, {PRICES}}}
   claudex:     {{provider: antx, model: claude-x, {PRICES}}}
   claudeerr:   {{provider: anterr, model: claude-err, {PRICES}}}
+  claudebig:   {{provider: antbig, model: claude-big, {PRICES}}}
+  claudeslow:  {{provider: antslow, model: claude-slow, {PRICES}}}
   native:      {{provider: nat, model: sim-native, input_per_mtok: 1, output_per_mtok: 2}}
   native500:   {{provider: nat500, model: sim-native-500}}
   nativecut:   {{provider: natcut, model: sim-native-cut}}
@@ -76,6 +88,8 @@ EXTRA_TIERS = """\
   acut:        [claudecut]
   t-claudex:   [claudex]
   aerr-oai:    [claudeerr, good-mini]
+  abig:        [claudebig]
+  aslow:       [claudeslow]
   ncut:        [nativecut]
   t-cut:       [mcut]
   all-bad:     [m500, claude529]
@@ -99,6 +113,7 @@ def write_config(name, cache=False, keys=False):
     if keys:
         out += "\nkeys:\n  team: {key_env: TEST_PROXY_KEY}\n"
         out += f"\nobservability:\n  access_log: \"{os.path.join(E.tmp, 'doors-access.log')}\"\n"
+        out += "  admin_key_env: TEST_ADMIN_KEY\n"
     path = os.path.join(E.tmp, name)
     with open(path, "w") as f:
         f.write(out)
@@ -110,6 +125,7 @@ def daemon(kind="plain"):
     if kind not in DAEMONS:
         os.environ["TEST_ANT_KEY"] = ANT_KEY
         os.environ["TEST_PROXY_KEY"] = PROXY_KEY
+        os.environ["TEST_ADMIN_KEY"] = ADMIN_KEY
         DAEMONS[kind] = E.new_daemon(tag=f"doors-{kind}", config=write_config(
             f"doors-{kind}.yaml", cache=kind == "cache", keys=kind == "keys")).start()
     return DAEMONS[kind]
@@ -441,6 +457,205 @@ def test_messages_native_stream_fails_over_before_commit():
     check_ant_stream(evs)
 
 
+def raw_stream(body, d=None, headers=None, path="/v1/messages"):
+    """(head, the body's bytes decoded, [(event name, parsed data)])."""
+    d = d or daemon()
+    s = R.RawHTTP(d.port, "POST", path, body, headers=headers or {}).read_head()
+    try:
+        text = s.read_all().decode("utf-8")
+    finally:
+        s.close()
+    evs = []
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        name, data = None, None
+        for ln in block.split("\n"):
+            if ln.startswith("event:"):
+                name = ln[6:].strip()
+            elif ln.startswith("data:"):
+                data = ln[5:].lstrip(" ")
+        evs.append((name, json.loads(data) if data else None))
+    return s, text, evs
+
+
+def sim_direct(opts, body):
+    """The bytes the simulator streams for body (model: the upstream name)
+    when asked directly, its message ids made comparable."""
+    s = R.RawHTTP(E.sim_port, "POST", f"/sim/{opts}/v1/messages", json.dumps(body).encode(),
+                  headers={"x-api-key": ANT_KEY, "anthropic-version": "2023-06-01"}).read_head()
+    got = b""
+    try:
+        while True:
+            x = s.read_some()
+            if not x:
+                break
+            got += x
+    except Fail:
+        pass  # a cut stream: what came before the close
+    finally:
+        s.close()
+    return got.decode("utf-8")
+
+
+def norm_ids(text):
+    return re.sub(r'"msg_sim_\d+"', '"msg_sim_N"', text)
+
+
+@test
+def test_messages_native_cut_stream_ends_with_one_error_event():
+    body = msg_body("acut", stream=True)
+    s, text, evs = raw_stream(body)
+    eq(s.status, 200, "status")
+    sent = norm_ids(sim_direct("cut_after=3", dict(body, model="claude-cut")))
+    got = norm_ids(text)
+    check(sent and got.startswith(sent) and len(got) > len(sent),
+          f"the provider's events, then the router's: {R.short(got[len(sent):].encode())}")
+    rest = [e for e in got[len(sent):].split("\n\n") if e.strip()]
+    eq(len(rest), 1, f"one event added: {rest}")
+    check(rest[0].startswith("event: error\ndata: "), f"an error event: {rest[0]!r}")
+    j = json.loads(rest[0].split("data: ", 1)[1])
+    eq((j["type"], j["error"]["type"]), ("error", "api_error"), "Anthropic's error shape")
+
+
+@test
+def test_messages_native_stream_stalled_upstream_ends_with_an_error_event():
+    # committed (text deltas went out), then 8 s of silence: past the
+    # provider's idle_timeout_ms (0.7 s) the client's stream ends with an
+    # Anthropic error event after the last complete event
+    t0 = time.time()
+    s, text, evs = raw_stream(msg_body("aslow", "stall please", stream=True))
+    took = time.time() - t0
+    eq(s.status, 200, f"status {R.short(text.encode())}")
+    names = ant_names(evs)
+    eq(names[:3], ["message_start", "ping", "content_block_start"], "the provider's events first")
+    check(evs[0][1]["message"]["id"].startswith("msg_sim_"), "the provider's own message_start")
+    eq(names.count("content_block_delta"), 3, f"the events before the stall: {names}")
+    eq(names[-1], "error", f"ends with an error event: {names}")
+    eq(names.count("error"), 1, "one error event")
+    check("message_stop" not in names, "no message_stop")
+    eq(evs[-1][1]["error"]["type"], "api_error", "error type")
+    check(took < 6, f"ended by the idle timeout, not by the provider ({took:.1f} s)")
+
+
+@test
+def test_messages_native_stream_usage_and_cost_in_the_access_log():
+    d = daemon("keys")
+    body = msg_body("t-claude", "count my tokens", stream=True,
+                    system=[{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}])
+    s, text, evs = raw_stream(body, d=d, headers={"x-api-key": PROXY_KEY})
+    eq(s.status, 200, f"status {R.short(text.encode())}")
+    rid = s.h("x-request-id")
+    check(evs[0][1]["message"]["id"].startswith("msg_sim_"), "the provider's own stream")
+    start = evs[0][1]["message"]["usage"]
+    out = [d_["usage"]["output_tokens"] for n, d_ in evs if n == "message_delta"][-1]
+    line = None
+    deadline = time.time() + 10
+    while line is None and time.time() < deadline:
+        with open(os.path.join(E.tmp, "doors-access.log"), encoding="utf-8") as f:
+            for ln in f:
+                j = json.loads(ln)
+                if j.get("request_id") == rid:
+                    line = j
+        time.sleep(0.05)
+    check(line is not None, f"access log line for {rid}")
+    eq(line["door"], "messages", "door")
+    eq(line["completion_tokens"], out, "output tokens from message_delta")
+    inp, cr, cw = start["input_tokens"], start["cache_read_input_tokens"], start["cache_creation_input_tokens"]
+    check(cr > 0 and cw > 0, f"cache classes {start}")
+    eq(line["prompt_tokens"], inp + cr + cw, "prompt tokens: input and both cache classes")
+    eq(line["cached_tokens"], cr, "cache reads")
+    want = (inp * 3 + cr * 0.3 + cw * 3.75 + out * 15) / 1e6
+    check(abs(line["cost_usd"] - want) < 1e-9, f"cost {line['cost_usd']} != {want}")
+    eq(line["cost_estimated"], False, "cost from the usage, not an estimate")
+
+
+@test
+def test_messages_native_stream_cached_and_replayed():
+    d = daemon("cache")
+    body = msg_body("t-claudex", "cache this native stream", stream=True, temperature=0)
+    s, text, evs = raw_stream(body, d=d)
+    eq(s.h("x-cache"), "MISS", "first")
+    check(evs[0][1]["message"]["id"].startswith("msg_sim_"), "the provider's own stream")
+    want = "".join(d_["delta"].get("text", "") for n, d_ in evs if n == "content_block_delta")
+    s2, text2, evs2 = raw_stream(body, d=d)
+    eq(s2.h("x-cache"), "HIT", "the assembled stream was stored")
+    eq(check_ant_stream(evs2), want, "replayed text")
+    check(not evs2[0][1]["message"]["id"].startswith("msg_sim_"), "replayed by the router")
+    r = post("/v1/messages", dict(body, stream=False), d=d)
+    eq(r.h("x-cache"), "HIT", "plain hit")
+    eq("".join(b.get("text", "") for b in r.json["content"]), want, "plain text")
+
+
+@test
+def test_messages_native_backpressure_big_stream():
+    # one tool call whose 20 MB of input come in 2000 input_json_delta
+    # events of 10 KB, to a client that stops reading, then reads slowly
+    MB = 1 << 20
+    d = daemon()
+    schema = {"type": "object", "properties": {"blob": {"type": "string", "minLength": 20 * MB}},
+              "required": ["blob"]}
+    want = simprovider.dumps(simprovider.schema_value(schema, schema))
+    body = msg_body("abig", "call bigtool", stream=True, tools=[{"name": "bigtool", "input_schema": schema}])
+    asan = "asan" in (os.environ.get("LLMROUTER_BIN") or "")
+    time.sleep(0.3)
+    rss0 = d.rss_kb()
+    st0 = E.sim_stats()
+    s = R.RawHTTP(d.port, "POST", "/v1/messages", body, rcvbuf=32 * 1024, timeout=120).read_head()
+    try:
+        eq(s.status, 200, "status")
+        head = b""
+        while len(head) < 4096:
+            x = s.read_some(4096)
+            check(x, "stream ended within the first 4 KB")
+            head += x
+        time.sleep(1.5)
+        b1 = E.sim_stats()["bytes_streamed"] - st0["bytes_streamed"]
+        time.sleep(1.5)
+        b2 = E.sim_stats()["bytes_streamed"] - st0["bytes_streamed"]
+        rss1 = d.rss_kb()
+        detail = (f"upstream {b1 / MB:.2f} MB at 1.5 s, {b2 / MB:.2f} MB at 3 s; "
+                  f"rss {rss0 // 1024} -> {rss1 // 1024} MB")
+        if E.args.verbose:
+            print("#   " + detail, flush=True)
+        check(b2 - b1 < 1 * MB, f"the upstream kept streaming to a client that was not reading ({detail})")
+        check(b2 < 14 * MB, f"the daemon read far ahead of a client that was not reading ({detail})")
+        check((rss1 - rss0) / 1024 < (80 if asan else 20), f"RSS grew while the client was not reading ({detail})")
+        text = (head + s.read_all()).decode("utf-8")
+    finally:
+        s.close()
+    evs = [e for e in text.split("\n\n") if e.strip()]
+    check(evs[-1].startswith("event: message_stop"), f"complete: {evs[-1][:120]!r}")
+    args = "".join(json.loads(e.split("data: ", 1)[1])["delta"]["partial_json"] for e in evs
+                   if e.startswith("event: content_block_delta") and "input_json_delta" in e)
+    check(len(args) == len(want), f"input length {len(args)} != {len(want)}")
+    check(args == want, "the whole input arrived intact and in order")
+
+
+@test
+def test_messages_native_stream_client_leaves():
+    # a client that goes away in the middle of a big native stream: the
+    # upstream transfer is dropped, the daemon goes on serving
+    d = daemon()
+    schema = {"type": "object", "properties": {"blob": {"type": "string", "minLength": 4 << 20}},
+              "required": ["blob"]}
+    body = msg_body("abig", "call bigtool", stream=True, tools=[{"name": "bigtool", "input_schema": schema}])
+    st0 = E.sim_stats()
+    s = R.RawHTTP(d.port, "POST", "/v1/messages", body, rcvbuf=32 * 1024, timeout=60).read_head()
+    eq(s.status, 200, "status")
+    check(len(s.read_some(4096)) > 0, "first bytes")
+    s.close()
+    deadline = time.time() + 10
+    st = st0
+    while time.time() < deadline:
+        st = E.sim_stats()
+        if st["streams_aborted"] > st0["streams_aborted"] and st["active_streams"] == st0["active_streams"]:
+            break
+        time.sleep(0.05)
+    check(st["streams_aborted"] > st0["streams_aborted"], f"the upstream stream was dropped: {st}")
+    eq(post("/v1/messages", msg_body("t-claude")).status, 200, "the daemon goes on")
+
+
 @test
 def test_explain_takes_every_doors_body():
     """POST /v1/router/explain/messages and /responses route a door's body as
@@ -563,6 +778,84 @@ def test_responses_cut_translated_stream_fails():
     check("response.completed" not in names, "not completed")
 
 
+# ------------------------------------------------------------------ per-door metrics
+
+def admin_get(d, path):
+    return R.http_request(d.port, "GET", path, headers={"authorization": f"Bearer {ADMIN_KEY}"})
+
+
+def door_counts(d):
+    """{(door, status_class): value} of llmrouter_door_requests_total."""
+    r = admin_get(d, "/metrics")
+    eq(r.status, 200, "GET /metrics")
+    text = r.body.decode("utf-8")
+    check("# TYPE llmrouter_door_requests_total counter" in text, "the family's TYPE line")
+    out = {}
+    for ln in text.splitlines():
+        m = re.match(r'^llmrouter_door_requests_total\{door="([^"]*)",status_class="([^"]*)"\} (\S+)$', ln)
+        if m:
+            out[(m.group(1), m.group(2))] = float(m.group(3))
+    return out
+
+
+@test
+def test_door_metrics_and_access_log():
+    d = daemon("keys")
+    auth = {"authorization": f"Bearer {PROXY_KEY}"}
+    before = door_counts(d)
+    calls = [
+        ("chat", "/v1/chat/completions", R.chat_body("t-oai", "hi")),
+        ("completions", "/v1/completions", {"model": "t-oai", "prompt": "hi"}),
+        ("embeddings", "/v1/embeddings", {"model": "embed-small", "input": ["hi"]}),
+        ("messages", "/v1/messages", msg_body("t-oai")),
+        ("messages", "/v1/messages", msg_body("t-claude", stream=True)),
+        ("responses", "/v1/responses", resp_body("t-oai")),
+    ]
+    rids = {}
+    for door, path, body in calls:
+        if body.get("stream"):
+            s, _, _ = raw_stream(body, d=d, headers=auth)
+            eq(s.status, 200, f"{door} stream")
+            rids[s.h("x-request-id")] = door
+            continue
+        r = post(path, body, d=d, headers=auth)
+        eq(r.status, 200, f"{door} ({R.short(r.body)})")
+        rids[r.h("x-request-id")] = door
+    r = post("/v1/messages", msg_body("no-such-model"), d=d, headers=auth)
+    eq(r.status, 404, "messages 404")
+    rids[r.h("x-request-id")] = "messages"
+    r = post("/v1/responses", resp_body("t-oai", store=True), d=d, headers=auth)
+    eq(r.status, 400, "responses 400")
+    rids[r.h("x-request-id")] = "responses"
+    want = {("chat", "2xx"): 1, ("completions", "2xx"): 1, ("embeddings", "2xx"): 1,
+            ("messages", "2xx"): 2, ("responses", "2xx"): 1, ("messages", "4xx"): 1, ("responses", "4xx"): 1}
+    deadline = time.time() + 5
+    while True:
+        after = door_counts(d)
+        got = {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)}
+        got = {k: v for k, v in got.items() if v}
+        if got == want or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    eq(got, want, "llmrouter_door_requests_total deltas")
+    for door, _cls in after:
+        check(door in ("chat", "completions", "embeddings", "messages", "responses"), f"door value {door}")
+    st = admin_get(d, "/v1/router/stats").json
+    eq(sorted(st["doors"]), ["chat", "completions", "embeddings", "messages", "responses"], "stats doors")
+    check(st["doors"]["messages"] >= 3 and st["doors"]["embeddings"] >= 1, f"stats doors {st['doors']}")
+    # the access log names the door the same way
+    seen = {}
+    deadline = time.time() + 5
+    while len(seen) < len(rids) and time.time() < deadline:
+        with open(os.path.join(E.tmp, "doors-access.log"), encoding="utf-8") as f:
+            for ln in f:
+                j = json.loads(ln)
+                if j.get("request_id") in rids:
+                    seen[j["request_id"]] = j.get("door")
+        time.sleep(0.05)
+    eq(seen, rids, "the access log's door of each request")
+
+
 # ------------------------------------------------------------------ failover, cache
 
 @test
@@ -629,6 +922,7 @@ def test_daemons_stop_cleanly():
             bad.append(f"{d.tag}: {msg}")
         check(ANT_KEY not in d.stderr_text(), f"{d.tag}: the Anthropic key is in the log")
         check(PROXY_KEY not in d.stderr_text(), f"{d.tag}: the proxy key is in the log")
+        check(ADMIN_KEY not in d.stderr_text(), f"{d.tag}: the admin key is in the log")
     DAEMONS.clear()
     check(not bad, "; ".join(bad))
 

@@ -1798,7 +1798,9 @@ def retry_stall(h, opts):
 # Errors use Anthropic's shape {"type":"error","error":{"type","message"}};
 # streams use Anthropic's named events. Fault options honoured: reset,
 # require_key (compared with x-api-key), status, error_event, cut_after,
-# keepalive (ping events), chunks, interval_ms, invalid_json.
+# keepalive (ping events), chunks, interval_ms, invalid_json; and for the
+# native Messages streams error_after, stall_after/stall_ms, redacted,
+# server_tool.
 # --------------------------------------------------------------------------
 
 ANT_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
@@ -2201,7 +2203,11 @@ def ant_stream(h, body, opts, mid, blocks, stop_reason, stop_seq, usage, out):
         h.chunk(ev("ping"))
         err_after = iopt(opts, "error_after", -1) if "error_after" in opts \
             else None
+        stall_after = iopt(opts, "stall_after", -1) \
+            if "stall_after" in opts else None
         for i, e in enumerate(content):
+            if stall_after is not None and i == stall_after:
+                time.sleep(max(0, iopt(opts, "stall_ms", 5000)) / 1000.0)
             if err_after is not None and i >= err_after:
                 h.chunk(ev("error", error={"type": "overloaded_error",
                                            "message": "Overloaded"}))

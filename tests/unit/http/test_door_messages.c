@@ -1,4 +1,4 @@
-/* Unit tests for src/http/door_messages.c and door_messages_out.c: the
+/* Unit tests for src/http/door_messages*.c (and door.c's names): the
  * conformance fixtures under tests/unit/http/fixtures/messages/ (see
  * door_fixture.h), then targeted cases: errors, count_tokens, pass-through
  * helpers, cut streams, the no-room path and bounded tool indexes. */
@@ -188,8 +188,15 @@ static void test_error_bodies(void **state)
         buf_init(&tiny, 10);
         assert_int_equal(dm_error_body(400, "x", NULL, &tiny), -1);
         assert_int_equal(buf_len(&tiny), 0);
+        assert_int_equal(dm_error_event("x", &tiny), -1);
+        assert_int_equal(buf_len(&tiny), 0);
         buf_free(&tiny);
     }
+    /* the stream's error event: Anthropic's shape, one event */
+    buf_reset(&out);
+    assert_int_equal(dm_error_event("cut \"short\"", &out), 0);
+    assert_string_equal(buf_cstr(&out), "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
+                                        "\"api_error\",\"message\":\"cut \\\"short\\\"\"}}\n\n");
     buf_free(&out);
 }
 
@@ -265,6 +272,16 @@ static void test_door_for_path(void **state)
     assert_int_equal(door_for_path("/v1/chat/completions", &ct), DOOR_CHAT);
     assert_int_equal(door_for_path("/v1/messagesx", NULL), DOOR_CHAT);
     assert_string_equal(door_name(DOOR_RESPONSES), "responses");
+}
+
+static void test_door_labels(void **state)
+{
+    (void)state;
+    assert_string_equal(door_label(DOOR_CHAT, EP_CHAT), "chat");
+    assert_string_equal(door_label(DOOR_CHAT, EP_COMPLETIONS), "completions");
+    assert_string_equal(door_label(DOOR_CHAT, EP_EMBEDDINGS), "embeddings");
+    assert_string_equal(door_label(DOOR_MESSAGES, EP_CHAT), "messages");
+    assert_string_equal(door_label(DOOR_RESPONSES, EP_CHAT), "responses");
 }
 
 static void feed(dm_stream_t *s, const char *data, buf_t *out)
@@ -373,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_count_tokens),    cmocka_unit_test(test_replace_model),
         cmocka_unit_test(test_door_for_path),   cmocka_unit_test(test_cut_streams),
         cmocka_unit_test(test_no_room),         cmocka_unit_test(test_tool_bounds),
+        cmocka_unit_test(test_door_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
