@@ -14,6 +14,7 @@
 #include "http/door.h"
 #include "http/reply.h"
 #include "upstream/attempt.h"
+#include "upstream/redact.h"
 
 /* One raw upstream event may be this large (a tool call's arguments come
  * in many small deltas, so real events are small); past it the stream is
@@ -136,6 +137,9 @@ static size_t keep_raw(req_t *req, size_t len)
         fail(req, "an Anthropic stream event could not be queued");
         return 1;
     }
+    /* a provider may echo its key in an error event (upstream/redact.h) */
+    redact_key_of(&req->cfg->providers[req->cfg->models[req->model].provider],
+                  (char *)buf_ptr(&req->door_rawq) + buf_len(&req->door_rawq) - len, len);
     if (len >= 12 && memcmp(p, "event: error", 12) == 0)
         req->door_raw_error = true;
     if (req->committed)
