@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "http/auth.h"
+#include "http/gate_ips.h"
 #include "account/budget.h"
 #include "core/config.h"
 #include "route/explain.h"
@@ -210,6 +211,7 @@ int main(int argc, char **argv)
     mcache_t *mem = NULL;
     budget_t *budget = NULL;
     observe_t *obs = NULL;
+    gate_ips_t *ips = NULL; /* server.max_connections_per_ip, across the shards */
     shard_t *shards[MAX_SHARDS];
     unsigned n_shards = 0;
     config_t *cfg;
@@ -343,9 +345,10 @@ int main(int argc, char **argv)
         }
         observe_set_budget(obs, budget);
     }
+    ips = gate_ips_new();
     for (unsigned i = 0; i < cfg->threads && i < MAX_SHARDS; i++) {
         char err[256];
-        shard_t *s = shard_new(i, cfg, mem, obs, budget, err, sizeof err);
+        shard_t *s = shard_new(i, cfg, mem, obs, budget, ips, err, sizeof err);
         if (s == NULL) {
             log_error("%s", err);
             goto stop;
@@ -427,6 +430,7 @@ stop:
     budget_free(budget); /* after every shard's Redis client */
     observe_free(obs);
     mcache_free(mem);
+    gate_ips_free(ips); /* after every shard */
 out_cfg:
     config_unref(cfg);
 out:

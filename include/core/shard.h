@@ -21,13 +21,15 @@ struct cache_ctx;
 struct observe;
 struct budget;
 struct rds;
+struct gate_ips;
 
 /* Creates shard id with its loop, upstream, Redis client (when the cache
  * uses Redis) and HTTP daemon listening on the config's address. mem is the
- * process-wide memory cache (may be NULL). NULL on failure with a message in
- * err. */
+ * process-wide memory cache (may be NULL); ips the process-wide connection
+ * counts per client address (http/gate_ips.h; borrowed, outlives the
+ * shard). NULL on failure with a message in err. */
 shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observe *obs,
-                   struct budget *budget, char *err, size_t errlen);
+                   struct budget *budget, struct gate_ips *ips, char *err, size_t errlen);
 /* Starts the shard's thread. Returns 0 or -1. */
 int shard_start(shard_t *s);
 /* Asks the shard to stop: it stops accepting, lets live requests finish for

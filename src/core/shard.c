@@ -23,6 +23,7 @@
 #include "core/rds.h"
 #include "http/request.h"
 #include "http/reply.h"
+#include "http/gate.h"
 #include "http/server.h"
 #include "upstream/upstream.h"
 #include "core/util.h"
@@ -34,6 +35,7 @@ struct shard {
     bool started;
     loop_t *loop;
     struct MHD_Daemon *mhd;
+    struct gate *gate; /* accepts and checks connections before the daemon gets them */
     loop_io_t mhd_io;
     upstream_t *up;
     cache_ctx_t cache;
@@ -207,6 +209,7 @@ static bool hook(loop_t *loop, void *arg, int64_t *timeout_ms)
             MHD_socket fd = MHD_quiesce_daemon(s->mhd);
             if (fd != MHD_INVALID_SOCKET)
                 close(fd);
+            gate_quiesce(s->gate); /* the listening socket is the gate's */
             s->quiesced = true;
             s->stop_deadline = loop_now_ms(loop) + s->cfg->shutdown_grace_ms;
         }
@@ -237,7 +240,7 @@ static bool hook(loop_t *loop, void *arg, int64_t *timeout_ms)
 }
 
 shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observe *obs,
-                   struct budget *budget, char *err, size_t errlen)
+                   struct budget *budget, struct gate_ips *ips, char *err, size_t errlen)
 {
     shard_t *s = xcalloc(1, sizeof *s);
     const union MHD_DaemonInfo *info;
@@ -277,7 +280,7 @@ shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observ
             goto fail;
         }
     }
-    s->mhd = server_start(s, cfg, err, errlen);
+    s->mhd = server_start(s, cfg, ips, &s->gate, err, errlen);
     if (s->mhd == NULL)
         goto fail;
     info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
@@ -341,6 +344,7 @@ void shard_free(shard_t *s)
         /* every request was released and resumed before the loop ended */
         MHD_stop_daemon(s->mhd);
     }
+    gate_free(s->gate); /* after the daemon: its close notifications reach the gate */
     upstream_free(s->up);
     rds_free(s->cache.rds);
     rds_free(s->budget_rds);
