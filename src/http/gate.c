@@ -35,11 +35,23 @@
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100 /* after EMFILE/ENFILE: let connections close */
+/* A full table evicts its oldest connection still sending its head, when
+ * that one has had this long (or half of request_timeout_ms, if shorter):
+ * sound clients send a head in milliseconds, so the oldest is the likeliest
+ * to be a slow attacker; a younger table is a burst, which the reserve and
+ * 503s handle. */
+#define EVICT_AGE_MS 1000
 
 enum gc_phase { GC_CHECK, GC_LINGER, GC_LIVE };
 enum gc_wait { GW_NONE, GW_HEAD, GW_BODY }; /* the deadline of a LIVE connection */
 
-typedef struct gate_conn {
+typedef struct gate_conn gate_conn_t;
+
+typedef struct conn_list {
+    gate_conn_t *head, *tail; /* oldest first */
+} conn_list_t;
+
+struct gate_conn {
     gate_t *g;
     int fd;
     enum gc_phase phase;
@@ -51,11 +63,13 @@ typedef struct gate_conn {
     loop_io_t io;
     loop_timer_t timer;
     gate_head_t head;
-    size_t dropped; /* LINGER: bytes read and dropped */
-    struct gate_conn *prev, *next; /* the gate's list of CHECK and LINGER connections */
+    size_t dropped;      /* LINGER: bytes read and dropped */
+    uint64_t accepted_ms;
+    conn_list_t *list;   /* the gate's CHECK or LINGER list, NULL once LIVE */
+    gate_conn_t *prev, *next;
     socklen_t addr_len;
     struct sockaddr_storage addr;
-} gate_conn_t;
+};
 
 struct gate {
     struct shard *shard;
@@ -69,7 +83,7 @@ struct gate {
     unsigned n_live;     /* connections libmicrohttpd holds */
     unsigned n_held;     /* CHECK and LINGER connections within the share */
     unsigned n_reserve;  /* CHECK and LINGER connections of the reserve */
-    gate_conn_t *held;
+    conn_list_t checking, lingering;
     gate_conn_t *handing; /* the connection MHD_add_connection is adding */
     bool handed;          /* ... and libmicrohttpd took it */
     uint64_t warned_ms;
@@ -129,15 +143,38 @@ static void answer(gate_t *g, int fd, unsigned status, const char *code, const c
     free(body);
 }
 
-static void unlink_held(gate_t *g, gate_conn_t *c)
+static void list_add(conn_list_t *l, gate_conn_t *c)
 {
+    c->list = l;
+    c->next = NULL;
+    c->prev = l->tail;
+    if (l->tail)
+        l->tail->next = c;
+    else
+        l->head = c;
+    l->tail = c;
+}
+
+static void list_del(gate_conn_t *c)
+{
+    conn_list_t *l = c->list;
+    if (l == NULL)
+        return;
     if (c->prev)
         c->prev->next = c->next;
-    else if (g->held == c)
-        g->held = c->next;
+    else
+        l->head = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    else
+        l->tail = c->prev;
     c->prev = c->next = NULL;
+    c->list = NULL;
+}
+
+static void unlink_held(gate_t *g, gate_conn_t *c)
+{
+    list_del(c);
     if (c->reserve)
         g->n_reserve--;
     else
@@ -201,6 +238,8 @@ static void refuse(gate_conn_t *c, unsigned status, const char *code, const char
     answer(g, c->fd, status, code, msg, c->head.messages, extra_headers);
     shutdown(c->fd, SHUT_WR);
     c->phase = GC_LINGER;
+    list_del(c);
+    list_add(&g->lingering, c);
     if (watch(c) < 0) {
         drop(c);
         return;
@@ -331,12 +370,31 @@ static void on_conn_timer(loop_t *loop, loop_timer_t *t)
     }
 }
 
+/* The table is full: evicts the oldest connection still sending its head if
+ * it had EVICT_AGE_MS. True when one was evicted. */
+static bool evict(gate_t *g, const config_t *cfg)
+{
+    gate_conn_t *old = g->checking.head;
+    uint64_t age = EVICT_AGE_MS < cfg->request_timeout_ms / 2 ? EVICT_AGE_MS
+                                                              : cfg->request_timeout_ms / 2;
+    if (old == NULL || loop_now_ms(g->loop) - old->accepted_ms < age)
+        return false;
+    answer(g, old->fd, 408, "request_timeout",
+           "The request head did not arrive in time, and the connection table is full "
+           "(server.max_connections).",
+           old->head.messages, NULL);
+    drop(old);
+    return true;
+}
+
 static void admit(gate_t *g, int fd, const struct sockaddr_storage *ss, socklen_t sl)
 {
     const config_t *cfg = shard_config(g->shard);
     bool over = g->n_live + g->n_held >= g->share;
     bool counted = false;
     gate_conn_t *c;
+    if (over && evict(g, cfg))
+        over = g->n_live + g->n_held >= g->share;
     if (over && g->n_reserve >= GATE_PROBE_RESERVE) {
         answer(g, fd, 503, "too_many_connections",
                "The router has no free connection (server.max_connections); retry shortly.",
@@ -370,10 +428,8 @@ static void admit(gate_t *g, int fd, const struct sockaddr_storage *ss, socklen_
     c->timer.arg = c;
     c->addr_len = sl <= sizeof c->addr ? sl : sizeof c->addr;
     memcpy(&c->addr, ss, c->addr_len);
-    c->next = g->held;
-    if (g->held)
-        g->held->prev = c;
-    g->held = c;
+    c->accepted_ms = loop_now_ms(g->loop);
+    list_add(&g->checking, c);
     if (over)
         g->n_reserve++;
     else
@@ -488,8 +544,10 @@ void gate_free(gate_t *g)
     if (g == NULL)
         return;
     gate_quiesce(g);
-    while (g->held)
-        drop(g->held);
+    while (g->checking.head)
+        drop(g->checking.head);
+    while (g->lingering.head)
+        drop(g->lingering.head);
     free(g->peek);
     free(g);
 }
