@@ -39,6 +39,7 @@
 #include <sys/socket.h>
 
 #include "core/config.h"
+#include "http/gate_head.h"
 
 /* Connections per shard over its share of max_connections, for probes. */
 #define GATE_PROBE_RESERVE 32
@@ -74,6 +75,25 @@ void gate_quiesce(gate_t *g);
  * MHD_stop_daemon (whose close notifications come here) and before the
  * shard's loop is freed. NULL is fine. */
 void gate_free(gate_t *g);
+
+/* ---- requests libmicrohttpd parsed (server.c, first handler call) ---- */
+
+typedef struct gate_scan {
+    size_t bytes;           /* what the head takes in the pool, as the gate charges it */
+    bool refused;           /* the framing is not sound: answer verdict, then close */
+    bool expect;            /* an Expect field: 100 Continue may be written */
+    gate_verdict_t verdict; /* when refused */
+    gate_head_t _framing;
+} gate_scan_t;
+
+/* Measures a head libmicrohttpd parsed (the request line, and per header
+ * field, cookie and query argument its text and GATE_FIELD_ENTRY_BYTES) and
+ * checks its framing with the gate's rules: on a kept-alive connection the
+ * gate did not see it, so a smuggling attempt or an unknown coding is
+ * caught here (libmicrohttpd calls the handler for those; it answers bad
+ * Content-Length values and heads over the pool itself, before). */
+void gate_scan_head(struct MHD_Connection *conn, const char *method, const char *url,
+                    const char *version, const config_t *cfg, gate_scan_t *out);
 
 /* ---- deadlines of connections libmicrohttpd holds (server.c) ---- */
 

@@ -619,3 +619,31 @@ void gate_request_done(struct MHD_Connection *conn)
     loop_timer_start(c->g->loop, &c->timer,
                      (uint64_t)cfg->connection_timeout_s * 1000 + cfg->request_timeout_ms);
 }
+
+static enum MHD_Result scan_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  size_t key_size, const char *value, size_t value_size)
+{
+    gate_scan_t *hs = cls;
+    /* "name: value\r\n" (or "&name=value") and its entry */
+    hs->bytes += key_size + value_size + 4 + GATE_FIELD_ENTRY_BYTES;
+    if (kind == MHD_HEADER_KIND && !hs->refused) {
+        hs->refused = gate_head_field(&hs->_framing, key, key_size, value, value_size,
+                                      &hs->verdict) == GATE_HEAD_REFUSE;
+        if (key_size == 6 && util_ieq("expect", key, 6))
+            hs->expect = true;
+    }
+    return MHD_YES;
+}
+
+void gate_scan_head(struct MHD_Connection *conn, const char *method, const char *url,
+                    const char *version, const config_t *cfg, gate_scan_t *out)
+{
+    gate_limits_t lim = limits_of(cfg);
+    memset(out, 0, sizeof *out);
+    out->bytes = strlen(method) + strlen(url) + 14; /* " HTTP/1.1\r\n", final CRLF */
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_COOKIE_KIND | MHD_GET_ARGUMENT_KIND,
+                                scan_field, out);
+    if (!out->refused)
+        out->refused = gate_head_framing(&out->_framing, strcmp(version, "HTTP/1.0") == 0, &lim,
+                                         &out->verdict) == GATE_HEAD_REFUSE;
+}

@@ -32,7 +32,6 @@
 #include "http/door_messages.h"
 #include "http/door_wire.h"
 #include "http/gate.h"
-#include "http/gate_head.h"
 
 
 /* ---- the request head and libmicrohttpd's connection pool ----
@@ -44,7 +43,7 @@
  * left only after the handler has answered, and when they do not fit the
  * connection is closed without a byte sent: with the former 8 KiB pool a
  * 7.6 KB head was routed, the provider paid, and the client got nothing.
- * So a head is measured by what it takes in the pool (head_size), refused
+ * So a head is measured by what it takes in the pool (gate_scan_head), refused
  * over server.max_header_bytes on the first handler call, before any work,
  * and the pool is that limit plus RESPONSE_ROOM: our response headers
  * (under 3 KiB: the routing and CORS headers, or a preflight's echoed list
@@ -62,46 +61,6 @@
 static size_t pool_bytes(size_t max_header_bytes)
 {
     return max_header_bytes + RESPONSE_ROOM;
-}
-
-typedef struct head_scan {
-    size_t bytes;
-    gate_head_t framing; /* the gate's rules for Content-Length and Transfer-Encoding */
-    gate_verdict_t verdict;
-    bool refused, expect;
-} head_scan_t;
-
-static enum MHD_Result count_field(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   size_t key_size, const char *value, size_t value_size)
-{
-    head_scan_t *hs = cls;
-    /* "name: value\r\n" (or "&name=value") and its entry */
-    hs->bytes += key_size + value_size + 4 + FIELD_ENTRY_BYTES;
-    if (kind == MHD_HEADER_KIND && !hs->refused) {
-        hs->refused = gate_head_field(&hs->framing, key, key_size, value, value_size,
-                                      &hs->verdict) == GATE_HEAD_REFUSE;
-        if (key_size == 6 && util_ieq("expect", key, 6))
-            hs->expect = true;
-    }
-    return MHD_YES;
-}
-
-/* What the head takes in the pool: the request line, and per header
- * field, cookie and query argument its text and its entry; and whether its
- * framing is sound (the gate checked a connection's first head before
- * libmicrohttpd parsed it; this checks the later ones: smuggling attempts
- * on a kept-alive connection, unknown transfer codings). */
-static void head_scan(struct MHD_Connection *conn, const char *method, const char *url,
-                      const char *version, const config_t *cfg, head_scan_t *hs)
-{
-    gate_limits_t lim = {cfg->max_header_bytes, cfg->max_body_bytes};
-    memset(hs, 0, sizeof *hs);
-    hs->bytes = strlen(method) + strlen(url) + 14; /* " HTTP/1.1\r\n", final CRLF */
-    MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_COOKIE_KIND | MHD_GET_ARGUMENT_KIND,
-                                count_field, hs);
-    if (!hs->refused)
-        hs->refused = gate_head_framing(&hs->framing, strcmp(version, "HTTP/1.0") == 0, &lim,
-                                        &hs->verdict) == GATE_HEAD_REFUSE;
 }
 
 /* An answer decided from the headers alone (health, models, 404, 405, 413):
@@ -673,7 +632,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     req_t *req = *con_cls;
 
     if (req == NULL) {
-        head_scan_t hs;
+        gate_scan_t hs;
         req = request_new(sh, conn, shard_config(sh));
         *con_cls = req;
         shard_link(sh, req);
@@ -689,7 +648,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             if (!doorwire_path(req, p) && strncmp(p, "/messages/", 10) == 0)
                 req->door = DOOR_MESSAGES;
         }
-        head_scan(conn, method, url, version, req->cfg, &hs);
+        gate_scan_head(conn, method, url, version, req->cfg, &hs);
         gate_head_received(conn, hs.expect, req->door == DOOR_MESSAGES);
         if (hs.bytes > req->cfg->max_header_bytes)
             return head_too_large(req, hs.bytes);
