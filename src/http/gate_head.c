@@ -17,12 +17,13 @@
 
 #include "core/util.h"
 
-/* RFC 9110 tchar: what methods, field names and codings are made of. */
+/* RFC 9110 tchar: what methods, field names and codings are made of
+ * (ALPHA, DIGIT and !#$%&'*+-.^_`|~), one bit per byte value. */
+static const uint32_t TCHAR[8] = {0, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff, 0, 0, 0, 0};
+
 static bool is_tchar(unsigned char c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return (TCHAR[c >> 5] >> (c & 31)) & 1;
 }
 
 static enum gate_head_result refuse(gate_verdict_t *v, unsigned status, const char *code,
