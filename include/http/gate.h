@@ -19,10 +19,11 @@
  *   libmicrohttpd sees as the client closing.
  * - server.max_connections: the shard's share (max_connections / threads)
  *   counts connections being checked and connections libmicrohttpd holds.
- *   Over it, GATE_PROBE_RESERVE more are accepted per shard for health
- *   checks: a reserve connection whose head is a GET of /healthz, /readyz or
- *   /metrics is handed on, any other gets 503; over the reserve a connection
- *   gets a 503 at once and is closed.
+ *   When it is taken, the oldest connection still sending its head is
+ *   evicted (408) if it had a second; else GATE_PROBE_RESERVE more are
+ *   accepted per shard for health checks: a reserve connection whose head
+ *   is a GET of /healthz, /readyz or /metrics is handed on, any other gets
+ *   503; over the reserve a connection gets a 503 at once and is closed.
  * - server.max_connections_per_ip (0 = off): open connections per client
  *   address across every shard (http/gate_ips.h); over it 429 at once.
  *

@@ -87,6 +87,9 @@ struct gate {
     gate_conn_t *handing; /* the connection MHD_add_connection is adding */
     bool handed;          /* ... and libmicrohttpd took it */
     uint64_t warned_ms;
+    /* refusals since the last warning, logged at most every 10 s */
+    unsigned n_full, n_per_ip, n_evicted, n_timeouts;
+    uint64_t told_ms;
     char *peek;
     size_t peek_cap;
 };
@@ -170,6 +173,21 @@ static void list_del(gate_conn_t *c)
         l->tail = c->prev;
     c->prev = c->next = NULL;
     c->list = NULL;
+}
+
+/* How the limits are doing, for the log: once every 10 s at most, and only
+ * when something was refused. */
+static void tell(gate_t *g)
+{
+    uint64_t now = loop_now_ms(g->loop);
+    if (now - g->told_ms < 10000)
+        return;
+    g->told_ms = now;
+    log_warn("http: thread %u, last 10 s: %u connections refused with the table full "
+             "(server.max_connections), %u over server.max_connections_per_ip, %u slow heads "
+             "evicted, %u heads or bodies past server.request_timeout_ms",
+             shard_id(g->shard), g->n_full, g->n_per_ip, g->n_evicted, g->n_timeouts);
+    g->n_full = g->n_per_ip = g->n_evicted = g->n_timeouts = 0;
 }
 
 static void unlink_held(gate_t *g, gate_conn_t *c)
@@ -300,12 +318,15 @@ static void check(gate_conn_t *c, uint32_t events)
         r = gate_head_check(&c->head, g->peek, (size_t)n, eof, &lim, &v);
     }
     if (r == GATE_HEAD_PASS) {
-        if (c->reserve && !c->head.probe)
+        if (c->reserve && !c->head.probe) {
+            g->n_full++;
+            tell(g);
             refuse(c, 503, "too_many_connections",
                    "The router has no free connection (server.max_connections); retry shortly.",
                    "Retry-After: 1\r\n");
-        else
+        } else {
             hand_on(c);
+        }
         return;
     }
     if (r == GATE_HEAD_REFUSE) {
@@ -338,6 +359,8 @@ static void on_conn_timer(loop_t *loop, loop_timer_t *t)
     (void)loop;
     switch (c->phase) {
     case GC_CHECK:
+        c->g->n_timeouts++;
+        tell(c->g);
         snprintf(msg, sizeof msg,
                  "The request head did not arrive within %u ms (server.request_timeout_ms).",
                  cfg->request_timeout_ms);
@@ -347,6 +370,8 @@ static void on_conn_timer(loop_t *loop, loop_timer_t *t)
         drop(c);
         break;
     case GC_LIVE:
+        c->g->n_timeouts++;
+        tell(c->g);
         /* libmicrohttpd holds it: write the 408 behind its back (nothing of
          * its own is being written now), then shut the socket down; it sees
          * the client close and ends the connection itself. */
@@ -384,6 +409,8 @@ static bool evict(gate_t *g, const config_t *cfg)
            "(server.max_connections).",
            old->head.messages, NULL);
     drop(old);
+    g->n_evicted++;
+    tell(g);
     return true;
 }
 
@@ -396,6 +423,8 @@ static void admit(gate_t *g, int fd, const struct sockaddr_storage *ss, socklen_
     if (over && evict(g, cfg))
         over = g->n_live + g->n_held >= g->share;
     if (over && g->n_reserve >= GATE_PROBE_RESERVE) {
+        g->n_full++;
+        tell(g);
         answer(g, fd, 503, "too_many_connections",
                "The router has no free connection (server.max_connections); retry shortly.",
                false, "Retry-After: 1\r\n");
@@ -405,6 +434,8 @@ static void admit(gate_t *g, int fd, const struct sockaddr_storage *ss, socklen_
     if (cfg->max_connections_per_ip > 0) {
         char msg[200];
         if (!gate_ips_take(g->ips, (const struct sockaddr *)ss, cfg->max_connections_per_ip)) {
+            g->n_per_ip++;
+            tell(g);
             snprintf(msg, sizeof msg,
                      "This client address has %u connections open, the limit "
                      "(server.max_connections_per_ip).",

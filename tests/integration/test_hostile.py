@@ -593,6 +593,7 @@ def test_slowloris_fills_the_table_probes_and_traffic_still_answered():
             statuses[st] = statuses.get(st, 0) + 1
         check(statuses.get(408, 0) >= TIGHT_MAX - 10, f"408s to the slow clients: {statuses}")
         check(set(statuses) <= {408, 503}, f"answers to the slow clients: {statuses}")
+        check("http: thread 0, last 10 s:" in d.stderr_text(), "the refusals are not in the log")
     finally:
         tr.close()
     serving(d)
