@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "http/auth.h"
+#include "http/gate_ips.h"
 #include "account/budget.h"
 #include "core/config.h"
 #include "route/explain.h"
@@ -218,6 +219,7 @@ int main(int argc, char **argv)
     budget_t *budget = NULL;
     observe_t *obs = NULL;
     health_t *health = NULL;
+    gate_ips_t *ips = NULL; /* server.max_connections_per_ip, across the shards */
     shard_t *shards[MAX_SHARDS];
     unsigned n_shards = 0;
     config_t *cfg;
@@ -354,9 +356,10 @@ int main(int argc, char **argv)
         }
         observe_set_budget(obs, budget);
     }
+    ips = gate_ips_new();
     for (unsigned i = 0; i < cfg->threads && i < MAX_SHARDS; i++) {
         char err[256];
-        shard_t *s = shard_new(i, cfg, mem, obs, budget, health, err, sizeof err);
+        shard_t *s = shard_new(i, cfg, mem, obs, budget, health, ips, err, sizeof err);
         if (s == NULL) {
             log_error("%s", err);
             goto stop;
@@ -460,6 +463,7 @@ stop:
     observe_free(obs);
     health_free(health);
     mcache_free(mem);
+    gate_ips_free(ips); /* after every shard */
 out_cfg:
     config_unref(cfg);
 out:

@@ -208,6 +208,11 @@ typedef struct config {
     cfg_cors_t cors;
     unsigned max_connections;
     unsigned connection_timeout_s;
+    /* The head of a request must arrive within this long of the connection's
+     * accept (of the previous answer plus connection_timeout_s on a kept-alive
+     * connection), and its body within this long of its head: 408, closed. */
+    unsigned request_timeout_ms;
+    unsigned max_connections_per_ip; /* open connections per client address, 0 = no limit */
     unsigned shutdown_grace_ms;
     int log_level;
     /* server.user / server.group: whom the process runs as once it listens

@@ -22,15 +22,18 @@ struct observe;
 struct budget;
 struct rds;
 struct health;
+struct gate_ips;
 
 /* Creates shard id with its loop, upstream, Redis client (when the cache
  * uses Redis) and HTTP daemon listening on the config's address. mem is the
  * process-wide memory cache (may be NULL); health the process-wide
  * breakers and provider slots (upstream/health.h; may be NULL), which
- * learns the shard's loop to wake it when a slot frees. NULL on failure
- * with a message in err. */
+ * learns the shard's loop to wake it when a slot frees; ips the
+ * process-wide connection counts per client address (http/gate_ips.h;
+ * borrowed, outlives the shard). NULL on failure with a message in err. */
 shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observe *obs,
-                   struct budget *budget, struct health *health, char *err, size_t errlen);
+                   struct budget *budget, struct health *health, struct gate_ips *ips, char *err,
+                   size_t errlen);
 /* Starts the shard's thread. Returns 0 or -1. */
 int shard_start(shard_t *s);
 /* Asks the shard to stop: it stops accepting, lets live requests finish for

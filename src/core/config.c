@@ -166,6 +166,7 @@ static config_t *load_parser(const char *name, yaml_parser_t *parser, const char
     cfg->cors.max_age_s = 600;
     cfg->max_connections = 10000;
     cfg->connection_timeout_s = 60;
+    cfg->request_timeout_ms = 30000;
     cfg->shutdown_grace_ms = 5000;
     cfg->log_level = LOG_INFO;
     cfg->default_tier = -1;

@@ -205,6 +205,12 @@ void config_parse_server(ywalk_t *c, config_t *cfg, yaml_node_t *map)
         } else if (strcmp(k, "connection_timeout_s") == 0) {
             if (yw_u64(c, v, "server.connection_timeout_s", 1, 86400, &u))
                 cfg->connection_timeout_s = (unsigned)u;
+        } else if (strcmp(k, "request_timeout_ms") == 0) {
+            if (yw_u64(c, v, "server.request_timeout_ms", 100, 3600000, &u))
+                cfg->request_timeout_ms = (unsigned)u;
+        } else if (strcmp(k, "max_connections_per_ip") == 0) {
+            if (yw_u64(c, v, "server.max_connections_per_ip", 0, 1000000, &u))
+                cfg->max_connections_per_ip = (unsigned)u;
         } else if (strcmp(k, "shutdown_grace_ms") == 0) {
             if (yw_u64(c, v, "server.shutdown_grace_ms", 0, 600000, &u))
                 cfg->shutdown_grace_ms = (unsigned)u;
@@ -225,7 +231,8 @@ void config_parse_server(ywalk_t *c, config_t *cfg, yaml_node_t *map)
         } else {
             yw_unknown_key(c, kn, "server",
                         "listen, threads, max_body_bytes, max_header_bytes, max_response_bytes, "
-                        "max_connections, connection_timeout_s, shutdown_grace_ms, log_level, "
+                        "max_connections, max_connections_per_ip, connection_timeout_s, "
+                        "request_timeout_ms, shutdown_grace_ms, log_level, "
                         "allow_unauthenticated_public, cors, user, group");
         }
     }

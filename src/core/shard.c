@@ -23,6 +23,7 @@
 #include "core/rds.h"
 #include "http/request.h"
 #include "http/reply.h"
+#include "http/gate.h"
 #include "http/server.h"
 #include "upstream/upstream.h"
 #include "upstream/admit.h"
@@ -36,6 +37,7 @@ struct shard {
     bool started;
     loop_t *loop;
     struct MHD_Daemon *mhd;
+    struct gate *gate; /* accepts and checks connections before the daemon gets them */
     loop_io_t mhd_io;
     upstream_t *up;
     cache_ctx_t cache;
@@ -311,7 +313,8 @@ static bool hook(loop_t *loop, void *arg, int64_t *timeout_ms)
 }
 
 shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observe *obs,
-                   struct budget *budget, struct health *health, char *err, size_t errlen)
+                   struct budget *budget, struct health *health, struct gate_ips *ips, char *err,
+                   size_t errlen)
 {
     shard_t *s = xcalloc(1, sizeof *s);
     const union MHD_DaemonInfo *info;
@@ -354,7 +357,7 @@ shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observ
     apply_redis_policy(s);
     s->rds_state[0] = s->rds_state[1] = RDS_STATE_UP; /* published at the first iteration */
     s->stats_ms = 0;
-    s->mhd = server_start(s, cfg, err, errlen);
+    s->mhd = server_start(s, cfg, ips, &s->gate, err, errlen);
     if (s->mhd == NULL)
         goto fail;
     info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
@@ -425,6 +428,7 @@ void shard_free(shard_t *s)
         /* every request was released and resumed before the loop ended */
         MHD_stop_daemon(s->mhd);
     }
+    gate_free(s->gate); /* after the daemon: its close notifications reach the gate */
     upstream_free(s->up);
     rds_free(s->cache.rds);
     rds_free(s->budget_rds);

@@ -32,6 +32,7 @@
 #include "http/door.h"
 #include "http/door_messages.h"
 #include "http/door_wire.h"
+#include "http/gate.h"
 
 
 /* ---- the request head and libmicrohttpd's connection pool ----
@@ -43,7 +44,7 @@
  * left only after the handler has answered, and when they do not fit the
  * connection is closed without a byte sent: with the former 8 KiB pool a
  * 7.6 KB head was routed, the provider paid, and the client got nothing.
- * So a head is measured by what it takes in the pool (head_size), refused
+ * So a head is measured by what it takes in the pool (gate_scan_head), refused
  * over server.max_header_bytes on the first handler call, before any work,
  * and the pool is that limit plus RESPONSE_ROOM: our response headers
  * (under 3 KiB: the routing and CORS headers, or a preflight's echoed list
@@ -51,36 +52,16 @@
  * Memory: libmicrohttpd zeroes half the pool when a request switches to
  * its answer and the whole pool between two requests of a kept-alive
  * connection, so every pool byte is resident; RESPONSE_ROOM stays small.
- * Heads larger than the pool never reach the handler: libmicrohttpd
- * answers them with its own HTML 431 (0.9.75 has no hook to change that). */
-#define FIELD_ENTRY_BYTES 64
+ * A new connection's first head is checked by the gate (http/gate.h) with
+ * the same measure before libmicrohttpd reads it, so only a later request of
+ * a kept-alive connection can be larger than the pool (libmicrohttpd then
+ * answers with its own HTML 431; 0.9.75 has no hook to change that). */
+#define FIELD_ENTRY_BYTES GATE_FIELD_ENTRY_BYTES
 #define RESPONSE_ROOM 4096
 
 static size_t pool_bytes(size_t max_header_bytes)
 {
     return max_header_bytes + RESPONSE_ROOM;
-}
-
-static enum MHD_Result count_field(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   size_t key_size, const char *value, size_t value_size)
-{
-    size_t *bytes = cls;
-    (void)kind;
-    (void)key;
-    (void)value;
-    /* "name: value\r\n" (or "&name=value") and its entry */
-    *bytes += key_size + value_size + 4 + FIELD_ENTRY_BYTES;
-    return MHD_YES;
-}
-
-/* What the head takes in the pool: the request line, and per header
- * field, cookie and query argument its text and its entry. */
-static size_t head_size(struct MHD_Connection *conn, const char *method, const char *url)
-{
-    size_t bytes = strlen(method) + strlen(url) + 14; /* " HTTP/1.1\r\n", final CRLF */
-    MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_COOKIE_KIND | MHD_GET_ARGUMENT_KIND,
-                                count_field, &bytes);
-    return bytes;
 }
 
 /* An answer decided from the headers alone (health, models, 404, 405, 413):
@@ -695,9 +676,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 {
     shard_t *sh = cls;
     req_t *req = *con_cls;
-    (void)version;
 
     if (req == NULL) {
+        gate_scan_t hs;
         req = request_new(sh, conn, shard_config(sh));
         *con_cls = req;
         shard_link(sh, req);
@@ -713,10 +694,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             if (!doorwire_path(req, p) && strncmp(p, "/messages/", 10) == 0)
                 req->door = DOOR_MESSAGES;
         }
-        {
-            size_t head = head_size(conn, method, url);
-            if (head > req->cfg->max_header_bytes)
-                return head_too_large(req, head);
+        gate_scan_head(conn, method, url, version, req->cfg, &hs);
+        gate_head_received(conn, hs.expect, req->door == DOOR_MESSAGES);
+        if (hs.bytes > req->cfg->max_header_bytes)
+            return head_too_large(req, hs.bytes);
+        if (hs.refused) { /* answered at once, and closed: what follows is not a request */
+            enum MHD_Result ret = early(req, hs.verdict.status, hs.verdict.code,
+                                        hs.verdict.message, NULL, NULL, 0, false);
+            if (req->response == NULL)
+                return ret;
+            MHD_add_response_header(req->response, MHD_HTTP_HEADER_CONNECTION, "close");
+            return reply_queue_ready(req);
         }
         return on_first_call(req, url, method);
     }
@@ -735,6 +723,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             *upload_size = 0;
             return MHD_YES;
         }
+        gate_body_received(conn);
         if (req->discard_body)
             return reply_queue_ready(req);
         on_body_complete(req);
@@ -751,7 +740,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     shard_t *sh = cls;
     req_t *req = *con_cls;
-    (void)conn;
+    gate_request_done(conn);
     if (req == NULL)
         return;
     if (req->watching)
@@ -811,28 +800,41 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     log_debug("http: %s", line);
 }
 
-struct MHD_Daemon *server_start(struct shard *shard, const config_t *cfg, char *err,
-                                size_t errlen)
+struct MHD_Daemon *server_start(struct shard *shard, const config_t *cfg, struct gate_ips *ips,
+                                struct gate **gatep, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     unsigned sslen;
     struct MHD_Daemon *d;
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
-    unsigned limit = cfg->max_connections / cfg->threads;
+    /* no listening socket: the gate accepts and hands sound connections on */
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO |
+                     MHD_USE_NO_LISTEN_SOCKET;
+    gate_t *g;
+    char why[256];
 
+    *gatep = NULL;
     if (util_resolve_listen(cfg->listen_host, cfg->listen_port, &ss, &sslen, err, errlen) < 0)
         return NULL;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    g = gate_new(shard, cfg, ips);
     d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, shard, MHD_OPTION_EXTERNAL_LOGGER,
-                         on_mhd_log, shard, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-                         MHD_OPTION_CONNECTION_LIMIT, limit ? limit : 1,
+                         on_mhd_log, shard, MHD_OPTION_CONNECTION_LIMIT, gate_mhd_limit(g),
                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool_bytes(cfg->max_header_bytes),
                          MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
-                         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+                         MHD_OPTION_NOTIFY_CONNECTION, gate_on_connection, g,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, shard, MHD_OPTION_END);
-    if (d == NULL)
-        snprintf(err, errlen, "cannot listen on %s:%u", cfg->listen_host, cfg->listen_port);
+    if (d == NULL) {
+        snprintf(err, errlen, "cannot start the HTTP daemon");
+        gate_free(g);
+        return NULL;
+    }
+    if (gate_listen(g, d, (struct sockaddr *)&ss, sslen, why, sizeof why) < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%u: %s", cfg->listen_host, cfg->listen_port, why);
+        MHD_stop_daemon(d);
+        gate_free(g);
+        return NULL;
+    }
+    *gatep = g;
     return d;
 }
