@@ -123,6 +123,7 @@ deploy: build/llmrouter
 check: deps-test
 	@$(SUBMAKE) lint build/llmrouter
 	@$(SUBMAKE) unit
+	@$(SUBMAKE) fuzz-replay
 	@$(SUBMAKE) integration
 	@$(SUBMAKE) cache
 	@$(SUBMAKE) observability

@@ -52,7 +52,9 @@ static void answer_to_chat(const char *s, size_t n, unsigned opt)
         int obj = 0;
         FUZZ_CHECK(json_check(buf_ptr(&out), buf_len(&out), 0, &obj, NULL) == 1 && obj,
                    "chat answer is not a JSON object: %.*s", (int)buf_len(&out), buf_ptr(&out));
-        FUZZ_CHECK(anthropic_prompt_tokens(&u) >= 0 && u.output_tokens >= 0, "negative usage");
+        FUZZ_CHECK(anthropic_prompt_tokens(&u) >= -1 && u.output_tokens >= -1 &&
+                       u.cache_read_tokens >= -1 && u.cache_write_tokens >= -1,
+                   "usage below -1 (unknown)");
     } else {
         FUZZ_CHECK(buf_len(&out) == 0, "a refused translation wrote output");
         if (rc == ANTHROPIC_EINVAL)

@@ -25,8 +25,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     config_t *cfg = config_load_string("fuzz.yaml", (const char *)data, size, err, sizeof err,
                                        warn, sizeof warn);
     FUZZ_CHECK(memchr(err, '\0', sizeof err) && memchr(warn, '\0', sizeof warn), "unterminated");
-    FUZZ_CHECK(strstr(err, "S3CRET") == NULL && strstr(warn, "S3CRET") == NULL,
-               "a key's value in a message: %s %s", err, warn);
+    /* (unless the text itself holds those letters: the fuzzer learns them
+     * from the comparison below and writes them into keys) */
+    if (memmem(data, size, "S3CRET", 6) == NULL)
+        FUZZ_CHECK(strstr(err, "S3CRET") == NULL && strstr(warn, "S3CRET") == NULL,
+                   "a key's value in a message: %s %s", err, warn);
     if (cfg == NULL) {
         FUZZ_CHECK(strncmp(err, "fuzz.yaml", 9) == 0, "an error that does not name the file: %s", err);
     } else {

@@ -57,9 +57,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(p[h1.head_len - 1] == '\n', "head does not end with a line break");
     } else {
         /* the message may differ ("take 278 bytes" whole, "at least 211" when
-         * refused early): the status and code may not */
-        FUZZ_CHECK(v1.status == v2.status && v1.code == v2.code, "refusals differ: %u %s / %u %s",
-                   v1.status, v1.message, v2.status, v2.message);
+         * refused early), and a head that is both too large and malformed
+         * may be refused for its size before the rest arrives: otherwise the
+         * status and code may not differ */
+        bool sized = v1.status == 431 || v1.status == 414 || v2.status == 431 || v2.status == 414;
+        FUZZ_CHECK(sized || (v1.status == v2.status && v1.code == v2.code),
+                   "refusals differ: %u %s / %u %s", v1.status, v1.message, v2.status, v2.message);
         FUZZ_CHECK(v1.status >= 400 && v1.status <= 505 && v1.code != NULL && v1.message[0],
                    "refusal %u", v1.status);
         FUZZ_CHECK(memchr(v1.message, '\0', sizeof v1.message) != NULL, "unterminated message");
