@@ -20,6 +20,10 @@ static void check_chunks(const char *p, size_t n);
 
 static void req_from_chat(const char *s, size_t n, unsigned opt)
 {
+    /* the daemon translates only bodies that passed the strict check */
+    int is_obj = 0;
+    if (json_check(s, n, JSON_CHECK_STRICT, &is_obj, NULL) != 1)
+        return;
     cJSON *chat = cJSON_ParseWithLength(s, n);
     if (chat == NULL)
         return;
