@@ -312,7 +312,7 @@ void xreport_print_table(const xreport_t *r, int control, FILE *out)
                                            "p50 ms",    "p95 ms",     "cache hit %",
                                            "quality"};
     static const double scale[X_N] = {100, 1, 1, 1, 1, 100, 1};
-    static const char *const fmt[X_N] = {"%.1f", "%.6f", "%.6f", "%.0f", "%.0f", "%.1f", "%.2f"};
+    static const char *const fmt[X_N] = {"%.1f", "%.6f", "%.6f", "%.1f", "%.1f", "%.1f", "%.2f"};
     fprintf(out, "experiment %s: %zu arm%s (95%% confidence intervals in brackets)\n",
             r->experiment, r->n_arms, r->n_arms == 1 ? "" : "s");
     fprintf(out, "%-16s %8s %8s", "arm", "requests", "samples");
