@@ -35,6 +35,7 @@ typedef struct exp_arm {
     /* tiers: per tier index, the tier used instead; NULL when none mapped */
     int *tier_map;
     bool no_cascade; /* cascade: false — cascade tiers act as plain chains */
+    struct scorer *scorer; /* weights: the arm's complexity weights (owned), NULL: as configured */
 } exp_arm_t;
 
 typedef struct experiment {

@@ -62,6 +62,7 @@ typedef struct rule_ctx {
     const int *order;
     size_t n_order;
     const double *band_lo, *band_hi;
+    const struct scorer *scorer; /* the arm's weights for complexity conditions, or NULL */
 } rule_ctx_t;
 
 /* Parses routing.rules (a YAML list) against cfg's tiers and models.

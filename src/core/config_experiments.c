@@ -12,9 +12,10 @@
 #include "core/util.h"
 #include "route/experiment.h"
 #include "route/rules.h"
+#include "route/scorer.h"
 
 #define EXP_KEYS "name, key, active, arms"
-#define ARM_KEYS "name, weight, rules, complexity, tiers, cascade"
+#define ARM_KEYS "name, weight, rules, complexity, tiers, cascade, weights"
 
 /* Experiment and arm names are written into x-router-arm as EXP/ARM and
  * into metric labels: letters, digits, '_', '-', '.'. */
@@ -266,6 +267,35 @@ static void arm_tiers(ywalk_t *c, const config_t *cfg, exp_arm_t *a, yaml_node_t
     }
 }
 
+/* weights: PATH — the arm's complexity scorer weights (a relative PATH is
+ * read from the configuration file's directory, as routing.scorer's). */
+static void arm_weights(ywalk_t *c, const config_t *cfg, exp_arm_t *a, yaml_node_t *v,
+                        const char *what)
+{
+    char *path = yw_str(c, v, what), *full, err[600];
+    const char *slash = cfg->path ? strrchr(cfg->path, '/') : NULL;
+    size_t n;
+    if (path == NULL)
+        return;
+    if (path[0] == '\0') {
+        yw_error(c, v, "%s: expected a weights file path, found \"\"", what);
+        free(path);
+        return;
+    }
+    n = strlen(path) + (cfg->path ? strlen(cfg->path) : 0) + 2;
+    full = xmalloc(n);
+    if (path[0] != '/' && slash != NULL)
+        snprintf(full, n, "%.*s/%s", (int)(slash - cfg->path), cfg->path, path);
+    else
+        snprintf(full, n, "%s", path);
+    scorer_free(a->scorer);
+    a->scorer = scorer_load(full, err, sizeof err);
+    if (a->scorer == NULL)
+        yw_error(c, v, "%s: %s", what, err);
+    free(full);
+    free(path);
+}
+
 static void parse_arm(ywalk_t *c, const config_t *cfg, exp_arm_t *a, yaml_node_t *map,
                       const char *where)
 {
@@ -287,6 +317,8 @@ static void parse_arm(ywalk_t *c, const config_t *cfg, exp_arm_t *a, yaml_node_t
             arm_complexity(c, cfg, a, v, what);
         } else if (strcmp(k, "tiers") == 0) {
             arm_tiers(c, cfg, a, v, what);
+        } else if (strcmp(k, "weights") == 0) {
+            arm_weights(c, cfg, a, v, what);
         } else if (strcmp(k, "cascade") == 0) {
             bool on = true;
             if (yw_bool(c, v, what, &on))

@@ -206,7 +206,10 @@ static void explain_finish(req_t *req, prompt_t *p, const char *model, const buf
      * not pay for it, and x-router-score stays off) */
     buf_puts(out, ",\"complexity\":{\"score\":");
     {
-        const scorer_t *sc = cfg->scorer ? cfg->scorer : scorer_builtin();
+        const exp_arm_t *arm = experiment_arm_of(cfg, req->exp_arm, NULL);
+        const scorer_t *sc = arm && arm->scorer ? arm->scorer
+                             : cfg->scorer      ? cfg->scorer
+                                                : scorer_builtin();
         buf_t top;
         snprintf(num, sizeof num, "%.3f", prompt_score(p, sc));
         buf_puts(out, num);
@@ -301,6 +304,7 @@ static int experiment_arm(req_t *req, const cJSON *root, const char *model, rule
     }
     ctx->band_lo = a->band_lo;
     ctx->band_hi = a->band_hi;
+    ctx->scorer = a->scorer;
     return (int)arm;
 }
 

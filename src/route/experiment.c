@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "core/config.h"
+#include "route/scorer.h"
 
 uint64_t experiment_hash(const char *name, const char *key, size_t len)
 {
@@ -63,6 +64,7 @@ void experiments_free(experiments_t *x)
             free(a->band_lo);
             free(a->band_hi);
             free(a->tier_map);
+            scorer_free(a->scorer);
         }
         free(e->arms);
         free(e->name);
