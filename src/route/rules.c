@@ -366,8 +366,8 @@ static int eval(evalctx_t *e, const cond_t *k)
         return r;
     }
     case C_COMPLEXITY: {
-        const scorer_t *w = e->ctx->scorer ? e->ctx->scorer : e->rs->scorer;
-        double score = prompt_score(p, w);
+        const scorer_t *weights = e->ctx->scorer ? e->ctx->scorer : e->rs->scorer;
+        double score = prompt_score(p, weights);
         double lo = k->lo, hi = k->hi;
         if (e->ctx->band_lo != NULL && !isnan(e->ctx->band_lo[e->rule])) {
             lo = e->ctx->band_lo[e->rule]; /* an experiment arm's band */
@@ -378,7 +378,7 @@ static int eval(evalctx_t *e, const cond_t *k)
             buf_t top;
             char band[64];
             buf_init(&top, 512);
-            scorer_top_features(w, p->score_x, 3, &top);
+            scorer_top_features(weights, p->score_x, 3, &top);
             if (lo > 0 && hi < 1)
                 snprintf(band, sizeof band, "in [%g, %g]", lo, hi);
             else if (lo > 0)
