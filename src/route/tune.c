@@ -391,6 +391,8 @@ static void print_pair(const input_t *in, const char *cheap, const char *strong,
            p->cost, p->base_cost > 0 ? 100 * (p->cost - p->base_cost) / p->base_cost : 0.0,
            p->quality, p->quality - p->base_quality);
     printf("#   each bucket mean used rests on at least %zu samples\n", p->support_min);
+    if (fabs(p->cost - p->base_cost) <= 1e-12 && fabs(p->quality - p->base_quality) <= 1e-9)
+        printf("#   no gain expected: this is what the traffic already does\n");
     printf("routing:\n  rules:\n    - name: %s\n      when: {complexity: {min: %.2f}}\n"
            "      tier: %s\n",
            rule ? rule : "hard-prompts  # your rule that sends hard prompts to this tier",
@@ -458,8 +460,10 @@ static void print_refit(const tune_refit_result_t *r, int rc, const char *cheap,
            cheap, r->n_train, r->pos_train, r->n_test, r->pos_test);
     printf("#   held-out AUC: %s weights %.3f -> refitted %.3f (%+.3f)\n", old, r->auc_old,
            r->auc_new, r->auc_new - r->auc_old);
-    printf("#   wrote %s; compare it live with an experiment:\n", path);
-    printf("#   routing: {scorer: {weights: %s}}\n", path);
+    printf("#   wrote %s; compare it live with an experiment arm:\n", path);
+    printf("#   experiments: [{name: weights, key: user, arms: [{name: control}, "
+           "{name: refit, weights: %s}]}]\n",
+           path);
 }
 
 /* ---- command line ---- */
