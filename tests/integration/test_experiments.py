@@ -106,7 +106,7 @@ def setup():
 
 
 def teardown():
-    for tag in ("a", "b", "rep"):
+    for tag in ("a", "b", "rep", "keys", "hdr"):
         d = S.get(tag)
         if d is not None:
             d.kill()
@@ -178,6 +178,39 @@ def metric(d, name, labels):
 
 # ---- stability and weights ----
 
+def fnv_fmix(name, key):
+    """The documented hash: 64-bit FNV-1a of NAME "\\n" KEY, then fmix64."""
+    m = (1 << 64) - 1
+    h = 14695981039346656037
+    for byte in name.encode() + b"\n" + key.encode():
+        h = ((h ^ byte) * 1099511628211) & m
+    h ^= h >> 33
+    h = (h * 0xff51afd7ed558ccd) & m
+    h ^= h >> 33
+    h = (h * 0xc4ceb9fe1a85ec53) & m
+    return h ^ (h >> 33)
+
+
+def expected_arm(name, key, arms):
+    """arms: [(name, weight)] in order; the first arm whose cumulative share
+    is above u = top 53 bits / 2^53."""
+    u = (fnv_fmix(name, key) >> 11) / float(1 << 53)
+    total, run = sum(w for _, w in arms), 0.0
+    for i, (a, w) in enumerate(arms):
+        run += w
+        if u < (run / total if i + 1 < len(arms) else 1.0):
+            return a
+    return arms[-1][0]
+
+
+@test
+def test_arm_is_the_documented_hash():
+    arms = [("control", 2), ("lean", 1), ("strict", 1)]
+    for i in range(300):
+        u = f"doc-{i}"
+        eq(arm_of(S["a"], u), expected_arm("policy", u, arms), f"arm of {u}")
+
+
 @test
 def test_split_is_stable_across_instances_reload_restart():
     users = [f"stable-{i}" for i in range(150)]
@@ -213,6 +246,47 @@ def test_weights_respected_on_2000_keys():
         sd = math.sqrt(n * share * (1 - share))
         check(abs(counts[arm] - n * share) <= 4 * sd,
               f"{arm}: {counts[arm]} of {n}, expected {n * share:.0f} +- {4 * sd:.0f}")
+
+
+@test
+def test_proxy_key_and_header_keys():
+    """key: proxy_key (the key's name) and key: header:NAME, each checked
+    against the documented hash."""
+    base, _, _ = config_text("keys")
+    head = base.split("\nexperiments:\n")[0]
+    import hashlib
+    keys = "\nkeys:\n" + "".join(
+        f"  team-{c}: {{key_sha256: \"{hashlib.sha256(f'secret-{c}'.encode()).hexdigest()}\"}}\n"
+        for c in "abcdefgh")
+    for tag, key, extra in (("keys", "proxy_key", keys), ("hdr", "header:X-Team", "")):
+        text = (head + extra + f"\nexperiments:\n  - name: k\n    key: {key}\n    arms:\n"
+                "      - {name: one, weight: 1}\n      - {name: two, weight: 1}\n")
+        path = os.path.join(E.tmp, f"{tag}.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        d = S[tag] = E.new_daemon(tag=tag, config=path).start()
+        for c in "abcdefgh":
+            h = ({"authorization": f"Bearer secret-{c}"} if tag == "keys"
+                 else {"x-team": f"team-{c}"})
+            r = post(d, body("which arm?"), h, path="/v1/router/explain")
+            eq(r.status, 200, f"{tag}: explain ({R.short(r.body)})")
+            want = expected_arm("k", f"team-{c}", [("one", 1), ("two", 1)])
+            eq(r.json["decision"].get("arm"), want, f"{tag}: arm of team-{c}")
+            r = post(d, body(f"real {uuid.uuid4().hex}"), h)
+            eq(r.h("x-router-arm"), f"k/{want}", f"{tag}: x-router-arm of team-{c}")
+
+
+@test
+def test_offline_explain_names_the_arm():
+    req = os.path.join(E.tmp, "explain.json")
+    with open(req, "w") as f:
+        json.dump(body("explain me", "doc-1"), f)
+    out = subprocess.run([E.bin, "-c", S["rep.yaml"], "--explain", req], capture_output=True,
+                         text=True, timeout=20, env=dict(os.environ, SIM_URL="http://127.0.0.1:9",
+                                                         SIM_KEY_GOOD="k"))
+    eq(out.returncode, 0, f"--explain ({out.stderr})")
+    want = expected_arm("policy", "doc-1", [("control", 2), ("lean", 1), ("strict", 1)])
+    check(f"experiment: policy, arm {want}" in out.stdout, f"--explain: {out.stdout}")
 
 
 # ---- the policies route differently ----
@@ -498,7 +572,7 @@ def test_zz_daemons_exit_cleanly():
     """Last, always: every daemon stops with status 0 on SIGTERM — under
     ASan a leak makes it fail."""
     bad = []
-    for tag in ("a", "b", "rep"):
+    for tag in ("a", "b", "rep", "keys", "hdr"):
         d = S.get(tag)
         if d is None:
             continue
