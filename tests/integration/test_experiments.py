@@ -106,7 +106,7 @@ def setup():
 
 
 def teardown():
-    for tag in ("a", "b", "rep", "keys", "hdr"):
+    for tag in ("a", "b", "rep", "keys", "hdr", "hdrc"):
         d = S.get(tag)
         if d is not None:
             d.kill()
@@ -324,6 +324,35 @@ def test_cascade_off_in_an_arm():
     eq(r.status, 200, "lean: status")
     eq(r.h("x-router-cascade"), None, "lean (cascade: false): no cascade")
     eq(r.h("x-router-model"), "c-empty", "lean: the first model's answer is returned as is")
+
+
+@test
+def test_cascade_off_arm_has_its_own_cache_entries():
+    base, _, _ = config_text("hdrc")
+    head = base.split("\nexperiments:\n")[0]
+    text = (head + "\nexperiments:\n  - name: c\n    key: header:x-team\n    arms:\n"
+            "      - {name: on}\n      - {name: off, cascade: false}\n")
+    path = os.path.join(E.tmp, "hdrc.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    d = S["hdrc"] = E.new_daemon(tag="hdrc", config=path).start()
+    arms = [("on", 1), ("off", 1)]
+    team = {}
+    for i in range(100):
+        team.setdefault(expected_arm("c", f"t{i}", arms), f"t{i}")
+    b = {"model": "auto", "temperature": 0,
+         "messages": [{"role": "user", "content": f"same body {uuid.uuid4().hex}"}]}
+    hb = {"x-router-hint": "batch"}
+    r = post(d, b, dict(hb, **{"x-team": team["on"]}))
+    eq((r.h("x-router-arm"), r.h("x-cache"), r.h("x-router-model")), ("c/on", "MISS", "large"),
+       "cascade arm: escalated, stored")
+    r = post(d, b, dict(hb, **{"x-team": team["off"]}))
+    eq((r.h("x-router-arm"), r.h("x-cache"), r.h("x-router-model")), ("c/off", "MISS", "c-empty"),
+       "cascade-off arm: not the cascade's cached answer")
+    r = post(d, b, dict(hb, **{"x-team": team["off"]}))
+    eq(r.h("x-cache"), "HIT", "cascade-off arm: its own entry")
+    r = post(d, b, dict(hb, **{"x-team": team["on"]}))
+    eq((r.h("x-cache"), r.h("x-router-model")), ("HIT", "large"), "cascade arm: its own entry")
 
 
 @test
@@ -572,7 +601,7 @@ def test_zz_daemons_exit_cleanly():
     """Last, always: every daemon stops with status 0 on SIGTERM — under
     ASan a leak makes it fail."""
     bad = []
-    for tag in ("a", "b", "rep", "keys", "hdr"):
+    for tag in ("a", "b", "rep", "keys", "hdr", "hdrc"):
         d = S.get(tag)
         if d is None:
             continue
