@@ -16,4 +16,8 @@ struct experiments;
  * empty; caller frees with experiments_free), also after errors. */
 struct experiments *config_parse_experiments(ywalk_t *c, const config_t *cfg, yaml_node_t *n);
 
+/* For --check-config: one line per experiment (the active one's arms and
+ * shares). f is a FILE *. */
+void config_print_experiments(const config_t *cfg, void *f);
+
 #endif

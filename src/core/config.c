@@ -469,6 +469,7 @@ void config_print_summary(const config_t *cfg, void *file)
                 cfg->cache.backend == CACHE_BACKEND_MEMORY ? "memory" : "redis", cfg->cache.ttl_s,
                 cfg->cache.per_key ? ", per key" : "",
                 cfg->cache.only_deterministic ? ", deterministic requests only" : "");
+    config_print_experiments(cfg, f);
 }
 
 static pthread_mutex_t g_current_lock = PTHREAD_MUTEX_INITIALIZER;

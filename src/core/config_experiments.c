@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -445,4 +446,24 @@ experiments_t *config_parse_experiments(ywalk_t *c, const config_t *cfg, yaml_no
     }
     free_named(ev, cnt);
     return x;
+}
+
+void config_print_experiments(const config_t *cfg, void *file)
+{
+    FILE *f = file;
+    const experiments_t *x = cfg->experiments;
+    for (size_t i = 0; x != NULL && i < x->n; i++) {
+        const experiment_t *e = &x->v[i];
+        double prev = 0;
+        fprintf(f, "experiment %s (%s, key %s%s):", e->name, e->active ? "active" : "inactive",
+                experiment_key_kind(e->key), e->header ? ":" : "");
+        if (e->header)
+            fprintf(f, "%s", e->header);
+        for (size_t j = 0; j < e->n_arms; j++) {
+            fprintf(f, "%s %s %.1f%%", j ? "," : "", e->arms[j].name,
+                    100 * (e->arms[j].upper - prev));
+            prev = e->arms[j].upper;
+        }
+        fprintf(f, "\n");
+    }
 }
