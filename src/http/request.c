@@ -436,7 +436,7 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
     {
         prompt_t p;
         bool label_needed = false;
-        rule_ctx_t ctx = {.model = model->valuestring, .key_name = "",
+        rule_ctx_t ctx = {.model = model->valuestring, .key_name = req->key_name,
                           .header = req->header, .header_arg = req->header_arg,
                           .label_state = explain ? RULE_LABEL_EXPLAIN : (enum rule_label)req->cls_state,
                           .label = req->cls_label, .label_needed = &label_needed};

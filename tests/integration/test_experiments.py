@@ -106,7 +106,7 @@ def setup():
 
 
 def teardown():
-    for tag in ("a", "b", "rep", "keys", "hdr", "hdrc"):
+    for tag in ("a", "b", "rep", "keys", "hdr", "hdrc", "keyrule"):
         d = S.get(tag)
         if d is not None:
             d.kill()
@@ -277,6 +277,27 @@ def test_proxy_key_and_header_keys():
             eq(r.json["decision"].get("arm"), want, f"{tag}: arm of team-{c}")
             r = post(d, body(f"real {uuid.uuid4().hex}"), h)
             eq(r.h("x-router-arm"), f"k/{want}", f"{tag}: x-router-arm of team-{c}")
+
+
+@test
+def test_key_rule_condition_sees_the_proxy_key():
+    """Found while building key: proxy_key — a rule's `key:` condition was
+    evaluated with an empty key name in the daemon, so it never matched."""
+    base, _, _ = config_text("keyrule")
+    head = base.split("\nexperiments:\n")[0]
+    import hashlib
+    text = head.replace("  rules:\n", "  rules:\n    - {name: by-key, when: {key: [team-a]}, tier: strong}\n", 1)
+    text += "\nkeys:\n" + "".join(
+        f"  team-{c}: {{key_sha256: \"{hashlib.sha256(f'secret-{c}'.encode()).hexdigest()}\"}}\n"
+        for c in "ab")
+    path = os.path.join(E.tmp, "keyrule.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    d = S["keyrule"] = E.new_daemon(tag="keyrule", config=path).start()
+    r = post(d, body("hi"), {"authorization": "Bearer secret-a"})
+    eq((r.status, r.h("x-router-rule"), r.h("x-router-tier")), (200, "by-key", "strong"), "team-a")
+    r = post(d, body("hi"), {"authorization": "Bearer secret-b"})
+    eq((r.status, r.h("x-router-rule"), r.h("x-router-tier")), (200, "default", "cheap"), "team-b")
 
 
 @test
@@ -604,7 +625,7 @@ def test_zz_daemons_exit_cleanly():
     """Last, always: every daemon stops with status 0 on SIGTERM — under
     ASan a leak makes it fail."""
     bad = []
-    for tag in ("a", "b", "rep", "keys", "hdr", "hdrc"):
+    for tag in ("a", "b", "rep", "keys", "hdr", "hdrc", "keyrule"):
         d = S.get(tag)
         if d is None:
             continue
