@@ -26,6 +26,7 @@
 #include "account/observe.h"
 #include "account/report.h"
 #include "route/scorer.h"
+#include "route/tune.h"
 #include "core/notify.h"
 #include "core/privdrop.h"
 #include "core/shard.h"
@@ -59,6 +60,7 @@ static void usage(FILE *f)
             "\n"
             "       llmrouter report ACCESS_LOG...   summarise an access log (report --help)\n"
             "       llmrouter score [--features]    complexity scores of JSON lines (score --help)\n"
+            "       llmrouter tune ACCESS_LOG SAMPLES  thresholds and weights from judged traffic (tune --help)\n"
             "\n"
             "Signals: SIGHUP reloads the configuration; SIGINT/SIGTERM stop gracefully.\n"
             "Documentation: README.md and docs/ in the source tree.\n",
@@ -230,6 +232,8 @@ int main(int argc, char **argv)
         return report_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "score") == 0)
         return scorer_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "tune") == 0)
+        return tune_main(argc - 1, argv + 1);
     while ((c = getopt_long(argc, argv, "c:l:t:VhE:JH:", opts, NULL)) != -1) {
         switch (c) {
         case 'c':

@@ -43,6 +43,9 @@ enum family {
     F_SCORE_SUM,
     F_SCORE_COUNT,
     F_DOOR_REQUESTS,
+    F_EXP_REQUESTS,
+    F_EXP_COST,
+    F_EXP_KEYLESS,
     F_COUNT
 };
 

@@ -232,6 +232,7 @@ typedef struct config {
     char **routable; /* client model names routed like "auto" */
     size_t n_routable;
     struct rules *rules; /* routing.rules, NULL when none */
+    struct experiments *experiments; /* experiments: (route/experiment.h), NULL when none */
     cfg_classifier_t classifier; /* routing.classifier */
     struct scorer *scorer; /* routing.scorer.weights, NULL = the built-in weights */
     int baseline_model;  /* routing.baseline_model: what requests would cost without routing; -1 */

@@ -24,7 +24,7 @@
 #define CORS_EXPOSE_HEADERS                                                                        \
     "x-request-id, x-router-tier, x-router-rule, x-router-model, x-router-provider, "             \
     "x-router-attempts, x-router-skipped, x-router-cost-usd, x-router-cost-estimated, x-cache, age, retry-after, "   \
-    "x-should-retry"
+    "x-should-retry, x-router-arm"
 
 /* Checks one entry of server.cors.origins: "scheme://host[:port]", or
  * a wildcard "scheme://" followed by "*.domain[:port]" for any subdomain. Returns 0, or -1

@@ -171,6 +171,11 @@ typedef struct req {
     uint32_t est_prompt_tokens; /* estimate for the conversation (textstat) */
     int64_t max_output;         /* max_completion_tokens / max_tokens asked for, -1 if none */
     double score;               /* complexity score if a rule computed it, else -1 */
+    /* experiments (route/experiment.h): the arm of the active experiment
+     * that routed the request, -1 when it is in none; keyless: the
+     * experiment's key was absent and the request id chose the arm */
+    int exp_arm;
+    bool exp_keyless;
 
     /* streamed usage: llmrouter asks every streaming provider for usage
      * (stream_options.include_usage), strips the usage-only chunk when the

@@ -60,6 +60,10 @@ enum router_status router_route(const config_t *cfg, const char *model, struct p
                                 const struct rule_ctx *ctx, const char *client_tier, route_t *out,
                                 buf_t *explain);
 
+/* An experiment arm's tier mapping (route/experiment.h): when r chose tier
+ * t and map[t] != t, r's tier and chain become map[t]'s. map may be NULL. */
+void router_map_tier(const config_t *cfg, route_t *r, const int *map);
+
 /* Without rules (model name only): for callers that have no prompt. */
 enum router_status router_resolve(const config_t *cfg, const char *model, route_t *out);
 

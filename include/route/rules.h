@@ -55,6 +55,14 @@ typedef struct rule_ctx {
     enum rule_label label_state;
     int label;          /* RULE_LABEL_KNOWN: index into cfg->classifier.labels */
     bool *label_needed; /* out, may be NULL: set when a rule needed the label */
+    /* An experiment's arm (route/experiment.h), or all NULL/0: order, when
+     * not NULL, lists the rules to evaluate (indexes, in that order; the
+     * others are skipped); band_lo/band_hi, when not NULL, hold per rule
+     * the complexity band that replaces its conditions' (NAN: as written). */
+    const int *order;
+    size_t n_order;
+    const double *band_lo, *band_hi;
+    const struct scorer *scorer; /* the arm's weights for complexity conditions, or NULL */
 } rule_ctx_t;
 
 /* Parses routing.rules (a YAML list) against cfg's tiers and models.
@@ -75,5 +83,8 @@ const rule_action_t *rules_action(const rules_t *rs, size_t i);
  * whose conditions hold); rules before it did not match. If explain is not NULL, every rule is evaluated and a
  * JSON array of {"rule","matched","why":[...]} objects is appended to it. */
 int rules_eval(const rules_t *rs, prompt_t *p, const rule_ctx_t *ctx, buf_t *explain);
+
+/* Whether rule i has a complexity condition anywhere in its `when`. */
+bool rules_has_complexity(const rules_t *rs, size_t i);
 
 #endif

@@ -72,6 +72,9 @@ scorer_t *scorer_parse(const char *name, const char *text, size_t len, char *err
 scorer_t *scorer_load(const char *path, char *err, size_t errlen);
 void scorer_free(scorer_t *s);
 
+/* Copies s's bias and weights (for `llmrouter tune --refit`). */
+void scorer_get_weights(const scorer_t *s, double *bias, double w[SCORER_N_FEATURES]);
+
 /* Where the weights came from: "built-in" or the file name (borrowed). */
 const char *scorer_source(const scorer_t *s);
 

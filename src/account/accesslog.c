@@ -18,6 +18,7 @@
 
 #include "core/json.h"
 #include "account/metrics.h"
+#include "route/experiment.h"
 #include "route/router.h"
 #include "route/rules.h"
 #include "core/util.h"
@@ -188,6 +189,17 @@ static int put_head(buf_t *out, const config_t *cfg, const req_t *req)
     rc |= put_num(out, "score", req->score, "%.3f"); /* null: no rule computed it */
     rc |= put_str(out, "model", model_of(cfg, req->model));
     rc |= put_str(out, "provider", provider_of(cfg, req->model));
+    {
+        /* only requests in an experiment carry its arm */
+        const experiment_t *e = NULL;
+        const exp_arm_t *a = experiment_arm_of(cfg, req->exp_arm, &e);
+        if (a != NULL) {
+            rc |= put_str(out, "experiment", e->name);
+            rc |= put_str(out, "arm", a->name);
+            if (req->exp_keyless)
+                rc |= put_bool(out, "arm_keyless", true);
+        }
+    }
     return rc;
 }
 

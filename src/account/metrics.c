@@ -20,6 +20,7 @@
 #include "core/json.h"
 #include "http/door.h"
 #include "route/classifier.h"
+#include "route/experiment.h"
 #include "route/router.h"
 #include "upstream/cascade.h"
 #include "core/util.h"
@@ -174,6 +175,22 @@ const family_def_t metrics_families[F_COUNT] = {
                          false,
                          2,
                          {"door", "status_class"}},
+    /* experiments (route/experiment.h): the active experiment's arms */
+    [F_EXP_REQUESTS] = {"llmrouter_experiment_requests_total",
+                        "Finished requests routed by an experiment's arm, by HTTP status class",
+                        false,
+                        3,
+                        {"experiment", "arm", "status_class"}},
+    [F_EXP_COST] = {"llmrouter_experiment_cost_usd_total",
+                    "What the requests of each experiment arm cost (requests with a known cost)",
+                    false,
+                    2,
+                    {"experiment", "arm"}},
+    [F_EXP_KEYLESS] = {"llmrouter_experiment_keyless_requests_total",
+                       "Requests of an experiment without its key (the request id chose the arm)",
+                       false,
+                       2,
+                       {"experiment", "arm"}},
 };
 
 
@@ -315,6 +332,23 @@ static void observe_hist(metrics_t *m, int fam, const char *const *vals, uint64_
 }
 
 /* ------------------------------------------------------------ observe */
+
+/* "2xx" .. "5xx" (anything else "other"): a bounded label. */
+static const char *status_class(unsigned status);
+
+/* The request's experiment arm, if any. Called with m->lock held. */
+static void observe_experiment(metrics_t *m, const config_t *cfg, const req_t *req)
+{
+    const experiment_t *e = NULL;
+    const exp_arm_t *a = experiment_arm_of(cfg, req->exp_arm, &e);
+    if (a == NULL)
+        return;
+    add(m, F_EXP_REQUESTS, (const char *[]){e->name, a->name, status_class(req->resp_status)}, 1);
+    if (request_cost_total(req) >= 0)
+        add(m, F_EXP_COST, (const char *[]){e->name, a->name}, request_cost_total(req));
+    if (req->exp_keyless)
+        add(m, F_EXP_KEYLESS, (const char *[]){e->name, a->name}, 1);
+}
 
 const char *metrics_failover_reason(unsigned status, const char *error)
 {
@@ -488,6 +522,7 @@ void metrics_observe(metrics_t *m, const config_t *cfg, const req_t *req, uint64
                          req->t_first_byte_us - req->t_upstream_us);
     }
     observe_hist(m, F_OVERHEAD, (const char *[]){NULL}, total > upstream ? total - upstream : 0);
+    observe_experiment(m, cfg, req);
     pthread_mutex_unlock(&m->lock);
 }
 

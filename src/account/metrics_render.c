@@ -387,6 +387,57 @@ static void hist_into(uint64_t *dst, const hist_t *h)
         dst[b] += h->b[b];
 }
 
+/* ,"experiments":[{"experiment","arm","requests","errors","success_rate",
+ * "cost_usd","cost_per_request","keyless"}]: per arm of an experiment,
+ * from the merged experiment families (f, k as in metrics_stats_json). */
+static int put_experiments(buf_t *out, merged_t *const *f, const size_t *k)
+{
+    int rc = buf_puts(out, ",\"experiments\":[");
+    bool first = true;
+    /* F_EXP_REQUESTS is sorted by key: an arm's status classes are neighbours */
+    for (size_t i = 0; i < k[F_EXP_REQUESTS];) {
+        const merged_t *s = &f[F_EXP_REQUESTS][i];
+        const char *e = metrics_key_label(s->key, s->klen, 0);
+        const char *a = metrics_key_label(s->key, s->klen, 1);
+        double req = 0, err = 0, cost = 0, keyless = 0;
+        char num[256];
+        for (; i < k[F_EXP_REQUESTS]; i++) {
+            const merged_t *t = &f[F_EXP_REQUESTS][i];
+            const char *cls = metrics_key_label(t->key, t->klen, 2);
+            if (strcmp(metrics_key_label(t->key, t->klen, 0), e) != 0 ||
+                strcmp(metrics_key_label(t->key, t->klen, 1), a) != 0)
+                break;
+            req += t->value;
+            if (cls[0] != '2')
+                err += t->value;
+        }
+        for (size_t j = 0; j < k[F_EXP_COST]; j++) {
+            const merged_t *t = &f[F_EXP_COST][j];
+            if (strcmp(metrics_key_label(t->key, t->klen, 0), e) == 0 &&
+                strcmp(metrics_key_label(t->key, t->klen, 1), a) == 0)
+                cost += t->value;
+        }
+        for (size_t j = 0; j < k[F_EXP_KEYLESS]; j++) {
+            const merged_t *t = &f[F_EXP_KEYLESS][j];
+            if (strcmp(metrics_key_label(t->key, t->klen, 0), e) == 0 &&
+                strcmp(metrics_key_label(t->key, t->klen, 1), a) == 0)
+                keyless += t->value;
+        }
+        rc |= buf_puts(out, first ? "{\"experiment\":" : ",{\"experiment\":");
+        first = false;
+        rc |= json_append_string(out, e, strlen(e));
+        rc |= buf_puts(out, ",\"arm\":");
+        rc |= json_append_string(out, a, strlen(a));
+        snprintf(num, sizeof num,
+                 ",\"requests\":%.0f,\"errors\":%.0f,\"success_rate\":%.6g,\"cost_usd\":%.10g,"
+                 "\"cost_per_request\":%.10g,\"keyless\":%.0f}",
+                 req, err, req > 0 ? (req - err) / req : 0, cost, req > 0 ? cost / req : 0,
+                 keyless);
+        rc |= buf_puts(out, num);
+    }
+    return rc | buf_puts(out, "]");
+}
+
 int metrics_stats_json(metrics_t *const *shards, size_t n, buf_t *out)
 {
     rows_t models = {0}, tiers = {0};
@@ -514,7 +565,9 @@ int metrics_stats_json(metrics_t *const *shards, size_t n, buf_t *out)
             rc |= buf_puts(out, num);
         }
     }
-    rc |= buf_puts(out, "}}");
+    rc |= buf_puts(out, "}");
+    rc |= put_experiments(out, f, k);
+    rc |= buf_puts(out, "}");
     metrics_unlock_all(shards, n);
 
     for (int fam = 0; fam < F_COUNT; fam++)

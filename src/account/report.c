@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "account/report_cascade.h"
+#include "account/report_experiment.h"
 #include "core/util.h"
 
 #define LABEL_MAX 40 /* widest label column in the table */
@@ -669,6 +670,7 @@ static void usage(FILE *f)
                "      --until TIME   only entries before TIME\n"
                "      --by key       group by API key instead of tier and model\n"
                "      --json         print the same data as JSON\n"
+               "      --experiment NAME [SAMPLES]  compare an experiment's arms (--experiment --help)\n"
                "  -h, --help         print this help and exit\n");
 }
 
@@ -685,6 +687,9 @@ int report_main(int argc, char **argv)
     bool json = false;
     int c;
 
+    for (int i = 1; i < argc; i++) /* an experiment's comparison is its own report */
+        if (strcmp(argv[i], "--experiment") == 0 || strncmp(argv[i], "--experiment=", 13) == 0)
+            return report_experiment_main(argc, argv);
     memset(&o, 0, sizeof o);
     optind = 0; /* GNU: full re-initialisation, so report_main can be called again */
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

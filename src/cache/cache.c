@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "upstream/provider.h"
 #include "core/rds.h"
+#include "route/experiment.h"
 #include "route/rules.h"
 #include "http/reply.h"
 #include "core/shard.h"
@@ -115,7 +116,12 @@ void cache_prepare(req_t *req, const cJSON *root)
     /* the route, not the client's model name: "auto" and a routable name
      * that land on the same tier share entries */
     if (req->route.tier >= 0) {
-        snprintf(route, sizeof route, "tier:%s", cfg->tiers[req->route.tier].name);
+        /* an experiment arm that turns a cascade tier's checks off gets
+         * other answers from it than the tier does: its own entries */
+        const exp_arm_t *arm = experiment_arm_of(cfg, req->exp_arm, NULL);
+        bool plain = arm != NULL && arm->no_cascade && cfg->tiers[req->route.tier].cascade;
+        snprintf(route, sizeof route, "tier:%s%s", cfg->tiers[req->route.tier].name,
+                 plain ? ":no-cascade" : "");
     } else {
         size_t o = (size_t)snprintf(route, sizeof route, "chain:");
         for (size_t i = 0; i < req->route.n && o < sizeof route; i++) {

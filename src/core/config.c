@@ -30,6 +30,8 @@
 #include "core/buf.h"
 
 #include "core/config_schema.h"
+#include "core/config_experiments.h"
+#include "route/experiment.h"
 
 /* ---- load ---- */
 
@@ -37,9 +39,10 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
 {
     const char *k;
     yaml_node_t *kn, *v;
-    yaml_node_t *sec[10] = {0};
-    static const char *names[10] = {"server", "providers",     "models", "tiers",   "routing",
-                                    "cache",  "observability", "keys",   "budgets", "redis"};
+    yaml_node_t *sec[11] = {0};
+    static const char *names[11] = {"server", "providers",     "models", "tiers",   "routing",
+                                    "cache",  "observability", "keys",   "budgets", "redis",
+                                    "experiments"};
     yaml_node_t *default_node = NULL;
 
     if (root == NULL || yw_is_null(root)) {
@@ -60,7 +63,7 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
         if (i == UTIL_ARRAY_LEN(names))
             yw_unknown_key(c, kn, "the top level",
                            "server, providers, models, tiers, routing, cache, observability, keys, "
-                           "budgets, redis");
+                           "budgets, redis, experiments");
         else
             sec[i] = v;
     }
@@ -85,6 +88,8 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
         budget_cfg_parse(c, sec[8], cfg->budgets);
     if (sec[9])
         config_parse_redis(c, cfg, sec[9]);
+    if (sec[10]) /* after routing: arms name rules and tiers */
+        cfg->experiments = config_parse_experiments(c, cfg, sec[10]);
     config_resolve_redis(cfg);
     config_resolve_circuits(cfg); /* after models, providers and routing */
     if (sec[1] == NULL || cfg->n_providers == 0)
@@ -310,6 +315,7 @@ void config_unref(config_t *cfg)
         free(cfg->routable[i]);
     free(cfg->routable);
     rules_free(cfg->rules);
+    experiments_free(cfg->experiments);
     yw_strv_free(cfg->classifier.labels);
     free(cfg->classifier.label_tier);
     free(cfg->classifier.prompt);
@@ -463,6 +469,7 @@ void config_print_summary(const config_t *cfg, void *file)
                 cfg->cache.backend == CACHE_BACKEND_MEMORY ? "memory" : "redis", cfg->cache.ttl_s,
                 cfg->cache.per_key ? ", per key" : "",
                 cfg->cache.only_deterministic ? ", deterministic requests only" : "");
+    config_print_experiments(cfg, f);
 }
 
 static pthread_mutex_t g_current_lock = PTHREAD_MUTEX_INITIALIZER;

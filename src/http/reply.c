@@ -23,6 +23,7 @@
 #include "http/door_wire.h"
 #include "route/classifier.h"
 #include "upstream/call.h"
+#include "route/experiment.h"
 #include "upstream/cascade.h"
 #include "upstream/redact.h"
 #include "upstream/upstream.h"
@@ -100,6 +101,15 @@ void reply_add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
     }
     MHD_add_response_header(r, "x-router-tier", router_tier_name(cfg, &req->route));
     MHD_add_response_header(r, "x-router-rule", router_rule_name(cfg, &req->route));
+    {
+        const experiment_t *e = NULL;
+        const exp_arm_t *a = experiment_arm_of(cfg, req->exp_arm, &e);
+        if (a != NULL) {
+            char v[160];
+            snprintf(v, sizeof v, "%s/%s", e->name, a->name);
+            MHD_add_response_header(r, "x-router-arm", v);
+        }
+    }
     if (req->score >= 0) { /* only when a rule computed it */
         snprintf(num, sizeof num, "%.3f", req->score);
         MHD_add_response_header(r, "x-router-score", num);

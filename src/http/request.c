@@ -17,6 +17,7 @@
 #include "route/rules.h"
 #include "route/scorer.h"
 #include "core/util.h"
+#include "route/experiment.h"
 #include "upstream/cascade.h"
 #include "upstream/retry.h"
 #include "http/door_wire.h"
@@ -37,6 +38,7 @@ req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *c
     req->cls_cost_usd = -1;
     req->cls_prompt_tokens = req->cls_completion_tokens = -1;
     req->score = -1;
+    req->exp_arm = -1;
     req->key_name = "";
     req->client_io.fd = -1;
     buf_init(&req->body, cfg->max_body_bytes);
@@ -204,7 +206,10 @@ static void explain_finish(req_t *req, prompt_t *p, const char *model, const buf
      * not pay for it, and x-router-score stays off) */
     buf_puts(out, ",\"complexity\":{\"score\":");
     {
-        const scorer_t *sc = cfg->scorer ? cfg->scorer : scorer_builtin();
+        const exp_arm_t *arm = experiment_arm_of(cfg, req->exp_arm, NULL);
+        const scorer_t *sc = arm && arm->scorer ? arm->scorer
+                             : cfg->scorer      ? cfg->scorer
+                                                : scorer_builtin();
         buf_t top;
         snprintf(num, sizeof num, "%.3f", prompt_score(p, sc));
         buf_puts(out, num);
@@ -234,6 +239,16 @@ static void explain_finish(req_t *req, prompt_t *p, const char *model, const buf
         buf_puts(out, ",\"tier\":");
         json_append_string(out, tier, strlen(tier));
     }
+    {
+        const experiment_t *e = NULL;
+        const exp_arm_t *a = experiment_arm_of(cfg, req->exp_arm, &e);
+        if (a != NULL) { /* the experiment arm whose policy routed it */
+            buf_puts(out, ",\"experiment\":");
+            json_append_string(out, e->name, strlen(e->name));
+            buf_puts(out, ",\"arm\":");
+            json_append_string(out, a->name, strlen(a->name));
+        }
+    }
     buf_puts(out, ",\"chain\":[");
     for (size_t i = 0; i < r->n; i++) {
         const cfg_model_t *m = &cfg->models[r->chain[i]];
@@ -253,6 +268,44 @@ static void explain_finish(req_t *req, prompt_t *p, const char *model, const buf
         buf_puts(out, label_needed ? ",\"classifier\":\"would_classify\""
                                    : ",\"classifier\":\"not_needed\"");
     buf_puts(out, "}");
+}
+
+/* The active experiment's arm for a routed model (route/experiment.h),
+ * written into ctx for the rules; -1 when there is none. */
+static int experiment_arm(req_t *req, const cJSON *root, const char *model, rule_ctx_t *ctx)
+{
+    const experiments_t *x = req->cfg->experiments;
+    const experiment_t *e;
+    const char *key = NULL;
+    const exp_arm_t *a;
+    size_t arm;
+    req->exp_keyless = false;
+    if (x == NULL || x->active < 0 || !config_is_routable(req->cfg, model))
+        return -1;
+    e = &x->v[x->active];
+    if (e->key == EXP_KEY_PROXY_KEY) {
+        key = req->key_name;
+    } else if (e->key == EXP_KEY_USER) {
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "user");
+        key = cJSON_IsString(u) ? u->valuestring : NULL;
+    } else {
+        key = header_of(req, e->header);
+    }
+    if (key == NULL || key[0] == '\0') {
+        /* no key: still split (by the request id), counted as keyless */
+        key = req->id;
+        req->exp_keyless = true;
+    }
+    arm = experiment_pick(e, key, strlen(key));
+    a = &e->arms[arm];
+    if (a->has_rules) {
+        ctx->order = a->rules;
+        ctx->n_order = a->n_rules;
+    }
+    ctx->band_lo = a->band_lo;
+    ctx->band_hi = a->band_hi;
+    ctx->scorer = a->scorer;
+    return (int)arm;
 }
 
 int request_parse(req_t *req, req_error_t *err, buf_t *explain)
@@ -383,16 +436,24 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
     {
         prompt_t p;
         bool label_needed = false;
-        rule_ctx_t ctx = {.model = model->valuestring, .key_name = "",
+        rule_ctx_t ctx = {.model = model->valuestring, .key_name = req->key_name,
                           .header = req->header, .header_arg = req->header_arg,
                           .label_state = explain ? RULE_LABEL_EXPLAIN : (enum rule_label)req->cls_state,
                           .label = req->cls_label, .label_needed = &label_needed};
         buf_t rules_why;
         enum router_status st;
+        int arm = experiment_arm(req, root, model->valuestring, &ctx);
         buf_init(&rules_why, (size_t)1 << 30);
         prompt_init(&p, root, req->ep);
         st = router_route(req->cfg, model->valuestring, &p, &ctx, header_of(req, "x-router-tier"),
                           &req->route, explain ? &rules_why : NULL);
+        req->exp_arm = -1;
+        if (st == ROUTER_OK && arm >= 0 && req->route.rule != ROUTE_RULE_CLIENT &&
+            req->route.rule != ROUTE_RULE_EXPLICIT) {
+            const experiments_t *x = req->cfg->experiments;
+            req->exp_arm = arm;
+            router_map_tier(req->cfg, &req->route, x->v[x->active].arms[arm].tier_map);
+        }
         req->score = p.score_used ? p.score : -1;
         if (st == ROUTER_OK && explain)
             explain_finish(req, &p, model->valuestring, &rules_why, label_needed, explain);

@@ -106,6 +106,9 @@ static void render(const char *json, FILE *out)
     cJSON_ArrayForEach(m, chain)
         fprintf(out, "%s %s (%s)", i++ ? " ->" : "", str(m, "model"), str(m, "provider"));
     fprintf(out, "\n");
+    if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(dec, "arm")))
+        fprintf(out, "experiment: %s, arm %s (x-router-arm)\n", str(dec, "experiment"),
+                str(dec, "arm"));
     cJSON_Delete(root);
 }
 

@@ -99,6 +99,14 @@ enum router_status router_route(const config_t *cfg, const char *model, struct p
     return st;
 }
 
+void router_map_tier(const config_t *cfg, route_t *r, const int *map)
+{
+    if (map == NULL || r->tier < 0 || (size_t)r->tier >= cfg->n_tiers || map[r->tier] == r->tier)
+        return;
+    r->n = 0;
+    use_tier(cfg, r, map[r->tier], r->rule);
+}
+
 enum router_status router_resolve(const config_t *cfg, const char *model, route_t *out)
 {
     return router_route(cfg, model, NULL, NULL, NULL, out, NULL);

@@ -11,6 +11,7 @@
  * (prompt.c caches them). */
 #include "route/rules_tree.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@ typedef struct evalctx {
     const rule_ctx_t *ctx;
     pcre2_match_data *md;
     buf_t *why; /* explain: JSON strings of the current rule, or NULL */
+    size_t rule; /* index of the rule being evaluated */
     unsigned depth;
     bool first_why;
 } evalctx_t;
@@ -364,19 +366,25 @@ static int eval(evalctx_t *e, const cond_t *k)
         return r;
     }
     case C_COMPLEXITY: {
-        double score = prompt_score(p, e->rs->scorer);
-        r = score >= k->lo && score <= k->hi;
+        const scorer_t *weights = e->ctx->scorer ? e->ctx->scorer : e->rs->scorer;
+        double score = prompt_score(p, weights);
+        double lo = k->lo, hi = k->hi;
+        if (e->ctx->band_lo != NULL && !isnan(e->ctx->band_lo[e->rule])) {
+            lo = e->ctx->band_lo[e->rule]; /* an experiment arm's band */
+            hi = e->ctx->band_hi[e->rule];
+        }
+        r = score >= lo && score <= hi;
         if (e->why) {
             buf_t top;
             char band[64];
             buf_init(&top, 512);
-            scorer_top_features(e->rs->scorer, p->score_x, 3, &top);
-            if (k->lo > 0 && k->hi < 1)
-                snprintf(band, sizeof band, "in [%g, %g]", k->lo, k->hi);
-            else if (k->lo > 0)
-                snprintf(band, sizeof band, "min %g", k->lo);
+            scorer_top_features(weights, p->score_x, 3, &top);
+            if (lo > 0 && hi < 1)
+                snprintf(band, sizeof band, "in [%g, %g]", lo, hi);
+            else if (lo > 0)
+                snprintf(band, sizeof band, "min %g", lo);
             else
-                snprintf(band, sizeof band, "max %g", k->hi);
+                snprintf(band, sizeof band, "max %g", hi);
             why(e, r, "complexity %s: score %.3f%s%s", band, score, buf_len(&top) ? " from " : "",
                 buf_cstr(&top));
             buf_free(&top);
@@ -402,11 +410,15 @@ int rules_eval(const rules_t *rs, prompt_t *p, const rule_ctx_t *ctx, buf_t *exp
     }
     if (explain)
         buf_puts(explain, "[");
-    for (size_t i = 0; i < rs->n; i++) {
+    for (size_t j = 0; j < (ctx->order ? ctx->n_order : rs->n); j++) {
+        size_t i = ctx->order ? (size_t)ctx->order[j] : j;
         bool r;
         int t;
+        if (i >= rs->n)
+            continue;
+        e.rule = i;
         if (explain) {
-            if (i)
+            if (j)
                 buf_puts(explain, ",");
             buf_puts(explain, "{\"rule\":");
             json_append_string(explain, rs->v[i].name, strlen(rs->v[i].name));
@@ -463,4 +475,19 @@ int rules_eval(const rules_t *rs, prompt_t *p, const rule_ctx_t *ctx, buf_t *exp
     if (e.md)
         pcre2_match_data_free(e.md);
     return winner;
+}
+
+static bool has_complexity(const cond_t *k)
+{
+    if (k->kind == C_COMPLEXITY)
+        return true;
+    for (size_t i = 0; i < k->n_kids; i++)
+        if (has_complexity(&k->kids[i]))
+            return true;
+    return false;
+}
+
+bool rules_has_complexity(const rules_t *rs, size_t i)
+{
+    return rs != NULL && i < rs->n && has_complexity(&rs->v[i].when);
 }

@@ -513,6 +513,12 @@ void scorer_top_features(const scorer_t *s, const double x[SCORER_N_FEATURES], u
 
 extern const char scorer_default_weights[];
 
+void scorer_get_weights(const scorer_t *s, double *bias, double w[SCORER_N_FEATURES])
+{
+    *bias = s->bias;
+    memcpy(w, s->w, sizeof s->w);
+}
+
 const char *scorer_source(const scorer_t *s)
 {
     return s->source;

@@ -4,6 +4,7 @@
  * the parsed content. */
 #include "upstream/cascade.h"
 
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <math.h>
 #include <pcre2.h>
@@ -16,6 +17,7 @@
 #include "core/jsonschema.h"
 #include "core/util.h"
 #include "http/request.h"
+#include "route/experiment.h"
 #include "route/router.h"
 
 #define QUESTION_MAX 8000  /* bytes of the question the judge sees */
@@ -511,6 +513,11 @@ bool cascade_applies(const req_t *req)
     t = &cfg->tiers[req->route.tier];
     if (t->cascade == NULL || t->n_models < 2)
         return false;
+    {
+        const exp_arm_t *a = experiment_arm_of(cfg, req->exp_arm, NULL);
+        if (a != NULL && a->no_cascade) /* an experiment arm with cascade: false */
+            return false;
+    }
     if (req->route.rule == ROUTE_RULE_EXPLICIT) {
         /* the client named the tier (a cascade) or one of its models (that
          * model first, the tier as its failover chain) */

@@ -434,7 +434,7 @@ static void test_unknown_keys(void **state)
     (void)state;
     expect_error_at(y1, "listn", "unknown key \"listn\" in server (expected one of: listen, threads");
     expect_error_at(y2, "tier: {}", "unknown key \"tier\" in the top level (expected one of: server, "
-                                 "providers, models, tiers, routing, cache, observability, keys, budgets, redis)");
+                                 "providers, models, tiers, routing, cache, observability, keys, budgets, redis, experiments)");
     expect_error_at(y3, "base-url", "unknown key \"base-url\" in providers.p1 (expected one of: type, "
                                     "base_url, api_key_env");
     expect_error_at(y4, "price", "unknown key \"price\" in models.m1 (expected one of: provider, model, "
