@@ -581,8 +581,18 @@ def test_stalled_collector_changes_nothing():
 @test
 def test_queue_bound_holds():
     rx = S["rx_stall2"] = Receiver(mode="stall")
-    d = start("bound", [f"endpoint: \"{rx.url}\"", "flush_interval_ms: 10", "batch_max_spans: 10",
-                        "queue_max_spans: 40", "timeout_ms: 60000"])
+    asan = "asan" in (os.environ.get("LLMROUTER_BIN") or "")
+    saved = os.environ.get("ASAN_OPTIONS")
+    if asan:  # freed memory kept in ASan's quarantine is not a leak
+        os.environ["ASAN_OPTIONS"] = (saved + ":" if saved else "") + "quarantine_size_mb=4"
+    try:
+        d = start("bound", [f"endpoint: \"{rx.url}\"", "flush_interval_ms: 10",
+                            "batch_max_spans: 10", "queue_max_spans: 40", "timeout_ms: 60000"])
+    finally:
+        if saved is None:
+            os.environ.pop("ASAN_OPTIONS", None)
+        else:
+            os.environ["ASAN_OPTIONS"] = saved
 
     def burst(n):
         for _ in range(n):
@@ -598,7 +608,8 @@ def test_queue_bound_holds():
     check(dropped >= 600 - 2 * 40 - 2 * 10, f"dropped_queue {dropped}")
     burst(600)
     rss2 = d.rss_kb()
-    check(rss2 - rss1 < 4096, f"RSS grew {rss2 - rss1} kB over 600 requests with a full queue")
+    allow = 16384 if asan else 4096
+    check(rss2 - rss1 < allow, f"RSS grew {rss2 - rss1} kB over 600 requests with a full queue")
     check(metric(d, "llmrouter_otlp_queue_spans") <= 2 * 40, "queue gauge over the bound")
     S["rss"] = (rss1, rss2)
 
@@ -693,8 +704,8 @@ def test_zz_daemons_exit_cleanly():
                 "LeakSanitizer" in text:
             bad.append(f"{name}: {msg}\n{d.stderr_tail()}")
     check(not bad, "; ".join(bad))
-    if "p50" in S:
-        print(f"# p50 ms: export to a live receiver {S['p50']:.2f}, dead collector "
+    if "p50" in S or "rss" in S:
+        print(f"# p50 ms: export to a live receiver {S.get('p50', 0):.2f}, dead collector "
               f"{S.get('p50_dead', 0):.2f}, stalled collector {S.get('p50_stall', 0):.2f}; "
               f"RSS kB with a full queue {S.get('rss')}", file=sys.stderr)
 
