@@ -645,32 +645,76 @@ void otel_note_request(req_t *req, const cJSON *root)
     req->otel_temperature = cJSON_IsNumber(v) && v->valuedouble >= 0 ? v->valuedouble : -1;
 }
 
+/* Just past the JSON value that starts at s[i] (the text is known valid:
+ * provider_check_answer validated it). */
+static size_t value_end(const char *s, size_t n, size_t i)
+{
+    int depth = 0;
+    bool in_str = false;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"') {
+                in_str = false;
+                if (depth == 0)
+                    return i + 1;
+            }
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth <= 0)
+                return depth == 0 ? i + 1 : i;
+        } else if (depth == 0 && c == ',') {
+            return i;
+        }
+    }
+    return n;
+}
+
+static size_t skip_ws(const char *s, size_t n, size_t i)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
 void otel_note_answer(req_t *req, const char *body, size_t len)
 {
     json_span_t sp[2];
-    cJSON *choices, *c;
-    size_t o = 0;
+    size_t o = 0, i, end;
     if (json_find_top_key(body, len, "model", sp, 2) == 1 && sp[0].len >= 2 &&
         body[sp[0].off] == '"')
         copy_cut(req->otel_resp_model, sizeof req->otel_resp_model, body + sp[0].off + 1,
                  sp[0].len - 2); /* raw: a model name has no escapes worth decoding */
     if (json_find_top_key(body, len, "choices", sp, 2) != 1 || body[sp[0].off] != '[')
         return;
-    choices = cJSON_ParseWithLength(body + sp[0].off, sp[0].len);
-    cJSON_ArrayForEach(c, choices)
-    {
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(c, "finish_reason");
-        size_t n;
-        if (!cJSON_IsString(f) || strchr(f->valuestring, ',') != NULL)
-            continue;
-        n = strlen(f->valuestring);
-        if (o + n + 2 > sizeof req->otel_finish)
+    /* each element's finish_reason, without building a tree of the answer */
+    end = sp[0].off + sp[0].len;
+    i = skip_ws(body, end, sp[0].off + 1);
+    while (i < end && body[i] != ']') {
+        size_t e = value_end(body, end, i);
+        json_span_t f[2];
+        if (body[i] == '{' && json_find_top_key(body + i, e - i, "finish_reason", f, 2) == 1 &&
+            body[i + f[0].off] == '"' && f[0].len >= 2) {
+            const char *v = body + i + f[0].off + 1;
+            size_t n = f[0].len - 2;
+            if (memchr(v, '\\', n) == NULL && memchr(v, ',', n) == NULL &&
+                o + n + 2 <= sizeof req->otel_finish) {
+                if (o > 0)
+                    req->otel_finish[o++] = ',';
+                memcpy(req->otel_finish + o, v, n);
+                o += n;
+                req->otel_finish[o] = '\0';
+            }
+        }
+        i = skip_ws(body, end, e);
+        if (i < end && body[i] == ',')
+            i = skip_ws(body, end, i + 1);
+        else
             break;
-        if (o > 0)
-            req->otel_finish[o++] = ',';
-        memcpy(req->otel_finish + o, f->valuestring, n);
-        o += n;
-        req->otel_finish[o] = '\0';
     }
-    cJSON_Delete(choices);
 }

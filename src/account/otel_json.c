@@ -91,11 +91,33 @@ static int put_hex(buf_t *b, const uint8_t *p, size_t n)
     return buf_puts(b, "\"") | buf_puts(b, s) | buf_puts(b, "\"");
 }
 
+/* Decimal digits of v, written backwards ending at end; returns the first.
+ * (snprintf costs ~700 instructions a number; spans have a dozen.) */
+static char *fmt_u64(char *end, uint64_t v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return end;
+}
+
+static char *fmt_i64(char *end, int64_t v)
+{
+    char *p = fmt_u64(end, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+    if (v < 0)
+        *--p = '-';
+    return p;
+}
+
+/* A quoted decimal: OTLP JSON writes 64-bit integers as strings. */
 static int put_u64(buf_t *b, uint64_t v)
 {
-    char s[32];
-    snprintf(s, sizeof s, "\"%llu\"", (unsigned long long)v);
-    return buf_puts(b, s);
+    char s[24], *p;
+    s[23] = '"';
+    p = fmt_u64(s + 23, v);
+    *--p = '"';
+    return buf_append(b, p, (size_t)(s + 24 - p));
 }
 
 /* Attributes are written after "attributes":[ ; *first tracks the comma. */
@@ -105,20 +127,37 @@ typedef struct attrs {
     int rc;
 } attrs_t;
 
-static void attr_key(attrs_t *a, const char *key)
+/* Writes `,{"key":"KEY","value":{"KIND":` in one append (keys and kinds
+ * are literals: no escaping). */
+static void attr_head(attrs_t *a, const char *key, const char *kind)
 {
-    a->rc |= buf_puts(a->b, a->first ? "{\"key\":\"" : ",{\"key\":\"");
-    a->rc |= buf_puts(a->b, key);
-    a->rc |= buf_puts(a->b, "\",\"value\":");
+    char s[192];
+    size_t o = 0, k = strlen(key), n = strlen(kind);
+    if (k + n > sizeof s - 32) {
+        a->rc = -1;
+        return;
+    }
+    if (!a->first)
+        s[o++] = ',';
+    memcpy(s + o, "{\"key\":\"", 8);
+    o += 8;
+    memcpy(s + o, key, k);
+    o += k;
+    memcpy(s + o, "\",\"value\":{\"", 12);
+    o += 12;
+    memcpy(s + o, kind, n);
+    o += n;
+    memcpy(s + o, "\":", 2);
+    o += 2;
+    a->rc |= buf_append(a->b, s, o);
     a->first = false;
 }
 
 static void attr_strn(attrs_t *a, const char *key, const char *v, size_t n)
 {
-    attr_key(a, key);
-    a->rc |= buf_puts(a->b, "{\"stringValue\":");
+    attr_head(a, key, "stringValue");
     a->rc |= json_append_string(a->b, v, n);
-    a->rc |= buf_puts(a->b, "}}");
+    a->rc |= buf_append(a->b, "}}", 2);
 }
 
 static void attr_str(attrs_t *a, const char *key, const char *v)
@@ -129,26 +168,26 @@ static void attr_str(attrs_t *a, const char *key, const char *v)
 
 static void attr_int(attrs_t *a, const char *key, int64_t v)
 {
-    char s[48];
-    attr_key(a, key);
-    snprintf(s, sizeof s, "{\"intValue\":\"%lld\"}}", (long long)v);
-    a->rc |= buf_puts(a->b, s);
+    char s[28], *end = s + sizeof s - 3, *p = fmt_i64(end, v);
+    attr_head(a, key, "intValue");
+    *--p = '"';
+    memcpy(end, "\"}}", 3);
+    a->rc |= buf_append(a->b, p, (size_t)(end + 3 - p));
 }
 
 static void attr_double(attrs_t *a, const char *key, double v)
 {
     if (!isfinite(v))
         return;
-    attr_key(a, key);
-    a->rc |= buf_puts(a->b, "{\"doubleValue\":");
+    attr_head(a, key, "doubleValue");
     a->rc |= json_append_number(a->b, v);
-    a->rc |= buf_puts(a->b, "}}");
+    a->rc |= buf_append(a->b, "}}", 2);
 }
 
 static void attr_bool(attrs_t *a, const char *key, bool v)
 {
-    attr_key(a, key);
-    a->rc |= buf_puts(a->b, v ? "{\"boolValue\":true}}" : "{\"boolValue\":false}}");
+    attr_head(a, key, "boolValue");
+    a->rc |= v ? buf_append(a->b, "true}}", 6) : buf_append(a->b, "false}}", 7);
 }
 
 /* A string array from a comma-separated list. */
@@ -156,8 +195,8 @@ static void attr_strlist(attrs_t *a, const char *key, const char *csv)
 {
     const char *p = csv;
     bool first = true;
-    attr_key(a, key);
-    a->rc |= buf_puts(a->b, "{\"arrayValue\":{\"values\":[");
+    attr_head(a, key, "arrayValue");
+    a->rc |= buf_puts(a->b, "{\"values\":[");
     while (*p != '\0') {
         const char *e = strchr(p, ',');
         size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
@@ -200,12 +239,9 @@ const char *otel_provider_name(const config_t *cfg, int m)
     host = host != NULL ? host + 3 : p->base_url;
     end = strchr(host, '/');
     n = end != NULL ? (size_t)(end - host) : strlen(host);
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
-        size_t k = strlen(known[i].host_part);
-        for (size_t j = 0; j + k <= n; j++)
-            if (memcmp(host + j, known[i].host_part, k) == 0)
-                return known[i].name;
-    }
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (memmem(host, n, known[i].host_part, strlen(known[i].host_part)) != NULL)
+            return known[i].name;
     return "openai"; /* an OpenAI-compatible API */
 }
 
@@ -232,12 +268,20 @@ static const char *provider_cfg_name(const config_t *cfg, int m)
                                                : NULL;
 }
 
+/* "{operation} {model}" (the GenAI span name), the model cut to 120 bytes. */
 static int put_name(buf_t *b, const char *op, const char *model)
 {
     char s[160];
-    snprintf(s, sizeof s, "%s%s%.120s", op, model != NULL && model[0] ? " " : "",
-             model != NULL ? model : "");
-    return json_append_string(b, s, strlen(s));
+    size_t o = strlen(op), n = model != NULL ? strlen(model) : 0;
+    memcpy(s, op, o); /* a static operation name, < 20 bytes */
+    if (n > 0) {
+        if (n > 120)
+            n = 120;
+        s[o++] = ' ';
+        memcpy(s + o, model, n);
+        o += n;
+    }
+    return json_append_string(b, s, o);
 }
 
 static void put_times(buf_t *b, int *rc, uint64_t t0_us, uint64_t t1_us, int64_t off_ns)
@@ -318,9 +362,9 @@ static int request_span(const req_t *req, const cfg_otlp_t *o, const otel_ids_t 
     attr_str(&a, "url.path", req->path);
     attr_int(&a, "http.response.status_code", req->resp_status);
     if (req->resp_status >= 400) {
-        char s[16];
-        snprintf(s, sizeof s, "%u", req->resp_status);
-        attr_str(&a, "error.type", s);
+        char s[24];
+        s[sizeof s - 1] = '\0';
+        attr_str(&a, "error.type", fmt_u64(s + sizeof s - 1, req->resp_status));
     }
     attr_str(&a, "llmrouter.request_id", req->id);
     if (routed) {

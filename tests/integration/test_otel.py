@@ -450,7 +450,8 @@ def test_traceparent_honoured():
     time.sleep(0.4)
     check(not [s for s in rx.spans() if av(s, "llmrouter.request_id") == i2],
           "a request its caller did not sample was exported")
-    eq(metric(d, "llmrouter_otlp_requests_unsampled_total"), before + 1, "unsampled counted")
+    wait_for(lambda: metric(d, "llmrouter_otlp_requests_unsampled_total") == before + 1, 3,
+             "unsampled counted")
     # a malformed traceparent starts a new trace
     i3 = rid()
     post(d, chat_body("auto", "bad trace"), {"x-request-id": i3, "traceparent": "00-zz-11-01"})
@@ -507,7 +508,9 @@ def test_batching():
     check(len(sizes) < 20, f"{len(sizes)} POSTs for 20 requests: not batched")
     check(max(sizes) <= 8, f"a batch of {max(sizes)} spans over batch_max_spans 8: {sizes}")
     check(sum(1 for n in sizes if n == 8) >= 3, f"full batches expected: {sizes}")
-    eq(metric(d, "llmrouter_otlp_spans_total", result="exported"), 40, "exported counter")
+    # the receiver records a POST before it answers: the counters follow
+    wait_for(lambda: metric(d, "llmrouter_otlp_spans_total", result="exported") == 40, 5,
+             "exported counter at 40")
     eq(metric(d, "llmrouter_otlp_batches_total", result="exported"), len(sizes), "batch counter")
     eq(metric(d, "llmrouter_otlp_queue_spans"), 0, "queue gauge")
 
@@ -640,7 +643,7 @@ def test_sample_rate_zero_exports_nothing():
     eq(post(d, chat_body("auto", "unsampled"), {"x-request-id": i}).status, 200, "status")
     time.sleep(0.3)
     check(not [s for s in rx.spans() if av(s, "llmrouter.request_id") == i], "exported")
-    eq(metric(d, "llmrouter_otlp_requests_unsampled_total"), 1, "unsampled")
+    wait_for(lambda: metric(d, "llmrouter_otlp_requests_unsampled_total") == 1, 3, "unsampled")
     d.stop()
 
 

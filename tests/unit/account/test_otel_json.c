@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account/otel.h"
 #include "account/otel_json.h"
 #include "core/config.h"
 #include "core/config_otel.h"
@@ -216,6 +217,24 @@ static void test_spans(void **state)
     config_unref(cfg);
 }
 
+static void test_note_answer(void **state)
+{
+    static const char ans[] =
+        "{\"id\":\"x\",\"choices\":[{\"index\":0,\"message\":{\"content\":\"a \\\"finish_reason\\\":\\\"no\\\" ]}\"},"
+        "\"finish_reason\":\"stop\"}, {\"index\":1,\"finish_reason\":\"length\",\"x\":[1,{\"y\":2}]},"
+        "{\"index\":2,\"finish_reason\":null}],\"model\":\"gpt-4o-mini-2024\",\"usage\":{}}";
+    req_t r;
+    (void)state;
+    memset(&r, 0, sizeof r);
+    otel_note_answer(&r, ans, sizeof ans - 1);
+    assert_string_equal(r.otel_resp_model, "gpt-4o-mini-2024");
+    assert_string_equal(r.otel_finish, "stop,length");
+    memset(&r, 0, sizeof r);
+    otel_note_answer(&r, "{\"data\":[]}", 11);
+    assert_string_equal(r.otel_finish, "");
+    assert_string_equal(r.otel_resp_model, "");
+}
+
 static void test_config_defaults(void **state)
 {
     config_t *cfg = load();
@@ -239,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_traceparent),
         cmocka_unit_test(test_provider_names),
         cmocka_unit_test(test_spans),
+        cmocka_unit_test(test_note_answer),
         cmocka_unit_test(test_config_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
