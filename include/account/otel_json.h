@@ -35,10 +35,13 @@ uint64_t otel_rand(uint64_t *state);
 /* Appends req's spans to out as JSON objects separated by commas (no
  * leading comma): the request span first, then one per attempt (child span
  * ids drawn from *rng). now_us ends the request span (util_now_us clock);
- * wall_off_ns converts that clock to Unix nanoseconds. Returns the number
- * of spans, or -1 when out's cap was reached. */
+ * wall_off_ns converts that clock to Unix nanoseconds. prov_names, when
+ * not NULL, holds otel_provider_name of each model of req->cfg (a cache:
+ * the host match costs ~2,000 instructions). Returns the number of spans,
+ * or -1 when out's cap was reached. */
 int otel_spans_format(const req_t *req, const cfg_otlp_t *o, const otel_ids_t *ids,
-                      uint64_t now_us, int64_t wall_off_ns, uint64_t *rng, buf_t *out);
+                      uint64_t now_us, int64_t wall_off_ns, uint64_t *rng,
+                      const char *const *prov_names, buf_t *out);
 
 /* The batch envelope around spans joined with commas:
  * {"resourceSpans":[{"resource":{"attributes":[service.name, ...]},

@@ -64,6 +64,7 @@ struct otel {
     loop_t *loop;
     otel_stats_t *st;
     config_t *cfg;      /* the snapshot of the latest request queued: where to send */
+    const char **prov_names; /* otel_provider_name of each model of cfg */
     uint64_t rng;
     /* queue */
     rec_t *head, *tail;
@@ -523,6 +524,7 @@ void otel_free(otel_t *x)
     loop_timer_stop(x->loop, &x->reap_timer);
     free_dead(x);
     config_unref(x->cfg);
+    free(x->prov_names);
     free(x);
 }
 
@@ -579,6 +581,10 @@ void otel_request(otel_t *x, const req_t *req)
     if (x->cfg != req->cfg) {
         config_unref(x->cfg);
         x->cfg = config_ref(req->cfg);
+        free(x->prov_names);
+        x->prov_names = xcalloc(x->cfg->n_models + 1, sizeof *x->prov_names);
+        for (size_t m = 0; m < x->cfg->n_models; m++)
+            x->prov_names[m] = otel_provider_name(x->cfg, (int)m);
     }
     /* full: dropped before any work */
     if (x->q_spans + 1 + req->n_attempts > o->queue_max_spans || !ensure_multi(x)) {
@@ -587,7 +593,8 @@ void otel_request(otel_t *x, const req_t *req)
     }
     buf_init(&b, OTEL_RECORD_MAX);
     buf_reserve(&b, 2048 + 512 * req->n_attempts);
-    n = otel_spans_format(req, o, &ids, util_now_us(), wall_offset_ns(), &x->rng, &b);
+    n = otel_spans_format(req, o, &ids, util_now_us(), wall_offset_ns(), &x->rng,
+                          (const char *const *)x->prov_names, &b);
     if (n <= 0) {
         buf_free(&b);
         atomic_fetch_add(&x->st->dropped_queue, 1 + req->n_attempts);

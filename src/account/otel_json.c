@@ -317,8 +317,16 @@ static void put_content(attrs_t *a, const req_t *req)
     }
 }
 
+/* otel_provider_name through the cache when there is one. */
+static const char *prov_name(const config_t *cfg, const char *const *names, int m)
+{
+    if (names != NULL && m >= 0 && (size_t)m < cfg->n_models)
+        return names[m];
+    return otel_provider_name(cfg, m);
+}
+
 static int request_span(const req_t *req, const cfg_otlp_t *o, const otel_ids_t *ids,
-                        uint64_t now_us, int64_t off_ns, buf_t *b)
+                        uint64_t now_us, int64_t off_ns, const char *const *names, buf_t *b)
 {
     static const char *const cache[] = {"bypass", "miss", "hit"};
     const config_t *cfg = req->cfg;
@@ -347,7 +355,7 @@ static int request_span(const req_t *req, const cfg_otlp_t *o, const otel_ids_t 
     attr_str(&a, "gen_ai.operation.name", op);
     attr_str(&a, "gen_ai.request.model", asked);
     attr_str(&a, "gen_ai.response.model", req->otel_resp_model[0] ? req->otel_resp_model : served);
-    attr_str(&a, "gen_ai.provider.name", otel_provider_name(cfg, req->model));
+    attr_str(&a, "gen_ai.provider.name", prov_name(cfg, names, req->model));
     if (req->otel_temperature >= 0)
         attr_double(&a, "gen_ai.request.temperature", req->otel_temperature);
     if (req->max_output >= 0)
@@ -401,7 +409,7 @@ static int request_span(const req_t *req, const cfg_otlp_t *o, const otel_ids_t 
 }
 
 static int attempt_span(const req_t *req, size_t i, const otel_ids_t *ids, uint64_t now_us,
-                        int64_t off_ns, uint64_t *rng, buf_t *b)
+                        int64_t off_ns, uint64_t *rng, const char *const *names, buf_t *b)
 {
     const config_t *cfg = req->cfg;
     const attempt_t *at = &req->attempts[i];
@@ -436,7 +444,7 @@ static int attempt_span(const req_t *req, size_t i, const otel_ids_t *ids, uint6
     rc |= buf_puts(b, ",\"attributes\":[");
     attr_str(&a, "gen_ai.operation.name", op);
     attr_str(&a, "gen_ai.request.model", up);
-    attr_str(&a, "gen_ai.provider.name", otel_provider_name(cfg, at->model));
+    attr_str(&a, "gen_ai.provider.name", prov_name(cfg, names, at->model));
     attr_str(&a, "llmrouter.model", model_name(cfg, at->model));
     attr_str(&a, "llmrouter.provider", provider_cfg_name(cfg, at->model));
     if (at->status != 0)
@@ -460,13 +468,15 @@ static int attempt_span(const req_t *req, size_t i, const otel_ids_t *ids, uint6
 }
 
 int otel_spans_format(const req_t *req, const cfg_otlp_t *o, const otel_ids_t *ids,
-                      uint64_t now_us, int64_t wall_off_ns, uint64_t *rng, buf_t *out)
+                      uint64_t now_us, int64_t wall_off_ns, uint64_t *rng,
+                      const char *const *prov_names, buf_t *out)
 {
     int n = 1;
-    if (request_span(req, o, ids, now_us, wall_off_ns, out) != 0)
+    if (request_span(req, o, ids, now_us, wall_off_ns, prov_names, out) != 0)
         return -1;
     for (size_t i = 0; req->attempts != NULL && i < req->n_attempts; i++) {
-        if (buf_puts(out, ",") != 0 || attempt_span(req, i, ids, now_us, wall_off_ns, rng, out) != 0)
+        if (buf_puts(out, ",") != 0 ||
+            attempt_span(req, i, ids, now_us, wall_off_ns, rng, prov_names, out) != 0)
             return -1;
         n++;
     }

@@ -151,7 +151,7 @@ static void test_spans(void **state)
 
     buf_init(&b, 1 << 20);
     buf_puts(&b, "[");
-    n = otel_spans_format(&r, cfg->obs.otlp, &ids, 4000, 1000000000, &rng, &b);
+    n = otel_spans_format(&r, cfg->obs.otlp, &ids, 4000, 1000000000, &rng, NULL, &b);
     buf_puts(&b, "]");
     assert_int_equal(n, 3);
     j = cJSON_ParseWithLength(buf_ptr(&b), buf_len(&b));
@@ -199,7 +199,7 @@ static void test_spans(void **state)
     /* envelope around them */
     buf_reset(&b);
     assert_int_equal(otel_envelope_head(cfg->obs.otlp, &b), 0);
-    assert_true(otel_spans_format(&r, cfg->obs.otlp, &ids, 4000, 0, &rng, &b) == 3);
+    assert_true(otel_spans_format(&r, cfg->obs.otlp, &ids, 4000, 0, &rng, NULL, &b) == 3);
     assert_int_equal(otel_envelope_tail(&b), 0);
     j = cJSON_ParseWithLength(buf_ptr(&b), buf_len(&b));
     assert_non_null(j);
