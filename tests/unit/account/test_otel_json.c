@@ -179,7 +179,7 @@ static void test_spans(void **state)
                      2);
     assert_null(attr(span, "gen_ai.input.messages", "stringValue"));
     assert_null(attr(span, "llmrouter.score", "doubleValue"));
-    assert_null(strstr(buf_ptr(&b), "secret prompt"));
+    assert_null(strstr(buf_cstr(&b), "secret prompt"));
     /* children: CLIENT, parent = the request span, the failed one an error */
     span = cJSON_GetArrayItem(j, 1);
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(span, "kind")->valueint, 3);
