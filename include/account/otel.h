@@ -52,6 +52,9 @@ bool otel_drain(otel_t *x);
  * parsed body root): the client's model and temperature. Only when the
  * request's snapshot has observability.otlp. */
 void otel_note_request(req_t *req, const struct cJSON *root);
+/* What they need from a stream's first event (its parsed JSON): the
+ * answer's "model". */
+void otel_note_stream(req_t *req, const struct cJSON *first_event);
 /* What they need from a plain 200 answer (chat completions JSON, before a
  * door translates it): its "model" and the choices' finish_reason. */
 void otel_note_answer(req_t *req, const char *body, size_t len);

@@ -652,6 +652,14 @@ void otel_note_request(req_t *req, const cJSON *root)
     req->otel_temperature = cJSON_IsNumber(v) && v->valuedouble >= 0 ? v->valuedouble : -1;
 }
 
+void otel_note_stream(req_t *req, const cJSON *first_event)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(first_event, "model");
+    if (cJSON_IsString(v))
+        copy_cut(req->otel_resp_model, sizeof req->otel_resp_model, v->valuestring,
+                 strlen(v->valuestring));
+}
+
 /* Just past the JSON value that starts at s[i] (the text is known valid:
  * provider_check_answer validated it). */
 static size_t value_end(const char *s, size_t n, size_t i)

@@ -31,6 +31,7 @@ import http.server
 import json
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -413,6 +414,7 @@ def test_stream_span():
     eq(av(root, "llmrouter.stream"), True, "stream attribute")
     eq(av(root, "gen_ai.usage.output_tokens"), line["completion_tokens"], "output tokens")
     eq(av(root, "gen_ai.request.model"), "auto", "request model")
+    eq(av(root, "gen_ai.response.model"), R.upstream_of(line["model"]), "response model")
     eq(len(kids), 1, "one attempt")
 
 
@@ -674,6 +676,40 @@ def test_shutdown_sends_what_is_queued():
     check(ok, msg)
     got = {av(s, "llmrouter.request_id") for s in rx.spans()}
     check(all(i in got for i in ids), f"spans sent at shutdown: {got}")
+
+
+@test
+def test_reload_turns_export_on_and_messages_door():
+    """A daemon started without export exports after a SIGHUP that adds
+    observability.otlp; a request of the Messages door is a chat span with
+    door "messages"."""
+    rx = S["rx"]
+    path = os.path.join(E.tmp, "reload.yaml")
+    with open(path, "w") as f:
+        f.write(base_text())
+    d = E.new_daemon(tag="otel-reload", config=path).start()
+    S.setdefault("daemons", {})["reload"] = d
+    i = rid()
+    eq(post(d, chat_body("auto", "before"), {"x-request-id": i}).status, 200, "status")
+    with open(path, "w") as f:
+        f.write(base_text() + f"\nobservability:\n  otlp:\n    endpoint: \"{rx.url}\"\n"
+                "    flush_interval_ms: 50\n")
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: metric(d, "llmrouter_config_reloads_total") >= 1, 5, "the reload")
+    i2 = rid()
+    r = post(d, {"model": "auto", "max_tokens": 30,
+                 "messages": [{"role": "user", "content": "after the reload"}]},
+             {"x-request-id": i2, "anthropic-version": "2023-06-01"}, path="/v1/messages")
+    eq(r.status, 200, f"messages door ({R.short(r.body)})")
+    root, kids = spans_of(rx, i2)
+    eq(av(root, "llmrouter.door"), "messages", "door")
+    eq(av(root, "gen_ai.operation.name"), "chat", "operation")
+    eq(av(root, "gen_ai.request.max_tokens"), 30, "max_tokens")
+    eq(len(kids), 1, "one attempt")
+    check(not [s for s in rx.spans() if av(s, "llmrouter.request_id") == i],
+          "a request from before the reload was exported")
+    ok, msg = d.stop()
+    check(ok, msg)
 
 
 BAD = [
