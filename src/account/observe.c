@@ -15,6 +15,7 @@
 #include "core/rds.h"
 #include "core/util.h"
 #include "core/version.h"
+#include "http/gate_stats.h"
 #include "upstream/health_view.h"
 
 struct observe {
@@ -245,6 +246,8 @@ int observe_render_metrics(observe_t *o, buf_t *out)
         return -1;
     if (o->budget)
         render_budget(o->budget, out);
+    if (gate_stats_render(out) < 0)
+        return -1;
     if (otel_render_metrics(o->otel, out) < 0)
         return -1;
     {
