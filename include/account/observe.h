@@ -49,6 +49,10 @@ void observe_reloaded(observe_t *o, bool ok);
  * shards start). */
 struct budget;
 void observe_set_budget(observe_t *o, struct budget *b);
+/* The counters the shards' OpenTelemetry exporters share (account/otel.h);
+ * valid until observe_free. */
+struct otel_stats;
+struct otel_stats *observe_otel_stats(observe_t *o);
 /* SIGHUP: reopen the log files (log rotation). Main thread. */
 void observe_reopen(observe_t *o);
 

@@ -164,6 +164,8 @@ typedef struct cfg_obs {
      * when not configured */
     struct auth_secret *admin_key;
     struct auth_secret *metrics_token;
+    /* observability.otlp (core/config_otel.h), owned; NULL: no export */
+    struct cfg_otlp *otlp;
 } cfg_obs_t;
 
 /* redis: how every Redis client (the cache's and the budgets') behaves

@@ -47,6 +47,8 @@ loop_t *shard_loop(shard_t *s);
 struct upstream *shard_upstream(shard_t *s);
 const struct cache_ctx *shard_cache(shard_t *s);
 struct observe *shard_observe(shard_t *s);
+/* This shard's OpenTelemetry exporter (account/otel.h), NULL without one. */
+struct otel *shard_otel(shard_t *s);
 /* The process-wide budget state (NULL never: local counters at least) and
  * this shard's Redis client for it (NULL without budgets.redis_url). */
 struct budget *shard_budget(shard_t *s);

@@ -38,6 +38,7 @@ typedef struct attempt {
     unsigned status; /* upstream HTTP status, 0 if none */
     unsigned char retry; /* 0: the model's first attempt; n: its n-th retry */
     char error[112]; /* why it failed, "" if it did not */
+    uint64_t t0_us, t1_us; /* its transfer's start and end (util_now_us); equal for a skip */
 } attempt_t;
 
 /* Why an attempt was abandoned; also an error for the whole request. */
@@ -234,6 +235,15 @@ typedef struct req {
     uint64_t ant_pend_end;          /* > 0: raw end of a complete event not yet translated */
     buf_t ant_out;                  /* translated bytes not yet taken by the stream path */
     size_t ant_skip;                /* bytes of curl's next delivery already consumed */
+
+    /* ---- OpenTelemetry export (account/otel.h): what a span needs that
+     * the request does not keep otherwise. Filled only when
+     * observability.otlp is on (otel_note_*). ---- */
+    uint64_t att_t0_us;         /* the current attempt's transfer started, 0 none */
+    double otel_temperature;    /* the body's temperature, < 0 when absent */
+    char otel_model[64];        /* the client's "model" (cut), "" unknown */
+    char otel_resp_model[64];   /* the answer's "model", "" unknown */
+    char otel_finish[64];       /* the answer's finish_reason(s), comma separated, "" unknown */
 
     /* ---- front doors (http/door.h, http/door_wire.h): a Messages or
      * Responses request is translated into a chat body once (req->body),

@@ -11,6 +11,7 @@
 #include "account/budget.h"
 #include "cache/memcache.h"
 #include "account/metrics.h"
+#include "account/otel.h"
 #include "core/rds.h"
 #include "core/util.h"
 #include "core/version.h"
@@ -29,7 +30,13 @@ struct observe {
     uint64_t started_us;
     atomic_ullong reloads, reload_errors;
     budget_t *budget;
+    otel_stats_t *otel; /* the OpenTelemetry exporters' counters (account/otel.h) */
 };
+
+struct otel_stats *observe_otel_stats(observe_t *o)
+{
+    return o != NULL ? o->otel : NULL;
+}
 
 void observe_set_budget(observe_t *o, struct budget *b)
 {
@@ -83,6 +90,7 @@ observe_t *observe_new(const config_t *cfg, unsigned shards, struct mcache *mem,
     pthread_mutex_init(&o->redis_lock, NULL);
     o->mem = mem;
     o->started_us = util_now_us();
+    o->otel = otel_stats_new();
     o->log = accesslog_open(cfg->obs.access_log, err, errlen);
     if (o->log == NULL)
         goto fail;
@@ -109,6 +117,7 @@ void observe_free(observe_t *o)
     pthread_mutex_destroy(&o->redis_lock);
     accesslog_close(o->log);
     sampler_close(o->sampler);
+    otel_stats_free(o->otel);
     free(o);
 }
 
@@ -238,6 +247,8 @@ int observe_render_metrics(observe_t *o, buf_t *out)
     if (o->budget)
         render_budget(o->budget, out);
     if (gate_stats_render(out) < 0)
+        return -1;
+    if (otel_render_metrics(o->otel, out) < 0)
         return -1;
     {
         /* circuit breakers and provider slots of the current snapshot */

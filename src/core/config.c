@@ -32,6 +32,7 @@
 #include "core/config_schema.h"
 #include "core/config_experiments.h"
 #include "route/experiment.h"
+#include "core/config_otel.h"
 
 /* ---- load ---- */
 
@@ -326,6 +327,7 @@ void config_unref(config_t *cfg)
     free(cfg->obs.sample_file);
     free(cfg->obs.admin_key);
     free(cfg->obs.metrics_token);
+    config_otlp_free(cfg->obs.otlp);
     auth_free(cfg->auth);
     if (cfg->budgets) {
         budget_cfg_free(cfg->budgets);

@@ -4,6 +4,7 @@
  * and budgets sections belong to their modules (http/auth, account/budget)
  * and the rules to route/rules_parse. Called by config.c only. */
 #include "core/config_schema.h"
+#include "core/config_otel.h"
 #include "core/config.h"
 
 #include <curl/curl.h>
@@ -701,10 +702,12 @@ void config_parse_obs(ywalk_t *c, config_t *cfg, yaml_node_t *map)
                 continue;
             }
             *dst = auth_secret_parse(c, v, what, strstr(k, "_env") != NULL);
+        } else if (strcmp(k, "otlp") == 0) {
+            config_parse_otlp(c, v, &cfg->obs.otlp); /* core/config_otel.c */
         } else {
             yw_unknown_key(c, kn, "observability",
                            "access_log, sample_rate, sample_file, admin_key_env, admin_key_sha256, "
-                           "metrics_token_env, metrics_token_sha256");
+                           "metrics_token_env, metrics_token_sha256, otlp");
         }
     }
     if (cfg->obs.sample_rate > 0 && cfg->obs.sample_file == NULL)

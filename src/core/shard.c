@@ -20,6 +20,7 @@
 #include "account/budget.h"
 #include "core/log.h"
 #include "account/observe.h"
+#include "account/otel.h"
 #include "core/rds.h"
 #include "http/request.h"
 #include "http/reply.h"
@@ -42,6 +43,7 @@ struct shard {
     upstream_t *up;
     cache_ctx_t cache;
     observe_t *obs;
+    struct otel *otel; /* OpenTelemetry export of finished requests, NULL without obs */
     budget_t *budget;
     health_t *health;
     rds_t *budget_rds;
@@ -87,6 +89,11 @@ const struct cache_ctx *shard_cache(shard_t *s)
 struct observe *shard_observe(shard_t *s)
 {
     return s->obs;
+}
+
+struct otel *shard_otel(shard_t *s)
+{
+    return s->otel;
 }
 
 struct budget *shard_budget(shard_t *s)
@@ -286,7 +293,9 @@ static bool hook(loop_t *loop, void *arg, int64_t *timeout_ms)
             s->cut = true;
             s->flush_deadline = now + SHARD_FLUSH_MS;
         }
-        if (s->n_live == 0 || (s->cut && now >= s->flush_deadline)) {
+        /* the last spans leave too, within the grace period */
+        if ((s->n_live == 0 && (now >= s->stop_deadline || !otel_drain(s->otel))) ||
+            (s->cut && now >= s->flush_deadline)) {
             release_all(s);
             MHD_run(s->mhd);
             loop_stop(loop);
@@ -336,6 +345,8 @@ shard_t *shard_new(unsigned id, config_t *cfg, struct mcache *mem, struct observ
     }
     s->cache.mem = mem;
     s->obs = obs;
+    if (obs != NULL)
+        s->otel = otel_new(s->loop, observe_otel_stats(obs));
     s->budget = budget;
     if (budget && budget_redis_addr(budget)) {
         s->budget_rds = rds_new(s->loop, budget_redis_addr(budget), budget_redis_timeout_ms(budget));
@@ -430,6 +441,7 @@ void shard_free(shard_t *s)
     }
     gate_free(s->gate); /* after the daemon: its close notifications reach the gate */
     upstream_free(s->up);
+    otel_free(s->otel);
     rds_free(s->cache.rds);
     rds_free(s->budget_rds);
     classifier_cache_free(s->classifier_cache);

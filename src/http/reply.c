@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "account/budget.h"
+#include "account/otel.h"
 #include "cache/cache.h"
 #include "core/log.h"
 #include "core/shard.h"
@@ -171,6 +172,8 @@ void reply_send(req_t *req, unsigned status, char *body, size_t len, const char 
     struct MHD_Response *r;
     /* the one place plain answers leave: in the door's format, and never
      * with a provider's key in it (a provider's error may repeat it) */
+    if (status == 200 && req->cfg->obs.otlp != NULL)
+        otel_note_answer(req, body, len); /* response model, finish reasons: for its span */
     doorwire_reply(req, &status, &body, &len, &ctype);
     redact_keys(req->cfg, body, len);
     r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);

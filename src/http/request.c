@@ -4,6 +4,7 @@
  * upstream is the client's bytes with only the "model" value spliced, so
  * every other field passes through untouched and nothing is re-serialised. */
 #include "http/request.h"
+#include "account/otel.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *c
     req->cls_prompt_tokens = req->cls_completion_tokens = -1;
     req->score = -1;
     req->exp_arm = -1;
+    req->otel_temperature = -1;
     req->key_name = "";
     req->client_io.fd = -1;
     buf_init(&req->body, cfg->max_body_bytes);
@@ -371,6 +373,8 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
         goto out;
     }
     req->stream = cJSON_IsTrue(item) && req->ep != EP_EMBEDDINGS;
+    if (req->cfg->obs.otlp != NULL)
+        otel_note_request(req, root); /* the client's model and temperature, for its span */
 
     switch (req->ep) {
     case EP_CHAT:

@@ -20,6 +20,7 @@
 #include "upstream/health_view.h"
 #include "core/log.h"
 #include "account/observe.h"
+#include "account/otel.h"
 #include "route/rules.h"
 #include "core/shard.h"
 #include "upstream/upstream.h"
@@ -529,6 +530,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         req->resp_status = 502; /* 200 went out, but the stream ended with an error event */
     if (req->ep != EP_NONE) {
         observe_request(shard_observe(sh), shard_id(sh), req);
+        otel_request(shard_otel(sh), req); /* its spans, when observability.otlp is on */
         if (req->sampled)
             observe_sample(shard_observe(sh), req, buf_ptr(&req->body), buf_len(&req->body),
                            req->sample_resp, req->sample_resp ? strlen(req->sample_resp) : 0);

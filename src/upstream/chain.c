@@ -83,6 +83,10 @@ void upstream_record(req_t *req, int m, unsigned status, const char *error)
     a->status = status;
     a->retry = m == req->model ? req->retry_n : 0;
     snprintf(a->error, sizeof a->error, "%s", error ? error : "");
+    /* a skip has no transfer: it starts and ends now */
+    a->t1_us = util_now_us();
+    a->t0_us = req->att_t0_us != 0 && m == req->model ? req->att_t0_us : a->t1_us;
+    req->att_t0_us = 0;
 }
 
 /* True when every attempt that reached a provider was answered 429 (models

@@ -7,6 +7,7 @@
  * req->out is capped, a full buffer pauses the transfer. The curl state
  * machine is upstream.c. Shard thread only. */
 #include "upstream/attempt.h"
+#include "account/otel.h"
 #include "upstream/admit.h"
 
 #include <curl/curl.h>
@@ -56,6 +57,8 @@ static bool first_event_ok(req_t *req, const sse_event_t *ev)
                          cJSON_IsString(msg) ? msg->valuestring : "(no message)");
         } else {
             ok = true;
+            if (req->cfg->obs.otlp != NULL)
+                otel_note_stream(req, root); /* the answer's model, for its span */
         }
         cJSON_Delete(root);
     }

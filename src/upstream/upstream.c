@@ -555,6 +555,7 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
     curl_easy_setopt(e, CURLOPT_PREREQDATA, req);
     curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, req->fresh_connect ? 1L : 0L);
     req->fresh_connect = false;
+    req->att_t0_us = util_now_us(); /* the attempt's span (account/otel.h) */
     if (curl_multi_add_handle(up->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
         req->easy = NULL;
