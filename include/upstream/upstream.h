@@ -35,8 +35,4 @@ void upstream_stream_abort(upstream_t *up, req_t *req, const char *why);
  * HTTP daemon ran). */
 void upstream_unpause(upstream_t *up, req_t *req);
 
-/* Per-iteration housekeeping (frees socket watchers removed during the last
- * batch). */
-void upstream_tick(upstream_t *up);
-
 #endif

@@ -31,6 +31,7 @@
 #include "core/config_otel.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/curlloop.h"
 #include "core/util.h"
 
 #define OTEL_RECORD_MAX (512 * 1024) /* one request's spans */
@@ -54,12 +55,6 @@ typedef struct rec {
     char json[];
 } rec_t;
 
-typedef struct watch {
-    loop_io_t io;
-    struct otel *x;
-    struct watch *next_dead;
-} watch_t;
-
 struct otel {
     loop_t *loop;
     otel_stats_t *st;
@@ -72,11 +67,9 @@ struct otel {
     loop_timer_t flush_timer;
     bool flush_due;     /* the flush timer fired while a POST was under way */
     /* the batch in flight (or waiting for its retry) */
-    CURLM *multi;
-    loop_timer_t curl_timer;
+    curlloop_t cl;      /* the exporter's own multi on the loop, made at the first span */
+    CURLM *multi;       /* cl.multi, NULL until then */
     loop_timer_t retry_timer;
-    loop_timer_t reap_timer; /* frees the dead watchers once the I/O batch is over */
-    watch_t *dead;
     CURL *easy;
     config_t *batch_cfg; /* its endpoint and headers stay valid while curl uses them */
     char *body;
@@ -153,85 +146,11 @@ int otel_render_metrics(otel_stats_t *st, buf_t *out)
     return rc ? -1 : 0;
 }
 
-/* ---- the curl multi on the loop (as in upstream.c) ---- */
-
 static void check_done(otel_t *x);
 
-static void on_sock_io(loop_t *loop, loop_io_t *io, uint32_t events)
+static void on_multi_done(void *arg)
 {
-    watch_t *w = (watch_t *)io;
-    int flags = 0, running;
-    (void)loop;
-    if (events & EPOLLIN)
-        flags |= CURL_CSELECT_IN;
-    if (events & EPOLLOUT)
-        flags |= CURL_CSELECT_OUT;
-    if (events & (EPOLLERR | EPOLLHUP))
-        flags |= CURL_CSELECT_ERR;
-    curl_multi_socket_action(w->x->multi, io->fd, flags, &running);
-    check_done(w->x);
-}
-
-static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    otel_t *x = userp;
-    watch_t *w = socketp;
-    uint32_t ev = 0;
-    (void)e;
-    if (what == CURL_POLL_REMOVE) {
-        if (w != NULL) {
-            loop_io_del(x->loop, &w->io);
-            curl_multi_assign(x->multi, s, NULL);
-            w->next_dead = x->dead; /* freed after this batch of events */
-            x->dead = w;
-            if (!loop_timer_armed(&x->reap_timer))
-                loop_timer_start(x->loop, &x->reap_timer, 0);
-        }
-        return 0;
-    }
-    if (w == NULL) {
-        w = xcalloc(1, sizeof *w);
-        w->io.fd = s;
-        w->io.cb = on_sock_io;
-        w->x = x;
-        curl_multi_assign(x->multi, s, w);
-    }
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-        ev |= EPOLLIN;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-        ev |= EPOLLOUT;
-    if (loop_io_set(x->loop, &w->io, ev) < 0)
-        log_warn("otlp: cannot watch socket %d", (int)s);
-    return 0;
-}
-
-static void on_curl_timer_fire(loop_t *loop, loop_timer_t *t)
-{
-    otel_t *x = t->arg;
-    int running;
-    (void)loop;
-    curl_multi_socket_action(x->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(x);
-}
-
-static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-    otel_t *x = userp;
-    (void)multi;
-    if (timeout_ms < 0)
-        loop_timer_stop(x->loop, &x->curl_timer);
-    else
-        loop_timer_start(x->loop, &x->curl_timer, (uint64_t)timeout_ms);
-    return 0;
-}
-
-static void free_dead(otel_t *x)
-{
-    while (x->dead != NULL) {
-        watch_t *w = x->dead;
-        x->dead = w->next_dead;
-        free(w);
-    }
+    check_done(arg);
 }
 
 /* ---- batches ---- */
@@ -463,12 +382,6 @@ static void check_done(otel_t *x)
     }
 }
 
-static void on_reap(loop_t *loop, loop_timer_t *t)
-{
-    (void)loop;
-    free_dead(t->arg);
-}
-
 /* ---- the exporter ---- */
 
 otel_t *otel_new(loop_t *loop, otel_stats_t *st)
@@ -482,10 +395,6 @@ otel_t *otel_new(loop_t *loop, otel_stats_t *st)
     x->flush_timer.arg = x;
     x->retry_timer.cb = on_retry;
     x->retry_timer.arg = x;
-    x->curl_timer.cb = on_curl_timer_fire;
-    x->curl_timer.arg = x;
-    x->reap_timer.cb = on_reap;
-    x->reap_timer.arg = x;
     return x;
 }
 
@@ -495,14 +404,9 @@ static bool ensure_multi(otel_t *x)
 {
     if (x->multi != NULL)
         return true;
-    x->multi = curl_multi_init();
-    if (x->multi == NULL)
+    if (curlloop_init(&x->cl, x->loop, 4L, on_multi_done, x, "otlp") < 0)
         return false;
-    curl_multi_setopt(x->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(x->multi, CURLMOPT_SOCKETDATA, x);
-    curl_multi_setopt(x->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    curl_multi_setopt(x->multi, CURLMOPT_TIMERDATA, x);
-    curl_multi_setopt(x->multi, CURLMOPT_MAXCONNECTS, 4L);
+    x->multi = x->cl.multi;
     return true;
 }
 
@@ -518,11 +422,7 @@ void otel_free(otel_t *x)
         free(r);
     }
     loop_timer_stop(x->loop, &x->flush_timer);
-    if (x->multi != NULL)
-        curl_multi_cleanup(x->multi); /* closes its connections (REMOVE callbacks) */
-    loop_timer_stop(x->loop, &x->curl_timer);
-    loop_timer_stop(x->loop, &x->reap_timer);
-    free_dead(x);
+    curlloop_fini(&x->cl);
     config_unref(x->cfg);
     free(x->prov_names);
     free(x);

@@ -276,7 +276,6 @@ static bool hook(loop_t *loop, void *arg, int64_t *timeout_ms)
     MHD_UNSIGNED_LONG_LONG mhd_to;
     bool pending = false;
 
-    upstream_tick(s->up);
     adopt_config(s);
     publish_redis(s, loop_now_ms(loop));
     if (atomic_load(&s->stop_requested)) {

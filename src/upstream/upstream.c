@@ -39,28 +39,23 @@
 #include "core/log.h"
 #include "upstream/provider.h"
 #include "http/reply.h"
+#include "core/curlloop.h"
 #include "core/shard.h"
 #include "core/util.h"
 
 #define CURL_BUF_SIZE (8 * 1024) /* per handle; small matters at 10,000 streams */
 
-typedef struct sock_watch {
-    loop_io_t io;
-    upstream_t *up;
-    struct sock_watch *next_dead;
-} sock_watch_t;
 
 #define EASY_POOL 256
 
 struct upstream {
     shard_t *shard;
     loop_t *loop;
-    CURLM *multi;
+    curlloop_t cl; /* the multi handle on the shard's loop */
+    CURLM *multi;  /* cl.multi */
     CURL *pool[EASY_POOL]; /* idle easy handles, options that never change set */
     struct upstream_call *calls; /* llmrouter's own calls in flight (call.c) */
     size_t n_pool;
-    loop_timer_t timer;
-    sock_watch_t *dead;
 };
 
 static void check_done(upstream_t *up);
@@ -69,73 +64,9 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud);
 static size_t on_write(char *p, size_t size, size_t nmemb, void *ud);
 static int on_prereq(void *ud, char *remote_ip, char *local_ip, int remote_port, int local_port);
 
-/* ---- multi_socket plumbing ---- */
-
-static void on_sock_io(loop_t *loop, loop_io_t *io, uint32_t events)
+static void on_multi_done(void *arg)
 {
-    sock_watch_t *w = (sock_watch_t *)io;
-    upstream_t *up = w->up;
-    int flags = 0, running;
-    (void)loop;
-    if (events & EPOLLIN)
-        flags |= CURL_CSELECT_IN;
-    if (events & EPOLLOUT)
-        flags |= CURL_CSELECT_OUT;
-    if (events & (EPOLLERR | EPOLLHUP))
-        flags |= CURL_CSELECT_ERR;
-    curl_multi_socket_action(up->multi, io->fd, flags, &running);
-    check_done(up);
-}
-
-static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    upstream_t *up = userp;
-    sock_watch_t *w = socketp;
-    uint32_t ev = 0;
-    (void)e;
-    if (what == CURL_POLL_REMOVE) {
-        if (w != NULL) {
-            loop_io_del(up->loop, &w->io);
-            curl_multi_assign(up->multi, s, NULL);
-            w->next_dead = up->dead; /* freed after this batch of events */
-            up->dead = w;
-        }
-        return 0;
-    }
-    if (w == NULL) {
-        w = xcalloc(1, sizeof *w);
-        w->io.fd = s;
-        w->io.cb = on_sock_io;
-        w->up = up;
-        curl_multi_assign(up->multi, s, w);
-    }
-    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-        ev |= EPOLLIN;
-    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-        ev |= EPOLLOUT;
-    if (loop_io_set(up->loop, &w->io, ev) < 0)
-        log_warn("upstream: cannot watch socket %d", (int)s);
-    return 0;
-}
-
-static void on_multi_timer(loop_t *loop, loop_timer_t *t)
-{
-    upstream_t *up = t->arg;
-    int running;
-    (void)loop;
-    curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(up);
-}
-
-static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
-{
-    upstream_t *up = userp;
-    (void)multi;
-    if (timeout_ms < 0)
-        loop_timer_stop(up->loop, &up->timer);
-    else
-        loop_timer_start(up->loop, &up->timer, (uint64_t)timeout_ms);
-    return 0;
+    check_done(arg);
 }
 
 upstream_t *upstream_new(struct shard *shard, loop_t *loop)
@@ -143,28 +74,12 @@ upstream_t *upstream_new(struct shard *shard, loop_t *loop)
     upstream_t *up = xcalloc(1, sizeof *up);
     up->shard = shard;
     up->loop = loop;
-    up->multi = curl_multi_init();
-    if (up->multi == NULL) {
+    if (curlloop_init(&up->cl, loop, 1024L, on_multi_done, up, "upstream") < 0) {
         free(up);
         return NULL;
     }
-    up->timer.cb = on_multi_timer;
-    up->timer.arg = up;
-    curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
-    curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
-    curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    up->multi = up->cl.multi;
     return up;
-}
-
-void upstream_tick(upstream_t *up)
-{
-    while (up->dead) {
-        sock_watch_t *w = up->dead;
-        up->dead = w->next_dead;
-        free(w);
-    }
 }
 
 CURLM *upstream_multi(upstream_t *up)
@@ -184,9 +99,7 @@ void upstream_free(upstream_t *up)
     upstream_call_cancel_all(up);
     while (up->n_pool > 0)
         curl_easy_cleanup(up->pool[--up->n_pool]);
-    curl_multi_cleanup(up->multi); /* closes pooled connections (REMOVE callbacks) */
-    loop_timer_stop(up->loop, &up->timer);
-    upstream_tick(up);
+    curlloop_fini(&up->cl);
     free(up);
 }
 
