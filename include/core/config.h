@@ -164,6 +164,10 @@ typedef struct cfg_obs {
      * when not configured */
     struct auth_secret *admin_key;
     struct auth_secret *metrics_token;
+    /* observability.judge / .alerts (core/config_quality.h), owned; NULL
+     * when absent */
+    struct cfg_judge *judge;
+    struct cfg_alerts *alerts;
 } cfg_obs_t;
 
 /* redis: how every Redis client (the cache's and the budgets') behaves
