@@ -302,6 +302,7 @@ static enum MHD_Result readyz(req_t *req)
     if (buf_len(&b) >= 2 && buf_ptr(&b)[buf_len(&b) - 1] == '}') {
         b.w--; /* the object goes on: "redis":{...} */
         observe_redis_readyz(shard_observe(req->shard), &b);
+        observe_quality_readyz(shard_observe(req->shard), &b);
         buf_puts(&b, "}");
     }
     ret = early(req, st, NULL, NULL, NULL, buf_ptr(&b), buf_len(&b), false);
@@ -525,6 +526,8 @@ static int admit(req_t *req)
 static void routed(req_t *req)
 {
     req->sampled = observe_sample_pick(shard_observe(req->shard), shard_random(req->shard));
+    req->judge_pick = observe_judge_pick(shard_observe(req->shard), req, shard_random(req->shard));
+    req->sampled = req->sampled || req->judge_pick;
     req->state = RS_UPSTREAM;
     if (admit(req) != 0)
         return; /* refused (429), or a Redis budget check is pending */
