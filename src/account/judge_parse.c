@@ -136,9 +136,14 @@ static void set_reason(char *reason, size_t rlen, const char *s, size_t n)
             n--;
         }
     }
-    for (size_t i = 0; i < n && s[i] != '\n' && s[i] != '\r' && o + 1 < rlen; i++)
+    size_t i = 0;
+    for (; i < n && s[i] != '\n' && s[i] != '\r' && o + 1 < rlen; i++)
         reason[o++] = ((unsigned char)s[i] < 0x20) ? ' ' : s[i];
-    o = utf8_cut(reason, o);
+    /* cut at the cap: not inside a UTF-8 sequence */
+    while (o > 0 && i < n && ((unsigned char)s[i] & 0xC0) == 0x80) {
+        o--;
+        i--;
+    }
     while (o > 0 && isspace((unsigned char)reason[o - 1]))
         o--;
     reason[o] = '\0';

@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "account/report_cascade.h"
+#include "account/report_quality.h"
 #include "core/util.h"
 
 #define LABEL_MAX 40 /* widest label column in the table */
@@ -669,6 +670,8 @@ static void usage(FILE *f)
                "      --until TIME   only entries before TIME\n"
                "      --by key       group by API key instead of tier and model\n"
                "      --json         print the same data as JSON\n"
+               "      --samples SAMPLES...  judged quality of samples files instead\n"
+               "                     (mean judge score per tier, model and rule)\n"
                "  -h, --help         print this help and exit\n");
 }
 
@@ -685,6 +688,8 @@ int report_main(int argc, char **argv)
     bool json = false;
     int c;
 
+    if (report_quality_wanted(argc, argv))
+        return report_quality_main(argc, argv); /* --samples: judged quality */
     memset(&o, 0, sizeof o);
     optind = 0; /* GNU: full re-initialisation, so report_main can be called again */
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
