@@ -218,8 +218,12 @@ def test_dead_webhook_is_harmless():
         rs = send(d, 12)
         Q.wait_metric(d, GAUGE, {"kind": "model", "name": "cheap", "reason": "mean_score"}, 1.0)
         Q.wait_metric(d, "llmrouter_alert_webhook_total", {"result": "failed"}, lambda v: v >= 1)
+        # the alert is raised by the 5th request's sample; what comes after
+        # goes while the webhook fails and retries in the background
         med = sorted(r.elapsed for r in rs[6:])[3]
         check(med < base + 0.05, f"median latency {med:.4f}s vs {base:.4f}s")
+        worst = max(r.elapsed for r in rs[4:])
+        check(worst < base + 0.3, f"slowest request {worst:.4f}s vs a median {base:.4f}s")
         check(all(r.json["choices"][0]["message"]["content"].startswith("Simulated reply")
                   for r in rs), "answers")
         Q.wait_log(d, "alert webhook: giving up after 2 tries")
