@@ -231,6 +231,47 @@ def test_dead_webhook_is_harmless():
         Q.stop(d)
 
 
+@test
+def test_dashboard_shows_quality_and_banner():
+    import re
+    import shutil
+    import subprocess
+    import tempfile
+    exe = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                if shutil.which(n)), None)
+    check(exe is not None, "chromium is not installed (apt-get install -y chromium)")
+    E.sim_reset()
+    Q.sim_quality(scores={"sim-cheap": 3})
+    d = Q.start("drift-dash", judge=JUDGE, alerts=alerts())
+    try:
+        send(d, 5)
+        Q.wait_metric(d, GAUGE, {"kind": "model", "name": "cheap", "reason": "mean_score"}, 1.0)
+        profile = tempfile.mkdtemp(prefix="drift-chromium-", dir=E.tmp)
+        p = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                            "--disable-background-networking", "--disable-component-update",
+                            "--disable-sync", "--disable-dev-shm-usage",
+                            f"--user-data-dir={profile}", "--virtual-time-budget=5000",
+                            "--dump-dom", f"http://127.0.0.1:{d.port}/dashboard"],
+                           capture_output=True, timeout=90)
+        dom = p.stdout.decode("utf-8", "replace")
+        check(p.returncode == 0 and "<html" in dom, f"chromium failed: {p.stderr[-300:]}")
+        m = re.search(r'id="quality-alerts"[^>]*>([^<]*)<', dom)
+        check(m and "model cheap (mean_score)" in m.group(1), f"banner: {m and m.group(0)}")
+        check('id="quality-alerts" class="err" hidden' not in dom, "banner hidden")
+        row = re.search(r'<tr data-name="tier budget">(.*?)</tr>', dom)
+        check(row, "no tier budget row in table#quality")
+        cells = re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
+        eq(cells[:3], ["tier budget", "5", "3.00"], "quality row: name, judged, mean")
+        check(cells[3].startswith("$"), f"cost next to quality: {cells}")
+        eq(cells[4], "", "tiers have no alerts")
+        row = re.search(r'<tr data-name="model cheap">(.*?)</tr>', dom)
+        check(row, "no model cheap row in table#quality")
+        cells = re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
+        eq((cells[1], cells[4]), ("5", "mean_score"), "model row: judged, alert")
+    finally:
+        Q.stop(d)
+
+
 BAD = [
     ("  alerts: {window: 5, min_samples: 10}\n", "min_samples (10) is larger than window (5)"),
     ("  alerts: {min_mean_score: 11}\n", "expected a score from 0 to 10"),
