@@ -242,6 +242,57 @@ def test_dead_slow_garbage_judge_change_nothing_for_clients():
         Q.stop(d)
 
 
+@test
+def test_rate_overrides_per_tier_and_rule_and_truncation():
+    E.sim_reset()
+    Q.sim_quality()
+    d = Q.start("rates", judge="  judge: {model: judge, rate: 1, max_input_bytes: 64, "
+                               "rates: {tier: {budget: 0, premium: 0}, rule: {code: 1}}}\n"
+                               "  sample_rate: 1\n")
+    try:
+        eq(Q.chat(d, "plain question " + "x" * 200).status, 200, "budget")
+        eq(Q.chat(d, "please compile this " + "y" * 200).status, 200, "code")
+        lines = Q.samples(d, 2)
+        by_tier = {x["tier"]: x for x in lines}
+        check(by_tier["budget"]["judge"] is None, f"budget judged: {by_tier['budget']['judge']}")
+        eq(by_tier["premium"]["judge"]["score"], 8, "the code rule's rate wins over its tier's")
+        judged = [y for y in E.sim_requests() if (y.get("body") or {}).get("model") == "sim-qjudge"]
+        eq(len(judged), 1, "one judge call")
+        prompt = judged[0]["body"]["messages"][-1]["content"]
+        check(prompt.count(" [truncated]") == 2, f"question and answer cut: {prompt!r}")
+        check("y" * 100 not in prompt, "max_input_bytes bounds what the judge sees")
+        eq(judged[0]["body"]["messages"][0]["role"], "system", "the rubric is the system prompt")
+        check("1 (useless or wrong) to 10" in judged[0]["body"]["messages"][0]["content"],
+              "the built-in rubric")
+    finally:
+        Q.stop(d)
+
+
+@test
+def test_reload_changes_the_judge_for_new_requests():
+    import signal
+    E.sim_reset()
+    Q.sim_quality()
+    d = Q.start("reload", judge=JUDGE_ALL + "  sample_rate: 1\n")
+    try:
+        eq(Q.chat(d, "before").status, 200, "status")
+        Q.samples(d, 1, pred=lambda x: x.get("judge") is not None)
+        text, _ = Q.config_text(E.tmp, "reload",
+                                judge="  judge: {model: judge, rate: 0, rubric: \"Grade it.\"}\n"
+                                      "  sample_rate: 1\n")
+        with open(d.config, "w") as f:
+            f.write(text)
+        d.proc.send_signal(signal.SIGHUP)
+        Q.wait_metric(d, "llmrouter_config_reloads_total", None, 1.0)
+        time.sleep(0.2)  # each shard takes the new snapshot at its next iteration
+        eq(Q.chat(d, "after").status, 200, "status")
+        lines = Q.samples(d, 2)
+        check(lines[1]["judge"] is None, f"rate 0 after the reload: {lines[1]['judge']}")
+        eq(Q.judge_calls(), 1, "no judge call after the reload")
+    finally:
+        Q.stop(d)
+
+
 BAD = [
     ("  judge: {model: nope}\n", "no model named \"nope\""),
     ("  judge: {model: judge, rate: 2}\n", "expected a fraction from 0 to 1"),
