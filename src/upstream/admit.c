@@ -13,6 +13,7 @@
 #include "account/metrics.h"
 #include "account/observe.h"
 #include "account/quality.h"
+#include "core/config_quality.h"
 #include "core/log.h"
 #include "core/shard.h"
 #include "upstream/attempt.h"
@@ -139,7 +140,8 @@ enum admit_result upstream_admit(req_t *req, int m)
         req->adm_forcing = false;
         return take_slot(req, m, health_force(md->health, &md->circuit, now_ms(req)));
     }
-    if (quality_demoted(observe_quality(shard_observe(req->shard)), md->name, now_ms(req))) {
+    if (req->cfg->obs.alerts != NULL && req->cfg->obs.alerts->demote &&
+        quality_demoted(observe_quality(shard_observe(req->shard)), md->name, now_ms(req))) {
         /* its judged quality is in alert (account/quality.h): skipped like a
          * cooling model, and the chain's last resort when nothing else is */
         if (req->adm_cooling < 0) {
