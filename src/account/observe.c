@@ -286,8 +286,6 @@ int observe_render_metrics(observe_t *o, buf_t *out)
         return -1;
     if (o->budget)
         render_budget(o->budget, out);
-    if (quality_render_metrics(o->quality, out) < 0)
-        return -1;
     {
         /* circuit breakers and provider slots of the current snapshot */
         config_t *cfg = config_current();
@@ -296,7 +294,8 @@ int observe_render_metrics(observe_t *o, buf_t *out)
         if (rc < 0)
             return -1;
     }
-    return 0;
+    /* judged quality, drift alerts, demotions (account/quality.h) */
+    return quality_render_metrics(o->quality, out);
 }
 
 int observe_render_stats(observe_t *o, buf_t *out)
