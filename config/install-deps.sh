@@ -10,7 +10,7 @@ libpcre2-dev libhiredis-dev libssl-dev python3 curl ca-certificates"
 case "${1:-}" in
 test | bench)
     PKGS="$PKGS libcmocka-dev redis-server nodejs npm systemd python3-yaml man-db groff-base
-strace chromium prometheus"
+strace chromium prometheus clang libclang-rt-14-dev"
     ;;
 esac
 [ "${1:-}" = bench ] && PKGS="$PKGS nginx wrk"

@@ -27,9 +27,11 @@ static inline size_t buf_len(const buf_t *b)
     return b->w - b->r;
 }
 
+/* The readable bytes; "" (never NULL) for a buffer that never allocated,
+ * so that pointer arithmetic and memcpy on it stay defined. */
 static inline const char *buf_ptr(const buf_t *b)
 {
-    return b->data + b->r;
+    return b->data != NULL ? b->data + b->r : "";
 }
 
 static inline size_t buf_room(const buf_t *b)

@@ -13,7 +13,9 @@ struct cJSON;
  * items, prefixItems, enum, const, minimum/maximum and their exclusive
  * forms, multipleOf, minLength/maxLength, minItems/maxItems,
  * minProperties/maxProperties, anyOf, oneOf, allOf, not, $ref into the same
- * document). Keywords outside the subset (pattern, format, ...) are
+ * document). A schema nested deeper than 64 levels, or whose check would
+ * take more than 100,000 steps (branches that $ref back into themselves),
+ * is not judged: the value is accepted. Keywords outside the subset (pattern, format, ...) are
  * ignored: they never reject. root is the schema document $ref resolves
  * against. On failure why (may be NULL) gets the path of the first
  * violation. */

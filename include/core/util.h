@@ -15,6 +15,23 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
+/* A JSON number (a double) as a token count: its integer part, 0 when it is
+ * negative or NaN, 2^53 at most. Converting a double outside int64_t's range
+ * is undefined behaviour, and a provider's usage object is not trusted. */
+static inline int64_t util_count_i64(double d)
+{
+    if (!(d > 0))
+        return 0;
+    return d < 9007199254740992.0 ? (int64_t)d : (int64_t)9007199254740992;
+}
+
+/* A JSON number as an index: its integer part when |d| < 2^53, else
+ * fallback (NaN included). */
+static inline int64_t util_index_i64(double d, int64_t fallback)
+{
+    return d > -9007199254740992.0 && d < 9007199254740992.0 ? (int64_t)d : fallback;
+}
+
 /* Monotonic clock in milliseconds and microseconds. */
 uint64_t util_now_ms(void);
 uint64_t util_now_us(void);

@@ -19,6 +19,7 @@
 #include "core/rds.h"
 #include "core/util.h"
 #include "core/version.h"
+#include "http/gate_stats.h"
 #include "upstream/health_view.h"
 
 struct observe {
@@ -286,6 +287,8 @@ int observe_render_metrics(observe_t *o, buf_t *out)
         return -1;
     if (o->budget)
         render_budget(o->budget, out);
+    if (gate_stats_render(out) < 0)
+        return -1;
     {
         /* circuit breakers and provider slots of the current snapshot */
         config_t *cfg = config_current();

@@ -156,8 +156,8 @@ static void hit_accounting(req_t *req, const char *body, size_t len)
         const cJSON *pt = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
         const cJSON *ct = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
         if (cJSON_IsNumber(pt) && cJSON_IsNumber(ct)) {
-            req->prompt_tokens = (int64_t)pt->valuedouble;
-            req->completion_tokens = (int64_t)ct->valuedouble;
+            req->prompt_tokens = util_count_i64(pt->valuedouble);
+            req->completion_tokens = util_count_i64(ct->valuedouble);
             req->cached_tokens = 0;
             if (req->cfg->baseline_model >= 0)
                 req->baseline_usd = provider_cost(&req->cfg->models[req->cfg->baseline_model],
@@ -203,7 +203,7 @@ static bool serve(req_t *req, const char *value, size_t len, bool shared)
             return false;
         }
         req->model = config_find_model(req->cfg, m->valuestring);
-        req->cache_age_s = (int64_t)time(NULL) - (int64_t)created->valuedouble;
+        req->cache_age_s = (int64_t)time(NULL) - util_index_i64(created->valuedouble, 0);
         req->cache_x = CACHE_X_HIT;
         hit_accounting(req, body, blen);
         buf_cstr(&sse);
@@ -212,7 +212,7 @@ static bool serve(req_t *req, const char *value, size_t len, bool shared)
         char *copy = xmalloc(blen + 1);
         memcpy(copy, body, blen);
         req->model = config_find_model(req->cfg, m->valuestring);
-        req->cache_age_s = (int64_t)time(NULL) - (int64_t)created->valuedouble;
+        req->cache_age_s = (int64_t)time(NULL) - util_index_i64(created->valuedouble, 0);
         req->cache_x = CACHE_X_HIT;
         hit_accounting(req, body, blen);
         reply_send(req, 200, copy, blen, NULL);

@@ -20,7 +20,9 @@ typedef struct stripe {
     mcache_entry_t **buckets;
     size_t nbuckets; /* power of two */
     size_t entries, bytes, max_bytes;
-    mcache_entry_t lru; /* sentinel: lru._next is the most recently used */
+    /* sentinel: lru->_next is the most recently used. Allocated apart: an
+     * entry ends in a flexible array, so it cannot sit inside a struct. */
+    mcache_entry_t *lru;
     uint64_t hits, misses, inserts, evictions, expired;
 } stripe_t;
 
@@ -51,7 +53,8 @@ mcache_t *mcache_new(size_t max_bytes)
         st->nbuckets = 256;
         st->buckets = xcalloc(st->nbuckets, sizeof *st->buckets);
         st->max_bytes = max_bytes / STRIPES;
-        st->lru._next = st->lru._prev = &st->lru;
+        st->lru = xcalloc(1, sizeof *st->lru);
+        st->lru->_next = st->lru->_prev = st->lru;
     }
     return c;
 }
@@ -74,13 +77,14 @@ void mcache_free(mcache_t *c)
         return;
     for (int i = 0; i < STRIPES; i++) {
         stripe_t *st = &c->s[i];
-        mcache_entry_t *e = st->lru._next;
-        while (e != &st->lru) {
+        mcache_entry_t *e = st->lru->_next;
+        while (e != st->lru) {
             mcache_entry_t *n = e->_next;
             entry_unref(e);
             e = n;
         }
         free(st->buckets);
+        free(st->lru);
         pthread_mutex_destroy(&st->lock);
     }
     free(c);
@@ -110,10 +114,10 @@ static void to_front(stripe_t *st, mcache_entry_t *e)
 {
     e->_prev->_next = e->_next;
     e->_next->_prev = e->_prev;
-    e->_next = st->lru._next;
-    e->_prev = &st->lru;
-    st->lru._next->_prev = e;
-    st->lru._next = e;
+    e->_next = st->lru->_next;
+    e->_prev = st->lru;
+    st->lru->_next->_prev = e;
+    st->lru->_next = e;
 }
 
 static mcache_entry_t *find(stripe_t *st, const uint8_t *key)
@@ -190,8 +194,8 @@ void mcache_put(mcache_t *c, const uint8_t key[CACHEKEY_LEN], const char *value,
     if (old)
         unlink_entry(st, old);
     /* evict from the cold end until it fits */
-    while (st->bytes + cost(e) > st->max_bytes && st->lru._prev != &st->lru) {
-        unlink_entry(st, st->lru._prev);
+    while (st->bytes + cost(e) > st->max_bytes && st->lru->_prev != st->lru) {
+        unlink_entry(st, st->lru->_prev);
         st->evictions++;
     }
     if (st->entries + 1 > st->nbuckets)
@@ -199,10 +203,10 @@ void mcache_put(mcache_t *c, const uint8_t key[CACHEKEY_LEN], const char *value,
     b = bucket_of(st, key);
     e->_hnext = st->buckets[b];
     st->buckets[b] = e;
-    e->_prev = &st->lru;
-    e->_next = st->lru._next;
-    st->lru._next->_prev = e;
-    st->lru._next = e;
+    e->_prev = st->lru;
+    e->_next = st->lru->_next;
+    st->lru->_next->_prev = e;
+    st->lru->_next = e;
     st->entries++;
     st->bytes += cost(e);
     st->inserts++;

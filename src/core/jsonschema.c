@@ -12,6 +12,10 @@
 #include <cjson/cJSON.h>
 
 #define JSONSCHEMA_DEPTH 64 /* deeper schemas are not judged (accepted) */
+/* Schemas whose check takes more steps are not judged either (accepted):
+ * allOf/anyOf branches that $ref back to "#" multiply at every level, and a
+ * client writes the schema. 100,000 steps take about 5 ms. */
+#define JSONSCHEMA_STEPS 100000
 
 
 typedef struct sv {
@@ -19,6 +23,7 @@ typedef struct sv {
     char *why;
     size_t why_len;
     bool too_deep;
+    unsigned long steps;
 } sv_t;
 
 static bool sv_fail(sv_t *s, const char *path, const char *what)
@@ -220,7 +225,7 @@ static bool validate(sv_t *s, const cJSON *schema, const cJSON *v, const char *p
         return true;
     if (cJSON_IsFalse(schema))
         return sv_fail(s, path, "no value is allowed here");
-    if (depth > JSONSCHEMA_DEPTH) {
+    if (depth > JSONSCHEMA_DEPTH || ++s->steps > JSONSCHEMA_STEPS) {
         s->too_deep = true; /* not judged: accepted (see the header) */
         return true;
     }

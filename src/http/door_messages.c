@@ -6,11 +6,13 @@
 
 #include "http/door.h"
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "core/util.h"
 #include "core/json.h"
 
 typedef struct tx {
@@ -546,7 +548,7 @@ int dm_request_to_chat(const char *body, size_t len, unsigned flags, buf_t *out,
 
     v = cJSON_GetObjectItemCaseSensitive(root, "max_tokens");
     if (v != NULL && (!cJSON_IsNumber(v) || v->valuedouble < 1 ||
-                      v->valuedouble != (double)(int64_t)v->valuedouble)) {
+                      v->valuedouble > 9007199254740992.0 || v->valuedouble != floor(v->valuedouble))) {
         door_fail(err, 400, "invalid_value", "max_tokens",
                   "max_tokens: must be an integer of at least 1.%s", NULL);
         goto out;

@@ -303,7 +303,8 @@ static void tool_fragment(dm_stream_t *s, door_w_t *w, const cJSON *tc, int pos)
     const cJSON *ix = cJSON_GetObjectItemCaseSensitive(tc, "index");
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(tc, "function");
     const char *args = door_str_of(f, "arguments");
-    int k = cJSON_IsNumber(ix) ? (int)ix->valuedouble : pos;
+    int64_t kk = cJSON_IsNumber(ix) ? util_index_i64(ix->valuedouble, -1) : pos;
+    int k = kk >= 0 && kk < DM_MAX_TOOLS ? (int)kk : -1;
     int block;
     char tid[160];
     if (k < 0 || k >= DM_MAX_TOOLS)

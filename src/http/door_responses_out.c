@@ -477,7 +477,8 @@ static void tool_fragment(ctx_t *c, const cJSON *tc, int pos)
     const cJSON *ix = cJSON_GetObjectItemCaseSensitive(tc, "index");
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(tc, "function");
     const char *args = door_str_of(f, "arguments");
-    int k = cJSON_IsNumber(ix) ? (int)ix->valuedouble : pos;
+    int64_t kk = cJSON_IsNumber(ix) ? util_index_i64(ix->valuedouble, -1) : pos;
+    int k = kk >= 0 && kk < DR_MAX_TOOLS ? (int)kk : -1;
     char cid[160];
     if (k < 0 || k >= DR_MAX_TOOLS)
         return;

@@ -495,9 +495,9 @@ static void native_usage(req_t *req, const cJSON *usage, provider_result_t *pr)
     const cJSON *cached = det ? cJSON_GetObjectItemCaseSensitive(det, "cached_tokens") : NULL;
     if (!cJSON_IsNumber(in) || !cJSON_IsNumber(out) || req->model < 0)
         return;
-    pr->prompt_tokens = (int64_t)in->valuedouble;
-    pr->completion_tokens = (int64_t)out->valuedouble;
-    pr->cached_tokens = cJSON_IsNumber(cached) ? (int64_t)cached->valuedouble : 0;
+    pr->prompt_tokens = util_count_i64(in->valuedouble);
+    pr->completion_tokens = util_count_i64(out->valuedouble);
+    pr->cached_tokens = cJSON_IsNumber(cached) ? util_count_i64(cached->valuedouble) : 0;
     pr->cost_usd = provider_cost(&req->cfg->models[req->model], (double)pr->prompt_tokens,
                                  (double)pr->completion_tokens, (double)pr->cached_tokens);
 }

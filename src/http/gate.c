@@ -32,6 +32,7 @@
 #include "http/door_messages.h"
 #include "http/gate_head.h"
 #include "http/gate_ips.h"
+#include "http/gate_stats.h"
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100 /* after EMFILE/ENFILE: let connections close */
@@ -123,6 +124,7 @@ static void answer(gate_t *g, int fd, unsigned status, const char *code, const c
     char *body = apierror_body(msg, apierror_type_for_status(status), NULL, code, NULL, &len);
     buf_t out;
     int n;
+    gate_stats_count(status, code);
     memcpy(id, "req_", 4);
     for (int i = 0; i < 16; i++)
         id[4 + i] = hex[(rnd >> (60 - 4 * i)) & 15];

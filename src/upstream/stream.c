@@ -82,9 +82,9 @@ static void take_usage(req_t *req, const cJSON *usage)
     const cJSON *cached = det ? cJSON_GetObjectItemCaseSensitive(det, "cached_tokens") : NULL;
     if (!cJSON_IsNumber(pt) || !cJSON_IsNumber(ct))
         return;
-    req->prompt_tokens = (int64_t)pt->valuedouble;
-    req->completion_tokens = (int64_t)ct->valuedouble;
-    req->cached_tokens = cJSON_IsNumber(cached) ? (int64_t)cached->valuedouble : 0;
+    req->prompt_tokens = util_count_i64(pt->valuedouble);
+    req->completion_tokens = util_count_i64(ct->valuedouble);
+    req->cached_tokens = cJSON_IsNumber(cached) ? util_count_i64(cached->valuedouble) : 0;
     req->cost_usd = provider_cost(&req->cfg->models[req->model], (double)req->prompt_tokens,
                                   (double)req->completion_tokens, (double)req->cached_tokens);
     if (req->ant) {

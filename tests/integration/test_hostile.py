@@ -293,6 +293,35 @@ def test_smuggling_cl_and_te_refused():
     serving(d)
 
 
+def refused_count(d, code):
+    """The sum of llmrouter_http_refused_total{code=...} over statuses."""
+    r = R.http_request(d.port, "GET", "/metrics", timeout=PROMPT_S)
+    eq(r.status, 200, "/metrics")
+    total = 0
+    for m in re.finditer(r'^llmrouter_http_refused_total\{code="([a-z_]+)",status="([0-9a-z]+)"\} (\d+)$',
+                         r.body.decode(), re.M):
+        if m.group(1) == code:
+            total += int(m.group(3))
+    check("# TYPE llmrouter_http_refused_total counter" in r.body.decode(), "family missing")
+    return total
+
+
+@test
+def test_gate_refusals_counted_in_metrics():
+    d = D["main"]
+    before = {c: refused_count(d, c) for c in ("conflicting_framing", "invalid_content_length",
+                                               "http_version_not_supported")}
+    for te_first in (False, True):
+        exchange(d.port, smuggle_cl_te(te_first))
+    exchange(d.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
+    exchange(d.port, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    after = {c: refused_count(d, c) for c in before}
+    eq(after["conflicting_framing"] - before["conflicting_framing"], 2, "smuggling refusals counted")
+    eq(after["invalid_content_length"] - before["invalid_content_length"], 1, "bad length counted")
+    eq(after["http_version_not_supported"] - before["http_version_not_supported"], 1,
+       "HTTP/2 preface counted")
+
+
 @test
 def test_smuggling_cl_and_te_on_keepalive_connection():
     d = D["main"]

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "anthropic_wr.h"
+#include "core/util.h"
 #include "http/apierror.h"
 #include "upstream/sse.h"
 
@@ -471,7 +472,7 @@ static int block_start(anthropic_stream_t *s, const cJSON *d, awr_t *w)
     const char *jt = s->info.json_tool[0] ? s->info.json_tool : NULL;
     if (!cJSON_IsNumber(idx) || !cJSON_IsObject(cb))
         return ANTHROPIC_EINVAL;
-    s->block = (int64_t)idx->valuedouble;
+    s->block = util_index_i64(idx->valuedouble, -1);
     s->block_args = false;
     if (strcmp(t, "text") == 0) {
         s->kind = B_TEXT;
@@ -518,7 +519,7 @@ static int block_delta(anthropic_stream_t *s, const cJSON *d, awr_t *w)
 {
     const cJSON *delta = aj(d, "delta"), *idx = aj(d, "index");
     const char *t = ajs(delta, "type") ? ajs(delta, "type") : "";
-    if (!cJSON_IsNumber(idx) || (int64_t)idx->valuedouble != s->block || s->kind == B_NONE)
+    if (!cJSON_IsNumber(idx) || util_index_i64(idx->valuedouble, -2) != s->block || s->kind == B_NONE)
         return ANTHROPIC_EINVAL;
     if (strcmp(t, "text_delta") == 0 && s->kind == B_TEXT)
         text_chunk(w, s, "\"content\":", ajs(delta, "text"));
@@ -535,7 +536,7 @@ static int block_delta(anthropic_stream_t *s, const cJSON *d, awr_t *w)
 static int block_stop(anthropic_stream_t *s, const cJSON *d, awr_t *w)
 {
     const cJSON *idx = aj(d, "index");
-    if (!cJSON_IsNumber(idx) || (int64_t)idx->valuedouble != s->block)
+    if (!cJSON_IsNumber(idx) || util_index_i64(idx->valuedouble, -2) != s->block)
         return ANTHROPIC_EINVAL;
     /* an empty input is "{}", never an empty arguments string */
     if ((s->kind == B_TOOL || s->kind == B_JSON) && !s->block_args)

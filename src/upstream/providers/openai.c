@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/util.h"
 #include "core/json.h"
 
 double provider_cost(const cfg_model_t *m, double prompt, double completion, double cached)
@@ -116,10 +117,11 @@ static void usage_cost(const cfg_model_t *m, const cJSON *usage, provider_result
     double cached = det ? num(det, "cached_tokens") : 0;
     if (cached == 0)
         cached = num(usage, "prompt_cache_hit_tokens"); /* DeepSeek */
-    out->cost_usd = provider_cost(m, prompt, completion, cached);
-    out->prompt_tokens = (int64_t)prompt;
-    out->completion_tokens = (int64_t)completion;
-    out->cached_tokens = (int64_t)cached;
+    out->prompt_tokens = util_count_i64(prompt);
+    out->completion_tokens = util_count_i64(completion);
+    out->cached_tokens = util_count_i64(cached);
+    out->cost_usd = provider_cost(m, (double)out->prompt_tokens, (double)out->completion_tokens,
+                                  (double)out->cached_tokens);
 }
 
 /* The common case (nothing to rewrite, nothing to cache): validate without

@@ -257,6 +257,12 @@ static void test_schema(void **state)
     assert_true(valid("{\"$ref\":\"https://example.com/s.json\"}", "1"));
     /* a self-referencing $ref stops at the depth limit (accepted), no crash */
     assert_true(valid("{\"$ref\":\"#\"}", "1"));
+    /* branches that $ref back to the root multiply at every level (3^64
+     * checks without the step budget: found by fuzz_jsonschema); the
+     * budget stops it and the value is accepted, and a violation outside
+     * the branches is still found */
+    assert_true(valid("{\"allOf\":[{\"$ref\":\"#\"},{\"$ref\":\"#\"},{\"$ref\":\"#\"}]}", "1"));
+    assert_false(valid("{\"type\":\"string\",\"anyOf\":[{\"$ref\":\"#\"},{\"$ref\":\"#\"}]}", "1"));
     {
         cJSON *s = cJSON_Parse("{\"properties\":{\"a\":{\"type\":\"string\"}}}");
         cJSON *v = cJSON_Parse("{\"a\":1}");
