@@ -58,7 +58,7 @@ def test_scores_reach_samples_metrics_stats():
             j = x["judge"]
             eq(j["model"], "judge", "judge model")
             eq(j["score"], 4, "score")
-            eq(j["reason"], "scripted by the test", "reason")
+            eq(j["reason"], "simulated judge (scores set by /_sim/quality)", "reason")
             check(j["cost_usd"] > 0 and j["ms"] >= 0, f"judge cost/ms {j}")
             for k in ("request_id", "rule", "tier", "score", "model", "provider", "status",
                       "request", "response"):

@@ -1633,9 +1633,9 @@ def quality_answer(h, body, api_path):
         if mode == "garbage":
             content = "I would rather not grade this."
         elif mode == "text":
-            content = "Score: %d \u2014 scripted by the test" % score
+            content = "Score: %d \u2014 simulated judge (scores set by /_sim/quality)" % score
         else:
-            content = dumps({"score": score, "reason": "scripted by the test"})
+            content = dumps({"score": score, "reason": "simulated judge (scores set by /_sim/quality)"})
         h.respond_ok({
             "id": "chatcmpl-sim%d" % STATE.next_id(), "object": "chat.completion",
             "created": int(time.time()), "model": model,
