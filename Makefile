@@ -109,7 +109,7 @@ budgets: build/llmrouter
 
 # The smaller run_suite-based integration suites beside run.py (one file per
 # area; each prints "N passed, M failed").
-EDGE_SUITES := tests/integration/test_not_routed.py tests/integration/test_upstream_faults.py tests/integration/test_http_edge.py tests/integration/test_strict_body.py tests/integration/test_ops.py tests/integration/test_cascade.py tests/integration/test_anthropic_sim.py tests/integration/test_scorer.py tests/integration/test_anthropic_upstream.py tests/integration/test_classifier.py tests/integration/test_doors.py tests/integration/test_retries.py tests/integration/test_health.py tests/integration/test_chaos.py tests/integration/test_resilience_ops.py tests/integration/test_redis_faults.py tests/integration/test_hostile.py tests/integration/test_experiments.py tests/integration/test_tune.py tests/integration/test_otel.py
+EDGE_SUITES := tests/integration/test_not_routed.py tests/integration/test_upstream_faults.py tests/integration/test_http_edge.py tests/integration/test_strict_body.py tests/integration/test_ops.py tests/integration/test_cascade.py tests/integration/test_anthropic_sim.py tests/integration/test_scorer.py tests/integration/test_anthropic_upstream.py tests/integration/test_classifier.py tests/integration/test_doors.py tests/integration/test_retries.py tests/integration/test_health.py tests/integration/test_chaos.py tests/integration/test_resilience_ops.py tests/integration/test_redis_faults.py tests/integration/test_hostile.py tests/integration/test_experiments.py tests/integration/test_tune.py tests/integration/test_otel.py tests/integration/test_judge.py tests/integration/test_drift.py
 
 edge: build/llmrouter
 	@for t in $(EDGE_SUITES); do echo "== $$t"; $(PYTHON) $$t || exit 1; done

@@ -62,12 +62,20 @@ sampler_t *sampler_open(const char *path, double rate, char *err, size_t errlen)
 bool sampler_pick(const sampler_t *s, uint64_t rnd);
 
 /* Writes one JSONL line {time, request_id, rule, tier, model, provider,
- * status, request, response}: request and response embedded as JSON when
+ * status, request, response, judge: null}: request and response embedded as JSON when
  * they are valid JSON (line breaks between tokens become spaces), else as
  * strings (e.g. a stream's raw events). Bodies are borrowed. NULL s is a
  * no-op. */
 void sampler_write(sampler_t *s, const config_t *cfg, const req_t *req, const char *request_body,
                    size_t len, const char *response_body, size_t rlen);
+
+/* A sample line's text up to (not including) its closing brace: the caller
+ * appends `,"judge":...}` and the newline (judged samples are written when
+ * the judge finishes, account/judge.h). Returns 0 or -1 (out's cap). */
+int sampler_format(const config_t *cfg, const req_t *req, const char *request_body, size_t len,
+                   const char *response_body, size_t rlen, buf_t *out);
+/* Writes one complete line (with its newline) with one write(2). */
+void sampler_write_line(sampler_t *s, const char *line, size_t n);
 
 /* Reopens the sample file (log rotation). Returns 0 or -1 (old file kept). */
 int sampler_reopen(sampler_t *s);

@@ -28,7 +28,12 @@ void observe_free(observe_t *o);
 void observe_request(observe_t *o, unsigned shard, const req_t *req);
 /* Whether to keep this request's bodies for the quality sampler. */
 bool observe_sample_pick(observe_t *o, uint64_t rnd);
-/* The quality sample of a finished request (bodies borrowed). */
+/* Whether a routed request is judged (observability.judge's rate for its
+ * tier and rule; rnd: 64 random bits). A judged request is sampled. */
+bool observe_judge_pick(observe_t *o, const req_t *req, uint64_t rnd);
+/* The quality sample of a finished request (bodies borrowed; on its shard
+ * thread): written at once, or handed to the shard's judge
+ * (account/judge.h), which writes it when judged. */
 void observe_sample(observe_t *o, const req_t *req, const char *request_body, size_t len,
                     const char *response_body, size_t rlen);
 
@@ -55,6 +60,13 @@ struct otel_stats;
 struct otel_stats *observe_otel_stats(observe_t *o);
 /* SIGHUP: reopen the log files (log rotation). Main thread. */
 void observe_reopen(observe_t *o);
+
+/* The process-wide quality record (account/quality.h): scores, drift,
+ * demoted models. Any thread. */
+struct quality;
+struct quality *observe_quality(observe_t *o);
+/* Appends `,"demoted":["model",...]` to /readyz's body (nothing when none). */
+void observe_quality_readyz(observe_t *o, buf_t *out);
 
 /* GET /metrics (Prometheus text) and GET /v1/router/stats (JSON). */
 int observe_render_metrics(observe_t *o, buf_t *out);

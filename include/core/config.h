@@ -166,6 +166,10 @@ typedef struct cfg_obs {
     struct auth_secret *metrics_token;
     /* observability.otlp (core/config_otel.h), owned; NULL: no export */
     struct cfg_otlp *otlp;
+    /* observability.judge / .alerts (core/config_quality.h), owned; NULL
+     * when absent */
+    struct cfg_judge *judge;
+    struct cfg_alerts *alerts;
 } cfg_obs_t;
 
 /* redis: how every Redis client (the cache's and the budgets') behaves

@@ -190,6 +190,7 @@ typedef struct req {
     char *usage_event;    /* rewritten usage chunk, sent before [DONE] (client asked) */
     uint32_t data_events; /* data events seen, for an estimate when usage is missing */
     bool sampled;         /* kept for the quality sampler: bodies retained */
+    bool judge_pick;      /* picked for observability.judge (implies sampled) */
     char *sample_resp;    /* the answer (assembled for streams), NUL-terminated */
 
     /* classifier routing (routing.classifier): request_parse says a rule

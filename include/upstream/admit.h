@@ -11,6 +11,9 @@
  *   upstream_admit_release_slot / upstream_admit_cancel  where a transfer
  *                          ends / the request is abandoned.
  *
+ * A model demoted for its judged quality (account/quality.h,
+ * observability.alerts.demote) is skipped too ("skipped: demoted (quality
+ * alert)") and is the chain's last resort like a cooling one.
  * Skipped models are recorded as attempts ("skipped: cooling down (N s
  * left)", "skipped: provider P is at max_inflight ..."). Shard thread only
  * (upstream_admit_kick is the shard loop's wake-up callback). See

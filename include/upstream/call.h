@@ -56,6 +56,15 @@ void upstream_call_cancel(upstream_t *up, upstream_call_t *c);
 char *upstream_call_chat_body(const config_t *cfg, int m, const char *system, const char *user,
                               unsigned max_tokens, size_t *len);
 
+/* A POST of body[0..len) (JSON, copied) to url with headers (a
+ * NULL-terminated list of "Name: value" lines, copied; may be NULL), bounded
+ * by timeout_ms: llmrouter's own calls that are not to a model (an alert
+ * webhook). Any 2xx is ok (content, cost and tokens unknown). Same callback
+ * rules as upstream_call_start; NULL when it cannot start. */
+upstream_call_t *upstream_call_post(upstream_t *up, const char *url, const char *const *headers,
+                                    const char *body, size_t len, unsigned timeout_ms,
+                                    upstream_call_cb cb, void *arg);
+
 /* Calls in flight on this upstream (for tests and metrics). */
 size_t upstream_call_count(upstream_t *up);
 

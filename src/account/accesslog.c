@@ -423,6 +423,22 @@ static int put_body(buf_t *out, const char *key, const char *p, size_t n)
     return rc | json_append_string(out, p, n);
 }
 
+int sampler_format(const config_t *cfg, const req_t *req, const char *request_body, size_t len,
+                   const char *response_body, size_t rlen, buf_t *out)
+{
+    int rc = put_head(out, cfg, req);
+    rc |= put_int(out, "status", req->resp_status);
+    rc |= put_body(out, "request", request_body, len);
+    rc |= put_body(out, "response", response_body, rlen);
+    return rc ? -1 : 0;
+}
+
+void sampler_write_line(sampler_t *s, const char *line, size_t n)
+{
+    if (s != NULL && s->f.fd >= 0)
+        logfile_write(&s->f, line, n);
+}
+
 void sampler_write(sampler_t *s, const config_t *cfg, const req_t *req, const char *request_body,
                    size_t len, const char *response_body, size_t rlen)
 {
@@ -431,11 +447,8 @@ void sampler_write(sampler_t *s, const config_t *cfg, const req_t *req, const ch
         return;
     /* a string-escaped body grows at most 6x (\u00XX) */
     buf_init(&b, 6 * (len + rlen) + 4096);
-    int rc = put_head(&b, cfg, req);
-    rc |= put_int(&b, "status", req->resp_status);
-    rc |= put_body(&b, "request", request_body, len);
-    rc |= put_body(&b, "response", response_body, rlen);
-    rc |= buf_puts(&b, "}\n");
+    int rc = sampler_format(cfg, req, request_body, len, response_body, rlen, &b);
+    rc |= buf_puts(&b, ",\"judge\":null}\n");
     if (rc == 0)
         logfile_write(&s->f, buf_ptr(&b), buf_len(&b));
     buf_free(&b);

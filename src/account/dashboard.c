@@ -5,7 +5,10 @@
  * total-cost, total-baseline, total-savings, total-savings-percent,
  * cache-hit-rate, table#models and table#tiers (one row per name, with
  * data-name), table#health (one row per model: its circuit, from
- * upstream/health_view.h) and table#providers (slots in flight). Behind keys the page and the stats need the admin key: the
+ * upstream/health_view.h), table#providers (slots in flight), table#quality
+ * (judged samples and mean score per tier, rule and model, beside their
+ * cost; account/quality.h) and div#quality-alerts (a banner while an alert
+ * is raised). Behind keys the page and the stats need the admin key: the
  * browser asks for it (HTTP Basic, any user name, the key as password) and
  * sends it again with the page's fetches. */
 #include "account/dashboard.h"
@@ -49,6 +52,7 @@ static const char PAGE[] =
     "<body>\n"
     "<h1>llmrouter</h1>\n"
     "<div id=\"status\">loading&hellip;</div>\n"
+    "<div id=\"quality-alerts\" class=\"err\" hidden></div>\n"
     "<div class=\"cards\">\n"
     "  <div class=\"card\"><div class=\"label\">Requests</div><div class=\"value\" id=\"total-requests\">&ndash;</div>\n"
     "    <div class=\"sub\"><span id=\"total-errors\">0</span> errors</div></div>\n"
@@ -73,6 +77,12 @@ static const char PAGE[] =
     "  <thead><tr><th>Tier</th><th>Requests</th><th>Errors</th><th>Cost</th><th>Baseline</th><th>Savings</th><th>Mean score</th></tr></thead>\n"
     "  <tbody><tr class=\"empty\"><td colspan=\"7\">no requests yet</td></tr></tbody>\n"
     "</table>\n"
+    "<h2>Quality</h2>\n"
+    "<table id=\"quality\">\n"
+    "  <thead><tr><th>Tier / rule / model</th><th>Judged</th><th>Mean judge score</th><th>Cost</th><th>Alert</th></tr></thead>\n"
+    "  <tbody><tr class=\"empty\"><td colspan=\"5\">no judged samples yet</td></tr></tbody>\n"
+    "</table>\n"
+    "<div class=\"sub\">judge spend <span id=\"judge-cost\">&ndash;</span> (not part of the requests' cost)</div>\n"
     "<h2>Circuits</h2>\n"
     "<table id=\"health\">\n"
     "  <thead><tr><th>Model</th><th>State</th><th>Cooling down</th><th>Failures in a row</th><th>Trips</th><th>Skips</th><th>Probes</th><th>Last failure</th></tr></thead>\n"
@@ -133,6 +143,28 @@ static const char PAGE[] =
     "  fill(\"providers\", h.providers, [[\"inflight\", int], [\"max_inflight\", function (v) { return v ? int(v) : \"none\"; }],\n"
     "                                  [\"queued\", int], [\"queue_timeouts\", int], [\"queue_full\", int]], \"provider\");\n"
     "}\n"
+    "function renderQuality(s) {\n"
+    "  var q = s.quality; if (!q) return;\n"
+    "  var cost = {}, rows = [], alerts = q.alerts || [];\n"
+    "  (s.tiers || []).forEach(function (t) { cost[\"tier \" + t.tier] = t.cost_usd; });\n"
+    "  (s.models || []).forEach(function (m) { cost[\"model \" + m.model] = m.cost_usd; });\n"
+    "  [[\"tier\", q.tiers], [\"rule\", q.rules], [\"model\", q.models]].forEach(function (d) {\n"
+    "    Object.keys(d[1] || {}).sort().forEach(function (n) {\n"
+    "      var a = alerts.filter(function (x) { return x.kind === d[0] && x.name === n; });\n"
+    "      rows.push({name: d[0] + \" \" + n, n: d[1][n].n, mean: d[1][n].mean, cost: cost[d[0] + \" \" + n],\n"
+    "                 alert: a.length ? a.map(function (x) { return x.reason; }).join(\", \") : \"\"});\n"
+    "    });\n"
+    "  });\n"
+    "  fill(\"quality\", rows, [[\"n\", int], [\"mean\", function (v) { return Number(v).toFixed(2); }],\n"
+    "                          [\"cost\", function (v) { return v === undefined ? \"\\u2013\" : usd(v); }],\n"
+    "                          [\"alert\", text]], \"name\");\n"
+    "  set(\"judge-cost\", usd(q.judge ? q.judge.cost_usd : 0));\n"
+    "  var b = document.getElementById(\"quality-alerts\");\n"
+    "  b.hidden = !alerts.length;\n"
+    "  b.textContent = alerts.length ? \"Quality alert: \" + alerts.map(function (x) {\n"
+    "    return x.kind + \" \" + x.name + \" (\" + x.reason + (x.demoted ? \", demoted\" : \"\") + \")\";\n"
+    "  }).join(\"; \") : \"\";\n"
+    "}\n"
     "function render(s) {\n"
     "  var t = s.totals;\n"
     "  set(\"total-requests\", int(t.requests));\n"
@@ -152,6 +184,7 @@ static const char PAGE[] =
     "  fill(\"tiers\", s.tiers, [[\"requests\", int], [\"errors\", int], [\"cost_usd\", usd], [\"baseline_cost_usd\", usd],\n"
     "                          [\"savings_usd\", usd], [\"mean_score\", score]], \"tier\");\n"
     "  renderHealth(s.health);\n"
+    "  renderQuality(s);\n"
     "}\n"
     "function status(text, bad) {\n"
     "  var e = document.getElementById(\"status\");\n"

@@ -369,6 +369,8 @@ const char *metrics_failover_reason(unsigned status, const char *error)
         return "cooling_down";
     if (strncmp(error, "skipped: provider ", 18) == 0 && strstr(error, "max_inflight") != NULL)
         return "busy";
+    if (strncmp(error, "skipped: demoted", 16) == 0)
+        return "demoted"; /* account/quality.h */
     /* The strings come from src/upstream.c, src/providers/openai.c and
      * curl_easy_strerror(). */
     if (strstr(error, "HTTP 429") != NULL)

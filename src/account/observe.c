@@ -9,6 +9,11 @@
 
 #include "account/accesslog.h"
 #include "account/budget.h"
+#include "account/judge.h"
+#include "account/quality.h"
+#include "core/config_quality.h"
+#include "core/shard.h"
+#include "route/router.h"
 #include "cache/memcache.h"
 #include "account/metrics.h"
 #include "account/otel.h"
@@ -31,6 +36,8 @@ struct observe {
     atomic_ullong reloads, reload_errors;
     budget_t *budget;
     otel_stats_t *otel; /* the OpenTelemetry exporters' counters (account/otel.h) */
+    quality_t *quality;  /* judged scores, drift, demotion (process-wide) */
+    judge_t **judges;    /* per shard, made on its thread at its first sample */
 };
 
 struct otel_stats *observe_otel_stats(observe_t *o)
@@ -94,7 +101,9 @@ observe_t *observe_new(const config_t *cfg, unsigned shards, struct mcache *mem,
     o->log = accesslog_open(cfg->obs.access_log, err, errlen);
     if (o->log == NULL)
         goto fail;
-    if (cfg->obs.sample_rate > 0) {
+    o->quality = quality_new();
+    o->judges = xcalloc(shards, sizeof *o->judges);
+    if (cfg->obs.sample_rate > 0 || cfg->obs.judge != NULL || cfg->obs.alerts != NULL) {
         o->sampler = sampler_open(cfg->obs.sample_file, cfg->obs.sample_rate, err, errlen);
         if (o->sampler == NULL)
             goto fail;
@@ -109,6 +118,12 @@ void observe_free(observe_t *o)
 {
     if (o == NULL)
         return;
+    /* the shards (and their upstreams' calls) are gone: what still waits
+     * for a judge is written as such */
+    for (unsigned i = 0; o->judges != NULL && i < o->n; i++)
+        judge_free(o->judges[i]);
+    free(o->judges);
+    quality_free(o->quality);
     for (unsigned i = 0; i < o->n; i++)
         metrics_free(o->m[i]);
     free(o->m);
@@ -135,11 +150,46 @@ bool observe_sample_pick(observe_t *o, uint64_t rnd)
     return o != NULL && sampler_pick(o->sampler, rnd);
 }
 
+bool observe_judge_pick(observe_t *o, const req_t *req, uint64_t rnd)
+{
+    const cfg_judge_t *j = req->cfg->obs.judge;
+    double rate;
+    bool routed = router_routed(&req->route);
+    if (o == NULL || j == NULL || o->sampler == NULL)
+        return false;
+    rate = config_judge_rate(j, routed ? router_tier_name(req->cfg, &req->route) : NULL,
+                             routed ? router_rule_name(req->cfg, &req->route) : NULL);
+    if (rate <= 0)
+        return false;
+    return rate >= 1 || (double)(rnd >> 11) * 0x1.0p-53 < rate;
+}
+
 void observe_sample(observe_t *o, const req_t *req, const char *request_body, size_t len,
                     const char *response_body, size_t rlen)
 {
-    if (o != NULL)
+    unsigned id;
+    if (o == NULL)
+        return;
+    if (req->cfg->obs.judge == NULL && req->cfg->obs.alerts == NULL) {
         sampler_write(o->sampler, req->cfg, req, request_body, len, response_body, rlen);
+        return;
+    }
+    id = shard_id(req->shard);
+    if (o->judges[id] == NULL)
+        o->judges[id] = judge_new(o->quality, o->sampler, shard_upstream(req->shard),
+                                  shard_loop(req->shard));
+    judge_sample(o->judges[id], req, request_body, len, response_body, rlen);
+}
+
+struct quality *observe_quality(observe_t *o)
+{
+    return o != NULL ? o->quality : NULL;
+}
+
+void observe_quality_readyz(observe_t *o, buf_t *out)
+{
+    if (o != NULL)
+        quality_readyz(o->quality, out);
 }
 
 void observe_set_redis(observe_t *o, unsigned shard, enum observe_redis which,
@@ -258,7 +308,8 @@ int observe_render_metrics(observe_t *o, buf_t *out)
         if (rc < 0)
             return -1;
     }
-    return 0;
+    /* judged quality, drift alerts, demotions (account/quality.h) */
+    return quality_render_metrics(o->quality, out);
 }
 
 int observe_render_stats(observe_t *o, buf_t *out)
@@ -276,6 +327,8 @@ int observe_render_stats(observe_t *o, buf_t *out)
     out->w--;
     rc = buf_puts(out, ",\"health\":");
     rc |= health_stats_json(cfg, util_now_ms(), out);
+    rc |= buf_puts(out, ",\"quality\":");
+    rc |= quality_stats_json(o->quality, out);
     rc |= buf_puts(out, "}");
     config_unref(cfg);
     return rc ? -1 : 0;

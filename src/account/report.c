@@ -17,6 +17,7 @@
 
 #include "account/report_cascade.h"
 #include "account/report_experiment.h"
+#include "account/report_quality.h"
 #include "core/util.h"
 
 #define LABEL_MAX 40 /* widest label column in the table */
@@ -671,6 +672,8 @@ static void usage(FILE *f)
                "      --by key       group by API key instead of tier and model\n"
                "      --json         print the same data as JSON\n"
                "      --experiment NAME [SAMPLES]  compare an experiment's arms (--experiment --help)\n"
+               "      --samples SAMPLES...  judged quality of samples files instead\n"
+               "                     (mean judge score per tier, model and rule)\n"
                "  -h, --help         print this help and exit\n");
 }
 
@@ -690,6 +693,8 @@ int report_main(int argc, char **argv)
     for (int i = 1; i < argc; i++) /* an experiment's comparison is its own report */
         if (strcmp(argv[i], "--experiment") == 0 || strncmp(argv[i], "--experiment=", 13) == 0)
             return report_experiment_main(argc, argv);
+    if (report_quality_wanted(argc, argv))
+        return report_quality_main(argc, argv); /* --samples: judged quality */
     memset(&o, 0, sizeof o);
     optind = 0; /* GNU: full re-initialisation, so report_main can be called again */
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

@@ -5,6 +5,7 @@
  * process-wide current snapshot. The sections' schema is in
  * config_schema.c, the data derived from a snapshot in config_derived.c. */
 #include "core/config.h"
+#include "core/config_quality.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -328,6 +329,7 @@ void config_unref(config_t *cfg)
     free(cfg->obs.admin_key);
     free(cfg->obs.metrics_token);
     config_otlp_free(cfg->obs.otlp);
+    config_quality_free(cfg);
     auth_free(cfg->auth);
     if (cfg->budgets) {
         budget_cfg_free(cfg->budgets);

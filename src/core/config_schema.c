@@ -6,6 +6,7 @@
 #include "core/config_schema.h"
 #include "core/config_otel.h"
 #include "core/config.h"
+#include "core/config_quality.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -704,12 +705,20 @@ void config_parse_obs(ywalk_t *c, config_t *cfg, yaml_node_t *map)
             *dst = auth_secret_parse(c, v, what, strstr(k, "_env") != NULL);
         } else if (strcmp(k, "otlp") == 0) {
             config_parse_otlp(c, v, &cfg->obs.otlp); /* core/config_otel.c */
+        } else if (strcmp(k, "judge") == 0) {
+            config_parse_judge(c, cfg, v); /* core/config_quality.c */
+        } else if (strcmp(k, "alerts") == 0) {
+            config_parse_alerts(c, cfg, v);
         } else {
             yw_unknown_key(c, kn, "observability",
                            "access_log, sample_rate, sample_file, admin_key_env, admin_key_sha256, "
-                           "metrics_token_env, metrics_token_sha256, otlp");
+                           "metrics_token_env, metrics_token_sha256, otlp, judge, alerts");
         }
     }
     if (cfg->obs.sample_rate > 0 && cfg->obs.sample_file == NULL)
         yw_error(c, map, "observability: sample_rate needs sample_file (a JSONL file path)");
+    if (cfg->obs.judge != NULL && cfg->obs.sample_file == NULL)
+        yw_error(c, map, "observability: judge needs sample_file (judged samples are written there)");
+    if (cfg->obs.alerts != NULL && cfg->obs.sample_file == NULL)
+        yw_error(c, map, "observability: alerts need sample_file (the windows are made of samples)");
 }

@@ -110,6 +110,8 @@ static int admit(req_t *req)
 static void routed(req_t *req)
 {
     req->sampled = observe_sample_pick(shard_observe(req->shard), shard_random(req->shard));
+    req->judge_pick = observe_judge_pick(shard_observe(req->shard), req, shard_random(req->shard));
+    req->sampled = req->sampled || req->judge_pick;
     req->state = RS_UPSTREAM;
     if (admit(req) != 0)
         return; /* refused (429), or a Redis budget check is pending */

@@ -301,6 +301,7 @@ static enum MHD_Result readyz(req_t *req)
     if (buf_len(&b) >= 2 && buf_ptr(&b)[buf_len(&b) - 1] == '}') {
         b.w--; /* the object goes on: "redis":{...} */
         observe_redis_readyz(shard_observe(req->shard), &b);
+        observe_quality_readyz(shard_observe(req->shard), &b);
         buf_puts(&b, "}");
     }
     ret = early(req, st, NULL, NULL, NULL, buf_ptr(&b), buf_len(&b), false);

@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include "account/metrics.h"
+#include "account/observe.h"
+#include "account/quality.h"
+#include "core/config_quality.h"
 #include "core/log.h"
 #include "core/shard.h"
 #include "upstream/attempt.h"
@@ -136,6 +139,17 @@ enum admit_result upstream_admit(req_t *req, int m)
     if (req->adm_forcing) {
         req->adm_forcing = false;
         return take_slot(req, m, health_force(md->health, &md->circuit, now_ms(req)));
+    }
+    if (req->cfg->obs.alerts != NULL && req->cfg->obs.alerts->demote &&
+        quality_demoted(observe_quality(shard_observe(req->shard)), md->name, now_ms(req))) {
+        /* its judged quality is in alert (account/quality.h): skipped like a
+         * cooling model, and the chain's last resort when nothing else is */
+        if (req->adm_cooling < 0) {
+            req->adm_cooling = m;
+            req->adm_cooling_left = UINT64_MAX;
+        }
+        skip(req, m, "skipped: demoted (quality alert)");
+        return ADMIT_SKIP;
     }
     v = health_allow(md->health, &md->circuit, now_ms(req), &left);
     if (v == HEALTH_ALLOW || v == HEALTH_PROBE)

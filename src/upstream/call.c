@@ -42,6 +42,8 @@ struct upstream_call {
     unsigned sends;
     bool too_big;
     bool ant;                      /* an Anthropic model: body and answer translated */
+    bool raw;                      /* upstream_call_post: any 2xx is ok, no model */
+    struct curl_slist *headers;    /* upstream_call_post's, owned */
     anthropic_req_info_t ant_info;
     uint64_t t0_us;
     upstream_call_cb cb;
@@ -108,6 +110,7 @@ static void call_free(upstream_call_t *c)
     }
     buf_free(&c->out);
     free(c->body);
+    curl_slist_free_all(c->headers);
     config_unref(c->cfg);
     free(c);
 }
@@ -289,6 +292,8 @@ void upstream_call_done(upstream_t *up, upstream_owner_t *owner, int curl_result
         snprintf(why, sizeof why, "%s", curl_easy_strerror(res));
     } else if (c->status < 200 || c->status > 299) {
         snprintf(why, sizeof why, "HTTP %u", c->status);
+    } else if (c->raw) {
+        r.ok = true;
     } else if (c->ant && call_answer(c, &ant_cost, why, sizeof why) < 0) {
         /* why is set */
     } else if (provider_check_answer(c->cfg, c->model, buf_ptr(&c->out), buf_len(&c->out), false,
@@ -312,7 +317,8 @@ void upstream_call_done(upstream_t *up, upstream_owner_t *owner, int curl_result
     }
     if (!r.ok) {
         r.error = why;
-        log_debug("call to model %s failed: %s", c->cfg->models[c->model].name, why);
+        log_debug("call to %s failed: %s", c->raw ? "a webhook" : c->cfg->models[c->model].name,
+                  why);
     }
     c->cb(c->arg, &r);
     free(content);
@@ -359,4 +365,71 @@ char *upstream_call_chat_body(const config_t *cfg, int m, const char *system, co
     }
     buf_puts(&b, ",\"stream\":false}");
     return buf_detach(&b, len);
+}
+
+/* A POST of llmrouter's own to a URL that is not a model (an alert
+ * webhook); see upstream/call.h. */
+upstream_call_t *upstream_call_post(upstream_t *up, const char *url, const char *const *headers,
+                                    const char *body, size_t len, unsigned timeout_ms,
+                                    upstream_call_cb cb, void *arg)
+{
+    upstream_call_t *c, **head;
+    CURL *e;
+    if (up == NULL || url == NULL || cb == NULL)
+        return NULL;
+    e = curl_easy_init();
+    if (e == NULL)
+        return NULL;
+    c = xcalloc(1, sizeof *c);
+    c->owner.kind = UPSTREAM_OWNER_CALL;
+    c->up = up;
+    c->model = -1;
+    c->raw = true;
+    c->easy = e;
+    c->body = xmalloc(len + 1);
+    memcpy(c->body, body, len);
+    c->body[len] = '\0';
+    c->len = len;
+    c->cb = cb;
+    c->arg = arg;
+    c->t0_us = util_now_us();
+    buf_init(&c->out, 64 * 1024);
+    c->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    c->headers = curl_slist_append(c->headers, "Expect:");
+    for (size_t i = 0; headers != NULL && headers[i] != NULL && c->headers != NULL; i++)
+        c->headers = curl_slist_append(c->headers, headers[i]);
+    if (c->headers == NULL) {
+        call_free(c);
+        return NULL;
+    }
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "localhost,127.0.0.1,::1");
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, c);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &c->owner);
+    if (curl_multi_add_handle(upstream_multi(up), e) != CURLM_OK) {
+        curl_easy_cleanup(e);
+        c->easy = NULL;
+        call_free(c);
+        return NULL;
+    }
+    head = upstream_calls(up);
+    c->next = *head;
+    if (*head != NULL)
+        (*head)->prev = c;
+    *head = c;
+    return c;
 }

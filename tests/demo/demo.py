@@ -71,6 +71,29 @@ def usage_of(text, streamed):
     return {}
 
 
+def show_judged(path, problems):
+    """Waits (3 s at most) for the judge to score the sampled answers in the
+    background, and prints one judged sample line (docs/quality.md)."""
+    judged = []
+    for _ in range(60):
+        try:
+            with open(path) as f:
+                judged = [j for j in map(json.loads, f) if j.get("judge") and "score" in j["judge"]]
+        except OSError:
+            judged = []
+        if judged:
+            break
+        time.sleep(0.05)
+    if not judged:
+        problems.append("no judged sample in the samples file")
+        return
+    j = judged[0]
+    print(f"== A judged sample (observability.judge, after the request ended)")
+    print(f"   request {j['request_id']}: rule {j['rule']} -> tier {j['tier']} -> model {j['model']}")
+    print(f"   judge: {json.dumps(j['judge'])}")
+    print()
+
+
 def main():
     py = sys.executable
     sim = subprocess.Popen([py, os.path.join(ROOT, "tests/sim/simprovider.py"), "--port", "0"],
@@ -79,7 +102,9 @@ def main():
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="llmrouter-demo-", suffix=".jsonl", delete=False)
     log.close()
-    env = dict(os.environ, LLMROUTER_SIM_URL=f"http://127.0.0.1:{sim_port}", LLMROUTER_DEMO_LOG=log.name)
+    samples = log.name + ".samples"
+    env = dict(os.environ, LLMROUTER_SIM_URL=f"http://127.0.0.1:{sim_port}", LLMROUTER_DEMO_LOG=log.name,
+               LLMROUTER_DEMO_SAMPLES=samples)
     daemon = subprocess.Popen([os.path.join(ROOT, "build/llmrouter"), "-c", os.path.join(ROOT, "config/demo.yaml"),
                                "--listen", f"127.0.0.1:{port}"], env=env)
     try:
@@ -136,6 +161,7 @@ def main():
         if base_total > 0:
             print(f"Total for the plain requests: ${total:.8f} routed vs ${base_total:.8f} all on {BASELINE[0]} "
                   f"({100 * (1 - total / base_total):.0f}% saved).")
+        show_judged(samples, problems)
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=10)
@@ -144,11 +170,16 @@ def main():
     print("\nThe savings report for these requests (llmrouter report on the daemon's access log):\n")
     sys.stdout.flush()
     subprocess.run([os.path.join(ROOT, "build/llmrouter"), "report", log.name])
+    print("\nJudged quality of the samples (llmrouter report --samples):\n")
+    sys.stdout.flush()
+    subprocess.run([os.path.join(ROOT, "build/llmrouter"), "report", "--samples", samples])
     os.unlink(log.name)
+    if os.path.exists(samples):
+        os.unlink(samples)
     # the demo checks what it shows, so that `make test` notices a broken demo
     for p in problems:
         print(f"demo: not as shown: {p}")
-    checks = sum(len(r[3]) for r in REQUESTS)
+    checks = sum(len(r[3]) for r in REQUESTS) + 1  # + the judged sample
     print(f"demo: {checks - len(problems)} passed, {len(problems)} failed")
     return 1 if problems else 0
 

@@ -917,6 +917,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         path_only = self.path.split("?", 1)[0]
 
         if path_only == "/_sim" or path_only.startswith("/_sim/"):
+            self.rfile_body = raw  # the control's own body (quality judge block)
             return self.control(path_only)
 
         opts, api_path = parse_path(self.path)
@@ -979,6 +980,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if iopt(opts, "error_event", 0) and not streaming:
             return self.send_status_fault(500, opts)
 
+        if self.command == "POST" and quality_answer(self, body, api_path):
+            return  # quality judge (block below cascade answers)
         if self.command == "POST" and cascade_answer(self, body, api_path):
             return  # cascade answers and the judge (block above upstream_fault)
         try:
@@ -1014,6 +1017,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def control(self, path):
         if chaos_control(self, path):
             return None  # chaos block
+        if quality_control(self, path):
+            return None  # quality judge block
         if path == "/_sim/stats" and self.command == "GET":
             return self.send_json(200, STATE.stats())
         if path == "/_sim/requests" and self.command == "GET":
@@ -1028,6 +1033,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             classifier_reset()
             retry_reset()
             chaos_reset()  # chaos block
+            quality_reset()  # quality judge block
             return self.send_json(200, {"ok": True})
         if path == "/_sim/arrivals" and self.command == "GET":
             return self.send_json(200, retry_arrivals())
@@ -1561,6 +1567,105 @@ def cascade_answer(h, body, api_path):
     }, {})
     return True
 # ---- end of cascade answers ------------------------------------------------
+
+
+# ---- quality judge (issue 15) ----------------------------------------------
+# A judge model whose scores the tests script, and models whose answers
+# degrade on demand. POST /_sim/quality {"scores": {"sim-x": 3}, "default": 8,
+# "mode": "json"|"text"|"garbage"|"status", "delay_ms": 0,
+# "degrade": {"sim-x": "refusal"|"length"|"badjson"}} replaces the state
+# (absent keys: defaults); /_sim/reset clears it. The judge ("sim-qjudge")
+# finds the judged model by the "Simulated reply from MODEL" of the answer
+# it is shown, or a "qscore=N" marker in it. GET /_sim/quality: the calls.
+QUALITY = {"scores": {}, "default": 8, "mode": "json", "delay_ms": 0,
+           "degrade": {}, "calls": 0}
+QSCORE_RE = re.compile(r"qscore=(\d+)")
+QMODEL_RE = re.compile(r"Simulated reply from ([A-Za-z0-9_.-]+)")
+
+
+def quality_reset():
+    QUALITY.update({"scores": {}, "default": 8, "mode": "json",
+                    "delay_ms": 0, "degrade": {}, "calls": 0})
+
+
+def quality_control(h, path):
+    if path != "/_sim/quality":
+        return False
+    if h.command == "GET":
+        h.send_json(200, {"calls": QUALITY["calls"]})
+        return True
+    try:
+        body = json.loads(h.rfile_body.decode("utf-8") or "{}")
+    except ValueError:
+        body = {}
+    calls = QUALITY["calls"]
+    quality_reset()
+    QUALITY["calls"] = calls
+    for k in ("scores", "default", "mode", "delay_ms", "degrade"):
+        if k in body:
+            QUALITY[k] = body[k]
+    h.send_json(200, {"ok": True})
+    return True
+
+
+def quality_answer(h, body, api_path):
+    if api_path != "/chat/completions" or not isinstance(body, dict):
+        return False
+    model = body.get("model")
+    if model == "sim-qjudge":
+        QUALITY["calls"] += 1
+        if QUALITY["delay_ms"]:
+            time.sleep(QUALITY["delay_ms"] / 1000.0)
+        mode = QUALITY["mode"]
+        if mode == "status":
+            h.send_error_json(503, "simulated judge outage", "sim_503")
+            return True
+        text = " ".join(content_text(m.get("content"))
+                        for m in body.get("messages") or [] if isinstance(m, dict))
+        answer = text.split("Answer:", 1)[-1]
+        m = QSCORE_RE.search(answer)
+        if m:
+            score = int(m.group(1))
+        else:
+            mm = QMODEL_RE.search(answer)
+            score = QUALITY["scores"].get(mm.group(1).rstrip(":.") if mm else "",
+                                          QUALITY["default"])
+        if mode == "garbage":
+            content = "I would rather not grade this."
+        elif mode == "text":
+            content = "Score: %d \u2014 simulated judge (scores set by /_sim/quality)" % score
+        else:
+            content = dumps({"score": score, "reason": "simulated judge (scores set by /_sim/quality)"})
+        h.respond_ok({
+            "id": "chatcmpl-sim%d" % STATE.next_id(), "object": "chat.completion",
+            "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "logprobs": None, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": content,
+                                     "refusal": None}}],
+            "usage": {"prompt_tokens": 1000, "completion_tokens": 20,
+                      "total_tokens": 1020},
+        }, {})
+        return True
+    how = QUALITY["degrade"].get(model) if isinstance(model, str) else None
+    if how is None or body.get("stream") is True:
+        return False
+    content, finish, refusal = "Simulated reply from %s: degraded" % model, "stop", None
+    if how == "refusal":
+        content, refusal = None, "I can't help with that."
+    elif how == "length":
+        finish = "length"
+    elif how == "badjson":
+        content = "{not json"
+    h.respond_ok({
+        "id": "chatcmpl-sim%d" % STATE.next_id(), "object": "chat.completion",
+        "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "logprobs": None, "finish_reason": finish,
+                     "message": {"role": "assistant", "content": content,
+                                 "refusal": refusal}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
+    }, {})
+    return True
+# ---- end of quality judge --------------------------------------------------
 
 
 def upstream_fault(h, body, api_path):
