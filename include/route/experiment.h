@@ -16,6 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define EXP_KEYLESS_SPLIT (-2)
+#define EXP_KEYLESS_NONE (-1)
+
 /* What an experiment hashes to pick an arm. */
 enum exp_key { EXP_KEY_PROXY_KEY = 0, EXP_KEY_USER, EXP_KEY_HEADER };
 
@@ -43,6 +46,10 @@ typedef struct experiment {
     enum exp_key key;
     char *header; /* EXP_KEY_HEADER: the header's name (lower case) */
     bool active;  /* only one experiment is active at a time */
+    /* keyless: what a request without the key does — EXP_KEYLESS_SPLIT (by
+     * its request id, the default), EXP_KEYLESS_NONE (in no experiment), or
+     * an index into arms (always that arm) */
+    int keyless_arm;
     exp_arm_t *arms;
     size_t n_arms;
 } experiment_t;

@@ -15,7 +15,7 @@
 #include "route/rules.h"
 #include "route/scorer.h"
 
-#define EXP_KEYS "name, key, active, arms"
+#define EXP_KEYS "name, key, keyless, active, arms"
 #define ARM_KEYS "name, weight, rules, complexity, tiers, cascade, weights"
 
 /* Experiment and arm names are written into x-router-arm as EXP/ARM and
@@ -357,10 +357,11 @@ static void parse_key(ywalk_t *c, experiment_t *e, yaml_node_t *v, const char *w
 static void parse_experiment(ywalk_t *c, const config_t *cfg, experiment_t *e, named_t *ent)
 {
     const char *k;
-    yaml_node_t *kn, *v, *arms = NULL, *key = NULL;
+    yaml_node_t *kn, *v, *arms = NULL, *key = NULL, *keyless = NULL;
     char where[128];
     snprintf(where, sizeof where, "experiments.%s", e->name);
     e->active = true;
+    e->keyless_arm = EXP_KEYLESS_SPLIT;
     YW_MAP_FOREACH(c, ent->map, k, kn, v)
     {
         char what[256];
@@ -369,6 +370,8 @@ static void parse_experiment(ywalk_t *c, const config_t *cfg, experiment_t *e, n
             continue;
         else if (strcmp(k, "key") == 0)
             key = v;
+        else if (strcmp(k, "keyless") == 0)
+            keyless = v;
         else if (strcmp(k, "active") == 0)
             yw_bool(c, v, what, &e->active);
         else if (strcmp(k, "arms") == 0)
@@ -407,6 +410,26 @@ static void parse_experiment(ywalk_t *c, const config_t *cfg, experiment_t *e, n
         if (n < 2)
             yw_error(c, arms, "%s: an experiment needs at least two arms, found %zu", what, n);
         free_named(av, n);
+    }
+    if (keyless != NULL) {
+        /* a request without the key: split by its request id (default), in
+         * no experiment, or always in one arm */
+        char *s = yw_str(c, keyless, "keyless");
+        if (s != NULL && strcmp(s, "split") == 0) {
+            e->keyless_arm = EXP_KEYLESS_SPLIT;
+        } else if (s != NULL && strcmp(s, "none") == 0) {
+            e->keyless_arm = EXP_KEYLESS_NONE;
+        } else if (s != NULL) {
+            size_t j = 0;
+            while (j < e->n_arms && strcmp(e->arms[j].name, s) != 0)
+                j++;
+            if (j < e->n_arms)
+                e->keyless_arm = (int)j;
+            else
+                yw_error(c, keyless, "%s.keyless: expected split, none or an arm's name, found \"%s\"",
+                         where, s);
+        }
+        free(s);
     }
     experiment_finish(e);
 }

@@ -294,11 +294,15 @@ static int experiment_arm(req_t *req, const cJSON *root, const char *model, rule
         key = header_of(req, e->header);
     }
     if (key == NULL || key[0] == '\0') {
-        /* no key: still split (by the request id), counted as keyless */
+        /* no key: split by the request id (or as `keyless:` says), counted
+         * as keyless */
+        if (e->keyless_arm == EXP_KEYLESS_NONE)
+            return -1;
         key = req->id;
         req->exp_keyless = true;
     }
-    arm = experiment_pick(e, key, strlen(key));
+    arm = req->exp_keyless && e->keyless_arm >= 0 ? (size_t)e->keyless_arm
+                                                  : experiment_pick(e, key, strlen(key));
     a = &e->arms[arm];
     if (a->has_rules) {
         ctx->order = a->rules;

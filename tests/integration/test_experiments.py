@@ -25,6 +25,7 @@ library only.
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -442,6 +443,34 @@ def test_keyless_request_is_split_and_counted():
     after = sum(metric(d, "llmrouter_experiment_keyless_requests_total",
                        {"experiment": "policy", "arm": a}) for a in ("control", "lean", "strict"))
     eq(after - before, 1, "keyless counted")
+
+
+@test
+def test_keyless_none_and_keyless_arm():
+    base, _, _ = config_text("kl")
+    head = base.split("\nexperiments:\n")[0]
+    for mode, want in (("none", None), ("lean", "p/lean")):
+        text = (head + f"\nexperiments:\n  - name: p\n    key: user\n    keyless: {mode}\n    arms:\n"
+                "      - {name: control}\n      - {name: lean, tiers: {strong: cheap}}\n")
+        path = os.path.join(E.tmp, f"kl-{mode}.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        d = E.new_daemon(tag="kl-" + mode, config=path).start()
+        for i in range(6):  # the request id would split these both ways
+            r = post(d, body(f"keyless {i}"))
+            eq(r.status, 200, "status")
+            eq(r.h("x-router-arm"), want, f"keyless: {mode}: x-router-arm")
+        arms = {post(d, body("with a key", f"u{i}")).h("x-router-arm") for i in range(20)}
+        eq(arms, {"p/control", "p/lean"}, f"keyless: {mode}: users with the key still split")
+        d.stop()
+    bad = head + ("\nexperiments:\n  - name: p\n    key: user\n    keyless: nobody\n    arms:\n"
+                  "      - {name: control}\n      - {name: lean}\n")
+    path = os.path.join(E.tmp, "kl-bad.yaml")
+    with open(path, "w") as f:
+        f.write(bad)
+    p = subprocess.run([E.bin, "-c", path, "--check-config"], capture_output=True, text=True)
+    check(p.returncode != 0 and "keyless: expected split, none or an arm's name" in p.stderr
+          and re.search(r"kl-bad.yaml:\d+:\d+", p.stderr), f"bad keyless: {p.stderr}")
 
 
 # ---- the report ----
