@@ -385,9 +385,10 @@ static void print_pair(const input_t *in, const char *cheap, const char *strong,
         printf("#   no proposal: %s\n", p->why);
         return;
     }
-    printf("#   now:      cost per request %.8f USD, judged quality %.3f\n", p->base_cost,
-           p->base_quality);
-    printf("#   expected: cost per request %.8f USD (%+.1f%%), judged quality %.3f (%+.3f)\n",
+    printf("#   as routed:  cost per request %.8f USD, judged quality %.3f (every arm of an "
+           "experiment included)\n",
+           p->base_cost, p->base_quality);
+    printf("#   proposed:   cost per request %.8f USD (%+.1f%%), judged quality %.3f (%+.3f)\n",
            p->cost, p->base_cost > 0 ? 100 * (p->cost - p->base_cost) / p->base_cost : 0.0,
            p->quality, p->quality - p->base_quality);
     printf("#   each bucket mean used rests on at least %zu samples\n", p->support_min);

@@ -94,6 +94,90 @@ def show_judged(path, problems):
     print()
 
 
+# The experiment part: each user sends these; the simulated judge is
+# scripted so that gpt-4o-mini's answers to the harder questions score 4.
+EXPERIMENT_PROMPTS = [
+    "Write a haiku about autumn.", "Summarise the plot of Hamlet in two sentences.",
+    "List three uses of copper.", "Write a short thank-you note to a colleague.",
+    "Explain the difference between TCP and UDP in detail, with examples of when to use each.",
+    "Write a Python function that merges two sorted lists and analyse its complexity.",
+    "Given a weighted graph with negative edges, explain why Dijkstra fails and design an algorithm.",
+    "Derive the closed form of the Fibonacci sequence using generating functions.",
+    "Solve for x: 3x^2 - 12x + 9 = 0, and show each step.",
+    "Design a rate limiter for a distributed API gateway; discuss failure modes in 5 numbered points.",
+    "Implement an LRU cache in C with O(1) get and put, and explain the data structures.",
+    "Analyse the time complexity of quicksort in the average and worst case, with a recurrence.",
+]
+EXPERIMENT_USERS = 12
+JUDGE_SCRIPT = {"scores": {"gpt-4o": 9, "gpt-4o-mini": 8, "deepseek-chat": 8},
+                "when": [{"question": "(?i)design|derive|implement|analy[sz]e|solve|explain",
+                          "model": "gpt-4o-mini", "score": 4}]}
+
+
+def post_json(url, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.read()
+
+
+def run_experiment(port, sim_port, samples, problems):
+    """Traffic for the A/B experiment of config/demo.yaml: every user asks
+    every question; the users split between the arms by a hash of `user`."""
+    post_json(f"http://127.0.0.1:{sim_port}/_sim/quality", JUDGE_SCRIPT)
+    before = count_judged(samples)
+    n = 0
+    for u in range(EXPERIMENT_USERS):
+        for p in EXPERIMENT_PROMPTS:
+            post_json(f"http://127.0.0.1:{port}/v1/chat/completions",
+                      {"model": "auto", "user": f"user-{u}", "messages": [{"role": "user", "content": p}]})
+            n += 1
+    deadline = time.time() + 15
+    while count_judged(samples) < before + n and time.time() < deadline:
+        time.sleep(0.1)
+    if count_judged(samples) < before + n:
+        problems.append(f"only {count_judged(samples) - before} of {n} experiment answers judged")
+    print(f"\n== An A/B experiment: {n} requests from {EXPERIMENT_USERS} users (experiments: lean-premium)")
+    print("   arm control: the configured policy; arm lean: premium decisions go to standard;")
+    print("   every answer judged in the background (the simulated judge scores gpt-4o 9, gpt-4o-mini 8,")
+    print("   but 4 on the harder questions)")
+
+
+def count_judged(path):
+    try:
+        with open(path) as f:
+            return sum(1 for ln in f if '"judge":{' in ln and '"score"' in ln)
+    except OSError:
+        return 0
+
+
+def show_experiment_and_tune(log, samples, problems):
+    bin_ = os.path.join(ROOT, "build/llmrouter")
+    print("\nThe experiment's arms compared (llmrouter report --experiment lean-premium):\n")
+    sys.stdout.flush()
+    subprocess.run([bin_, "report", "--experiment", "lean-premium", log, samples])
+    r = subprocess.run([bin_, "report", "--experiment", "lean-premium", "--json", log, samples],
+                       capture_output=True, text=True)
+    try:
+        arms = {a["arm"]: a for a in json.loads(r.stdout)["arms"]}
+        c, l = arms["control"], arms["lean"]
+        if not (c["requests"] > 0 and l["requests"] > 0):
+            problems.append("experiment: an arm got no requests")
+        if not l["cost_per_request"]["value"] < c["cost_per_request"]["value"]:
+            problems.append("experiment: the lean arm is not the cheaper one")
+        if not l["quality"]["value"] < c["quality"]["value"]:
+            problems.append("experiment: the lean arm's judged quality is not the lower one")
+    except (ValueError, KeyError, TypeError) as e:
+        problems.append(f"experiment: report --json unreadable ({e}): {r.stdout[:200]} {r.stderr[:200]}")
+    tune = [bin_, "tune", "--tiers", "standard,premium", "--bucket", "0.02", "--min-samples", "3"]
+    print("\nWhat the judged traffic suggests (llmrouter tune --tiers standard,premium --bucket 0.02 --min-samples 3):\n")
+    sys.stdout.flush()
+    subprocess.run(tune + [log, samples])
+    r = subprocess.run(tune + [log, samples], capture_output=True, text=True)
+    if "complexity: {min:" not in r.stdout:
+        problems.append(f"tune: no threshold proposed: {r.stdout[:300]} {r.stderr[:200]}")
+
+
 def main():
     py = sys.executable
     sim = subprocess.Popen([py, os.path.join(ROOT, "tests/sim/simprovider.py"), "--port", "0"],
@@ -162,6 +246,7 @@ def main():
             print(f"Total for the plain requests: ${total:.8f} routed vs ${base_total:.8f} all on {BASELINE[0]} "
                   f"({100 * (1 - total / base_total):.0f}% saved).")
         show_judged(samples, problems)
+        run_experiment(port, sim_port, samples, problems)
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=10)
@@ -173,13 +258,14 @@ def main():
     print("\nJudged quality of the samples (llmrouter report --samples):\n")
     sys.stdout.flush()
     subprocess.run([os.path.join(ROOT, "build/llmrouter"), "report", "--samples", samples])
+    show_experiment_and_tune(log.name, samples, problems)
     os.unlink(log.name)
     if os.path.exists(samples):
         os.unlink(samples)
     # the demo checks what it shows, so that `make test` notices a broken demo
     for p in problems:
         print(f"demo: not as shown: {p}")
-    checks = sum(len(r[3]) for r in REQUESTS) + 1  # + the judged sample
+    checks = sum(len(r[3]) for r in REQUESTS) + 1 + 5  # + the judged sample, experiment, tune
     print(f"demo: {checks - len(problems)} passed, {len(problems)} failed")
     return 1 if problems else 0
 

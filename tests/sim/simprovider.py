@@ -1574,18 +1574,22 @@ def cascade_answer(h, body, api_path):
 # degrade on demand. POST /_sim/quality {"scores": {"sim-x": 3}, "default": 8,
 # "mode": "json"|"text"|"garbage"|"status", "delay_ms": 0,
 # "degrade": {"sim-x": "refusal"|"length"|"badjson"}} replaces the state
-# (absent keys: defaults); /_sim/reset clears it. The judge ("sim-qjudge")
-# finds the judged model by the "Simulated reply from MODEL" of the answer
-# it is shown, or a "qscore=N" marker in it. GET /_sim/quality: the calls.
+# "when": [{"question": REGEX, "model": "sim-x", "score": 4}, ...]}
+# replaces the state (absent keys: defaults); /_sim/reset clears it. The
+# judge ("sim-qjudge") finds the judged model by the "Simulated reply from
+# MODEL" of the answer it is shown, or a "qscore=N" marker in it; a "when"
+# entry whose regex matches the question (what the judge is shown before
+# the answer) and whose model is the judged one wins over "scores".
+# GET /_sim/quality: the calls.
 QUALITY = {"scores": {}, "default": 8, "mode": "json", "delay_ms": 0,
-           "degrade": {}, "calls": 0}
+           "degrade": {}, "when": [], "calls": 0}
 QSCORE_RE = re.compile(r"qscore=(\d+)")
 QMODEL_RE = re.compile(r"Simulated reply from ([A-Za-z0-9_.-]+)")
 
 
 def quality_reset():
     QUALITY.update({"scores": {}, "default": 8, "mode": "json",
-                    "delay_ms": 0, "degrade": {}, "calls": 0})
+                    "delay_ms": 0, "degrade": {}, "when": [], "calls": 0})
 
 
 def quality_control(h, path):
@@ -1601,7 +1605,7 @@ def quality_control(h, path):
     calls = QUALITY["calls"]
     quality_reset()
     QUALITY["calls"] = calls
-    for k in ("scores", "default", "mode", "delay_ms", "degrade"):
+    for k in ("scores", "default", "mode", "delay_ms", "degrade", "when"):
         if k in body:
             QUALITY[k] = body[k]
     h.send_json(200, {"ok": True})
@@ -1622,14 +1626,20 @@ def quality_answer(h, body, api_path):
             return True
         text = " ".join(content_text(m.get("content"))
                         for m in body.get("messages") or [] if isinstance(m, dict))
-        answer = text.split("Answer:", 1)[-1]
+        question, _, answer = text.partition("Answer:")
+        if not _:
+            question, answer = "", text
         m = QSCORE_RE.search(answer)
         if m:
             score = int(m.group(1))
         else:
             mm = QMODEL_RE.search(answer)
-            score = QUALITY["scores"].get(mm.group(1).rstrip(":.") if mm else "",
-                                          QUALITY["default"])
+            judged = mm.group(1).rstrip(":.") if mm else ""
+            score = QUALITY["scores"].get(judged, QUALITY["default"])
+            for w in QUALITY["when"]:
+                if w.get("model") == judged and re.search(w.get("question", ""), question):
+                    score = int(w.get("score", score))
+                    break
         if mode == "garbage":
             content = "I would rather not grade this."
         elif mode == "text":
