@@ -312,6 +312,9 @@ void config_unref(config_t *cfg)
         free(cfg->tiers[i].name);
         free(cfg->tiers[i].models);
         cascade_cfg_free(cfg->tiers[i].cascade);
+        for (size_t g = 0; g < cfg->tiers[i].n_groups; g++)
+            free(cfg->tiers[i].groups[g].sticky_header);
+        free(cfg->tiers[i].groups);
     }
     for (size_t i = 0; i < cfg->n_routable; i++)
         free(cfg->routable[i]);
