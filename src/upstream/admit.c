@@ -178,8 +178,13 @@ void upstream_admit_done(req_t *req)
         return;
     c = &req->cfg->models[req->model].circuit;
     now = now_ms(req);
-    if (!req->attempt_failed && !req->passthrough && req->att_t0_us != 0)
-        health_lb_latency(h, util_now_us() - req->att_t0_us); /* a group's latency strategy */
+    if (!req->attempt_failed && !req->passthrough && req->n_attempts > 0) {
+        /* a group's latency strategy: the attempt record just written
+         * spans the transfer's start to the answer's start */
+        const attempt_t *a = &req->attempts[req->n_attempts - 1];
+        if (a->model == req->model && a->t1_us > a->t0_us)
+            health_lb_latency(h, a->t1_us - a->t0_us);
+    }
     if (!req->attempt_failed)
         health_report(h, c, req->passthrough ? HEALTH_NEUTRAL : HEALTH_OK, req->adm_probe, now,
                       NULL);
