@@ -354,8 +354,8 @@ static void observe_groups(metrics_t *m, const config_t *cfg, const req_t *req)
     for (size_t g = 0; g < cfg->tiers[r->tier].n_groups; g++) {
         int pick = balance_group_pick(cfg, r, g);
         if (pick >= 0)
-            add(m, F_GROUP_PICKS, (const char *[]){cfg->tiers[r->tier].name, cfg->models[pick].name},
-                1);
+            add(m, F_GROUP_PICKS,
+                (const char *[]){cfg->tiers[r->tier].name, cfg->models[pick].name}, 1);
     }
 }
 

@@ -9,7 +9,9 @@
 #include "core/json.h"
 #include "upstream/health.h"
 
-#define LATENCY_EXPLORE 20 /* latency: 1 request in 20 ordered by weight, so slow members get re-measured */
+/* latency: 1 request in 20 is ordered by weight, so that a slow member
+ * gets measured again */
+#define LATENCY_EXPLORE 20
 
 uint64_t balance_rand(uint64_t *state)
 {
