@@ -131,6 +131,8 @@ static const char *YAML =
     "  lo:\n    - any: [a, b]\n      strategy: least_outstanding\n"
     "  lat:\n    - any: [a, b, c]\n      strategy: latency\n"
     "  st:\n    - any: [a, b, c]\n      sticky: user\n"
+    "  sk:\n    - any: [a, b, c]\n      sticky: key\n"
+    "  sh:\n    - any: [a, b, c]\n      sticky: header:X-Session\n"
     "routing:\n  default_tier: w\n  circuit: {failures: 1}\n";
 
 typedef struct fix {
@@ -258,6 +260,47 @@ static void sticky_user(void **state)
     }
 }
 
+static const char *hdr(void *arg, const char *name)
+{
+    /* the configured name arrives lower-cased */
+    return strcmp(name, "x-session") == 0 ? arg : NULL;
+}
+
+static int first_of(const config_t *cfg, const char *tier, balance_in_t *in, uint64_t rnd)
+{
+    route_t r;
+    route_tier(cfg, tier, &r);
+    in->rnd = rnd;
+    balance_route(cfg, &r, in);
+    return r.chain[0];
+}
+
+static void sticky_key_header_and_unhealthy(void **state)
+{
+    fix_t *f = *state;
+    const config_t *cfg = f->cfg;
+    balance_in_t in = {.now_ms = 1000, .key_name = "team-a", .header = hdr,
+                       .header_arg = (void *)"sess-9"};
+    int k = first_of(cfg, "sk", &in, 1), h = first_of(cfg, "sh", &in, 1), seen[3] = {0};
+    for (uint64_t i = 2; i < 40; i++) {
+        assert_int_equal(first_of(cfg, "sk", &in, i), k);
+        assert_int_equal(first_of(cfg, "sh", &in, i), h);
+    }
+    /* without the header: the strategy (weighted random) spreads them */
+    in.header_arg = NULL;
+    for (uint64_t i = 0; i < 300; i++)
+        seen[first_of(cfg, "sh", &in, i * 7919)]++;
+    assert_true(seen[0] > 0 && seen[1] > 0 && seen[2] > 0);
+    /* the key's member opens: the key moves to one other member and stays */
+    health_report(cfg->models[k].health, &cfg->models[k].circuit, HEALTH_FAILED, false, 1000, "x");
+    {
+        int moved = first_of(cfg, "sk", &in, 1);
+        assert_int_not_equal(moved, k);
+        for (uint64_t i = 2; i < 40; i++)
+            assert_int_equal(first_of(cfg, "sk", &in, i), moved);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +313,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(open_circuit_goes_last_and_pinned_stays, setup, teardown),
         cmocka_unit_test_setup_teardown(least_outstanding_and_latency, setup, teardown),
         cmocka_unit_test_setup_teardown(sticky_user, setup, teardown),
+        cmocka_unit_test_setup_teardown(sticky_key_header_and_unhealthy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
