@@ -303,10 +303,12 @@ void config_unref(config_t *cfg)
         free(cfg->providers[i].no_proxy);
         free(cfg->providers[i].anthropic_version);
         curl_slist_free_all(cfg->providers[i].headers);
+        config_provider_preset_free(&cfg->providers[i]);
     }
     for (size_t i = 0; i < cfg->n_models; i++) {
         free(cfg->models[i].name);
         free(cfg->models[i].upstream);
+        free(cfg->models[i].deployment);
     }
     for (size_t i = 0; i < cfg->n_tiers; i++) {
         free(cfg->tiers[i].name);

@@ -37,6 +37,7 @@
 #include "cache/cache.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/presets.h"
 #include "upstream/provider.h"
 #include "http/reply.h"
 #include "core/curlloop.h"
@@ -428,7 +429,7 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
            : req->ep == EP_CHAT                                  ? "/chat/completions"
            : req->ep == EP_COMPLETIONS                           ? "/completions"
                                                                  : "/embeddings";
-    if ((size_t)snprintf(url, sizeof url, "%s%s", p->base_url, path) >= sizeof url)
+    if (presets_url(p, &cfg->models[m], path, url, sizeof url) < 0)
         return -1;
     if (req->door_native && req->door == DOOR_RESPONSES)
         req->cache_store = false; /* the cache keeps chat answers; this one is a Response */
