@@ -176,6 +176,10 @@ static void parse_quirks(ywalk_t *c, cfg_provider_t *p, yaml_node_t *v, const ch
     char **names = NULL;
     size_t n = 0;
     unsigned bits = 0;
+    if (v->type == YAML_SEQUENCE_NODE && v->data.sequence.items.top == v->data.sequence.items.start) {
+        p->quirks = 0; /* quirks: [] turns the preset's off */
+        return;
+    }
     if (!yw_strv(c, v, what, &names, &n))
         return;
     for (size_t i = 0; i < n; i++) {
