@@ -22,6 +22,7 @@
 #include "upstream/cascade.h"
 #include "upstream/retry.h"
 #include "http/door_wire.h"
+#include "upstream/quirks.h"
 
 req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *cfg)
 {
@@ -69,6 +70,7 @@ void request_free(req_t *req)
     free(req->tail);
     anthropic_stream_free(req->ant_stream);
     doorwire_free(req);
+    quirks_free(req);
     buf_free(&req->ant_ev);
     buf_free(&req->ant_out);
     config_unref(req->cfg);

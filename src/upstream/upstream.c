@@ -11,6 +11,7 @@
  * docs/internals/upstream.md. */
 #include "upstream/upstream.h"
 #include "upstream/antwire.h"
+#include "upstream/quirks.h"
 #include "http/door.h"
 #include "http/door_wire.h"
 #include "upstream/call.h"
@@ -295,6 +296,8 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
     }
     if (req->ant) /* Messages events: translated, then pushed below */
         return antwire_write(req, p, n);
+    if (quirks_stream_on(req)) /* tool-call deltas given indexes, then pushed */
+        return quirks_stream_write(req, p, n);
     return upstream_stream_write(req, p, n);
 }
 
@@ -436,7 +439,7 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
     req->door_native_done = false;
     free(req->door_answer);
     req->door_answer = NULL;
-    if (antwire_begin(req) < 0)
+    if (antwire_begin(req) < 0 || quirks_begin(req, m) < 0)
         return -1;
     e = get_easy(up);
     if (e == NULL)
@@ -673,6 +676,7 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
         char *body;
         if (req->ant) /* the client sees OpenAI's error shape */
             antwire_error(req);
+        quirks_error_body(req, &req->out); /* gemini's array, mistral's flat shape */
         body = buf_detach(&req->out, &len);
         reply_send(req, req->up_status, body, len, NULL);
         return;
