@@ -51,6 +51,8 @@ PROVIDERS = """\
   azq:     {type: openai, base_url: "${SIM_URL}/sim/quirk=azure/openai/deployments/dq?api-version=2024-06-01",
             api_key_env: AZURE_OPENAI_API_KEY, auth_header: api-key}
   azbad:   {preset: azure, base_url: "${SIM_URL}/sim/quirk=azure,status=401/openai"}
+  azecho:  {preset: azure, base_url: "${SIM_URL}/sim/quirk=azure,echo_headers=1/openai",
+            headers: {X-Hdr-Secret: "${T_HDR_SECRET}"}, pass_through: [401]}
   gem:     {preset: gemini, base_url: "${SIM_URL}/sim/quirk=gemini/v1beta/openai/"}
   gemraw:  {preset: gemini, base_url: "${SIM_URL}/sim/quirk=gemini/v1beta/openai", quirks: []}
   gem400:  {preset: gemini, base_url: "${SIM_URL}/sim/quirk=gemini,status=400/v1beta/openai"}
@@ -73,6 +75,7 @@ MODELS = """\
   az-mini:   {provider: az, model: gpt-4o-mini}
   azq-m:     {provider: azq, model: gpt-4o}
   azbad-m:   {provider: azbad, model: gpt-4o}
+  azecho-m:  {provider: azecho, model: gpt-4o}
   gem-m:     {provider: gem, model: gemini-2.0-flash}
   gemraw-m:  {provider: gemraw, model: gemini-2.0-flash}
   gem400-m:  {provider: gem400, model: gemini-2.0-flash}
@@ -94,6 +97,7 @@ TIERS = """\
   t-az: [az-4o, az-mini]
   t-azq: [azq-m]
   t-azbad: [azbad-m, local-m]
+  t-azecho: [azecho-m]
   t-gem: [gem-m]
   t-gemraw: [gemraw-m]
   t-gem400: [gem400-m]
@@ -247,6 +251,12 @@ def test_secrets_not_logged():
     and a provider echoing the api-key is masked (the 401 fails over)."""
     r = post("t-azbad", "bad key")
     eq(r.status, 200, f"failed over ({R.short(r.body)})")
+    r = post("t-azecho", "echo")
+    eq(r.status, 401, f"passed through ({R.short(r.body)})")
+    msg = r.json["error"]["message"]
+    check("api-key=****" in msg and "x-hdr-secret=****" in msg, f"both masked: {msg}")
+    for v in KEYS.values():
+        check(v not in msg, "a secret reached the client")
     m = R.http_request(S["d"].port, "GET", "/metrics").body.decode()
     texts = [S["d"].stderr_text(), m]
     if os.path.exists(S["log"]):

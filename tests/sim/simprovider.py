@@ -2672,7 +2672,8 @@ def chaos_control(h, path):
 # from OpenAI's wire format (tests/integration/test_presets.py):
 #   azure     the path is [/openai]/deployments/<deployment>/<api path> and
 #             needs ?api-version= (else 404, like Azure); the request is
-#             recorded as sent (path with query, headers)
+#             recorded as sent (path with query, headers); echo_headers=1
+#             answers 401 repeating its api-key and X-Hdr-Secret headers
 #   gemini    an error (status=N) is [{"error":{code,message,status}}];
 #             array_event=1 sends it as a 200 stream's first event; a streamed
 #             tool call has no index and id "", its arguments in two chunks,
@@ -2834,6 +2835,11 @@ def preset_quirk(h, body, opts, api_path):
     if q is None or h.command != "POST" or api_path != "/chat/completions":
         return False
     if q == "azure":
+        if iopt(opts, "echo_headers", 0):  # a provider repeating what it was sent
+            return h.send_error_json(
+                401, "Incorrect API key provided: api-key=%s x-hdr-secret=%s (simulated)"
+                % (h.headers.get("api-key") or "-", h.headers.get("X-Hdr-Secret") or "-"),
+                "invalid_api_key", etype="invalid_request_error") or True
         if "api-version=" not in h.path.partition("?")[2]:
             h.send_json(404, {"error": {"code": "404", "message": "Resource not found"}})
             return True
