@@ -54,6 +54,7 @@ PROVIDERS = """\
   azecho:  {preset: azure, base_url: "${SIM_URL}/sim/quirk=azure,echo_headers=1/openai",
             headers: {X-Hdr-Secret: "${T_HDR_SECRET}"}, pass_through: [401]}
   gem:     {preset: gemini, base_url: "${SIM_URL}/sim/quirk=gemini/v1beta/openai/"}
+  gembig:  {preset: gemini, base_url: "${SIM_URL}/sim/quirk=gemini,arg_bytes=400000,frags=4000/v1beta/openai"}
   gemraw:  {preset: gemini, base_url: "${SIM_URL}/sim/quirk=gemini/v1beta/openai", quirks: []}
   gem400:  {preset: gemini, base_url: "${SIM_URL}/sim/quirk=gemini,status=400/v1beta/openai"}
   gem400raw: {preset: gemini, base_url: "${SIM_URL}/sim/quirk=gemini,status=400/v1beta/openai", quirks: []}
@@ -77,6 +78,7 @@ MODELS = """\
   azbad-m:   {provider: azbad, model: gpt-4o}
   azecho-m:  {provider: azecho, model: gpt-4o}
   gem-m:     {provider: gem, model: gemini-2.0-flash}
+  gembig-m:  {provider: gembig, model: gemini-2.0-flash}
   gemraw-m:  {provider: gemraw, model: gemini-2.0-flash}
   gem400-m:  {provider: gem400, model: gemini-2.0-flash}
   gem400raw-m: {provider: gem400raw, model: gemini-2.0-flash}
@@ -100,6 +102,7 @@ TIERS = """\
   t-azecho: [azecho-m]
   t-gem: [gem-m]
   t-gemraw: [gemraw-m]
+  t-gembig: [gembig-m]
   t-gem400: [gem400-m]
   t-gem400raw: [gem400raw-m]
   t-gem429: [gem429-m, local-m]
@@ -280,6 +283,31 @@ def test_gemini_stream_tool_calls_indexed():
         check(calls[i]["id"], f"call {i} has an id (gemini sent \"\")")
     check(calls[0]["id"] != calls[1]["id"], "ids are unique")
     eq(finish, "tool_calls", "a turn with tool calls ends with tool_calls")
+    eq(datas[-1], "[DONE]", "ends with [DONE]")
+
+
+@test
+def test_gemini_long_stream_slow_client():
+    """About 1 MB of tool-call fragments to a client that stalls first: the
+    rewritten stream is paused and resumed (backpressure) without losing or
+    repeating a byte."""
+    s = R.RawHTTP(S["d"].port, "POST", "/v1/chat/completions",
+                  chat_body("t-gembig", "call both", stream=True, tools=TOOLS),
+                  rcvbuf=4096, timeout=30).read_head()
+    try:
+        eq(s.status, 200, "status")
+        first = s.next_event()
+        time.sleep(1.0)  # the daemon's 64 KiB buffer fills: the transfer pauses
+        datas, _ = R.read_stream(s)
+    finally:
+        s.close()
+    objs = [json.loads(d) for d in [R.event_data(first)] + datas if d != "[DONE]"]
+    calls, finish = accumulate(objs)
+    eq(sorted(calls), [0, 1], "two calls")
+    for i in (0, 1):
+        a = json.loads(calls[i]["arguments"])
+        eq(len(a["q"]), 400000, f"call {i}: every fragment once, in order")
+    eq(finish, "tool_calls", "finish")
     eq(datas[-1], "[DONE]", "ends with [DONE]")
 
 

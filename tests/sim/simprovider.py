@@ -2676,8 +2676,9 @@ def chaos_control(h, path):
 #             answers 401 repeating its api-key and X-Hdr-Secret headers
 #   gemini    an error (status=N) is [{"error":{code,message,status}}];
 #             array_event=1 sends it as a 200 stream's first event; a streamed
-#             tool call has no index and id "", its arguments in two chunks,
-#             and the turn ends with finish_reason "stop"
+#             tool call has no index and id "", its arguments in frags=K (2)
+#             chunks (arg_bytes=N pads them), and the turn ends with
+#             finish_reason "stop"
 #   mistral   an error (status=N) is flat {"object":"error",message,type,...};
 #             a tool-call id that is not 9 of [a-zA-Z0-9] gets that 400
 #   groq      logprobs, top_logprobs, logit_bias, n != 1 or messages[].name
@@ -2744,16 +2745,20 @@ def _preset_gemini(h, body, opts, status):
         return False
     _preset_stream_head(h)
     first = True
+    pad = max(8, iopt(opts, "arg_bytes", 8))  # arg_bytes=N, frags=K: a long stream
+    frags = max(2, iopt(opts, "frags", 2))
     for name in tools[:2]:
-        args = dumps({"tool": name, "q": "x" * 8})
-        half = len(args) // 2
+        args = dumps({"tool": name, "q": "x" * pad})
+        step = max(1, -(-len(args) // frags))
+        pieces = [args[i:i + step] for i in range(0, len(args), step)]
         delta = {"tool_calls": [{"id": "", "type": "function",
-                                 "function": {"name": name, "arguments": args[:half]}}]}
+                                 "function": {"name": name, "arguments": pieces[0]}}]}
         if first:
             delta = dict({"role": "assistant"}, **delta)
             first = False
         h.event(_preset_chunk(model, delta))
-        h.event(_preset_chunk(model, {"tool_calls": [{"function": {"arguments": args[half:]}}]}))
+        for piece in pieces[1:]:
+            h.event(_preset_chunk(model, {"tool_calls": [{"function": {"arguments": piece}}]}))
     h.event(_preset_chunk(model, {}, "stop"))
     _preset_usage(h, body, model)
     h.event("[DONE]")
