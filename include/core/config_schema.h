@@ -57,6 +57,8 @@ void config_provider_preset_done(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map
 void config_provider_preset_free(cfg_provider_t *p);
 bool config_model_preset_key(ywalk_t *c, cfg_model_t *m, const char *k, yaml_node_t *v,
                              const char *what);
+void config_model_preset_done(ywalk_t *c, const config_t *cfg, const cfg_model_t *m,
+                              yaml_node_t *map, const char *where);
 /* Circuit breaking and concurrency limits (src/core/config_health.c).
  * config_parse_circuit reads `circuit:` (a mapping, or true/false for
  * enabled) at `where` into out, marking the keys it sets in out->set;

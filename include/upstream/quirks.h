@@ -41,6 +41,11 @@ void quirks_error_body(req_t *req, buf_t *out);
  * call and its tool message keep matching). out has 10 bytes. */
 void quirks_tool_id9(const char *id, char out[10]);
 
+/* A plain chat answer in out (before its checks): a choice with tool calls
+ * ending in "stop" ends in "tool_calls", an empty tool-call id gets one
+ * (QUIRK_TOOL_INDEX). In place; left as is when it cannot be parsed. */
+void quirks_answer(req_t *req, buf_t *out);
+
 /* Frees the stream filter (request_free, a new attempt). */
 void quirks_free(req_t *req);
 

@@ -347,3 +347,12 @@ bool config_model_preset_key(ywalk_t *c, cfg_model_t *m, const char *k, yaml_nod
         set(&m->deployment, s);
     return true;
 }
+
+void config_model_preset_done(ywalk_t *c, const config_t *cfg, const cfg_model_t *m,
+                              yaml_node_t *map, const char *where)
+{
+    if (m->deployment != NULL && m->provider >= 0 && !cfg->providers[m->provider].deployments)
+        yw_error(c, map, "%s: deployment applies only to a provider with preset: azure "
+                         "(provider %s has none)",
+                 where, cfg->providers[m->provider].name);
+}

@@ -450,6 +450,7 @@ static void parse_model(ywalk_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *
         }
     }
     config_model_retry_done(cfg, m);
+    config_model_preset_done(c, cfg, m, map, where);
     if (m->provider == -1)
         yw_error(c, map, "%s: missing \"provider\"", where);
     if (m->upstream == NULL)

@@ -364,3 +364,52 @@ size_t quirks_stream_write(req_t *req, const char *p, size_t n)
     }
     return r == 0 ? n : 0;
 }
+
+void quirks_answer(req_t *req, buf_t *out)
+{
+    const cfg_provider_t *p = prov(req, req->model);
+    cJSON *root, *choices, *ch;
+    bool changed = false;
+    int c = 0;
+    if (!(p->quirks & QUIRK_TOOL_INDEX) || req->ant || req->door_native || req->ep != EP_CHAT ||
+        memmem(buf_ptr(out), buf_len(out), "\"tool_calls\"", 12) == NULL)
+        return;
+    root = cJSON_ParseWithLength(buf_ptr(out), buf_len(out));
+    choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
+    cJSON_ArrayForEach(ch, choices)
+    {
+        cJSON *msg = cJSON_GetObjectItemCaseSensitive(ch, "message");
+        cJSON *tcs = cJSON_GetObjectItemCaseSensitive(msg, "tool_calls"), *tc;
+        cJSON *fin = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
+        int at = 0;
+        cJSON_ArrayForEach(tc, tcs)
+        {
+            cJSON *id = cJSON_GetObjectItemCaseSensitive(tc, "id");
+            if (cJSON_IsObject(tc) && (!cJSON_IsString(id) || id->valuestring[0] == '\0')) {
+                char nid[96];
+                snprintf(nid, sizeof nid, "call_%.40s_%d_%d", req->id, c, at);
+                if (id != NULL)
+                    cJSON_ReplaceItemInObjectCaseSensitive(tc, "id", cJSON_CreateString(nid));
+                else
+                    cJSON_AddStringToObject(tc, "id", nid);
+                changed = true;
+            }
+            at++;
+        }
+        if (at > 0 && cJSON_IsString(fin) && strcmp(fin->valuestring, "stop") == 0) {
+            cJSON_ReplaceItemInObjectCaseSensitive(ch, "finish_reason",
+                                                   cJSON_CreateString("tool_calls"));
+            changed = true;
+        }
+        c++;
+    }
+    if (changed) {
+        char *s = cJSON_PrintUnformatted(root);
+        if (s != NULL && strlen(s) <= out->cap) {
+            buf_reset(out);
+            buf_append(out, s, strlen(s));
+        }
+        free(s);
+    }
+    cJSON_Delete(root);
+}

@@ -652,6 +652,7 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
         }
         /* an Anthropic answer is checked, priced, cached and judged as the
          * chat.completion it becomes */
+        quirks_answer(req, &req->out); /* gemini: "stop" after tool calls, "" ids */
         if (req->door_native && req->door == DOOR_RESPONSES) {
             if (doorwire_native_answer(req, buf_ptr(&req->out), buf_len(&req->out), &pr) < 0)
                 upstream_fail_attempt(req, "the answer is not a Response object%s", NULL);

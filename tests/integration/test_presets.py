@@ -287,6 +287,18 @@ def test_gemini_stream_tool_calls_indexed():
 
 
 @test
+def test_gemini_plain_tool_calls():
+    r = post("t-gem", "call both", tools=TOOLS)
+    eq(r.status, 200, f"status ({R.short(r.body)})")
+    ch = r.json["choices"][0]
+    eq(ch["finish_reason"], "tool_calls", "stop after tool calls becomes tool_calls")
+    ids = [tc["id"] for tc in ch["message"]["tool_calls"]]
+    check(all(ids) and len(set(ids)) == 2, f"ids given: {ids}")
+    r = post("t-gemraw", "call both", tools=TOOLS)
+    eq(r.json["choices"][0]["finish_reason"], "stop", "the control keeps gemini's stop")
+
+
+@test
 def test_gemini_long_stream_slow_client():
     """About 1 MB of tool-call fragments to a client that stalls first: the
     rewritten stream is paused and resumed (backpressure) without losing or

@@ -2678,7 +2678,7 @@ def chaos_control(h, path):
 #             array_event=1 sends it as a 200 stream's first event; a streamed
 #             tool call has no index and id "", its arguments in frags=K (2)
 #             chunks (arg_bytes=N pads them), and the turn ends with
-#             finish_reason "stop"
+#             finish_reason "stop" (a plain answer's calls too, ids "")
 #   mistral   an error (status=N) is flat {"object":"error",message,type,...};
 #             a tool-call id that is not 9 of [a-zA-Z0-9] gets that 400
 #   groq      logprobs, top_logprobs, logit_bias, n != 1 or messages[].name
@@ -2732,15 +2732,24 @@ def _preset_gemini(h, body, opts, status):
     if status and status != 200:
         h.send_json(status, err)
         return True
+    tools = [t.get("function", {}).get("name") for t in body.get("tools") or []
+             if isinstance(t, dict)]
     if not body.get("stream"):
-        return False
+        if not tools:
+            return False
+        h.send_json(200, {"id": "chatcmpl-q", "object": "chat.completion", "created": 0,
+                          "model": model, "choices": [{"index": 0, "finish_reason": "stop",
+                          "message": {"role": "assistant", "content": None, "tool_calls": [
+                              {"id": "", "type": "function",
+                               "function": {"name": n, "arguments": "{}"}} for n in tools[:2]]}}],
+                          "usage": {"prompt_tokens": 7, "completion_tokens": 5,
+                                    "total_tokens": 12}})
+        return True
     if iopt(opts, "array_event", 0):
         _preset_stream_head(h)
         h.event(dumps(err))
         h.terminate()
         return True
-    tools = [t.get("function", {}).get("name") for t in body.get("tools") or []
-             if isinstance(t, dict)]
     if not tools:
         return False
     _preset_stream_head(h)

@@ -299,6 +299,10 @@ static void test_unknown_preset(void **state)
     expect_error_at("providers:\n  p1: {preset: openai, resource: x}\nmodels:\n"
                     "  m1: {provider: p1}\n" TAIL,
                     "{preset: openai", "resource applies only to preset: azure");
+    expect_error_at("providers:\n  p1: {preset: openai}\nmodels:\n  m1: {provider: p1, deployment: d}\n"
+                    TAIL,
+                    "{provider: p1, d", "models.m1: deployment applies only to a provider with "
+                                        "preset: azure");
     expect_error_at("providers:\n  p1: {base_url: \"http://h\"}\nmodels:\n  m1: {provider: p1}\n" TAIL,
                     "{base_url", "missing \"type\" (expected: openai or anthropic) or \"preset\"");
 }
