@@ -90,12 +90,23 @@ typedef struct cfg_provider {
      * anthropic-version for anthropic). Read-only; shared by all threads. */
     struct curl_slist *headers;
     int line; /* where it was defined, for messages */
+    /* preset: and the keys beside it (core/presets.h; core/config_presets.c) */
+    char *preset;       /* the preset's name, NULL for none */
+    unsigned quirks;    /* QUIRK_* bits: what the wire code normalises */
+    char *auth_header;  /* the key's header (api-key); NULL: the type's default */
+    char *auth_scheme;  /* its prefix ("Bearer"), "" for the bare key; NULL: the type's */
+    char *query;        /* URL-encoded query without '?' (query:, api_version:), or NULL */
+    bool deployments;   /* URL holds /deployments/{model's deployment} (azure) */
+    char *resource;     /* azure: {resource} of the base URL */
+    char *api_version;  /* azure: the api-version query parameter */
+    struct curl_slist *extra_headers; /* headers: as "Name: value" lines, secrets inside */
 } cfg_provider_t;
 
 typedef struct cfg_model {
     char *name;     /* the name clients and tiers use */
     char *upstream; /* the model name sent to the provider */
     int provider;   /* index into providers */
+    char *deployment; /* azure: its deployment (NULL: upstream) */
     double input_per_mtok;
     double output_per_mtok;
     double cached_input_per_mtok;

@@ -46,6 +46,24 @@ void config_model_retry_init(cfg_model_t *m);
 bool config_model_retry_key(ywalk_t *c, cfg_model_t *m, const char *k, yaml_node_t *v,
                             const char *what);
 void config_model_retry_done(const config_t *cfg, cfg_model_t *m);
+/* Presets (src/core/config_presets.c): _apply fills p from its `preset:`
+ * (if any) before the walk, so every other key overrides it; _key takes one
+ * of PRESET_PROVIDER_KEYS (false otherwise); _done resolves {resource},
+ * moves a query out of base_url and joins query: and api_version into
+ * p->query; _free frees what these set. A model's `deployment:` likewise. */
+#define PRESET_PROVIDER_KEYS                                                                       \
+    "preset, quirks, headers, query, resource, api_version, auth_header, auth_scheme"
+void config_provider_preset_apply(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map,
+                                  const char *where, bool *have_type, bool *have_url);
+bool config_provider_preset_key(ywalk_t *c, cfg_provider_t *p, const char *k, yaml_node_t *kn,
+                                yaml_node_t *v, const char *what);
+void config_provider_preset_done(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map,
+                                 const char *where);
+void config_provider_preset_free(cfg_provider_t *p);
+bool config_model_preset_key(ywalk_t *c, cfg_model_t *m, const char *k, yaml_node_t *v,
+                             const char *what);
+void config_model_preset_done(ywalk_t *c, const config_t *cfg, const cfg_model_t *m,
+                              yaml_node_t *map, const char *where);
 /* Circuit breaking and concurrency limits (src/core/config_health.c).
  * config_parse_circuit reads `circuit:` (a mapping, or true/false for
  * enabled) at `where` into out, marking the keys it sets in out->set;

@@ -238,6 +238,10 @@ typedef struct req {
     buf_t ant_out;                  /* translated bytes not yet taken by the stream path */
     size_t ant_skip;                /* bytes of curl's next delivery already consumed */
 
+    /* ---- provider quirks (upstream/quirks.h): this attempt's stream
+     * filter, or NULL; freed by request_free ---- */
+    struct quirk_stream *quirk_stream;
+
     /* ---- OpenTelemetry export (account/otel.h): what a span needs that
      * the request does not keep otherwise. Filled only when
      * observability.otlp is on (otel_note_*). ---- */

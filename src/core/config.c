@@ -303,10 +303,12 @@ void config_unref(config_t *cfg)
         free(cfg->providers[i].no_proxy);
         free(cfg->providers[i].anthropic_version);
         curl_slist_free_all(cfg->providers[i].headers);
+        config_provider_preset_free(&cfg->providers[i]);
     }
     for (size_t i = 0; i < cfg->n_models; i++) {
         free(cfg->models[i].name);
         free(cfg->models[i].upstream);
+        free(cfg->models[i].deployment);
     }
     for (size_t i = 0; i < cfg->n_tiers; i++) {
         free(cfg->tiers[i].name);
@@ -400,8 +402,12 @@ void config_print_summary(const config_t *cfg, void *file)
     fprintf(f, "providers (%zu):\n", cfg->n_providers);
     for (size_t i = 0; i < cfg->n_providers; i++) {
         const cfg_provider_t *p = &cfg->providers[i];
-        fprintf(f, "  %-16s %s  %s  ", p->name,
-                p->type == PROVIDER_ANTHROPIC ? "anthropic" : "openai-compatible", p->base_url);
+        fprintf(f, "  %-16s %s  %s%s%s%s  ", p->name,
+                p->type == PROVIDER_ANTHROPIC ? "anthropic" : "openai-compatible", p->base_url,
+                p->deployments ? "/deployments/{deployment}" : "", p->query ? "?" : "",
+                p->query ? p->query : "");
+        if (p->preset != NULL)
+            fprintf(f, "(preset %s)  ", p->preset);
         if (p->api_key_env == NULL)
             fprintf(f, "no key\n");
         else

@@ -87,15 +87,19 @@ void config_resolve_keys(ywalk_t *c, config_t *cfg)
                        c->file, p->line, p->name, p->api_key_env);
             } else {
                 size_t n = strlen(key) + 32;
-                char *line = xmalloc(n);
+                char *line = xmalloc(n + (p->auth_header ? strlen(p->auth_header) + 64 : 0));
                 /* Anthropic takes the key as x-api-key only: an
                  * Authorization header would be a second credential */
-                if (p->type == PROVIDER_ANTHROPIC)
+                if (p->auth_header != NULL) /* a preset's or auth_header: */
+                    snprintf(line, n + strlen(p->auth_header) + 64, "%s: %.32s%s%s",
+                             p->auth_header, p->auth_scheme ? p->auth_scheme : "",
+                             p->auth_scheme && p->auth_scheme[0] ? " " : "", key);
+                else if (p->type == PROVIDER_ANTHROPIC)
                     snprintf(line, n, ANTHROPIC_HEADER_KEY ": %s", key);
                 else
                     snprintf(line, n, "Authorization: Bearer %s", key);
                 h = must_append(h, line);
-                memset(line, 0, n);
+                explicit_bzero(line, strlen(line));
                 free(line);
             }
         }
@@ -105,6 +109,9 @@ void config_resolve_keys(ywalk_t *c, config_t *cfg)
                      p->anthropic_version ? p->anthropic_version : ANTHROPIC_VERSION);
             h = must_append(h, line);
         }
+        /* headers: (values may hold secrets from ${VAR}; redact.c masks them) */
+        for (const struct curl_slist *x = p->extra_headers; x != NULL; x = x->next)
+            h = must_append(h, x->data);
         p->headers = h;
     }
 }

@@ -258,11 +258,14 @@ static void parse_provider(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map)
     p->line = (int)map->start_mark.line + 1;
     if (!yw_expect(c, map, YAML_MAPPING_NODE, where))
         return;
+    config_provider_preset_apply(c, p, map, where, &have_type, &have_url);
     YW_MAP_FOREACH(c, map, k, kn, v)
     {
         char what[256];
         snprintf(what, sizeof what, "%s.%s", where, k);
-        if (strcmp(k, "type") == 0) {
+        if (config_provider_preset_key(c, p, k, kn, v, what)) {
+            /* preset and the keys beside it (config_presets.c) */
+        } else if (strcmp(k, "type") == 0) {
             char *s = yw_str(c, v, what);
             have_type = true;
             if (s) {
@@ -341,12 +344,15 @@ static void parse_provider(ywalk_t *c, cfg_provider_t *p, yaml_node_t *map)
             yw_unknown_key(c, kn, where,
                         "type, base_url, api_key_env, connect_timeout_ms, first_byte_timeout_ms, "
                         "idle_timeout_ms, timeout_ms, proxy, anthropic_version, responses_api, "
-                        "circuit, max_inflight, max_queue, queue_timeout_ms, " RETRY_PROVIDER_KEYS);
+                        "circuit, max_inflight, max_queue, queue_timeout_ms, " RETRY_PROVIDER_KEYS
+                        ", " PRESET_PROVIDER_KEYS);
         }
     }
     config_provider_retry_done(c, p, map, retry_lists, where);
+    config_provider_preset_done(c, p, map, where);
     if (!have_type)
-        yw_error(c, map, "%s: missing \"type\" (expected: openai or anthropic)", where);
+        yw_error(c, map, "%s: missing \"type\" (expected: openai or anthropic) or \"preset\"",
+                 where);
     if (p->anthropic_version != NULL && p->type != PROVIDER_ANTHROPIC)
         yw_error(c, map, "%s: anthropic_version applies only to type: anthropic", where);
     if (p->responses_api && p->type != PROVIDER_OPENAI)
@@ -434,13 +440,17 @@ static void parse_model(ywalk_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *
             budget_parse_model_cap(c, v, what, &m->daily_cap_usd);
         } else if (strcmp(k, "circuit") == 0) {
             config_parse_circuit(c, v, what, &m->circuit);
+        } else if (config_model_preset_key(c, m, k, v, what)) {
+            /* deployment (config_presets.c) */
         } else if (!config_model_retry_key(c, m, k, v, what)) {
             yw_unknown_key(c, kn, where,
                         "provider, model, input_per_mtok, output_per_mtok, cached_input_per_mtok, "
-                        "cache_write_per_mtok, default_max_tokens, daily_cap_usd, circuit, retries");
+                        "cache_write_per_mtok, default_max_tokens, daily_cap_usd, circuit, retries, "
+                        "deployment");
         }
     }
     config_model_retry_done(cfg, m);
+    config_model_preset_done(c, cfg, m, map, where);
     if (m->provider == -1)
         yw_error(c, map, "%s: missing \"provider\"", where);
     if (m->upstream == NULL)

@@ -24,6 +24,7 @@
 #include "core/shard.h"
 #include "upstream/retry.h"
 #include "http/door_wire.h"
+#include "upstream/quirks.h"
 
 req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *cfg)
 {
@@ -71,6 +72,7 @@ void request_free(req_t *req)
     free(req->tail);
     anthropic_stream_free(req->ant_stream);
     doorwire_free(req);
+    quirks_free(req);
     buf_free(&req->ant_ev);
     buf_free(&req->ant_out);
     config_unref(req->cfg);

@@ -22,6 +22,7 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/presets.h"
 #include "core/util.h"
 #include "upstream/anthropic.h"
 #include "upstream/owner.h"
@@ -177,9 +178,9 @@ upstream_call_t *upstream_call_start(upstream_t *up, config_t *cfg, int m, const
     p = &cfg->providers[cfg->models[m].provider];
     if (p->key_missing)
         return NULL;
-    if ((size_t)snprintf(url, sizeof url, "%s%s", p->base_url,
-                         p->type == PROVIDER_ANTHROPIC ? ANTHROPIC_PATH_MESSAGES
-                                                       : "/chat/completions") >= sizeof url)
+    if (presets_url(p, &cfg->models[m],
+                    p->type == PROVIDER_ANTHROPIC ? ANTHROPIC_PATH_MESSAGES : "/chat/completions",
+                    url, sizeof url) < 0)
         return NULL;
     e = curl_easy_init();
     if (e == NULL)

@@ -31,6 +31,7 @@
 #include "upstream/antwire.h"
 #include "upstream/chain.h"
 #include "upstream/provider.h"
+#include "upstream/quirks.h"
 #include "upstream/redact.h"
 
 /* The first data event decides whether this attempt is sound. */
@@ -42,7 +43,10 @@ static bool first_event_ok(req_t *req, const sse_event_t *ev)
     bool ok = false;
     if (ev->is_done) {
         upstream_fail_attempt(req, "stream ended before any content%s", NULL);
-    } else if ((root = cJSON_Parse(data)) == NULL || !cJSON_IsObject(root)) {
+    } else if ((root = quirks_error_json(
+                    req->cfg->providers[req->cfg->models[req->model].provider].quirks,
+                    cJSON_Parse(data))) == NULL ||
+               !cJSON_IsObject(root)) {
         upstream_fail_attempt(req, "invalid JSON in the first stream event%s", NULL);
         cJSON_Delete(root);
     } else {

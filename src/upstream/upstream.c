@@ -11,6 +11,7 @@
  * docs/internals/upstream.md. */
 #include "upstream/upstream.h"
 #include "upstream/antwire.h"
+#include "upstream/quirks.h"
 #include "http/door.h"
 #include "http/door_wire.h"
 #include "upstream/call.h"
@@ -37,6 +38,7 @@
 #include "cache/cache.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/presets.h"
 #include "upstream/provider.h"
 #include "http/reply.h"
 #include "core/curlloop.h"
@@ -294,6 +296,8 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
     }
     if (req->ant) /* Messages events: translated, then pushed below */
         return antwire_write(req, p, n);
+    if (quirks_stream_on(req)) /* tool-call deltas given indexes, then pushed */
+        return quirks_stream_write(req, p, n);
     return upstream_stream_write(req, p, n);
 }
 
@@ -428,14 +432,14 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
            : req->ep == EP_CHAT                                  ? "/chat/completions"
            : req->ep == EP_COMPLETIONS                           ? "/completions"
                                                                  : "/embeddings";
-    if ((size_t)snprintf(url, sizeof url, "%s%s", p->base_url, path) >= sizeof url)
+    if (presets_url(p, &cfg->models[m], path, url, sizeof url) < 0)
         return -1;
     if (req->door_native && req->door == DOOR_RESPONSES)
         req->cache_store = false; /* the cache keeps chat answers; this one is a Response */
     req->door_native_done = false;
     free(req->door_answer);
     req->door_answer = NULL;
-    if (antwire_begin(req) < 0)
+    if (antwire_begin(req) < 0 || quirks_begin(req, m) < 0)
         return -1;
     e = get_easy(up);
     if (e == NULL)
@@ -648,6 +652,7 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
         }
         /* an Anthropic answer is checked, priced, cached and judged as the
          * chat.completion it becomes */
+        quirks_answer(req, &req->out); /* gemini: "stop" after tool calls, "" ids */
         if (req->door_native && req->door == DOOR_RESPONSES) {
             if (doorwire_native_answer(req, buf_ptr(&req->out), buf_len(&req->out), &pr) < 0)
                 upstream_fail_attempt(req, "the answer is not a Response object%s", NULL);
@@ -672,6 +677,7 @@ static void on_done(upstream_t *up, req_t *req, CURLcode res)
         char *body;
         if (req->ant) /* the client sees OpenAI's error shape */
             antwire_error(req);
+        quirks_error_body(req, &req->out); /* gemini's array, mistral's flat shape */
         body = buf_detach(&req->out, &len);
         reply_send(req, req->up_status, body, len, NULL);
         return;

@@ -921,6 +921,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.control(path_only)
 
         opts, api_path = parse_path(self.path)
+        api_path = preset_path(opts, api_path)  # preset quirks block
         body = None
         body_ok = False
         if raw:
@@ -955,6 +956,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
         if echo_key_fault(self, body, opts, api_path):
             return  # errors that repeat the credential (block below)
+
+        if preset_quirk(self, body, opts, api_path):
+            return  # a provider preset's quirks (block below)
 
         if anthropic_messages(self, body, body_ok, opts, api_path):
             return  # the Anthropic Messages API (block below)
@@ -2661,6 +2665,214 @@ def chaos_control(h, path):
     return True
 
 # ------------------------------------------------------ end of chaos faults
+
+
+# ---------------------------------------------------------------- preset quirks
+# quirk=NAME in the /sim/ prefix reproduces a provider preset's departures
+# from OpenAI's wire format (tests/integration/test_presets.py):
+#   azure     the path is [/openai]/deployments/<deployment>/<api path> and
+#             needs ?api-version= (else 404, like Azure); the request is
+#             recorded as sent (path with query, headers); echo_headers=1
+#             answers 401 repeating its api-key and X-Hdr-Secret headers
+#   gemini    an error (status=N) is [{"error":{code,message,status}}];
+#             array_event=1 sends it as a 200 stream's first event; a streamed
+#             tool call has no index and id "", its arguments in frags=K (2)
+#             chunks (arg_bytes=N pads them), and the turn ends with
+#             finish_reason "stop" (a plain answer's calls too, ids "")
+#   mistral   an error (status=N) is flat {"object":"error",message,type,...};
+#             a tool-call id that is not 9 of [a-zA-Z0-9] gets that 400
+#   groq      logprobs, top_logprobs, logit_bias, n != 1 or messages[].name
+#             get a 400
+#   deepseek  keepalive=N ": keep-alive" comments (streamed) or blank lines
+#             (plain) every keepalive_ms (100) before the answer, which
+#             carries reasoning_content (message and deltas)
+PRESET_DEPLOY_RE = re.compile(r"^(?:/openai)?/deployments/([^/]+)(/.*)$")
+PRESET_ID9_RE = re.compile(r"^[a-zA-Z0-9]{9}$")
+
+
+def preset_path(opts, api_path):
+    """The API path of a preset-shaped request target: Azure's deployment,
+    gemini's /v1beta/openai, groq's /openai/v1 taken off."""
+    q = opts.get("quirk")
+    if q == "azure":
+        m = PRESET_DEPLOY_RE.match(api_path)
+        return m.group(2) if m else api_path
+    if q in ("gemini", "groq"):
+        return re.sub(r"^/(v1beta/openai|openai/v1)(?=/)", "", api_path)
+    return api_path
+
+
+def _preset_stream_head(h):
+    h.send_response(200)
+    h.send_header("Content-Type", "text/event-stream")
+    h.send_header("Transfer-Encoding", "chunked")
+    h.end_headers()
+
+
+def _preset_chunk(model, delta, finish=None):
+    return dumps({"id": "chatcmpl-q", "object": "chat.completion.chunk", "created": 0,
+                  "model": model, "choices": [{"index": 0, "delta": delta,
+                                               "finish_reason": finish}]})
+
+
+def _preset_usage(h, body, model):
+    so = body.get("stream_options") or {}
+    if isinstance(so, dict) and so.get("include_usage"):
+        h.event(dumps({"id": "chatcmpl-q", "object": "chat.completion.chunk", "created": 0,
+                       "model": model, "choices": [],
+                       "usage": {"prompt_tokens": 7, "completion_tokens": 5,
+                                 "total_tokens": 12}}))
+
+
+def _preset_gemini(h, body, opts, status):
+    model = body.get("model") or "sim"
+    codes = {400: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 403: "PERMISSION_DENIED"}
+    err = [{"error": {"code": status or 400, "message": "simulated gemini error",
+                      "status": codes.get(status or 400, "UNAVAILABLE")}}]
+    if status and status != 200:
+        h.send_json(status, err)
+        return True
+    tools = [t.get("function", {}).get("name") for t in body.get("tools") or []
+             if isinstance(t, dict)]
+    if not body.get("stream"):
+        if not tools:
+            return False
+        h.send_json(200, {"id": "chatcmpl-q", "object": "chat.completion", "created": 0,
+                          "model": model, "choices": [{"index": 0, "finish_reason": "stop",
+                          "message": {"role": "assistant", "content": None, "tool_calls": [
+                              {"id": "", "type": "function",
+                               "function": {"name": n, "arguments": "{}"}} for n in tools[:2]]}}],
+                          "usage": {"prompt_tokens": 7, "completion_tokens": 5,
+                                    "total_tokens": 12}})
+        return True
+    if iopt(opts, "array_event", 0):
+        _preset_stream_head(h)
+        h.event(dumps(err))
+        h.terminate()
+        return True
+    if not tools:
+        return False
+    _preset_stream_head(h)
+    first = True
+    pad = max(8, iopt(opts, "arg_bytes", 8))  # arg_bytes=N, frags=K: a long stream
+    frags = max(2, iopt(opts, "frags", 2))
+    for name in tools[:2]:
+        args = dumps({"tool": name, "q": "x" * pad})
+        step = max(1, -(-len(args) // frags))
+        pieces = [args[i:i + step] for i in range(0, len(args), step)]
+        delta = {"tool_calls": [{"id": "", "type": "function",
+                                 "function": {"name": name, "arguments": pieces[0]}}]}
+        if first:
+            delta = dict({"role": "assistant"}, **delta)
+            first = False
+        h.event(_preset_chunk(model, delta))
+        for piece in pieces[1:]:
+            h.event(_preset_chunk(model, {"tool_calls": [{"function": {"arguments": piece}}]}))
+    h.event(_preset_chunk(model, {}, "stop"))
+    _preset_usage(h, body, model)
+    h.event("[DONE]")
+    h.terminate()
+    return True
+
+
+def _preset_mistral(h, body, status):
+    def flat(st, msg):
+        h.send_json(st, {"object": "error", "message": msg, "type": "invalid_request_error",
+                         "param": None, "code": str(st)})
+        return True
+    if status and status != 200:
+        return flat(status, "simulated mistral error")
+    for m in body.get("messages") or []:
+        if not isinstance(m, dict):
+            continue
+        ids = [m["tool_call_id"]] if "tool_call_id" in m else []
+        ids += [tc.get("id") for tc in m.get("tool_calls") or [] if isinstance(tc, dict)]
+        for i in ids:
+            if not isinstance(i, str) or not PRESET_ID9_RE.match(i):
+                return flat(400, "Tool call id was %s but must be a-z, A-Z, 0-9, with a "
+                                 "length of 9. (simulated)" % (i,))
+    return False
+
+
+def _preset_groq(h, body):
+    bad = [k for k in ("logprobs", "top_logprobs", "logit_bias") if k in body]
+    if "n" in body and body["n"] != 1:
+        bad.append("n")
+    if any(isinstance(m, dict) and "name" in m for m in body.get("messages") or []):
+        bad.append("messages[].name")
+    if not bad:
+        return False
+    h.send_error_json(400, "'%s' : property '%s' is unsupported (simulated)" % (bad[0], bad[0]),
+                      None, etype="invalid_request_error", param=bad[0])
+    return True
+
+
+def _preset_deepseek(h, body, opts):
+    model = body.get("model") or "sim"
+    n = max(0, iopt(opts, "keepalive", 0))
+    gap = max(0, iopt(opts, "keepalive_ms", 100)) / 1000.0
+    if body.get("stream"):
+        _preset_stream_head(h)
+        for _ in range(n):
+            h.chunk(": keep-alive\n\n")
+            time.sleep(gap)
+        h.event(_preset_chunk(model, {"role": "assistant", "content": None,
+                                      "reasoning_content": "Thinking it over."}))
+        h.event(_preset_chunk(model, {"content": "Deep answer."}))
+        h.event(_preset_chunk(model, {}, "stop"))
+        _preset_usage(h, body, model)
+        h.event("[DONE]")
+        h.terminate()
+        return True
+    ans = dumps({"id": "chatcmpl-q", "object": "chat.completion", "created": 0, "model": model,
+                 "choices": [{"index": 0, "finish_reason": "stop",
+                              "message": {"role": "assistant", "content": "Deep answer.",
+                                          "reasoning_content": "Thinking it over."}}],
+                 "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12,
+                           "prompt_cache_hit_tokens": 0, "prompt_cache_miss_tokens": 7}})
+    data = ans.encode("utf-8")
+    h.send_response(200)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", str(n + len(data)))
+    h.end_headers()
+    for _ in range(n):
+        h.write(b"\n")
+        time.sleep(gap)
+    h.write(data)
+    return True
+
+
+def preset_quirk(h, body, opts, api_path):
+    """Answers a request of a quirk=NAME provider where its quirk shows;
+    False to let the ordinary handlers answer."""
+    q = opts.get("quirk")
+    if q is None or h.command != "POST" or api_path != "/chat/completions":
+        return False
+    if q == "azure":
+        if iopt(opts, "echo_headers", 0):  # a provider repeating what it was sent
+            return h.send_error_json(
+                401, "Incorrect API key provided: api-key=%s x-hdr-secret=%s (simulated)"
+                % (h.headers.get("api-key") or "-", h.headers.get("X-Hdr-Secret") or "-"),
+                "invalid_api_key", etype="invalid_request_error") or True
+        if "api-version=" not in h.path.partition("?")[2]:
+            h.send_json(404, {"error": {"code": "404", "message": "Resource not found"}})
+            return True
+        return False
+    if not isinstance(body, dict):
+        return False
+    status = iopt(opts, "status", 0)
+    if q == "gemini":
+        return _preset_gemini(h, body, opts, status)
+    if q == "mistral":
+        return _preset_mistral(h, body, status)
+    if q == "groq":
+        return _preset_groq(h, body)
+    if q == "deepseek":
+        return _preset_deepseek(h, body, opts)
+    return False
+
+# ------------------------------------------------------- end of preset quirks
+
 
 
 
