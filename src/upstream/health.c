@@ -46,7 +46,7 @@ struct health_model {
     /* load balancing (atomics, no lock): attempts under way, EWMA of the
      * time to an answer's start in microseconds (0: no sample yet) */
     atomic_uint lb_inflight;
-    atomic_ullong lb_ewma_us;
+    _Atomic uint64_t lb_ewma_us;
     health_model_t *next; /* immutable once published */
 };
 
