@@ -64,7 +64,18 @@ build/installed/main.o: src/main.c build/installed/sysconfdir
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DLLMROUTER_DEFAULT_CONFIG='"$(SYSCONFDIR)/llmrouter/llmrouter.yaml"' -c -o $@ $<
 
-build/installed/llmrouter: build/installed/main.o $(LIB_OBJS)
+# The price table (config/catalog.yaml): a build in the tree reads the
+# tree's copy, the installed binary SYSCONFDIR's (installed beside the
+# configuration); catalog: PATH in the configuration overrides either.
+CATALOG_OBJ := src/core/config_catalog.o
+build/$(CATALOG_OBJ) build/asan/$(CATALOG_OBJ): ALL_CFLAGS += -DLLMROUTER_DEFAULT_CATALOG='"$(CURDIR)/config/catalog.yaml"'
+build/fuzz/$(CATALOG_OBJ): FUZZ_CFLAGS += -DLLMROUTER_DEFAULT_CATALOG='"$(CURDIR)/config/catalog.yaml"'
+
+build/installed/config_catalog.o: src/core/config_catalog.c build/installed/sysconfdir
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DLLMROUTER_DEFAULT_CATALOG='"$(SYSCONFDIR)/llmrouter/catalog.yaml"' -c -o $@ $<
+
+build/installed/llmrouter: build/installed/main.o build/installed/config_catalog.o $(filter-out build/$(CATALOG_OBJ),$(LIB_OBJS))
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # ---- tests ----
@@ -211,6 +222,7 @@ install: build/installed/llmrouter
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.yaml ]; then \
 	  echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.yaml"; \
 	else install -m 0644 config/llmrouter.yaml $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.yaml; fi
+	install -m 0644 config/catalog.yaml $(DESTDIR)$(SYSCONFDIR)/llmrouter/catalog.yaml
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.env ]; then \
 	  echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.env"; \
 	else install -m 0600 config/systemd/llmrouter.env $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.env; fi
@@ -218,6 +230,7 @@ install: build/installed/llmrouter
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/llmrouter $(DESTDIR)$(UNITDIR)/llmrouter.service $(DESTDIR)$(MANDIR)/man8/llmrouter.8
+	rm -f $(DESTDIR)$(SYSCONFDIR)/llmrouter/catalog.yaml
 	@echo "left $(DESTDIR)$(SYSCONFDIR)/llmrouter/ in place (your configuration and keys)"
 
 # ---- fuzzing: clang's libFuzzer with ASan + UBSan (tests/fuzz/README.md) ----
@@ -260,4 +273,4 @@ fuzz-replay: deps-test
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_BINS:=.d) build/installed/main.d
+-include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_BINS:=.d) build/installed/main.d build/installed/config_catalog.d

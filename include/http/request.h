@@ -171,6 +171,8 @@ typedef struct req {
     uint64_t redis_deadline_ms; /* end of the request's Redis wait (redis.request_budget_ms), 0 until its first command */
     uint32_t est_prompt_tokens; /* estimate for the conversation (textstat) */
     int64_t max_output;         /* max_completion_tokens / max_tokens asked for, -1 if none */
+    unsigned needs;             /* CAP_* the request uses (upstream/fit.h) */
+    size_t fit_skips;           /* models of the chain skipped as unable to serve it */
     double score;               /* complexity score if a rule computed it, else -1 */
     /* experiments (route/experiment.h): the arm of the active experiment
      * that routed the request, -1 when it is in none; keyless: the
