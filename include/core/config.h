@@ -120,6 +120,7 @@ typedef struct cfg_model {
     uint32_t max_output_tokens; /* 0: unknown */
     unsigned caps;              /* CAP_* (core/catalog.h) */
     bool caps_set;              /* false: no data, assumed able (upstream/fit.h) */
+    int line;                   /* where it was defined (unpriced ones), for messages */
 } cfg_model_t;
 
 #define MODEL_PRICE_INPUT (1u << 0)

@@ -58,6 +58,8 @@ bool config_model_catalog_key(ywalk_t *c, const config_t *cfg, cfg_model_t *m, c
                               yaml_node_t *v, const char *what);
 void config_model_catalog_done(ywalk_t *c, const config_t *cfg, cfg_model_t *m,
                                const yaml_node_t *map);
+/* One warning naming every unpriced model (after the models are parsed). */
+void config_warn_unpriced(ywalk_t *c, const config_t *cfg);
 /* Circuit breaking and concurrency limits (src/core/config_health.c).
  * config_parse_circuit reads `circuit:` (a mapping, or true/false for
  * enabled) at `where` into out, marking the keys it sets in out->set;

@@ -78,6 +78,7 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
     config_load_catalog(c, cfg, sec[11]); /* before models: they take from it */
     if (sec[2])
         config_parse_models(c, cfg, sec[2]);
+    config_warn_unpriced(c, cfg);
     if (sec[3])
         config_parse_tiers(c, cfg, sec[3]);
     if (sec[4])

@@ -190,12 +190,7 @@ void config_model_catalog_done(ywalk_t *c, const config_t *cfg, cfg_model_t *m,
     }
     m->unpriced = e == NULL && !(set & (MODEL_PRICE_INPUT | MODEL_PRICE_OUTPUT));
     if (m->unpriced && map != NULL)
-        yw_append_warning(c,
-                          "%s:%zu:%zu: warning: models.%s: no price (input_per_mtok, output_per_mtok) and "
-                          "no entry in the price table (catalog: NAME, or a provider and model "
-                          "the table knows): its requests are marked unpriced, not counted as "
-                          "free\n",
-                          c->file, map->start_mark.line + 1, map->start_mark.column + 1, m->name);
+        m->line = (int)map->start_mark.line + 1; /* for config_warn_unpriced */
     if (m->max_output_tokens > 0 && m->context_window > 0 &&
         m->max_output_tokens > m->context_window && map != NULL)
         yw_error(c, map, "models.%s: max_output_tokens (%u) is more than context_window (%u)",
@@ -212,4 +207,36 @@ void config_print_model_catalog(const cfg_model_t *m, void *file)
         fprintf(f, ", %u context", m->context_window);
     if (m->caps_set)
         fprintf(f, ", can: %s", m->caps ? catalog_caps_str(m->caps, caps, sizeof caps) : "none");
+}
+
+void config_warn_unpriced(ywalk_t *c, const config_t *cfg)
+{
+    char names[1024];
+    size_t o = 0, n = 0, shown = 0;
+    int first = 0;
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const cfg_model_t *m = &cfg->models[i];
+        int w;
+        if (!m->unpriced)
+            continue;
+        if (n++ == 0)
+            first = m->line;
+        if (o + 160 >= sizeof names)
+            continue;
+        w = snprintf(names + o, sizeof names - o, "%s%s", o ? ", " : "", m->name);
+        o += w > 0 ? (size_t)w : 0;
+        shown++;
+    }
+    char more[48] = "";
+    if (n == 0)
+        return;
+    if (shown < n)
+        snprintf(more, sizeof more, " and %zu more", n - shown);
+    /* one line for all of them: a test configuration may have dozens */
+    yw_append_warning(c,
+                      "%s:%d: warning: %zu model%s without a price from the configuration "
+                      "(input_per_mtok, output_per_mtok) or the price table (catalog: NAME, or a "
+                      "provider and model it knows): %s%s; %s answers are marked unpriced "
+                      "(cost null), not counted as free\n",
+                      c->file, first, n, n == 1 ? "" : "s", names, more, n == 1 ? "its" : "their");
 }

@@ -146,7 +146,7 @@ static void stream_event(req_t *req, const sse_event_t *ev)
             take_usage(req, usage);
             if (cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0) {
                 strip_event(req, ev->start, ev->end);
-                if (!req->inject_usage && req->cost_usd >= 0) {
+                if (!req->inject_usage && req->cost_usd >= 0 && !request_unpriced(req)) {
                     /* the client asked for usage: give it the cost too */
                     char *json;
                     cJSON_AddNumberToObject(usage, "cost", req->cost_usd);
