@@ -174,8 +174,12 @@ void config_model_catalog_done(ywalk_t *c, const config_t *cfg, cfg_model_t *m,
                                                                 : e->cache_write;
         if (m->context_window == 0)
             m->context_window = e->context_window;
-        if (m->max_output_tokens == 0)
+        if (m->max_output_tokens == 0) {
             m->max_output_tokens = e->max_output_tokens;
+            /* a context window configured smaller than the table's caps it */
+            if (m->context_window > 0 && m->max_output_tokens > m->context_window)
+                m->max_output_tokens = m->context_window;
+        }
         if (!m->caps_set) {
             m->caps = e->caps;
             m->caps_set = true;
