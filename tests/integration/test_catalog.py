@@ -59,7 +59,7 @@ TIERS = """\
   table:    [gpt35, good-large]
   nothing:  [textonly, small-ctx]
   skip502:  [small-ctx, m500]
-  unpriced: [noprice]
+  nopricetier: [noprice]
   namedtier: [named]
 """
 
@@ -249,7 +249,7 @@ def test_skip_then_failure_is_502():
 
 @test
 def test_unpriced_marked():
-    r = post("unpriced", "hello")
+    r = post("nopricetier", "hello")
     eq(r.status, 200, "served")
     eq(r.h("x-router-cost-usd"), "unpriced", "x-router-cost-usd")
     j = log_line(r.h("x-request-id"))
