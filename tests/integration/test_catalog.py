@@ -256,6 +256,15 @@ def test_unpriced_marked():
     eq(j["cost_usd"], None, "access log cost_usd")
     eq(j.get("unpriced"), True, "access log unpriced")
     eq(j["savings_usd"], None, "no savings claimed")
+    # a stream that asked for usage still gets its usage chunk, without a cost
+    for tier, want_cost in (("nopricetier", False), ("namedtier", True)):
+        rs = post(tier, "hello", stream=True, stream_options={"include_usage": True})
+        eq(rs.status, 200, f"{tier}: stream")
+        chunks = [json.loads(ln[6:]) for ln in rs.body.decode().splitlines()
+                  if ln.startswith("data: {")]
+        usage = [c["usage"] for c in chunks if c.get("usage")]
+        check(len(usage) == 1 and usage[0].get("prompt_tokens"), f"{tier}: usage chunk {usage}")
+        eq("cost" in usage[0], want_cost, f"{tier}: usage.cost present")
     r2 = post("namedtier", "hello")
     cost = r2.h("x-router-cost-usd")
     check(cost not in (None, "unpriced") and float(cost) > 0, f"named entry priced: {cost!r}")
