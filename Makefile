@@ -69,7 +69,8 @@ build/installed/main.o: src/main.c build/installed/sysconfdir
 # configuration); catalog: PATH in the configuration overrides either.
 CATALOG_OBJ := src/core/config_catalog.o
 build/$(CATALOG_OBJ) build/asan/$(CATALOG_OBJ): ALL_CFLAGS += -DLLMROUTER_DEFAULT_CATALOG='"$(CURDIR)/config/catalog.yaml"'
-build/fuzz/$(CATALOG_OBJ): FUZZ_CFLAGS += -DLLMROUTER_DEFAULT_CATALOG='"$(CURDIR)/config/catalog.yaml"'
+# fuzz_config loads a configuration per input: no default table to read each time
+build/fuzz/$(CATALOG_OBJ): FUZZ_CFLAGS += -DLLMROUTER_DEFAULT_CATALOG='""'
 
 build/installed/config_catalog.o: src/core/config_catalog.c build/installed/sysconfdir
 	@mkdir -p $(dir $@)

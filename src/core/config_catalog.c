@@ -18,7 +18,7 @@
 
 /* Where the table is when the configuration does not say: the repository's
  * config/catalog.yaml for a build in the tree, SYSCONFDIR/llmrouter/ for
- * the installed binary (both set by the Makefile). */
+ * the installed binary (both set by the Makefile); "" for none. */
 #ifndef LLMROUTER_DEFAULT_CATALOG
 #define LLMROUTER_DEFAULT_CATALOG "/etc/llmrouter/catalog.yaml"
 #endif
@@ -54,7 +54,10 @@ void config_load_catalog(ywalk_t *c, config_t *cfg, yaml_node_t *v)
     const char *slash;
     size_t n;
     if (v == NULL) {
-        load_at(c, cfg, LLMROUTER_DEFAULT_CATALOG, NULL);
+        /* "": built without a default table (the fuzzing build, which loads
+         * a configuration per input) */
+        if (LLMROUTER_DEFAULT_CATALOG[0] != '\0')
+            load_at(c, cfg, LLMROUTER_DEFAULT_CATALOG, NULL);
         return;
     }
     path = yw_str(c, v, "catalog");
