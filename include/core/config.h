@@ -130,6 +130,22 @@ typedef struct cfg_model {
 
 struct cascade_cfg;
 
+/* A chain entry that is a group of equivalent models (`- any: [...]`, see
+ * docs/routing.md "Load balancing"): its members sit in the tier's models
+ * at [first, first + n), in the order written; upstream/balance.h puts them
+ * in the order chosen for one request. */
+#define CFG_GROUP_MAX 31
+enum cfg_lb_strategy { CFG_LB_WEIGHTED = 0, CFG_LB_LEAST_OUTSTANDING, CFG_LB_LATENCY };
+enum cfg_lb_sticky { CFG_LB_STICKY_NONE = 0, CFG_LB_STICKY_KEY, CFG_LB_STICKY_USER,
+                     CFG_LB_STICKY_HEADER };
+typedef struct cfg_group {
+    size_t first, n;
+    uint32_t weight[CFG_GROUP_MAX]; /* per member, >= 1 (default 1) */
+    enum cfg_lb_strategy strategy;
+    enum cfg_lb_sticky sticky;
+    char *sticky_header; /* CFG_LB_STICKY_HEADER: the header's name */
+} cfg_group_t;
+
 typedef struct cfg_tier {
     char *name;
     int *models; /* indexes into models, in failover order */
@@ -138,6 +154,8 @@ typedef struct cfg_tier {
      * plain failover chain. A cascade tier's models are in price order
      * (input + output per mtok, cheapest first) unless `order: as_written`. */
     struct cascade_cfg *cascade;
+    cfg_group_t *groups; /* n_groups groups of equivalent models, NULL when none */
+    size_t n_groups;
 } cfg_tier_t;
 
 /* routing.classifier: a cheap model asked to label a request, for the

@@ -20,6 +20,11 @@ void config_parse_providers(ywalk_t *c, config_t *cfg, yaml_node_t *map);
 void config_parse_models(ywalk_t *c, config_t *cfg, yaml_node_t *map);
 void config_parse_tiers(ywalk_t *c, config_t *cfg, yaml_node_t *map);
 void config_parse_routing(ywalk_t *c, config_t *cfg, yaml_node_t *map, yaml_node_t **default_node);
+/* A tier's chain entry {any: [...], strategy, sticky} (src/core/config_lb.c):
+ * appends its members to t->models (at most cap in all) and the group to
+ * t->groups. False when it was not added (reported). */
+bool config_tier_group(ywalk_t *c, config_t *cfg, cfg_tier_t *t, yaml_node_t *map,
+                       const char *where, size_t cap);
 void config_parse_cache(ywalk_t *c, config_t *cfg, yaml_node_t *map);
 void config_parse_obs(ywalk_t *c, config_t *cfg, yaml_node_t *map);
 

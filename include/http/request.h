@@ -132,6 +132,7 @@ typedef struct req {
     struct health_model *adm_model;   /* breaker of the attempt under way, until its outcome is reported */
     bool adm_probe;                   /* that attempt is its model's half-open probe */
     struct health_provider *adm_slot; /* the provider slot it holds, NULL */
+    struct health_model *adm_lb;      /* counted outstanding on this model until the transfer ends */
     struct health_provider *adm_wait_p; /* queued for a slot of this provider, NULL */
     health_wait_t adm_wait;
     uint64_t adm_wait_since;          /* loop ms when it began waiting */

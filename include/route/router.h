@@ -27,6 +27,7 @@ typedef struct route {
     int rule;                   /* index of the matched rule, or ROUTE_RULE_* */
     int chain[ROUTE_MAX_CHAIN]; /* indexes into cfg->models, in order */
     size_t n;
+    int pinned; /* 1: chain[0] is the model the client named (a group does not move it) */
 } route_t;
 
 struct prompt;

@@ -102,6 +102,26 @@ typedef struct health_model_info {
 void health_model_info(health_model_t *h, uint64_t now_ms, health_model_info_t *out);
 const char *health_state_name(enum health_state s);
 
+/* ---- what load balancing reads (upstream/balance.h) ---- */
+
+/* An attempt on m started / ended (paired; m NULL: no-op). Any thread. */
+void health_lb_start(health_model_t *m);
+void health_lb_end(health_model_t *m);
+/* The time from an attempt's start to its answer's start (a stream's first
+ * sound event, a plain answer's end), folded into m's EWMA. Any thread. */
+void health_lb_latency(health_model_t *m, uint64_t us);
+/* The EWMA step (alpha 1/5; old 0: no sample yet, the sample is taken). */
+uint64_t health_ewma_next(uint64_t old, uint64_t sample_us);
+
+typedef struct health_lb_view {
+    bool usable;       /* health_allow would not skip it now (breaker, 429 cooldown) */
+    unsigned inflight; /* attempts under way, all shards */
+    uint64_t ewma_us;  /* 0: no sample yet */
+} health_lb_view_t;
+/* Reads m without counting a skip or taking a probe (m NULL: usable,
+ * idle, no sample). */
+void health_lb_view(health_model_t *m, const cfg_circuit_t *c, uint64_t now, health_lb_view_t *out);
+
 /* ---- a provider's concurrency slots ---- */
 
 /* Takes a slot when fewer than max are in use (max 0: no limit, the slot

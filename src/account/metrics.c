@@ -8,6 +8,7 @@
  * compare equal. Scrapes lock every shard, collect one family at a time,
  * sort by key and merge equal neighbours. The readers of the merged series
  * (exposition, stats JSON) are in metrics_render.c. */
+#include "upstream/balance.h"
 #include "account/metrics.h"
 #include "account/metrics_store.h"
 
@@ -191,6 +192,13 @@ const family_def_t metrics_families[F_COUNT] = {
                        false,
                        2,
                        {"experiment", "arm"}},
+    /* groups of equivalent models (upstream/balance.h) */
+    [F_GROUP_PICKS] = {"llmrouter_group_picks_total",
+                       "Requests that reached a provider, by the member of a tier's group of "
+                       "equivalent models tried first",
+                       false,
+                       2,
+                       {"tier", "model"}},
     [F_UNPRICED] = {"llmrouter_unpriced_requests_total",
                     "Answers from models with no price in the configuration or the price table "
                     "(their cost is unknown and left out of the cost, baseline and savings totals)",
@@ -343,6 +351,20 @@ static void observe_hist(metrics_t *m, int fam, const char *const *vals, uint64_
 static const char *status_class(unsigned status);
 
 /* The request's experiment arm, if any. Called with m->lock held. */
+/* The member each group of the request's tier put first (under m->lock). */
+static void observe_groups(metrics_t *m, const config_t *cfg, const req_t *req)
+{
+    const route_t *r = &req->route;
+    if (req->n_attempts == 0 || r->tier < 0 || (size_t)r->tier >= cfg->n_tiers)
+        return;
+    for (size_t g = 0; g < cfg->tiers[r->tier].n_groups; g++) {
+        int pick = balance_group_pick(cfg, r, g);
+        if (pick >= 0)
+            add(m, F_GROUP_PICKS,
+                (const char *[]){cfg->tiers[r->tier].name, cfg->models[pick].name}, 1);
+    }
+}
+
 static void observe_experiment(metrics_t *m, const config_t *cfg, const req_t *req)
 {
     const experiment_t *e = NULL;
@@ -539,6 +561,7 @@ void metrics_observe(metrics_t *m, const config_t *cfg, const req_t *req, uint64
     }
     observe_hist(m, F_OVERHEAD, (const char *[]){NULL}, total > upstream ? total - upstream : 0);
     observe_experiment(m, cfg, req);
+    observe_groups(m, cfg, req);
     pthread_mutex_unlock(&m->lock);
 }
 

@@ -316,6 +316,9 @@ void config_unref(config_t *cfg)
         free(cfg->tiers[i].name);
         free(cfg->tiers[i].models);
         cascade_cfg_free(cfg->tiers[i].cascade);
+        for (size_t g = 0; g < cfg->tiers[i].n_groups; g++)
+            free(cfg->tiers[i].groups[g].sticky_header);
+        free(cfg->tiers[i].groups);
     }
     for (size_t i = 0; i < cfg->n_routable; i++)
         free(cfg->routable[i]);
@@ -433,8 +436,18 @@ void config_print_summary(const config_t *cfg, void *file)
     for (size_t i = 0; i < cfg->n_tiers; i++) {
         const cfg_tier_t *t = &cfg->tiers[i];
         fprintf(f, "  %-16s ", t->name);
-        for (size_t j = 0; j < t->n_models; j++)
-            fprintf(f, "%s%s", j ? " -> " : "", cfg->models[t->models[j]].name);
+        for (size_t j = 0; j < t->n_models; j++) {
+            /* a group of equivalent models: any(a|b|c), one chain entry */
+            bool open = false, in = false, last = false;
+            for (size_t g = 0; g < t->n_groups; g++) {
+                const cfg_group_t *gr = &t->groups[g];
+                open = open || j == gr->first;
+                in = in || (j > gr->first && j < gr->first + gr->n);
+                last = last || j + 1 == gr->first + gr->n;
+            }
+            fprintf(f, "%s%s%s%s", j == 0 ? "" : in ? "|" : " -> ", open ? "any(" : "",
+                    cfg->models[t->models[j]].name, last ? ")" : "");
+        }
         fprintf(f, "%s%s\n", t->cascade ? "   (cascade, cheapest first)" : "",
                 (int)i == cfg->default_tier ? "   (default)" : "");
     }

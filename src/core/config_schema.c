@@ -482,12 +482,22 @@ static void tier_models(ywalk_t *c, config_t *cfg, cfg_tier_t *t, yaml_node_t *v
         yw_error(c, v, "%s: a tier needs 1 to 31 models, found %zu", where, n);
         return;
     }
-    t->models = xcalloc(n, sizeof *t->models);
+    t->models = xcalloc(CFG_GROUP_MAX, sizeof *t->models); /* groups add members */
     for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
          it++) {
         yaml_node_t *mn = yw_node(c, *it);
-        char *s = yw_str(c, mn, where);
+        char *s;
         int mi;
+        if (mn != NULL && mn->type == YAML_MAPPING_NODE) { /* - any: [...] (config_lb.c) */
+            config_tier_group(c, cfg, t, mn, where, CFG_GROUP_MAX);
+            continue;
+        }
+        if (t->n_models >= CFG_GROUP_MAX) {
+            yw_error(c, mn, "%s: a tier holds at most %d models, groups' members included", where,
+                     CFG_GROUP_MAX);
+            break;
+        }
+        s = yw_str(c, mn, where);
         if (s == NULL)
             continue;
         mi = config_find_model(cfg, s);
@@ -571,6 +581,10 @@ static void tier_mapping(ywalk_t *c, config_t *cfg, cfg_tier_t *t, yaml_node_t *
     if (t->n_models < 2)
         yw_error(c, cascade_node, "%s: a cascade needs at least 2 models, found %zu", where,
                  t->n_models);
+    if (t->n_groups > 0)
+        yw_error(c, cascade_node, "%s: groups of equivalent models (any:) are for plain failover "
+                                  "tiers, not cascades (list one deployment per step)",
+                 where);
     if (!as_written)
         sort_by_price(cfg, t);
     t->cascade = cascade_cfg_parse(c, cfg, checks, where);

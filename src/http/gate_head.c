@@ -69,16 +69,16 @@ static bool path_is(const unsigned char *p, size_t n, const char *s)
     return n == sl && memcmp(p, s, sl) == 0;
 }
 
-/* What a query string takes as libmicrohttpd's arguments: per '&'-separated
- * argument its key and value and an entry. */
-static size_t charge_args(const unsigned char *q, size_t n)
+/* What a query string's arguments take in libmicrohttpd's pool besides
+ * their text: per non-empty '&'-separated argument, an entry and the
+ * terminators of its key and value. */
+static size_t charge_arg_entries(const unsigned char *q, size_t n)
 {
     size_t total = 0, start = 0;
     for (size_t i = 0; i <= n; i++) {
         if (i == n || q[i] == '&') {
-            size_t len = i - start;
-            if (len > 0)
-                total += len - (memchr(q + start, '=', len) ? 1 : 0) + 4 + GATE_FIELD_ENTRY_BYTES;
+            if (i > start)
+                total += 4 + GATE_FIELD_ENTRY_BYTES;
             start = i + 1;
         }
     }
@@ -140,15 +140,19 @@ static enum gate_head_result request_line(gate_head_t *h, const unsigned char *l
     h->_http10 = minor == 0;
     path = l + t0;
     plen = t1 - t0;
+    /* as server.c's head_size: the method, the target and 14, and an entry
+     * per query argument. The whole target is charged as it came (its '?',
+     * '&' and empty arguments are in libmicrohttpd's read buffer too), so a
+     * line is always charged at least its length on the wire: what
+     * partial() relies on to refuse a line that is still arriving. */
+    h->_charged += i + plen + 14;
     {
         const unsigned char *q = memchr(path, '?', plen);
         if (q != NULL) {
-            h->_charged += charge_args(q + 1, (size_t)(path + plen - (q + 1)));
+            h->_charged += charge_arg_entries(q + 1, (size_t)(path + plen - (q + 1)));
             plen = (size_t)(q - path);
         }
     }
-    /* as server.c's head_size: the method, the path and 14 */
-    h->_charged += i + plen + 14;
     h->probe = (path_is(l, i, "GET") || path_is(l, i, "HEAD")) &&
                (path_is(path, plen, "/healthz") || path_is(path, plen, "/readyz") ||
                 path_is(path, plen, "/v1/healthz") || path_is(path, plen, "/v1/readyz") ||
@@ -162,7 +166,9 @@ static enum gate_head_result request_line(gate_head_t *h, const unsigned char *l
         }
         h->messages = path_is(p, pn, "/messages") || (pn > 10 && memcmp(p, "/messages/", 10) == 0);
     }
-    h->_lines = 1;
+    if (n + 2 > lim->max_header_bytes)
+        return too_large(h, h->_charged, false, lim, v); /* the line itself: a 414 */
+    h->_lines = 1; /* past it, what its arguments take: a 431 */
     return h->_charged > lim->max_header_bytes ? too_large(h, h->_charged, false, lim, v)
                                                : GATE_HEAD_MORE;
 }

@@ -20,7 +20,9 @@
 #include "route/scorer.h"
 #include "core/util.h"
 #include "route/experiment.h"
+#include "upstream/balance.h"
 #include "upstream/cascade.h"
+#include "core/shard.h"
 #include "upstream/retry.h"
 #include "http/door_wire.h"
 
@@ -264,13 +266,32 @@ static void explain_finish(req_t *req, prompt_t *p, const char *model, const buf
                            strlen(cfg->providers[m->provider].name));
         buf_puts(out, "}");
     }
-    buf_puts(out, "]}");
+    buf_puts(out, "]");
+    balance_explain(cfg, r, out);
+    buf_puts(out, "}");
     /* the classifier is never asked when explaining: say whether it would
      * be (the decision above is then the one without its label) */
     if (req->cfg->classifier.enabled)
         buf_puts(out, label_needed ? ",\"classifier\":\"would_classify\""
                                    : ",\"classifier\":\"not_needed\"");
     buf_puts(out, "}");
+}
+
+/* Groups of equivalent models in the chain: their members in this
+ * request's order (upstream/balance.h). */
+static void balance_request(req_t *req, const cJSON *root)
+{
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "user");
+    balance_in_t in = {.now_ms = util_now_ms(), .key_name = req->key_name,
+                       .user = cJSON_IsString(u) ? u->valuestring : NULL,
+                       .header = req->header, .header_arg = req->header_arg};
+    if (req->route.tier < 0 || req->cfg->tiers[req->route.tier].n_groups == 0)
+        return;
+    if (req->shard != NULL)
+        in.rnd = shard_random(req->shard);
+    else
+        util_random(&in.rnd, sizeof in.rnd);
+    balance_route(req->cfg, &req->route, &in);
 }
 
 /* The active experiment's arm for a routed model (route/experiment.h),
@@ -464,6 +485,8 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
             router_map_tier(req->cfg, &req->route, x->v[x->active].arms[arm].tier_map);
         }
         req->score = p.score_used ? p.score : -1;
+        if (st == ROUTER_OK)
+            balance_request(req, root);
         if (st == ROUTER_OK && explain)
             explain_finish(req, &p, model->valuestring, &rules_why, label_needed, explain);
         if (st == ROUTER_NEED_LABEL) {

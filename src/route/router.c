@@ -18,6 +18,7 @@ static void use_tier(const config_t *cfg, route_t *out, int tier, int rule)
 {
     out->tier = tier;
     out->rule = rule;
+    out->pinned = 0;
     add_tier(cfg, out, tier, -1);
 }
 
@@ -26,6 +27,7 @@ void router_init(route_t *r)
     r->tier = -1;
     r->rule = ROUTE_RULE_NONE;
     r->n = 0;
+    r->pinned = 0;
 }
 
 static enum router_status route_model(const config_t *cfg, const char *model, struct prompt *p,
@@ -35,6 +37,7 @@ static enum router_status route_model(const config_t *cfg, const char *model, st
     int i;
     out->n = 0;
     out->tier = -1;
+    out->pinned = 0;
     out->rule = ROUTE_RULE_EXPLICIT;
     /* Routable names come first, so that a hard-coded "gpt-4o" in an
      * application can be routed even when a model of that name exists. */
@@ -81,6 +84,7 @@ static enum router_status route_model(const config_t *cfg, const char *model, st
     i = config_find_model(cfg, model);
     if (i >= 0) {
         out->chain[out->n++] = i;
+        out->pinned = 1;
         out->tier = cfg->models[i].tier;
         if (out->tier >= 0)
             add_tier(cfg, out, out->tier, i);

@@ -58,6 +58,17 @@ static void skip(req_t *req, int m, const char *why)
 
 static void on_queue_timer(loop_t *loop, loop_timer_t *t);
 
+/* The attempt on m goes ahead: counted as outstanding on m (for a group's
+ * least_outstanding) until its transfer ends (upstream_admit_release_slot). */
+static enum admit_result go(req_t *req, int m)
+{
+    if (req->adm_lb == NULL) {
+        req->adm_lb = req->cfg->models[m].health;
+        health_lb_start(req->adm_lb);
+    }
+    return ADMIT_GO;
+}
+
 /* The breaker said go (probe: as the probe); now the provider's slot. */
 static enum admit_result take_slot(req_t *req, int m, bool probe)
 {
@@ -69,11 +80,11 @@ static enum admit_result take_slot(req_t *req, int m, bool probe)
     req->adm_model = req->cfg->models[m].health;
     req->adm_probe = probe;
     if (hp == NULL)
-        return ADMIT_GO; /* not bound (tools, tests): no limits */
+        return go(req, m); /* not bound (tools, tests): no limits */
     /* first come, first served on this shard: no overtaking its waiters */
     if (health_wait_len(hp, shard) == 0 && health_slot_acquire(hp, p->max_inflight)) {
         req->adm_slot = hp;
-        return ADMIT_GO;
+        return go(req, m);
     }
     if (health_wait_len(hp, shard) >= p->max_queue) {
         health_count_queue_full(hp);
@@ -92,7 +103,7 @@ static enum admit_result take_slot(req_t *req, int m, bool probe)
         health_slot_acquire(hp, p->max_inflight)) {
         health_wait_remove(hp, shard, &req->adm_wait);
         req->adm_slot = hp;
-        return ADMIT_GO;
+        return go(req, m);
     }
     req->adm_wait_p = hp;
     req->adm_wait_since = now_ms(req);
@@ -167,6 +178,13 @@ void upstream_admit_done(req_t *req)
         return;
     c = &req->cfg->models[req->model].circuit;
     now = now_ms(req);
+    if (!req->attempt_failed && !req->passthrough && req->n_attempts > 0) {
+        /* a group's latency strategy: the attempt record just written
+         * spans the transfer's start to the answer's start */
+        const attempt_t *a = &req->attempts[req->n_attempts - 1];
+        if (a->model == req->model && a->t1_us > a->t0_us)
+            health_lb_latency(h, a->t1_us - a->t0_us);
+    }
     if (!req->attempt_failed)
         health_report(h, c, req->passthrough ? HEALTH_NEUTRAL : HEALTH_OK, req->adm_probe, now,
                       NULL);
@@ -205,6 +223,8 @@ int upstream_admit_last_resort(req_t *req)
 
 void upstream_admit_release_slot(req_t *req)
 {
+    health_lb_end(req->adm_lb);
+    req->adm_lb = NULL;
     if (req->adm_slot != NULL) {
         health_slot_release(req->adm_slot);
         req->adm_slot = NULL;
@@ -261,6 +281,7 @@ static void kick_provider(health_provider_t *hp, void *arg)
             break;
         leave_queue(req);
         req->adm_slot = hp;
+        go(req, req->model);
         if (upstream_begin(shard_upstream(s), req, req->model) < 0)
             upstream_next_attempt(shard_upstream(s), req);
     }

@@ -43,6 +43,10 @@ struct health_model {
     } b[HEALTH_BUCKETS];
     uint64_t trips, skips, probes;
     const char *last_failure;
+    /* load balancing (atomics, no lock): attempts under way, EWMA of the
+     * time to an answer's start in microseconds (0: no sample yet) */
+    atomic_uint lb_inflight;
+    atomic_ullong lb_ewma_us;
     health_model_t *next; /* immutable once published */
 };
 
@@ -471,4 +475,59 @@ void health_provider_info(const health_provider_t *p, health_provider_info_t *ou
 const char *health_provider_name(const health_provider_t *p)
 {
     return p->name;
+}
+
+/* ---- load balancing's view (upstream/balance.h) ---- */
+
+void health_lb_start(health_model_t *m)
+{
+    if (m != NULL)
+        atomic_fetch_add_explicit(&m->lb_inflight, 1, memory_order_relaxed);
+}
+
+void health_lb_end(health_model_t *m)
+{
+    if (m != NULL)
+        atomic_fetch_sub_explicit(&m->lb_inflight, 1, memory_order_relaxed);
+}
+
+uint64_t health_ewma_next(uint64_t old, uint64_t sample_us)
+{
+    if (sample_us == 0)
+        sample_us = 1; /* 0 means "no sample" */
+    if (old == 0)
+        return sample_us;
+    /* alpha = 1/5: a member's last ~10 answers weigh most */
+    return sample_us >= old ? old + (sample_us - old + 4) / 5 : old - (old - sample_us) / 5;
+}
+
+void health_lb_latency(health_model_t *m, uint64_t us)
+{
+    uint64_t old, next;
+    if (m == NULL)
+        return;
+    old = atomic_load_explicit(&m->lb_ewma_us, memory_order_relaxed);
+    do
+        next = health_ewma_next(old, us);
+    while (!atomic_compare_exchange_weak_explicit(&m->lb_ewma_us, &old, next, memory_order_relaxed,
+                                                  memory_order_relaxed));
+}
+
+void health_lb_view(health_model_t *m, const cfg_circuit_t *c, uint64_t now, health_lb_view_t *out)
+{
+    out->usable = true;
+    out->inflight = 0;
+    out->ewma_us = 0;
+    if (m == NULL)
+        return;
+    out->inflight = atomic_load_explicit(&m->lb_inflight, memory_order_relaxed);
+    out->ewma_us = atomic_load_explicit(&m->lb_ewma_us, memory_order_relaxed);
+    if (!c->enabled)
+        return;
+    pthread_mutex_lock(&m->lock);
+    out->usable = !((m->state == HEALTH_OPEN && now < m->open_until) ||
+                    (m->state == HEALTH_HALF_OPEN && m->probing &&
+                     now - m->probe_since < PROBE_STALE_MS) ||
+                    now < m->rate_until);
+    pthread_mutex_unlock(&m->lock);
 }

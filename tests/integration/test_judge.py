@@ -12,7 +12,9 @@ is judge spend, not the request's; a "Score: N" text answer; a garbage
 answer is a judge error, not a score; streams are judged on their assembled
 text after they end; a full queue and the daily cap drop and count; a dead,
 slow or garbage judge changes neither the client's answer nor its latency;
-configuration errors with file:line:column.
+configuration errors with file:line:column; two instances sharing one Redis
+(the shared cache) each judge their own answers, a hit is not judged again,
+and the report merges their samples files.
 """
 import json
 import os
@@ -291,6 +293,83 @@ def test_reload_changes_the_judge_for_new_requests():
         eq(Q.judge_calls(), 1, "no judge call after the reload")
     finally:
         Q.stop(d)
+
+
+def redis_server():
+    """A throw-away redis-server on a free loopback port (the daemons share it)."""
+    import shutil
+    import socket
+    exe = shutil.which("redis-server")
+    check(exe is not None, "redis-server is not installed (config/install-deps.sh test installs it)")
+    port = R.free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", E.tmp],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
+                c.sendall(b"PING\r\n")
+                if c.recv(16).startswith(b"+PONG"):
+                    return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise Fail("redis-server did not start")
+
+
+@test
+def test_two_instances_sharing_redis_each_judge_their_own():
+    """Two instances with one Redis (the shared cache): each judges the answers
+    it produced, into its own samples file; a hit on the other's answer is not
+    judged again; the report merges both files."""
+    E.sim_reset()
+    Q.sim_quality(scores={"sim-cheap": 6}, default=8)
+    proc, port = redis_server()
+    ds = []
+    try:
+        for tag in ("ra", "rb"):
+            text, samples = Q.config_text(E.tmp, tag, judge=JUDGE_ALL)
+            text += f"\ncache:\n  backend: redis\n  redis_url: \"redis://127.0.0.1:{port}/0\"\n"
+            path = os.path.join(E.tmp, f"{tag}.yaml")
+            with open(path, "w") as f:
+                f.write(text)
+            d = E.new_daemon(tag=tag, config=path).start()
+            d.samples = samples
+            ds.append(d)
+        a, b = ds
+        ids = {"ra": [], "rb": []}
+        for i in range(3):
+            for d, tag in ((a, "ra"), (b, "rb")):
+                r = Q.chat(d, f"{tag} question {i}?", temperature=0)
+                eq(r.status, 200, "status")
+                ids[tag].append(r.h("x-request-id"))
+        # b asks a's first question again: the shared cache answers it
+        r = Q.chat(b, "ra question 0?", temperature=0)
+        eq((r.status, r.h("x-cache")), (200, "HIT"), "shared cache hit on b")
+        hit_id = r.h("x-request-id")
+        la = Q.samples(a, 3, pred=lambda x: x.get("judge") is not None)
+        lb = Q.samples(b, 3, pred=lambda x: x.get("judge") is not None)
+        eq(sorted(x["request_id"] for x in la), sorted(ids["ra"]), "a judged exactly its own answers")
+        eq(sorted(x["request_id"] for x in lb), sorted(ids["rb"]), "b judged exactly its own answers")
+        for x in la + lb:
+            eq(x["judge"]["score"], 6, "score of sim-cheap")
+        time.sleep(0.3)
+        with open(b.samples) as f:
+            hit = [json.loads(ln) for ln in f if hit_id in ln]
+        check(all(h.get("judge") is None for h in hit), f"the cache hit was judged: {hit}")
+        eq(Q.judge_calls(), 6, "judge calls: one per answer a provider gave")
+        out = subprocess.run([E.bin, "report", "--json", "--samples", a.samples, b.samples],
+                             capture_output=True, text=True, timeout=20)
+        eq(out.returncode, 0, f"report: {out.stderr}")
+        q = json.loads(out.stdout)["quality"]
+        eq(q["tiers"]["budget"]["n"], 6, "merged report: judged samples of both instances")
+        check(abs(q["tiers"]["budget"]["mean"] - 6.0) < 1e-9, f"merged mean {q}")
+    finally:
+        for d in ds:
+            Q.stop(d)
+        proc.kill()
+        proc.wait()
 
 
 BAD = [

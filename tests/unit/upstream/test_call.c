@@ -237,8 +237,13 @@ static void test_dropped_connection_is_one_send(void **state)
     run_call(f, M_OK, 2000, &o); /* a pooled connection to reuse */
     run_call(f, M_DROP, 2000, &o);
     assert_false(o.ok);
-    /* the warm-up and exactly one send of the dropped call */
-    assert_int_equal(atomic_load(&requests), before + 2);
+    /* the warm-up and at most one send of the dropped call: never a re-send.
+     * (The server closes each connection after its answer; when the call
+     * reuses the pooled connection before that close arrives, its one send
+     * is lost on the closing socket and the server reads none: seen under
+     * load with ASan. A re-send would make it before + 3.) */
+    int got = atomic_load(&requests);
+    assert_true(got == before + 1 || got == before + 2);
 }
 
 static void test_cancel_never_calls_back(void **state)
