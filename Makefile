@@ -64,7 +64,19 @@ build/installed/main.o: src/main.c build/installed/sysconfdir
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DLLMROUTER_DEFAULT_CONFIG='"$(SYSCONFDIR)/llmrouter/llmrouter.yaml"' -c -o $@ $<
 
-build/installed/llmrouter: build/installed/main.o $(LIB_OBJS)
+# The price table (config/catalog.yaml): a build in the tree reads the
+# tree's copy, the installed binary SYSCONFDIR's (installed beside the
+# configuration); catalog: PATH in the configuration overrides either.
+CATALOG_OBJ := src/core/config_catalog.o
+build/$(CATALOG_OBJ) build/asan/$(CATALOG_OBJ): ALL_CFLAGS += -DLLMROUTER_DEFAULT_CATALOG='"$(CURDIR)/config/catalog.yaml"'
+# fuzz_config loads a configuration per input: no default table to read each time
+build/fuzz/$(CATALOG_OBJ): FUZZ_CFLAGS += -DLLMROUTER_DEFAULT_CATALOG='""'
+
+build/installed/config_catalog.o: src/core/config_catalog.c build/installed/sysconfdir
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DLLMROUTER_DEFAULT_CATALOG='"$(SYSCONFDIR)/llmrouter/catalog.yaml"' -c -o $@ $<
+
+build/installed/llmrouter: build/installed/main.o build/installed/config_catalog.o $(filter-out build/$(CATALOG_OBJ),$(LIB_OBJS))
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # ---- tests ----
@@ -109,7 +121,7 @@ budgets: build/llmrouter
 
 # The smaller run_suite-based integration suites beside run.py (one file per
 # area; each prints "N passed, M failed").
-EDGE_SUITES := tests/integration/test_not_routed.py tests/integration/test_upstream_faults.py tests/integration/test_http_edge.py tests/integration/test_strict_body.py tests/integration/test_ops.py tests/integration/test_cascade.py tests/integration/test_anthropic_sim.py tests/integration/test_scorer.py tests/integration/test_anthropic_upstream.py tests/integration/test_classifier.py tests/integration/test_doors.py tests/integration/test_retries.py tests/integration/test_health.py tests/integration/test_chaos.py tests/integration/test_resilience_ops.py tests/integration/test_redis_faults.py tests/integration/test_hostile.py tests/integration/test_experiments.py tests/integration/test_tune.py tests/integration/test_otel.py tests/integration/test_judge.py tests/integration/test_drift.py tests/integration/test_lb.py tests/integration/test_presets.py
+EDGE_SUITES := tests/integration/test_not_routed.py tests/integration/test_upstream_faults.py tests/integration/test_http_edge.py tests/integration/test_strict_body.py tests/integration/test_ops.py tests/integration/test_cascade.py tests/integration/test_anthropic_sim.py tests/integration/test_scorer.py tests/integration/test_anthropic_upstream.py tests/integration/test_classifier.py tests/integration/test_doors.py tests/integration/test_retries.py tests/integration/test_health.py tests/integration/test_chaos.py tests/integration/test_resilience_ops.py tests/integration/test_redis_faults.py tests/integration/test_hostile.py tests/integration/test_experiments.py tests/integration/test_tune.py tests/integration/test_otel.py tests/integration/test_judge.py tests/integration/test_drift.py tests/integration/test_lb.py tests/integration/test_presets.py tests/integration/test_catalog.py
 
 edge: build/llmrouter
 	@for t in $(EDGE_SUITES); do echo "== $$t"; $(PYTHON) $$t || exit 1; done
@@ -211,6 +223,7 @@ install: build/installed/llmrouter
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.yaml ]; then \
 	  echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.yaml"; \
 	else install -m 0644 config/llmrouter.yaml $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.yaml; fi
+	install -m 0644 config/catalog.yaml $(DESTDIR)$(SYSCONFDIR)/llmrouter/catalog.yaml
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.env ]; then \
 	  echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.env"; \
 	else install -m 0600 config/systemd/llmrouter.env $(DESTDIR)$(SYSCONFDIR)/llmrouter/llmrouter.env; fi
@@ -218,6 +231,7 @@ install: build/installed/llmrouter
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/llmrouter $(DESTDIR)$(UNITDIR)/llmrouter.service $(DESTDIR)$(MANDIR)/man8/llmrouter.8
+	rm -f $(DESTDIR)$(SYSCONFDIR)/llmrouter/catalog.yaml
 	@echo "left $(DESTDIR)$(SYSCONFDIR)/llmrouter/ in place (your configuration and keys)"
 
 # ---- fuzzing: clang's libFuzzer with ASan + UBSan (tests/fuzz/README.md) ----
@@ -260,4 +274,4 @@ fuzz-replay: deps-test
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_BINS:=.d) build/installed/main.d
+-include $(OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_BINS:=.d) build/installed/main.d build/installed/config_catalog.d

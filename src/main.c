@@ -20,6 +20,7 @@
 #include "http/gate_ips.h"
 #include "account/budget.h"
 #include "core/config.h"
+#include "core/catalog.h"
 #include "route/explain.h"
 #include "core/log.h"
 #include "cache/memcache.h"
@@ -61,6 +62,7 @@ static void usage(FILE *f)
             "       llmrouter report ACCESS_LOG...   summarise an access log (report --help)\n"
             "       llmrouter score [--features]    complexity scores of JSON lines (score --help)\n"
             "       llmrouter tune ACCESS_LOG SAMPLES  thresholds and weights from judged traffic (tune --help)\n"
+            "       llmrouter models [--json] [-c CONFIG]  the price and capability table (models --help)\n"
             "\n"
             "Signals: SIGHUP reloads the configuration; SIGINT/SIGTERM stop gracefully.\n"
             "Documentation: README.md and docs/ in the source tree.\n",
@@ -234,6 +236,8 @@ int main(int argc, char **argv)
         return scorer_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "tune") == 0)
         return tune_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "models") == 0)
+        return catalog_main(argc - 1, argv + 1);
     while ((c = getopt_long(argc, argv, "c:l:t:VhE:JH:", opts, NULL)) != -1) {
         switch (c) {
         case 'c':

@@ -11,6 +11,7 @@
 #   rootfs/usr/bin/llmrouter             the daemon; its default configuration
 #                                        is /etc/llmrouter/llmrouter.yaml
 #   rootfs/etc/llmrouter/llmrouter.yaml  config/docker/llmrouter.yaml
+#   rootfs/etc/llmrouter/catalog.yaml    config/catalog.yaml (the price table)
 #   runtime-packages.txt                 the Debian packages the runtime stage
 #                                        installs, one a line: those holding the
 #                                        libraries the binary links (readelf,
@@ -62,6 +63,7 @@ bin="$OUT/rootfs/usr/bin/llmrouter"
 install -D -m 0755 "$OUT/build/build/installed/llmrouter" "$bin"
 strip --strip-debug "$bin"
 install -D -m 0644 "$SRC/config/docker/llmrouter.yaml" "$OUT/rootfs/etc/llmrouter/llmrouter.yaml"
+install -D -m 0644 "$SRC/config/catalog.yaml" "$OUT/rootfs/etc/llmrouter/catalog.yaml"
 
 # The package of every library the binary names (DT_NEEDED); apt brings
 # their own dependencies. ldd gives the path; dpkg -S wants the path the

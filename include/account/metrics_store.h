@@ -47,6 +47,7 @@ enum family {
     F_EXP_COST,
     F_EXP_KEYLESS,
     F_GROUP_PICKS,
+    F_UNPRICED,
     F_COUNT
 };
 

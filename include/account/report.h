@@ -34,6 +34,7 @@ typedef struct report_row {
     double baseline_cost_usd;
     uint64_t cache_hits;
     uint64_t cache_lookups; /* cache HIT or MISS; BYPASS does not count */
+    uint64_t unpriced;      /* answers of a model with no price: cost unknown, left out */
     uint64_t latency_count; /* entries with a known total_ms */
     /* filled by report_finish */
     double success_rate;     /* succeeded / requests, 0..1 */

@@ -17,6 +17,7 @@ struct rules;
 struct scorer;
 struct auth;
 struct auth_secret;
+struct catalog;
 
 /* The wire format a provider speaks: OpenAI's Chat Completions (any
  * OpenAI-compatible API), or Anthropic's Messages API, translated by
@@ -120,7 +121,23 @@ typedef struct cfg_model {
      * snapshot is published (survives reloads: keyed by name); NULL when
      * not bound (tools, tests) */
     struct health_model *health;
+    /* the price and capability table (core/catalog.h; core/config_catalog.c):
+     * what the model took from its entry for the keys it does not set */
+    char *catalog;              /* the entry's name, NULL: none */
+    bool catalog_off;           /* catalog: none — never matched */
+    unsigned price_set;         /* MODEL_PRICE_* keys the configuration set */
+    bool unpriced;              /* priced by neither: cost unknown, not free */
+    uint32_t context_window;    /* tokens in + out; 0: unknown (assumed to fit) */
+    uint32_t max_output_tokens; /* 0: unknown */
+    unsigned caps;              /* CAP_* (core/catalog.h) */
+    bool caps_set;              /* false: no data, assumed able (upstream/fit.h) */
+    int line;                   /* where it was defined (unpriced ones), for messages */
 } cfg_model_t;
+
+#define MODEL_PRICE_INPUT (1u << 0)
+#define MODEL_PRICE_OUTPUT (1u << 1)
+#define MODEL_PRICE_CACHED (1u << 2)
+#define MODEL_PRICE_WRITE (1u << 3)
 
 struct cascade_cfg;
 
@@ -255,6 +272,9 @@ typedef struct config {
      * start (core/privdrop.h) */
     char *run_user;
     char *run_group;
+    /* the price and capability table (top-level catalog:, core/catalog.h),
+     * owned; NULL when off or unreadable */
+    struct catalog *catalog;
     /* catalogue */
     cfg_provider_t *providers;
     size_t n_providers;

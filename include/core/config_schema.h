@@ -64,6 +64,25 @@ bool config_model_preset_key(ywalk_t *c, cfg_model_t *m, const char *k, yaml_nod
                              const char *what);
 void config_model_preset_done(ywalk_t *c, const config_t *cfg, const cfg_model_t *m,
                               yaml_node_t *map, const char *where);
+/* The price and capability table (src/core/config_catalog.c):
+ * config_load_catalog loads the top-level catalog: value v (NULL: the
+ * compiled-in default path, a warning when unreadable) into cfg->catalog,
+ * before the models; the model walk hands its keys to
+ * config_model_catalog_key (false: not catalog, context_window,
+ * max_output_tokens or capabilities) and ends with
+ * config_model_catalog_done, which fills what the model did not set from its
+ * entry and marks (and warns about) an unpriced model. */
+#define CATALOG_MODEL_KEYS "catalog, context_window, max_output_tokens, capabilities"
+const char *config_default_catalog(void);
+/* ", catalog gpt-4o, 128k context, tools,vision" for --check-config. f: FILE *. */
+void config_print_model_catalog(const cfg_model_t *m, void *f);
+void config_load_catalog(ywalk_t *c, config_t *cfg, yaml_node_t *v);
+bool config_model_catalog_key(ywalk_t *c, const config_t *cfg, cfg_model_t *m, const char *k,
+                              yaml_node_t *v, const char *what);
+void config_model_catalog_done(ywalk_t *c, const config_t *cfg, cfg_model_t *m,
+                               const yaml_node_t *map);
+/* One warning naming every unpriced model (after the models are parsed). */
+void config_warn_unpriced(ywalk_t *c, const config_t *cfg);
 /* Circuit breaking and concurrency limits (src/core/config_health.c).
  * config_parse_circuit reads `circuit:` (a mapping, or true/false for
  * enabled) at `where` into out, marking the keys it sets in out->set;

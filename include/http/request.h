@@ -172,6 +172,8 @@ typedef struct req {
     uint64_t redis_deadline_ms; /* end of the request's Redis wait (redis.request_budget_ms), 0 until its first command */
     uint32_t est_prompt_tokens; /* estimate for the conversation (textstat) */
     int64_t max_output;         /* max_completion_tokens / max_tokens asked for, -1 if none */
+    unsigned needs;             /* CAP_* the request uses (upstream/fit.h) */
+    size_t fit_skips;           /* models of the chain skipped as unable to serve it */
     double score;               /* complexity score if a rule computed it, else -1 */
     /* experiments (route/experiment.h): the arm of the active experiment
      * that routed the request, -1 when it is in none; keyless: the
@@ -305,10 +307,21 @@ void request_free(req_t *req);
  * matched and why, the decision) is appended to it. */
 int request_parse(req_t *req, req_error_t *err, buf_t *explain);
 
+/* The answer came from a model with no price from the configuration or
+ * the price table (core/config_catalog.c): its cost is unknown, not zero. A
+ * cache hit is free whatever model it names. */
+static inline bool request_unpriced(const req_t *req)
+{
+    return req->model >= 0 && (size_t)req->model < req->cfg->n_models &&
+           req->cfg->models[req->model].unpriced && req->cache_x != CACHE_X_HIT;
+}
+
 /* What the request cost: its answer's cost plus the classifier call's;
- * < 0 when neither is known. */
+ * < 0 when neither is known, or when the answer's model is unpriced. */
 static inline double request_cost_total(const req_t *req)
 {
+    if (request_unpriced(req))
+        return -1;
     if (req->cls_cost_usd <= 0)
         return req->cost_usd;
     return (req->cost_usd > 0 ? req->cost_usd : 0) + req->cls_cost_usd;

@@ -33,4 +33,9 @@ void upstream_chain_failed(req_t *req);
  * deadline_exceeded, listing every attempt like the 502. */
 void upstream_deadline_failed(req_t *req);
 
+/* Answers err (its status, type, code, param; message = intro followed by
+ * every attempt, which also go to error.attempts), e.g. upstream/fit.h's 400
+ * for a request no model of its chain can serve. */
+void upstream_chain_refuse(req_t *req, req_error_t *err, const char *intro);
+
 #endif

@@ -296,6 +296,8 @@ int accesslog_format(const config_t *cfg, const req_t *req, uint64_t now_us, buf
         rc |= put_key(out, "savings_usd") | buf_puts(out, "null");
     }
     rc |= put_bool(out, "cost_estimated", req->cost_estimated);
+    if (request_unpriced(req)) /* cost_usd is null: the model has no price */
+        rc |= put_bool(out, "unpriced", true);
     rc |= put_num(out, "total_ms", total, "%.3f");
     rc |= put_num(out, "upstream_ms", upstream, "%.3f");
     rc |= put_num(out, "ttfb_ms", ttfb, "%.3f");

@@ -199,6 +199,12 @@ const family_def_t metrics_families[F_COUNT] = {
                        false,
                        2,
                        {"tier", "model"}},
+    [F_UNPRICED] = {"llmrouter_unpriced_requests_total",
+                    "Answers from models with no price in the configuration or the price table "
+                    "(their cost is unknown and left out of the cost, baseline and savings totals)",
+                    false,
+                    1,
+                    {"model"}},
 };
 
 
@@ -393,6 +399,12 @@ const char *metrics_failover_reason(unsigned status, const char *error)
         return "busy";
     if (strncmp(error, "skipped: demoted", 16) == 0)
         return "demoted"; /* account/quality.h */
+    /* models that cannot serve the request (upstream/fit.h) */
+    if (strncmp(error, "skipped: context_window", 23) == 0 ||
+        strncmp(error, "skipped: max_output_tokens", 26) == 0)
+        return "context_window";
+    if (strncmp(error, "skipped: no_", 12) == 0)
+        return "capability";
     /* The strings come from src/upstream.c, src/providers/openai.c and
      * curl_easy_strerror(). */
     if (strstr(error, "HTTP 429") != NULL)
@@ -488,7 +500,9 @@ void metrics_observe(metrics_t *m, const config_t *cfg, const req_t *req, uint64
         add(m, F_COMPLETION_TOKENS, (const char *[]){model}, (double)req->completion_tokens);
     if (req->cached_tokens > 0)
         add(m, F_CACHED_TOKENS, (const char *[]){model}, (double)req->cached_tokens);
-    if (req->cost_usd >= 0) {
+    if (request_unpriced(req)) {
+        add(m, F_UNPRICED, (const char *[]){model}, 1);
+    } else if (req->cost_usd >= 0) {
         add(m, F_COST, (const char *[]){model, tier, key}, req->cost_usd);
         if (req->baseline_usd >= 0) {
             add(m, F_BASELINE, (const char *[]){model, tier, key}, req->baseline_usd);

@@ -293,6 +293,7 @@ typedef struct row {
     double requests, errors, streams, cost, baseline, savings, hits, misses;
     double prompt_tokens, completion_tokens;
     double score_sum, score_n; /* complexity scores computed for this row's requests */
+    double unpriced; /* answers of a model without a price (their cost is unknown) */
     uint64_t dur[METRICS_N_BUCKETS + 1];
     uint64_t up[METRICS_N_BUCKETS + 1];
 } row_t;
@@ -372,6 +373,7 @@ static int put_row(buf_t *out, const char *label, const row_t *r, bool full)
                         r->hits + r->misses > 0 ? r->hits / (r->hits + r->misses) : 0, true);
         rc |= put_field(out, "prompt_tokens", r->prompt_tokens, true);
         rc |= put_field(out, "completion_tokens", r->completion_tokens, true);
+        rc |= put_field(out, "unpriced_requests", r->unpriced, true);
         rc |= put_ms(out, "p50_ms", r->dur, 0.5);
         rc |= put_ms(out, "p95_ms", r->dur, 0.95);
         rc |= put_ms(out, "upstream_p50_ms", r->up, 0.5);
@@ -491,6 +493,9 @@ int metrics_stats_json(metrics_t *const *shards, size_t n, buf_t *out)
             *dt += s->value;
         }
     }
+    for (size_t i = 0; i < k[F_UNPRICED]; i++)
+        row_get(&models, metrics_key_label(f[F_UNPRICED][i].key, f[F_UNPRICED][i].klen, 0))
+            ->unpriced += f[F_UNPRICED][i].value;
     for (size_t i = 0; i < k[F_SCORE_SUM]; i++)
         row_get(&tiers, metrics_key_label(f[F_SCORE_SUM][i].key, f[F_SCORE_SUM][i].klen, 0))
             ->score_sum += f[F_SCORE_SUM][i].value;
@@ -516,6 +521,7 @@ int metrics_stats_json(metrics_t *const *shards, size_t n, buf_t *out)
         total.misses += r->misses;
         total.prompt_tokens += r->prompt_tokens;
         total.completion_tokens += r->completion_tokens;
+        total.unpriced += r->unpriced;
         for (int b = 0; b <= METRICS_N_BUCKETS; b++) {
             total.dur[b] += r->dur[b];
             total.up[b] += r->up[b];

@@ -28,6 +28,7 @@ struct entry {
     const char *tier, *model, *key;
     double status;
     bool has_prompt, has_completion, has_cost, has_baseline, has_total;
+    bool unpriced; /* "unpriced": true — the model had no price (core/config_catalog.c) */
     double prompt, completion, cost, baseline, total_ms;
     int cache; /* 0 = other/unknown, 1 = HIT, 2 = MISS */
 };
@@ -201,6 +202,7 @@ static report_row_t *group(report_row_t **rows, size_t *n, size_t *cap, size_t *
 static void row_add(report_row_t *row, const struct entry *e)
 {
     row->requests++;
+    row->unpriced += e->unpriced;
     if (e->status >= 200 && e->status < 300)
         row->succeeded++;
     if (e->has_prompt)
@@ -355,6 +357,7 @@ static int add_cstr(report_t *r, const char *line, size_t len)
     e.has_cost = num_field(o, "cost_usd", &e.cost);
     e.has_baseline = num_field(o, "baseline_cost_usd", &e.baseline);
     e.has_total = num_field(o, "total_ms", &e.total_ms);
+    e.unpriced = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "unpriced"));
     v = cJSON_GetObjectItemCaseSensitive(o, "cache");
     if (cJSON_IsString(v))
         e.cache = strcmp(v->valuestring, "HIT") == 0 ? 1 : strcmp(v->valuestring, "MISS") == 0 ? 2 : 0;
@@ -508,7 +511,10 @@ static void print_row(FILE *out, const report_row_t *row, const char *l1, int w1
 {
     char ok[16], cost[32], base[32], save[16], per[32], p50[24], p95[24], hit[16];
     fmt_pct(ok, sizeof ok, row->success_rate, 100);
-    fmt_money(cost, sizeof cost, row->cost_usd);
+    if (row->unpriced > 0 && row->unpriced == row->requests)
+        snprintf(cost, sizeof cost, "unpriced"); /* not $0: unknown */
+    else
+        fmt_money(cost, sizeof cost, row->cost_usd);
     fmt_money(base, sizeof base, row->baseline_cost_usd);
     fmt_pct(save, sizeof save, row->savings_pct, 1);
     fmt_money(per, sizeof per, row->cost_per_success);
@@ -575,6 +581,10 @@ void report_print_table(const report_t *r, FILE *out)
         print_row(out, &r->rows[i], r->rows[i].name, w1, r->rows[i].model, w2);
     print_rule(out, width);
     print_row(out, &r->total, "TOTAL", w1, "", w2);
+    if (r->total.unpriced > 0)
+        fprintf(out, "unpriced: %llu answer%s from models without a price (configuration or price "
+                     "table): their cost is unknown, left out of COST and SAVED\n",
+                (unsigned long long)r->total.unpriced, r->total.unpriced == 1 ? "" : "s");
 
     fprintf(out, "\nPer tier:\n");
     print_head(out, "TIER", tw, NULL, 0);
@@ -613,6 +623,7 @@ static cJSON *row_json(const report_row_t *row, const char *name_key, bool model
     json_num(o, "cache_hits", (double)row->cache_hits);
     json_num(o, "cache_lookups", (double)row->cache_lookups);
     json_num(o, "cache_hit_rate", row->cache_hit_rate);
+    json_num(o, "unpriced_requests", (double)row->unpriced);
     return o;
 }
 

@@ -34,6 +34,7 @@
 #include "core/config_experiments.h"
 #include "route/experiment.h"
 #include "core/config_otel.h"
+#include "core/catalog.h"
 
 /* ---- load ---- */
 
@@ -41,10 +42,10 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
 {
     const char *k;
     yaml_node_t *kn, *v;
-    yaml_node_t *sec[11] = {0};
-    static const char *names[11] = {"server", "providers",     "models", "tiers",   "routing",
+    yaml_node_t *sec[12] = {0};
+    static const char *names[12] = {"server", "providers",     "models", "tiers",   "routing",
                                     "cache",  "observability", "keys",   "budgets", "redis",
-                                    "experiments"};
+                                    "experiments", "catalog"};
     yaml_node_t *default_node = NULL;
 
     if (root == NULL || yw_is_null(root)) {
@@ -65,7 +66,7 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
         if (i == UTIL_ARRAY_LEN(names))
             yw_unknown_key(c, kn, "the top level",
                            "server, providers, models, tiers, routing, cache, observability, keys, "
-                           "budgets, redis, experiments");
+                           "budgets, redis, experiments, catalog");
         else
             sec[i] = v;
     }
@@ -74,8 +75,10 @@ static void parse_root(ywalk_t *c, config_t *cfg, yaml_node_t *root)
         config_parse_server(c, cfg, sec[0]);
     if (sec[1])
         config_parse_providers(c, cfg, sec[1]);
+    config_load_catalog(c, cfg, sec[11]); /* before models: they take from it */
     if (sec[2])
         config_parse_models(c, cfg, sec[2]);
+    config_warn_unpriced(c, cfg);
     if (sec[3])
         config_parse_tiers(c, cfg, sec[3]);
     if (sec[4])
@@ -309,6 +312,7 @@ void config_unref(config_t *cfg)
         free(cfg->models[i].name);
         free(cfg->models[i].upstream);
         free(cfg->models[i].deployment);
+        free(cfg->models[i].catalog);
     }
     for (size_t i = 0; i < cfg->n_tiers; i++) {
         free(cfg->tiers[i].name);
@@ -327,6 +331,7 @@ void config_unref(config_t *cfg)
     free(cfg->classifier.label_tier);
     free(cfg->classifier.prompt);
     scorer_free(cfg->scorer);
+    catalog_free(cfg->catalog);
     free(cfg->cache.redis_url);
     free(cfg->cache.key_prefix);
     free(cfg->obs.access_log);
@@ -413,12 +418,22 @@ void config_print_summary(const config_t *cfg, void *file)
         else
             fprintf(f, "key from $%s (%s)\n", p->api_key_env, p->key_missing ? "NOT SET" : "set");
     }
+    if (cfg->catalog != NULL)
+        fprintf(f, "price table: %s (%zu models, figures of %s)\n", cfg->catalog->path,
+                cfg->catalog->n_entries, cfg->catalog->date);
+    else
+        fprintf(f, "price table: none\n");
     fprintf(f, "models (%zu):\n", cfg->n_models);
     for (size_t i = 0; i < cfg->n_models; i++) {
         const cfg_model_t *m = &cfg->models[i];
-        fprintf(f, "  %-16s -> %s/%s  $%.4g in / $%.4g out per Mtok", m->name,
-                cfg->providers[m->provider].name, m->upstream, m->input_per_mtok,
-                m->output_per_mtok);
+        if (m->unpriced)
+            fprintf(f, "  %-16s -> %s/%s  UNPRICED", m->name, cfg->providers[m->provider].name,
+                    m->upstream);
+        else
+            fprintf(f, "  %-16s -> %s/%s  $%.4g in / $%.4g out per Mtok", m->name,
+                    cfg->providers[m->provider].name, m->upstream, m->input_per_mtok,
+                    m->output_per_mtok);
+        config_print_model_catalog(m, f);
         if (m->retries > 0)
             fprintf(f, ", %u retr%s", m->retries, m->retries == 1 ? "y" : "ies");
         fprintf(f, "\n");

@@ -393,7 +393,6 @@ static void parse_model(ywalk_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *
     const char *k;
     yaml_node_t *kn, *v;
     char where[200];
-    bool have_cached = false, have_write = false;
     snprintf(where, sizeof where, "models.%s", m->name);
     m->default_max_tokens = 4096;
     m->provider = -1;
@@ -425,13 +424,17 @@ static void parse_model(ywalk_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *
                 m->upstream = s;
             }
         } else if (strcmp(k, "input_per_mtok") == 0) {
-            yw_price(c, v, what, &m->input_per_mtok);
+            if (yw_price(c, v, what, &m->input_per_mtok))
+                m->price_set |= MODEL_PRICE_INPUT;
         } else if (strcmp(k, "output_per_mtok") == 0) {
-            yw_price(c, v, what, &m->output_per_mtok);
+            if (yw_price(c, v, what, &m->output_per_mtok))
+                m->price_set |= MODEL_PRICE_OUTPUT;
         } else if (strcmp(k, "cached_input_per_mtok") == 0) {
-            have_cached = yw_price(c, v, what, &m->cached_input_per_mtok);
+            if (yw_price(c, v, what, &m->cached_input_per_mtok))
+                m->price_set |= MODEL_PRICE_CACHED;
         } else if (strcmp(k, "cache_write_per_mtok") == 0) {
-            have_write = yw_price(c, v, what, &m->cache_write_per_mtok);
+            if (yw_price(c, v, what, &m->cache_write_per_mtok))
+                m->price_set |= MODEL_PRICE_WRITE;
         } else if (strcmp(k, "default_max_tokens") == 0) {
             uint32_t mt;
             if (yw_u32(c, v, what, 1, 1000000, &mt))
@@ -442,11 +445,12 @@ static void parse_model(ywalk_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *
             config_parse_circuit(c, v, what, &m->circuit);
         } else if (config_model_preset_key(c, m, k, v, what)) {
             /* deployment (config_presets.c) */
-        } else if (!config_model_retry_key(c, m, k, v, what)) {
+        } else if (!config_model_retry_key(c, m, k, v, what) &&
+                   !config_model_catalog_key(c, cfg, m, k, v, what)) {
             yw_unknown_key(c, kn, where,
                         "provider, model, input_per_mtok, output_per_mtok, cached_input_per_mtok, "
-                        "cache_write_per_mtok, default_max_tokens, daily_cap_usd, circuit, retries, "
-                        "deployment");
+                        "cache_write_per_mtok, default_max_tokens, daily_cap_usd, circuit, "
+                        "retries, deployment, " CATALOG_MODEL_KEYS);
         }
     }
     config_model_retry_done(cfg, m);
@@ -455,12 +459,9 @@ static void parse_model(ywalk_t *c, config_t *cfg, cfg_model_t *m, yaml_node_t *
         yw_error(c, map, "%s: missing \"provider\"", where);
     if (m->upstream == NULL)
         m->upstream = xstrdup(m->name);
-    if (!have_cached)
-        m->cached_input_per_mtok = m->input_per_mtok;
-    /* unpriced cache writes cost what plain input costs (Anthropic charges
-     * 1.25x: set cache_write_per_mtok to be exact) */
-    if (!have_write)
-        m->cache_write_per_mtok = m->input_per_mtok;
+    /* prices, context window and capabilities the model did not set: from
+     * the price table (cached and cache-write prices default there too) */
+    config_model_catalog_done(c, cfg, m, map);
 }
 
 void config_parse_models(ywalk_t *c, config_t *cfg, yaml_node_t *map)

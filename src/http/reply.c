@@ -141,7 +141,10 @@ void reply_add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
             snprintf(v, sizeof v, "%s", classifier_result_name((enum classifier_result)req->cls_result));
         MHD_add_response_header(r, "x-router-classifier", v);
     }
-    if (request_cost_total(req) >= 0) {
+    if (request_unpriced(req)) {
+        /* no price from the configuration or the price table: unknown, not free */
+        MHD_add_response_header(r, "x-router-cost-usd", "unpriced");
+    } else if (request_cost_total(req) >= 0) {
         snprintf(num, sizeof num, "%.10f", request_cost_total(req));
         MHD_add_response_header(r, "x-router-cost-usd", num);
         if (req->cost_estimated)

@@ -4,6 +4,7 @@
  * upstream is the client's bytes with only the "model" value spliced, so
  * every other field passes through untouched and nothing is re-serialised. */
 #include "http/request.h"
+#include "upstream/fit.h"
 #include "account/otel.h"
 
 #include <stdio.h>
@@ -505,6 +506,7 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
         }
         req->est_prompt_tokens = prompt_stats(&p, SCOPE_CONVERSATION)->tokens;
         req->max_output = p.max_output;
+        req->needs = fit_needs(p.tools, p.images, p.audio, p.response_format);
         prompt_free(&p);
         buf_free(&rules_why);
         if (st == ROUTER_NEED_LABEL) {

@@ -219,3 +219,16 @@ void upstream_deadline_failed(req_t *req)
     reply_error(req, &err, buf_cstr(&extra));
     buf_free(&extra);
 }
+
+void upstream_chain_refuse(req_t *req, req_error_t *err, const char *intro)
+{
+    buf_t extra;
+    int n;
+    buf_init(&extra, 1024 + req->n_attempts * 1200); /* names <= 128, errors < 112, escaped */
+    n = snprintf(err->message, sizeof err->message, "%s", intro);
+    list_attempts(req, err, n > 0 ? (size_t)n : 0, &extra);
+    req->model = -1;
+    log_info("request %s: %s", req->id, err->message);
+    reply_error(req, err, buf_cstr(&extra));
+    buf_free(&extra);
+}

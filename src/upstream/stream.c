@@ -151,9 +151,11 @@ static void stream_event(req_t *req, const sse_event_t *ev)
             if (cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0) {
                 strip_event(req, ev->start, ev->end);
                 if (!req->inject_usage && req->cost_usd >= 0) {
-                    /* the client asked for usage: give it the cost too */
+                    /* the client asked for usage: give it the cost too
+                     * (none for an unpriced model: unknown, not zero) */
                     char *json;
-                    cJSON_AddNumberToObject(usage, "cost", req->cost_usd);
+                    if (!request_unpriced(req))
+                        cJSON_AddNumberToObject(usage, "cost", req->cost_usd);
                     json = cJSON_PrintUnformatted(root);
                     if (json) {
                         size_t jl = strlen(json);

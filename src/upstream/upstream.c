@@ -18,6 +18,7 @@
 #include "upstream/cascade.h"
 #include "upstream/attempt.h"
 #include "upstream/chain.h"
+#include "upstream/fit.h"
 #include "upstream/owner.h"
 #include "upstream/admit.h"
 #include "upstream/retry.h"
@@ -560,6 +561,8 @@ void upstream_next_attempt(upstream_t *up, req_t *req)
             break;
         p = &cfg->providers[cfg->models[m].provider];
         req->model = m;
+        if (fit_skip(req, m)) /* context window, capabilities (upstream/fit.h) */
+            continue;
         if (p->key_missing) {
             char why[112];
             snprintf(why, sizeof why, "skipped: environment variable %s is not set", p->api_key_env);
@@ -595,6 +598,8 @@ void upstream_next_attempt(upstream_t *up, req_t *req)
         upstream_deadline_failed(req);
         return;
     }
+    if (fit_unservable(req)) /* no model could take it: 400 */
+        return;
     if (refused_only(req)) {
         req->model = -1;
         log_info("request %s: no model of the chain can take the request as asked: %s", req->id,
@@ -610,6 +615,7 @@ void upstream_start(upstream_t *up, req_t *req)
     req->t_upstream_us = util_now_us();
     req->next_link = 0;
     req->n_attempts = 0;
+    req->fit_skips = 0;
     req->rl_retry_ms = -1;
     req->model = -1;
     req->deadline_us = req->deadline_ms ? req->t_start_us + (uint64_t)req->deadline_ms * 1000 : 0;

@@ -54,11 +54,14 @@ inst_unit=$dest/usr/lib/systemd/system/llmrouter.service
 inst_man=$dest/usr/share/man/man8/llmrouter.8
 inst_cfg=$dest/etc/llmrouter/llmrouter.yaml
 inst_env=$dest/etc/llmrouter/llmrouter.env
-for f in "$inst_bin:755" "$inst_unit:644" "$inst_man:644" "$inst_cfg:644" "$inst_env:600"; do
+inst_cat=$dest/etc/llmrouter/catalog.yaml
+for f in "$inst_bin:755" "$inst_unit:644" "$inst_man:644" "$inst_cfg:644" "$inst_env:600" "$inst_cat:644"; do
     path=${f%:*}
     want=${f##*:}
     check "installed ${path#"$dest"} with mode $want" test -f "$path" -a "$(mode "$path" 2>/dev/null)" = "$want"
 done
+check "the installed binary reads the price table /etc/llmrouter/catalog.yaml by default" \
+    grep -q '/etc/llmrouter/catalog.yaml' < <("$inst_bin" models --help)
 check "the installed binary reads /etc/llmrouter/llmrouter.yaml by default" \
     grep -q 'default: /etc/llmrouter/llmrouter.yaml' < <("$inst_bin" --help)
 check "the installed unit is config/systemd/llmrouter.service as is (PREFIX=/usr)" \
@@ -126,7 +129,7 @@ else
 fi
 
 check "make uninstall DESTDIR=... PREFIX=/usr" make --no-print-directory uninstall DESTDIR="$dest" PREFIX=/usr
-check "uninstall removed the binary, unit and man page" test ! -e "$inst_bin" -a ! -e "$inst_unit" -a ! -e "$inst_man"
+check "uninstall removed the binary, unit, man page and price table" test ! -e "$inst_bin" -a ! -e "$inst_unit" -a ! -e "$inst_man" -a ! -e "$inst_cat"
 check "uninstall kept the configuration and the key file" test -f "$inst_cfg" -a -f "$inst_env"
 
 # Another prefix: the paths in the unit and the binary's default follow it.

@@ -196,7 +196,10 @@ static void test_minimal_config_and_defaults(void **state)
     const cfg_model_t *m1, *m2, *m3;
     (void)state;
     cfg = load_ok(FULL);
-    assert_string_equal(warnbuf, "");
+    /* m3 has no price (and no price-table entry): one warning names it */
+    assert_non_null(strstr(warnbuf, "1 model without a price"));
+    assert_non_null(strstr(warnbuf, ": m3;"));
+    assert_int_equal(count_lines(warnbuf), 1);
     assert_string_equal(cfg->path, NAME);
     assert_int_equal(atomic_load(&cfg->refs), 1);
     /* server defaults */
@@ -434,7 +437,7 @@ static void test_unknown_keys(void **state)
     (void)state;
     expect_error_at(y1, "listn", "unknown key \"listn\" in server (expected one of: listen, threads");
     expect_error_at(y2, "tier: {}", "unknown key \"tier\" in the top level (expected one of: server, "
-                                 "providers, models, tiers, routing, cache, observability, keys, budgets, redis, experiments)");
+                                 "providers, models, tiers, routing, cache, observability, keys, budgets, redis, experiments, catalog)");
     expect_error_at(y3, "base-url", "unknown key \"base-url\" in providers.p1 (expected one of: type, "
                                     "base_url, api_key_env");
     expect_error_at(y4, "price", "unknown key \"price\" in models.m1 (expected one of: provider, model, "
@@ -933,7 +936,8 @@ static void test_small_and_null_error_buffers(void **state)
 static const char KEYED[] = "providers:\n"
                             "  p1: {type: openai, base_url: \"http://h\", api_key_env: LLMR_T_KEY}\n"
                             "  p2: {type: openai, base_url: \"http://h2\"}\n"
-                            "models:\n  m1: {provider: p1}\n  m2: {provider: p2}\n" TIERS ROUTING;
+                            "models:\n  m1: {provider: p1, input_per_mtok: 1}\n  m2: {provider: p2, input_per_mtok: 1}\n"
+                            TIERS ROUTING;
 
 static void test_key_missing_is_a_warning(void **state)
 {
