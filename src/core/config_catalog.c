@@ -152,6 +152,8 @@ static const catalog_entry_t *entry_of(const config_t *cfg, const cfg_model_t *m
         return NULL;
     p = &cfg->providers[m->provider];
     e = catalog_match(cfg->catalog, p->name, m->upstream);
+    if (e == NULL && p->preset != NULL) /* `preset: azure` is the azure entries */
+        e = catalog_match(cfg->catalog, p->preset, m->upstream);
     if (e == NULL && p->type == PROVIDER_ANTHROPIC)
         e = catalog_match(cfg->catalog, "anthropic", m->upstream);
     return e;

@@ -144,7 +144,8 @@ static void matching_by_name_provider_alias_and_same_as(void **state)
     "catalog: " SHIPPED "\n"                                                                       \
     "providers:\n"                                                                                 \
     "  openai: {type: openai, base_url: \"http://h/v1\"}\n"                                       \
-    "  sim: {type: openai, base_url: \"http://h/v1\"}\n"
+    "  sim: {type: openai, base_url: \"http://h/v1\"}\n"                                          \
+    "  east: {preset: azure, resource: r1}\n"
 #define CFG_TAIL "tiers:\n  t: [a]\nrouting:\n  default_tier: t\n"
 
 static config_t *load_cfg(const char *models)
@@ -171,7 +172,8 @@ static void config_models_take_their_entry_and_keep_overrides(void **state)
                    "  c: {provider: sim, model: gpt-4o-mini}\n"                  /* no match */
                    "  d: {provider: openai, model: gpt-4o, input_per_mtok: 9, context_window: 1000,"
                    " capabilities: [tools]}\n"                                  /* overrides */
-                   "  e: {provider: openai, model: gpt-4o, catalog: none}\n"); /* opted out */
+                   "  e: {provider: openai, model: gpt-4o, catalog: none}\n"  /* opted out */
+                   "  f: {provider: east, model: gpt-4o}\n"); /* by the provider's preset */
     if (cfg == NULL)
         fail_msg("%s", err);
     m = model(cfg, "a");
@@ -200,6 +202,9 @@ static void config_models_take_their_entry_and_keep_overrides(void **state)
     m = model(cfg, "e");
     assert_null(m->catalog);
     assert_true(m->unpriced);
+    m = model(cfg, "f"); /* a provider named "east" with preset: azure: azure's entries */
+    assert_string_equal(m->catalog, "gpt-4o");
+    assert_false(m->unpriced);
     /* one warning naming the unpriced models */
     assert_non_null(strstr(warn, "2 models without a price"));
     assert_non_null(strstr(warn, "c, e"));
@@ -213,9 +218,9 @@ static void config_catalog_errors(void **state)
     (void)state;
     cfg = load_cfg("  a: {provider: sim, catalog: gpt-17}\n");
     assert_null(cfg);
-    if (strstr(err, "t.yaml:6:31: models.a.catalog: the price table") == NULL)
+    if (strstr(err, "t.yaml:7:31: models.a.catalog: the price table") == NULL)
         fail_msg("%s", err);
-    assert_non_null(strstr(err, "t.yaml:6:31: models.a.catalog: the price table"));
+    assert_non_null(strstr(err, "t.yaml:7:31: models.a.catalog: the price table"));
     assert_non_null(strstr(err, "has no model named \"gpt-17\""));
     cfg = load_cfg("  a: {provider: sim, capabilities: [tools, smell]}\n");
     assert_null(cfg);
