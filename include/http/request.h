@@ -136,6 +136,7 @@ typedef struct req {
     struct health_provider *adm_wait_p; /* queued for a slot of this provider, NULL */
     health_wait_t adm_wait;
     uint64_t adm_wait_since;          /* loop ms when it began waiting */
+    bool adm_wait_deadline;           /* the wait ends with the request's deadline */
     uint64_t adm_waited_ms;           /* time spent waiting for slots, all attempts */
     int adm_cooling;                  /* the chain's skipped model whose cooldown ends first, -1 */
     uint64_t adm_cooling_left;

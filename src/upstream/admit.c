@@ -113,10 +113,12 @@ static enum admit_result take_slot(req_t *req, int m, bool probe)
     {
         /* the request's deadline (upstream/retry.h) bounds the wait too */
         uint64_t wait = p->queue_timeout_ms, now = util_now_us();
-        if (req->deadline_us != 0)
-            wait = req->deadline_us <= now                 ? 0
-                   : (req->deadline_us - now) / 1000 < wait ? (req->deadline_us - now + 999) / 1000
-                                                           : wait;
+        req->adm_wait_deadline = false;
+        if (req->deadline_us != 0 && (req->deadline_us <= now ||
+                                      (req->deadline_us - now) / 1000 < wait)) {
+            wait = req->deadline_us <= now ? 0 : (req->deadline_us - now + 999) / 1000;
+            req->adm_wait_deadline = true;
+        }
         loop_timer_start(shard_loop(req->shard), &req->timer, wait);
     }
     return ADMIT_QUEUED;
@@ -260,8 +262,17 @@ static void on_queue_timer(loop_t *loop, loop_timer_t *t)
     leave_queue(req);
     health_count_queue_timeout(hp);
     drop_probe(req);
-    snprintf(why, sizeof why, "skipped: provider %s is at max_inflight (%u): no slot within %u ms",
-             p->name, p->max_inflight, p->queue_timeout_ms);
+    if (req->adm_wait_deadline) {
+        /* the wait ended with the deadline: its 504, whatever the clocks'
+         * rounding says about the last millisecond */
+        req->deadline_hit = true;
+        snprintf(why, sizeof why,
+                 "skipped: provider %s is at max_inflight (%u): no slot before the deadline",
+                 p->name, p->max_inflight);
+    } else {
+        snprintf(why, sizeof why, "skipped: provider %s is at max_inflight (%u): no slot within %u ms",
+                 p->name, p->max_inflight, p->queue_timeout_ms);
+    }
     log_info("request %s: %s", req->id, why);
     req->adm_busy = true;
     skip(req, req->model, why);
