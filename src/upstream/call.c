@@ -163,13 +163,55 @@ static int call_answer(upstream_call_t *c, double *cost, char *why, size_t whyle
     return 0;
 }
 
+/* Sets the transfer's options (one POST of c->body, never re-sent: the
+ * prerequest callback counts the sends), adds it to the shard's multi and
+ * links the call in. Returns c, or NULL (c freed) when libcurl refused it. */
+static upstream_call_t *submit(upstream_t *up, upstream_call_t *c, const char *url,
+                               struct curl_slist *headers, const char *proxy,
+                               const char *no_proxy, unsigned connect_ms, unsigned timeout_ms)
+{
+    CURL *e = c->easy;
+    upstream_call_t **head;
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    if (proxy != NULL)
+        curl_easy_setopt(e, CURLOPT_PROXY, proxy);
+    curl_easy_setopt(e, CURLOPT_NOPROXY, no_proxy);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, c);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &c->owner);
+    if (curl_multi_add_handle(upstream_multi(up), e) != CURLM_OK) {
+        curl_easy_cleanup(e);
+        c->easy = NULL;
+        call_free(c);
+        return NULL;
+    }
+    head = upstream_calls(up);
+    c->next = *head;
+    if (*head != NULL)
+        (*head)->prev = c;
+    *head = c;
+    return c;
+}
+
 upstream_call_t *upstream_call_start(upstream_t *up, config_t *cfg, int m, const char *body,
                                      size_t len, unsigned timeout_ms, upstream_call_cb cb,
                                      void *arg)
 {
     const cfg_provider_t *p;
     upstream_call_t *c;
-    upstream_call_t **head;
     char url[2048];
     CURL *e;
 
@@ -207,38 +249,9 @@ upstream_call_t *upstream_call_start(upstream_t *up, config_t *cfg, int m, const
     c->t0_us = util_now_us();
     buf_init(&c->out, CALL_MAX_ANSWER);
 
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->headers);
-    curl_easy_setopt(e, CURLOPT_PROXY, p->proxy);
-    curl_easy_setopt(e, CURLOPT_NOPROXY, p->no_proxy);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(p->connect_timeout_ms < timeout_ms ? p->connect_timeout_ms : timeout_ms));
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
-    curl_easy_setopt(e, CURLOPT_PREREQDATA, c);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, &c->owner);
-    if (curl_multi_add_handle(upstream_multi(up), e) != CURLM_OK) {
-        curl_easy_cleanup(e);
-        c->easy = NULL;
-        call_free(c);
-        return NULL;
-    }
-    head = upstream_calls(up);
-    c->next = *head;
-    if (*head != NULL)
-        (*head)->prev = c;
-    *head = c;
-    return c;
+    return submit(up, c, url, p->headers, p->proxy, p->no_proxy,
+                  p->connect_timeout_ms < timeout_ms ? p->connect_timeout_ms : timeout_ms,
+                  timeout_ms);
 }
 
 void upstream_call_cancel(upstream_t *up, upstream_call_t *c)
@@ -374,7 +387,7 @@ upstream_call_t *upstream_call_post(upstream_t *up, const char *url, const char 
                                     const char *body, size_t len, unsigned timeout_ms,
                                     upstream_call_cb cb, void *arg)
 {
-    upstream_call_t *c, **head;
+    upstream_call_t *c;
     CURL *e;
     if (up == NULL || url == NULL || cb == NULL)
         return NULL;
@@ -403,34 +416,5 @@ upstream_call_t *upstream_call_post(upstream_t *up, const char *url, const char 
         call_free(c);
         return NULL;
     }
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
-    curl_easy_setopt(e, CURLOPT_NOPROXY, "localhost,127.0.0.1,::1");
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
-    curl_easy_setopt(e, CURLOPT_PREREQDATA, c);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, &c->owner);
-    if (curl_multi_add_handle(upstream_multi(up), e) != CURLM_OK) {
-        curl_easy_cleanup(e);
-        c->easy = NULL;
-        call_free(c);
-        return NULL;
-    }
-    head = upstream_calls(up);
-    c->next = *head;
-    if (*head != NULL)
-        (*head)->prev = c;
-    *head = c;
-    return c;
+    return submit(up, c, url, c->headers, NULL, "localhost,127.0.0.1,::1", timeout_ms, timeout_ms);
 }
