@@ -243,6 +243,10 @@ def test_model_cap_skipped_in_chain():
         seen = []
         for _ in range(3):
             seen.append(post(d2, body, key=KEY_B).h("x-router-model"))
+            # the settlement that tells d2 the shared total is written to Redis
+            # after the answer went out; on a loaded machine the next request
+            # can overtake it (the clean-clone run saw two on the capped model)
+            time.sleep(0.3)
         eq(seen[-1], "good-mini", f"second daemon skips the model too: {seen}")
         check(seen.count("capped") <= 1, f"at most one more request on the capped model: {seen}")
         stop(d1)
