@@ -283,12 +283,14 @@ static void explain_finish(req_t *req, prompt_t *p, const char *model, const buf
  * request's order (upstream/balance.h). */
 static void balance_request(req_t *req, const cJSON *root)
 {
-    const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "user");
-    balance_in_t in = {.now_ms = util_now_ms(), .key_name = req->key_name,
-                       .user = cJSON_IsString(u) ? u->valuestring : NULL,
-                       .header = req->header, .header_arg = req->header_arg};
+    const cJSON *u;
+    balance_in_t in;
     if (req->route.tier < 0 || req->cfg->tiers[req->route.tier].n_groups == 0)
-        return;
+        return; /* the common case: nothing to read, no clock */
+    u = cJSON_GetObjectItemCaseSensitive(root, "user");
+    in = (balance_in_t){.now_ms = util_now_ms(), .key_name = req->key_name,
+                        .user = cJSON_IsString(u) ? u->valuestring : NULL,
+                        .header = req->header, .header_arg = req->header_arg};
     if (req->shard != NULL)
         in.rnd = shard_random(req->shard);
     else
