@@ -178,7 +178,10 @@ void reply_send(req_t *req, unsigned status, char *body, size_t len, const char 
     if (status == 200 && req->cfg->obs.otlp != NULL)
         otel_note_answer(req, body, len); /* response model, finish reasons: for its span */
     doorwire_reply(req, &status, &body, &len, &ctype);
-    redact_keys(req->cfg, body, len);
+    /* providers repeat a key in their error bodies, never in an answer: a
+     * 2xx is not scanned (it would cost a pass over every answer per provider) */
+    if (status >= 300)
+        redact_keys(req->cfg, body, len);
     r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (r == NULL) {
         free(body);
