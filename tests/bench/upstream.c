@@ -16,6 +16,9 @@
  *   /paced/...            the same events, one every 10 ms
  *   /slow/<seconds>/...   <seconds>+1 events (at least 2), one per second
  *                         (role, content..., finish), [DONE] with the last
+ * POST to any path ending in /messages: one Anthropic Messages answer (a
+ * "message" with one text block, end_turn, usage), for a `type: anthropic`
+ * provider; plain only (no stream modes).
  * Other paths: 404; other methods on a chat path: 405; malformed: 400.
  * Request bodies (Content-Length or chunked) are read and discarded.
  *
@@ -61,7 +64,7 @@
 enum { PS_HEAD, PS_BODY_CL, PS_CHUNK_SIZE, PS_CHUNK_DATA, PS_CHUNK_CRLF,
        PS_TRAILER };
 enum { M_PLAIN, M_STREAM, M_PACED, M_SLOW, M_404, M_405, M_400, M_431,
-       M_COUNT };
+       M_ANT, M_COUNT };
 
 struct blob {
     char *p;
@@ -102,7 +105,7 @@ static struct conn **heap;
 static size_t heap_n, heap_cap;
 
 /* Precomputed responses; [x][1] variants carry Connection: close. */
-static struct blob r_plain[2], r_stream_all[2], r_head_role[2], r_err[M_COUNT][2];
+static struct blob r_plain[2], r_ant[2], r_stream_all[2], r_head_role[2], r_err[M_COUNT][2];
 static struct blob f_content[N_CONTENT], f_finish_done;
 static const char r_continue[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -221,6 +224,13 @@ static void build_responses(void)
         "\"rejected_prediction_tokens\":0}},\"service_tier\":\"default\","
         "\"system_fingerprint\":\"" RESP_FP "\"}", text);
 
+    struct blob ant = bprintf(
+        "{\"id\":\"msg_01XFDUDYJgAACzvnptvVoYEL\",\"type\":\"message\","
+        "\"role\":\"assistant\",\"model\":\"claude-3-5-haiku-20241022\","
+        "\"content\":[{\"type\":\"text\",\"text\":\"%s\"}],"
+        "\"stop_reason\":\"end_turn\",\"stop_sequence\":null,"
+        "\"usage\":{\"input_tokens\":19,\"output_tokens\":29}}", text);
+
     struct blob role = sse_frame(
         "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\","
         "\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}");
@@ -259,6 +269,7 @@ static void build_responses(void)
 
     for (int cl = 0; cl < 2; cl++) {
         r_plain[cl] = json_response("200 OK", body.p, cl);
+        r_ant[cl] = json_response("200 OK", ant.p, cl);
         for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++)
             r_err[errs[i].mode][cl] =
                 json_response(errs[i].status, errs[i].body, cl);
@@ -279,6 +290,7 @@ static void build_responses(void)
         free(hdr.p);
     }
     free(body.p);
+    free(ant.p);
     free(role.p);
     free(finish.p);
     free(done.p);
@@ -501,6 +513,9 @@ static int dispatch(struct conn *c)
     case M_PLAIN:
         st.plain++;
         return conn_send(c, r_plain[cl].p, r_plain[cl].n);
+    case M_ANT:
+        st.plain++;
+        return conn_send(c, r_ant[cl].p, r_ant[cl].n);
     case M_STREAM:
         st.started++;
         c->stream_active = 1;
@@ -553,7 +568,10 @@ static void classify(struct conn *c, const char *m, size_t mlen,
     const char *q = memchr(path, '?', plen);
     if (q != NULL)
         plen = (size_t)(q - path);
-    if (plen < sl || memcmp(path + plen - sl, suffix, sl) != 0) {
+    static const char ant_suffix[] = "/messages";
+    const size_t al = sizeof ant_suffix - 1;
+    int ant = plen >= al && memcmp(path + plen - al, ant_suffix, al) == 0;
+    if (!ant && (plen < sl || memcmp(path + plen - sl, suffix, sl) != 0)) {
         c->req_mode = M_404;
         return;
     }
@@ -562,6 +580,10 @@ static void classify(struct conn *c, const char *m, size_t mlen,
         return;
     }
     c->req_mode = M_PLAIN;
+    if (ant) {
+        c->req_mode = M_ANT;
+        return;
+    }
     if (has_prefix(path, plen, "/stream/")) {
         c->req_mode = M_STREAM;
     } else if (has_prefix(path, plen, "/paced/")) {
