@@ -8,17 +8,40 @@ is measured by it before any timing.
 
     make build/llmrouter build/bench/upstream build/bench/latency_client
     python3 tests/bench/bench_instr.py [--n N] [--body BYTES] [--rules R]
-                                       [--keep DIR] [--top K]
+                                       [--door D] [--keep DIR] [--top K]
+    python3 tests/bench/bench_instr.py --table [--n N]
+    python3 tests/bench/bench_instr.py --doors [--n N] [--body BYTES]
 
 --body   size of the chat request (the bench_proxy body is ~2.3 KB)
 --rules  number of routing rules: the bench configuration's 25 (24 + the
          complexity scorer), or more (keyword rules added before the last)
 --table  the body-size and rule-count table of docs/performance.md
+--door   which API the request comes through, the same prompt in each
+         shape (body_json(size, door)):
+           chat          POST /v1/chat/completions (pass-through to an
+                         OpenAI-type provider; the default)
+           messages      POST /v1/messages, an Anthropic Messages body
+                         (system, messages, max_tokens), translated to chat
+                         for the OpenAI-type provider and the answer back
+           responses     POST /v1/responses, a Responses body
+                         (instructions, input), translated likewise
+           anthropic-up  POST /v1/chat/completions, the standard tier's
+                         first model swapped for `claude` (a `type:
+                         anthropic` provider): chat -> Messages upstream
+                         and the Messages answer -> chat
+         Each run first sends one request outside the count and checks
+         that it answers 200; it prints the rule, tier and model chosen, so
+         that a door routed differently is seen.
+--doors  the four doors in one table (same body size and rules), each with
+         its difference to chat. Issue #17's target is in CPU time (<= 15 us
+         per request over pass-through); these are user-space instructions,
+         machine-independent; bench_proxy.py --doors measures the CPU time.
 --keep   keep the callgrind file of the measured requests there
 --top    print the K functions with the highest inclusive cost per request
 """
 import argparse
 import json
+import urllib.request
 import os
 import re
 import signal
@@ -39,7 +62,12 @@ def free_port():
     return p
 
 
-def config_text(rules):
+DOOR_PATHS = {"chat": "/v1/chat/completions", "messages": "/v1/messages",
+              "responses": "/v1/responses", "anthropic-up": "/v1/chat/completions"}
+SYSTEM = "You are a helpful assistant."
+
+
+def config_text(rules, door="chat"):
     with open(os.path.join(ROOT, "tests/bench/bench-router.yaml")) as f:
         text = f.read()
     text += "\nobservability:\n  access_log: \"off\"\n"
@@ -52,19 +80,47 @@ def config_text(rules):
             lines.append(f"    - {{name: extra{i}, when: {{keywords: [{kws}]}}, tier: premium}}\n")
         marker = "    - {name: not-latin,"
         text = text.replace(marker, "".join(lines) + marker, 1)
+    if door == "anthropic-up":
+        tier = "  standard: [mini, mini-b]\n"
+        if tier not in text:
+            raise RuntimeError("bench-router.yaml: no standard tier to point at claude")
+        text = text.replace(tier, "  standard: [claude, mini-b]\n", 1)
     return text
 
 
-def body_json(size):
+def body_json(size, door="chat"):
+    """The bench request of about `size` bytes: a system prompt and one user
+    message of `word<N>` words, in the shape of `door`'s API."""
     words = []
     i = 0
     prefix = "Please answer the following carefully. "
     while len(prefix) + sum(len(w) + 1 for w in words) < size - 160:
         words.append(f"word{(i * 7) % 97}")
         i += 1
-    msgs = [{"role": "system", "content": "You are a helpful assistant."},
-            {"role": "user", "content": prefix + " ".join(words)}]
+    user = prefix + " ".join(words)
+    if door == "messages":
+        return json.dumps({"model": "auto", "max_tokens": 1024, "temperature": 0, "system": SYSTEM,
+                           "messages": [{"role": "user", "content": user}]})
+    if door == "responses":
+        return json.dumps({"model": "auto", "temperature": 0, "instructions": SYSTEM, "input": user})
+    msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
     return json.dumps({"model": "auto", "temperature": 0, "messages": msgs})
+
+
+def preflight(port, door, body_path):
+    """One request outside the count: must answer 200; returns the routing
+    headers (rule, tier, model, provider)."""
+    with open(body_path, "rb") as f:
+        data = f.read()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{DOOR_PATHS[door]}", data=data,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            r.read()
+            h = r.headers
+            return {k: h.get(f"x-router-{k}") for k in ("rule", "tier", "model", "provider")}
+    except urllib.error.HTTPError as e:
+        raise RuntimeError(f"door {door}: {DOOR_PATHS[door]} answered {e.code}: {e.read()[:300]!r}")
 
 
 def totals(path):
@@ -77,14 +133,16 @@ def totals(path):
     return total
 
 
-def measure(n, body_size, rules, keep=None, top=0, up_port=None):
+def measure(n, body_size, rules, keep=None, top=0, up_port=None, door="chat", route=None):
+    """Instructions per request of llmrouter; `route`, a dict, is given the
+    preflight's routing headers."""
     tmp = tempfile.mkdtemp(prefix="bench-instr-")
     cfg = os.path.join(tmp, "b.yaml")
     with open(cfg, "w") as f:
-        f.write(config_text(rules))
+        f.write(config_text(rules, door))
     body = os.path.join(tmp, "body.json")
     with open(body, "w") as f:
-        f.write(body_json(body_size))
+        f.write(body_json(body_size, door))
     own_up = None
     if up_port is None:
         own_up = subprocess.Popen([os.path.join(ROOT, "build/bench/upstream")], stdout=subprocess.PIPE)
@@ -104,12 +162,15 @@ def measure(n, body_size, rules, keep=None, top=0, up_port=None):
                 break
             except OSError:
                 time.sleep(0.2)
+        got = preflight(port, door, body)
+        if route is not None:
+            route.update(got)
         client = os.path.join(ROOT, "build/bench/latency_client")
         per = 0
         for k in (100, n):  # the first dump holds start-up and a warm-up
-            r = subprocess.run([client, str(port), "/v1/chat/completions", body, str(k), "0"],
+            r = subprocess.run([client, str(port), DOOR_PATHS[door], body, str(k), "0"],
                                check=True, capture_output=True, text=True)
-            if "status 200" not in r.stdout and " 200" not in r.stdout:
+            if not r.stdout.startswith("status 200 "):
                 raise RuntimeError(f"latency_client: {r.stdout.strip()} {r.stderr.strip()}")
             time.sleep(0.3)
             subprocess.run(["callgrind_control", "-d", str(d.pid)], capture_output=True)
@@ -136,7 +197,7 @@ def measure(n, body_size, rules, keep=None, top=0, up_port=None):
                     break
         if keep and last:
             os.makedirs(keep, exist_ok=True)
-            os.replace(last, os.path.join(keep, f"cg.b{body_size}.r{rules}"))
+            os.replace(last, os.path.join(keep, f"cg.b{body_size}.r{rules}.{door}"))
         return per
     finally:
         d.send_signal(signal.SIGTERM)
@@ -156,11 +217,18 @@ def main():
     ap.add_argument("--keep")
     ap.add_argument("--top", type=int, default=0)
     ap.add_argument("--table", action="store_true")
+    ap.add_argument("--door", choices=list(DOOR_PATHS), default="chat")
+    ap.add_argument("--doors", action="store_true")
     a = ap.parse_args()
+    if a.doors:
+        doors_table(a)
+        return
     if not a.table:
-        per = measure(a.n, a.body, a.rules, a.keep, a.top)
+        route = {}
+        per = measure(a.n, a.body, a.rules, a.keep, a.top, door=a.door, route=route)
         print(f"{per:,.0f} instructions per request (callgrind, {a.n} requests, "
-              f"body {a.body} B, {a.rules} rules)")
+              f"body {a.body} B, {a.rules} rules, door {a.door} {DOOR_PATHS[a.door]}: "
+              f"rule {route.get('rule')}, tier {route.get('tier')}, model {route.get('model')})")
         return
     up = subprocess.Popen([os.path.join(ROOT, "build/bench/upstream")], stdout=subprocess.PIPE)
     up_port = int(up.stdout.readline().split()[1])
@@ -181,6 +249,26 @@ def main():
             print(f"| 2,300 B | {rules:,} | {per:,.0f} | | {slope} |")
             prev = (rules, per)
             sys.stdout.flush()
+    finally:
+        up.terminate()
+
+
+def doors_table(a):
+    up = subprocess.Popen([os.path.join(ROOT, "build/bench/upstream")], stdout=subprocess.PIPE)
+    up_port = int(up.stdout.readline().split()[1])
+    try:
+        print(f"doors: {a.n} requests each, body ~{a.body} B (chat shape), {a.rules} rules")
+        print("| door | path | body bytes | rule / tier / model | instructions per request | minus chat |")
+        print("|---|---|---|---|---|---|")
+        chat = None
+        for door in DOOR_PATHS:
+            route = {}
+            per = measure(a.n, a.body, a.rules, up_port=up_port, door=door, route=route, keep=a.keep)
+            if door == "chat":
+                chat = per
+            diff = f"{per - chat:+,.0f}" if door != "chat" else ""
+            print(f"| {door} | {DOOR_PATHS[door]} | {len(body_json(a.body, door)):,} | {route.get('rule')} / "
+                  f"{route.get('tier')} / {route.get('model')} | {per:,.0f} | {diff} |", flush=True)
     finally:
         up.terminate()
 
