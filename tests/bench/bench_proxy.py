@@ -21,11 +21,63 @@ upstream to CPU 1. Per target and run:
   paced TTFB   the same on a stream paced 10 ms per event: proves that the
                first event is not held back
   peak RSS     VmHWM of the proxy
+  saturation, two load threads  wrk -t2 -c64 (both threads on the load
+               core): requests/s, the proxy's CPU per request, the
+               CPU-normalised throughput (requests per CPU-second of the
+               proxy: what stays comparable when the load core, not the
+               proxy, is the cap) and how busy the load core was (from
+               /proc/stat; near 100% means the load was the cap)
 Three runs; each figure is the median with the range, and its ratio to
-nginx's. Then a concurrency run: 10,000 concurrent 20-second streams through
-llmrouter (tests/bench/streams.c): success rate, RSS per open stream, CPU.
+nginx's. Then a concurrency run: 9,500 concurrent 20-second streams through
+llmrouter (tests/bench/streams.c): success rate, RSS per open stream in KiB
+(VmRSS with all streams open minus VmRSS idle, over N), CPU.
 
     python3 tests/bench/bench_proxy.py [--runs N] [--quick] [--no-concurrency]
+                                       [--streams N]
+    python3 tests/bench/bench_proxy.py --only-concurrency [--streams N|max]
+    python3 tests/bench/bench_proxy.py --growth [--runs N] [--quick]
+    python3 tests/bench/bench_proxy.py --doors [--runs N] [--quick]
+    python3 tests/bench/bench_proxy.py --scaling [--runs N] [--quick]
+
+--streams N     concurrent streams of the concurrency run (default 9,500);
+                `max`: the largest the open-file limit allows (two
+                descriptors per stream in the router, plus 256 spare;
+                at most 28,000, the loopback's ephemeral ports). The limit
+                and the N it allows are printed.
+--only-concurrency  only the upstream and the concurrency run (about 30 s
+                plus the ramp at 2,000 connections/s).
+--growth        (alias --table) cost as work grows: CPU us per request
+                (wrk -t1 -c64, as the saturation run; /proc utime+stime of
+                the router over the run) for bodies of 2 KB, 20 KB and
+                200 KB at 25 rules and for 25, 200 and 2,000 rules at the
+                2.3 KB body. Configurations and bodies from bench_instr.py
+                (config_text(rules), body_json(size): the same as the
+                instruction-count --table; access log off), nginx at each
+                body size for scale. One table: median [range], the slope
+                per extra KB or per extra rule, the ratio to nginx.
+--doors         CPU us per request by door (wrk -t1 -c64, llmrouter only,
+                25 rules, the 2.3 KB prompt in each API's shape,
+                bench_instr.body_json(size, door)): chat, messages
+                (POST /v1/messages, translated), responses (POST
+                /v1/responses, translated), anthropic-up (chat to a `type:
+                anthropic` provider); each with its difference to chat
+                (issue #17's target: <= 15 us over pass-through).
+--scaling       two loop threads against one (`server.threads: 2`, one
+                SO_REUSEPORT listener per thread): nothing pinned (router,
+                upstream and wrk -t2 -c128 share both cores as the kernel
+                schedules them). Per thread count: requests/s, the router's
+                requests per CPU-second, and how the cores were shared (CPU
+                seconds per second of the router, wrk and the upstream, and
+                both cores' busy share from /proc/stat); the ratio of
+                two threads to one for both throughputs (target >= 1.8).
+
+The --growth, --doors and --scaling routers run with the access log off
+(bench_instr.config_text) and their stdout discarded; the main table's
+routers use tests/bench/bench-router.yaml as it is (access log on stdout).
+Durations (measured with --runs 3): the full run (`make bench`'s) about
+DURATION_FULL; --growth about DURATION_GROWTH; --doors about DURATION_DOORS;
+--scaling about DURATION_SCALING; --quick cuts the wrk and openloop runs to
+3 s.
 
 Needs root (or a high hard limit) for the file-descriptor limit of the
 concurrency run. Not part of `make test`.
@@ -46,6 +98,9 @@ import time
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_instr  # noqa: E402  (config_text, body_json, DOOR_PATHS)
+
 BIN = os.path.join(ROOT, "build", "bench")
 CPU_PROXY, CPU_LOAD = "0", "1"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -69,6 +124,19 @@ def status_kb(pid, key):
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_busy(cpus):
+    """(busy, total) jiffies of the given CPUs (strings) from /proc/stat."""
+    busy = total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *vals = line.split()
+            if name.startswith("cpu") and name[3:] in cpus:
+                v = [int(x) for x in vals[:8]]
+                total += sum(v)
+                busy += sum(v) - v[3] - v[4]
+    return busy, total
 
 
 def wait_port(port, timeout=10):
@@ -104,8 +172,8 @@ class Bench:
                 p.kill()
 
     # ---- the pieces
-    def start_upstream(self):
-        p = self.spawn([os.path.join(BIN, "upstream"), "-p", "0"], CPU_LOAD, stdout=subprocess.PIPE, text=True)
+    def start_upstream(self, cpu=CPU_LOAD):
+        p = self.spawn([os.path.join(BIN, "upstream"), "-p", "0"], cpu, stdout=subprocess.PIPE, text=True)
         line = p.stdout.readline().split()
         self.up_port = int(line[1])
         self.up_pid = p.pid
@@ -125,6 +193,8 @@ events {{ worker_connections 40000; }}
 http {{
   access_log off;
   keepalive_requests 1000000;
+  client_max_body_size 8m;
+  client_body_buffer_size 1m;
   upstream up {{ server 127.0.0.1:{self.up_port}; keepalive 256; }}
   server {{
     listen 127.0.0.1:{self.nginx_port} backlog=4096;
@@ -142,19 +212,45 @@ http {{
         wait_port(self.nginx_port)
         self.nginx_pid = p.pid
 
-    def start_router(self, cache):
+    def start_router(self, cache, config=None, cpu=CPU_PROXY, quiet=False):
+        """config: the YAML text (default: bench-router.yaml as it is)."""
         port = free_port()
         env = dict(os.environ, BENCH_UPSTREAM=f"http://127.0.0.1:{self.up_port}", BENCH_CACHE=cache)
-        p = self.spawn([os.path.join(ROOT, "build", "llmrouter"), "-c",
-                        os.path.join(ROOT, "tests", "bench", "bench-router.yaml"),
-                        "--listen", f"127.0.0.1:{port}"], CPU_PROXY, env=env)
+        path = os.path.join(ROOT, "tests", "bench", "bench-router.yaml")
+        if config is not None:
+            path = os.path.join(self.tmp, f"router-{port}.yaml")
+            with open(path, "w") as f:
+                f.write(config)
+        p = self.spawn([os.path.join(ROOT, "build", "llmrouter"), "-c", path,
+                        "--listen", f"127.0.0.1:{port}"], cpu, env=env,
+                       stdout=subprocess.DEVNULL if quiet else None)
         for _ in range(200):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
                 break
             except OSError:
                 time.sleep(0.05)
+        else:
+            raise RuntimeError(f"llmrouter on {port} never became ready")
         return port, p.pid
+
+    def stop(self, pid):
+        for p in self.procs:
+            if p.pid == pid and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+    def lua_for(self, body_text, name):
+        path = os.path.join(self.tmp, f"{name}.lua")
+        if "]]" in body_text:
+            raise RuntimeError("a body with ]] does not fit a Lua long string")
+        with open(path, "w") as f:
+            f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                    f"wrk.body = [[{body_text}]]\n")
+        return path
 
     # ---- bodies
     def bodies(self):
@@ -188,17 +284,45 @@ http {{
             return f"/{kind}/v1/chat/completions"
         return "/v1/chat/completions"
 
-    def saturation(self, port, pid, path):
-        before = cpu_seconds(pid) if pid else 0
-        out = subprocess.run(["taskset", "-c", CPU_LOAD, "wrk", "-t1", "-c64", f"-d{self.args.sat_s}s", "-s",
-                              self.lua, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True).stdout
-        after = cpu_seconds(pid) if pid else 0
-        n = int(re.search(r"(\d+) requests in", out).group(1))
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    def wrk(self, port, path, threads=1, conns=64, lua=None, cpu=CPU_LOAD, watch=()):
+        """One wrk run. Returns requests/s, requests, wall seconds, the CPU
+        seconds of each pid in `watch` over the run, wrk's own CPU seconds,
+        and the busy share of the load core (or of both cores when
+        unpinned)."""
+        cores = (cpu,) if cpu else ("0", "1")
+        before = {pid: cpu_seconds(pid) for pid in watch}
+        b0 = cpu_busy(cores)
+        cmd = (["taskset", "-c", cpu] if cpu else []) + [
+            "wrk", f"-t{threads}", f"-c{conns}", f"-d{self.args.sat_s}s", "-s", lua or self.lua,
+            f"http://127.0.0.1:{port}{path}"]
+        t0 = time.monotonic()
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out = p.stdout.read()
+        err = p.stderr.read()
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = 0
+        wall = time.monotonic() - t0
+        b1 = cpu_busy(cores)
+        after = {pid: cpu_seconds(pid) for pid in watch}
+        m = re.search(r"(\d+) requests in", out)
+        if status != 0 or m is None:
+            raise RuntimeError(f"wrk failed on {path}: {out[-300:]} {err[-300:]}")
         bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         if bad:
             raise RuntimeError(f"wrk saw {bad.group(1)} errors on {path}")
-        return rps, ((after - before) / n * 1e6) if pid else None
+        sock = re.search(r"Socket errors: (.*)", out)
+        if sock:
+            raise RuntimeError(f"wrk socket errors on {path}: {sock.group(1)}")
+        return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "n": int(m.group(1)),
+                "wall": wall, "cpu": {pid: after[pid] - before[pid] for pid in watch},
+                "wrk_cpu": ru.ru_utime + ru.ru_stime,
+                "busy": (b1[0] - b0[0]) / max(1, b1[1] - b0[1])}
+
+    def saturation(self, port, pid, path, threads=1, lua=None):
+        w = self.wrk(port, path, threads=threads, lua=lua, watch=(pid,) if pid else ())
+        cpu = w["cpu"].get(pid)
+        return (w["rps"], (cpu / w["n"] * 1e6) if pid else None, (w["n"] / cpu) if pid and cpu else None,
+                w["busy"] * 100)
 
     def openloop(self, port, path, body, rate, seconds, ttfb=False):
         cmd = ["taskset", "-c", CPU_LOAD, os.path.join(BIN, "openloop"), "-p", str(port), "-P", path, "-b", body,
@@ -214,7 +338,9 @@ http {{
     def measure(self, target, port, pid):
         r = {}
         kind_body = lambda kind: self.body[kind]  # noqa: E731
-        r["rps"], r["cpu_us"] = self.saturation(port, pid, self.target_path(target, "plain"))
+        r["rps"], r["cpu_us"], _, r["load_busy"] = self.saturation(port, pid, self.target_path(target, "plain"))
+        r["rps2"], r["cpu_us2"], r["rps_cpu2"], r["load_busy2"] = self.saturation(
+            port, pid, self.target_path(target, "plain"), threads=2)
         for rate in (500, 2000):
             m = self.openloop(port, self.target_path(target, "plain"), kind_body("plain"), rate, self.args.lat_s)
             r[f"p50@{rate}"], r[f"p99@{rate}"], r[f"p999@{rate}"] = m["p50_us"], m["p99_us"], m["p999_us"]
@@ -226,7 +352,7 @@ http {{
         return r
 
     def concurrency(self, n):
-        port, pid = self.start_router("off")
+        port, pid = self.start_router("off", quiet=True)
         rss0 = status_kb(pid, "VmRSS")
         cpu0 = cpu_seconds(pid)
         p = subprocess.Popen(["taskset", "-c", CPU_LOAD, os.path.join(BIN, "streams"), "-p", str(port), "-P",
@@ -241,6 +367,7 @@ http {{
                 rss_open = status_kb(pid, "VmRSS")
         p.wait()
         cpu = cpu_seconds(pid) - cpu0
+        self.stop(pid)
         ok = None
         for line in lines:
             m = re.search(r"succeeded[=: ]+(\d+)", line)
@@ -251,21 +378,150 @@ http {{
                 "out": lines[-6:]}
 
 
-def fmt(vals, unit=""):
+def fmt(vals, unit="", digits=1):
     vals = [v for v in vals if v is not None]
     if not vals:
         return "n/a"
     med = statistics.median(vals)
-    return f"{med:,.1f}{unit} [{min(vals):,.1f}-{max(vals):,.1f}]"
+    return f"{med:,.{digits}f}{unit} [{min(vals):,.{digits}f}-{max(vals):,.{digits}f}]"
+
+
+def stream_limit():
+    """The open-file limit and the largest stream count it allows."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return soft, max(1, min(28000, (soft - 256) // 2))
+
+
+def print_concurrency(b, n):
+    soft, most = stream_limit()
+    print(f"concurrency: open-file limit {soft:,}, which allows {most:,} streams "
+          f"(2 descriptors each in the router, 256 spare, 28,000 at most); running {n:,}", flush=True)
+    c = b.concurrency(n)
+    per = f"{c['per_stream_kb']:.1f} KiB per open stream" if c["per_stream_kb"] is not None else \
+        "KiB per open stream n/a (the streams never were all open)"
+    print(f"concurrency: {c['n']:,} streams of 20 s through llmrouter: succeeded {c['succeeded']}, "
+          f"RSS idle {c['rss_idle_kb']:,} KiB, with all open {c['rss_open_kb']} KiB "
+          f"= {per} (target <= 24 KiB), router CPU {c['cpu_s']:.1f} s")
+    for line in c["out"]:
+        print("   ", line)
+
+
+def growth(b, args):
+    """CPU us per request by body size and by rule count (see --growth)."""
+    bodies = (2000, 20000, 200000)
+    rules = (25, 200, 2000)
+    rows = [(size, 25) for size in bodies] + [(2300, r) for r in rules]
+    routers = {r: b.start_router("off", bench_instr.config_text(r), quiet=True) for r in rules}
+    luas = {size: b.lua_for(bench_instr.body_json(size), f"growth-{size}") for size in set(x[0] for x in rows)}
+    res = {row: [] for row in rows}
+    ngx = {size: [] for size in bodies}
+    for run in range(args.runs):
+        for size, r in rows:
+            print(f"# growth run {run + 1}: llmrouter body {size} rules {r}", flush=True)
+            port, pid = routers[r]
+            res[(size, r)].append(b.saturation(port, pid, "/v1/chat/completions", lua=luas[size])[1])
+        for size in bodies:
+            print(f"# growth run {run + 1}: nginx body {size}", flush=True)
+            ngx[size].append(b.saturation(b.nginx_port, b.nginx_pid, "/plain/v1/chat/completions",
+                                          lua=luas[size])[1])
+    for r in rules:
+        b.stop(routers[r][1])
+    print()
+    print(f"cost as work grows: CPU us per request (wrk -t1 -c64, {args.sat_s} s, {args.runs} runs; router on "
+          f"CPU {CPU_PROXY}, load and upstream on CPU {CPU_LOAD}; access log off); median [range]")
+    print("| body | rules | llmrouter us/request | per extra KB | per extra rule | nginx us/request | x nginx |")
+    print("|---|---|---|---|---|---|---|")
+    prev = None
+    for size, r in rows:
+        med = statistics.median(res[(size, r)])
+        slope_kb = slope_rule = ""
+        if r == 25 and size in bodies:
+            if prev and prev[1] == 25 and prev[0] in bodies:
+                slope_kb = f"{(med - prev[2]) / ((size - prev[0]) / 1000):.2f}"
+        elif prev and prev[0] == 2300:
+            slope_rule = f"{(med - prev[2]) / (r - prev[1]) * 1000:.1f} ns"
+        ncell = ratio = ""
+        if size in ngx and r == 25:
+            nmed = statistics.median(ngx[size])
+            ncell = fmt(ngx[size])
+            ratio = f"{med / nmed:.2f}"
+        print(f"| {size:,} B | {r:,} | {fmt(res[(size, r)])} | {slope_kb} | {slope_rule} | {ncell} | {ratio} |")
+        prev = (size, r, med)
+
+
+def doors(b, args):
+    """CPU us per request by door (see --doors)."""
+    res = {}
+    for door, path in bench_instr.DOOR_PATHS.items():
+        port, pid = b.start_router("off", bench_instr.config_text(25, door), quiet=True)
+        body = bench_instr.body_json(2300, door)
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            r.read()
+            route = f"{r.headers.get('x-router-rule')} / {r.headers.get('x-router-tier')} / " \
+                    f"{r.headers.get('x-router-model')}"
+        lua = b.lua_for(body, f"door-{door}")
+        vals = []
+        for run in range(args.runs):
+            print(f"# doors run {run + 1}: {door}", flush=True)
+            vals.append(b.saturation(port, pid, path, lua=lua)[1])
+        b.stop(pid)
+        res[door] = (path, len(body), route, vals)
+    print()
+    print(f"doors: CPU us per request (wrk -t1 -c64, {args.sat_s} s, {args.runs} runs, 25 rules, the 2.3 KB "
+          "prompt in each API's shape; access log off); median [range]; target: <= 15 us over chat")
+    print("| door | path | body bytes | rule / tier / model | us/request | minus chat |")
+    print("|---|---|---|---|---|---|")
+    chat = statistics.median(res["chat"][3])
+    for door, (path, size, route, vals) in res.items():
+        diff = "" if door == "chat" else f"{statistics.median(vals) - chat:+.1f}"
+        print(f"| {door} | {path} | {size:,} | {route} | {fmt(vals)} | {diff} |")
+
+
+def scaling(b, args):
+    """One loop thread against two, nothing pinned (see --scaling)."""
+    res = {1: [], 2: []}
+    for run in range(args.runs):
+        for threads in (1, 2) if run % 2 == 0 else (2, 1):
+            cfg = bench_instr.config_text(25).replace("  threads: 1\n", f"  threads: {threads}\n", 1)
+            if f"threads: {threads}" not in cfg:
+                raise RuntimeError("bench-router.yaml: no 'threads: 1' to replace")
+            port, pid = b.start_router("off", cfg, cpu="0,1", quiet=True)
+            print(f"# scaling run {run + 1}: threads {threads}", flush=True)
+            w = b.wrk(port, "/v1/chat/completions", threads=2, conns=128, cpu=None, watch=(pid, b.up_pid))
+            b.stop(pid)
+            res[threads].append({"rps": w["rps"], "rps_cpu": w["n"] / w["cpu"][pid],
+                                 "router": w["cpu"][pid] / w["wall"], "upstream": w["cpu"][b.up_pid] / w["wall"],
+                                 "wrk": w["wrk_cpu"] / w["wall"], "busy": w["busy"]})
+    print()
+    print(f"scaling: server.threads 1 against 2; router, upstream and wrk -t2 -c128 unpinned on both cores "
+          f"({args.sat_s} s, {args.runs} runs; access log off); median [range]")
+    print("| threads | requests/s | requests per router CPU-second | router cores | wrk cores | upstream cores |"
+          " both cores busy |")
+    print("|---|---|---|---|---|---|---|")
+    for t in (1, 2):
+        g = lambda k: [r[k] for r in res[t]]  # noqa: E731
+        print(f"| {t} | {fmt(g('rps'))} | {fmt(g('rps_cpu'))} | {fmt(g('router'), digits=2)} | {fmt(g('wrk'), digits=2)} |"
+              f" {fmt(g('upstream'), digits=2)} | {fmt([x * 100 for x in g('busy')], '%')} |")
+    med = lambda t, k: statistics.median(r[k] for r in res[t])  # noqa: E731
+    print(f"two threads / one: throughput x{med(2, 'rps') / med(1, 'rps'):.2f}, requests per router CPU-second "
+          f"x{med(2, 'rps_cpu') / med(1, 'rps_cpu'):.2f} (target: throughput >= 1.8; 'cores' = CPU seconds per "
+          "second of wall time, of the 2 the machine has)")
 
 
 def main():
+    t_start = time.monotonic()
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="short runs (for a smoke test of the harness)")
     ap.add_argument("--no-concurrency", action="store_true")
-    ap.add_argument("--streams", type=int, default=9500,
-                    help="concurrent streams (10,000 needs a per-process open-file limit above 20,000)")
+    ap.add_argument("--only-concurrency", action="store_true")
+    ap.add_argument("--streams", default="9500",
+                    help="concurrent streams, or 'max' (10,000 needs a per-process open-file limit above 20,000)")
+    ap.add_argument("--growth", "--table", action="store_true", dest="growth")
+    ap.add_argument("--doors", action="store_true")
+    ap.add_argument("--scaling", action="store_true")
     args = ap.parse_args()
     args.sat_s, args.lat_s, args.ttfb_s = (3, 3, 2) if args.quick else (8, 8, 5)
     try:
@@ -277,11 +533,30 @@ def main():
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (ValueError, OSError) as e:
         print(f"# could not raise the open-file limit: {e}")
+    if args.streams == "max":
+        streams = stream_limit()[1]
+    else:
+        try:
+            streams = int(args.streams)
+        except ValueError:
+            ap.error("--streams takes a number or 'max'")
     b = Bench(args)
     try:
-        b.start_upstream()
-        b.start_nginx()
+        b.start_upstream("0,1" if args.scaling else CPU_LOAD)
         b.bodies()
+        if args.only_concurrency:
+            print_concurrency(b, streams)
+            return 0
+        if args.scaling:
+            scaling(b, args)
+            return 0
+        if args.doors:
+            doors(b, args)
+            return 0
+        b.start_nginx()
+        if args.growth:
+            growth(b, args)
+            return 0
         router = b.start_router("off")
         cached = b.start_router("memory")
         targets = [("direct", b.up_port, None), ("nginx", b.nginx_port, b.nginx_pid),
@@ -297,6 +572,11 @@ def main():
         print(f"proxy benchmark: {args.runs} runs; proxy on CPU {CPU_PROXY}, load and upstream on CPU {CPU_LOAD}")
         print("median [range]; 'added' = minus direct in the same run; (x nginx) = ratio to nginx's median")
         metrics = [("saturation, requests/s", "rps", False), ("CPU per request, us", "cpu_us", False),
+                   ("load core busy, %", "load_busy", False),
+                   ("saturation wrk -t2, requests/s", "rps2", False),
+                   ("CPU per request wrk -t2, us", "cpu_us2", False),
+                   ("requests per proxy CPU-second, wrk -t2", "rps_cpu2", False),
+                   ("load core busy wrk -t2, %", "load_busy2", False),
                    ("added p50 @500 req/s, us", "p50@500", True), ("added p99 @500 req/s, us", "p99@500", True),
                    ("added p99.9 @500 req/s, us", "p999@500", True),
                    ("added p50 @2000 req/s, us", "p50@2000", True), ("added p99 @2000 req/s, us", "p99@2000", True),
@@ -328,15 +608,11 @@ def main():
                   f" +cache {row[4]:>36s}")
         if not args.no_concurrency:
             print(flush=True)
-            c = b.concurrency(args.streams)
-            print(f"concurrency: {c['n']} streams of 20 s through llmrouter: succeeded {c['succeeded']}, "
-                  f"RSS idle {c['rss_idle_kb']} kB, with all open {c['rss_open_kb']} kB "
-                  f"= {c['per_stream_kb']:.1f} kB per open stream, CPU {c['cpu_s']:.1f} s")
-            for line in c["out"]:
-                print("   ", line)
+            print_concurrency(b, streams)
     finally:
         b.stop_all()
         shutil.rmtree(b.tmp, ignore_errors=True)
+        print(f"# bench_proxy.py took {time.monotonic() - t_start:.0f} s", flush=True)
     return 0
 
 
