@@ -191,12 +191,21 @@ $(BENCH_TOOLS): build/bench/%: tests/bench/%.c tests/bench/httpresp.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o $@ $< -lm
 
+# `make bench BENCH_ARGS=--quick` for a smoke run of bench_proxy.py's modes.
+BENCH_ARGS ?=
 bench: deps
 	@sh config/install-deps.sh bench
 	@$(SUBMAKE) $(BENCH_BINS) build/llmrouter $(BENCH_TOOLS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; taskset -c 0 $$b || exit 1; done
 	@echo "== tests/bench/bench_cache.py"; $(PYTHON) tests/bench/bench_cache.py
-	@echo "== tests/bench/bench_proxy.py"; $(PYTHON) tests/bench/bench_proxy.py
+	@echo "== tests/bench/bench_proxy.py"; $(PYTHON) tests/bench/bench_proxy.py $(BENCH_ARGS)
+	@echo "== tests/bench/bench_proxy.py --growth"; $(PYTHON) tests/bench/bench_proxy.py --growth $(BENCH_ARGS)
+	@echo "== tests/bench/bench_proxy.py --doors"; $(PYTHON) tests/bench/bench_proxy.py --doors $(BENCH_ARGS)
+	@echo "== tests/bench/bench_proxy.py --scaling"; $(PYTHON) tests/bench/bench_proxy.py --scaling $(BENCH_ARGS)
+	@if command -v valgrind >/dev/null 2>&1; then \
+	  echo "== tests/bench/bench_instr.py --table"; $(PYTHON) tests/bench/bench_instr.py --table || exit 1; \
+	  echo "== tests/bench/bench_instr.py --doors"; $(PYTHON) tests/bench/bench_instr.py --doors || exit 1; \
+	else echo "== tests/bench/bench_instr.py: skipped (no valgrind)"; fi
 
 # The fault-injection suite's long run (never part of make test): four 45 s
 # rounds of every provider fault under 200 clients, VmRSS after each; both builds.
