@@ -67,8 +67,10 @@ llmrouter (tests/bench/streams.c): success rate, RSS per open stream in KiB
                 upstream and wrk -t2 -c128 share both cores as the kernel
                 schedules them). Per thread count: requests/s, the router's
                 requests per CPU-second, and how the cores were shared (CPU
-                seconds per second of the router, wrk and the upstream, and
-                both cores' busy share from /proc/stat); the ratio of
+                seconds per second of the router, wrk, the upstream and
+                everything else on the machine, and both cores' busy share
+                from /proc/stat: "other" above ~0.05 means the run was
+                shared with someone else's work); the ratio of
                 two threads to one for both throughputs (target >= 1.8).
 
 --access-log devnull|off   devnull (the default): every router writes its
@@ -515,16 +517,18 @@ def scaling(b, args):
             res[threads].append({"rps": w["rps"], "rps_cpu": w["n"] / w["cpu"][pid],
                                  "router": w["cpu"][pid] / w["wall"], "upstream": w["cpu"][b.up_pid] / w["wall"],
                                  "wrk": w["wrk_cpu"] / w["wall"], "busy": w["busy"]})
+            r = res[threads][-1]
+            r["other"] = max(0.0, r["busy"] * 2 - r["router"] - r["upstream"] - r["wrk"])
     print()
     print(f"scaling: server.threads 1 against 2; router, upstream and wrk -t2 -c128 unpinned on both cores "
           f"({args.sat_s} s, {args.runs} runs; access log {args.access_log}); median [range]")
     print("| threads | requests/s | requests per router CPU-second | router cores | wrk cores | upstream cores |"
-          " both cores busy |")
-    print("|---|---|---|---|---|---|---|")
+          " other processes' cores | both cores busy |")
+    print("|---|---|---|---|---|---|---|---|")
     for t in (1, 2):
         g = lambda k: [r[k] for r in res[t]]  # noqa: E731
         print(f"| {t} | {fmt(g('rps'))} | {fmt(g('rps_cpu'))} | {fmt(g('router'), digits=2)} | {fmt(g('wrk'), digits=2)} |"
-              f" {fmt(g('upstream'), digits=2)} | {fmt([x * 100 for x in g('busy')], '%')} |")
+              f" {fmt(g('upstream'), digits=2)} | {fmt(g('other'), digits=2)} | {fmt([x * 100 for x in g('busy')], '%')} |")
     med = lambda t, k: statistics.median(r[k] for r in res[t])  # noqa: E731
     print(f"two threads / one: throughput x{med(2, 'rps') / med(1, 'rps'):.2f}, requests per router CPU-second "
           f"x{med(2, 'rps_cpu') / med(1, 'rps_cpu'):.2f} (target: throughput >= 1.8; 'cores' = CPU seconds per "
