@@ -5,7 +5,8 @@ Targets, measured side by side and alternating in each run:
   direct           the benchmark upstream itself (tests/bench/upstream.c)
   nginx            nginx from Debian as a plain reverse proxy (proxy_pass,
                    keep-alive upstream, proxy_buffering off), one worker
-  llmrouter        tests/bench/bench-router.yaml: 24 rules, failover chains,
+  llmrouter        tests/bench/bench-router.yaml: 25 rules (the complexity
+                   scorer among them), failover chains,
                    cache off, one loop thread
   llmrouter+cache  the same with the memory cache (a repeated request: hits)
 
@@ -25,8 +26,9 @@ upstream to CPU 1. Per target and run:
                core): requests/s, the proxy's CPU per request, the
                CPU-normalised throughput (requests per CPU-second of the
                proxy: what stays comparable when the load core, not the
-               proxy, is the cap) and how busy the load core was (from
-               /proc/stat; near 100% means the load was the cap)
+               proxy, is the cap) and how busy the load core (wrk and the
+               upstream) was (from /proc/stat; near 100% means the load side
+               was the cap, and only the CPU-normalised figure compares)
 Three runs; each figure is the median with the range, and its ratio to
 nginx's. Then a concurrency run: 9,500 concurrent 20-second streams through
 llmrouter (tests/bench/streams.c): success rate, RSS per open stream in KiB
@@ -44,8 +46,9 @@ llmrouter (tests/bench/streams.c): success rate, RSS per open stream in KiB
                 descriptors per stream in the router, plus 256 spare;
                 at most 28,000, the loopback's ephemeral ports). The limit
                 and the N it allows are printed.
---only-concurrency  only the upstream and the concurrency run (about 30 s
-                plus the ramp at 2,000 connections/s).
+--only-concurrency  only the upstream and the concurrency run (about 37 s
+                for 9,872 streams: the ramp at 2,000 connections/s plus the
+                20 s streams).
 --growth        (alias --table) cost as work grows: CPU us per request
                 (wrk -t1 -c64, as the saturation run; /proc utime+stime of
                 the router over the run) for bodies of 2 KB, 20 KB and
@@ -82,10 +85,11 @@ llmrouter (tests/bench/streams.c): success rate, RSS per open stream in KiB
                 "off"` (bench_instr.config_text's setting, as the
                 instruction counts are taken). Every mode uses the same
                 choice; nginx runs with access_log off either way.
-Durations (measured with --runs 3): the full run (`make bench`'s) about
-DURATION_FULL; --growth about DURATION_GROWTH; --doors about DURATION_DOORS;
---scaling about DURATION_SCALING; --quick cuts the wrk and openloop runs to
-3 s.
+Durations, --runs 3 (estimated from --quick --runs 1 runs: 81, 67, 13 and
+7 s; the time spent under load scales, start-up does not): the main table
+about 9.5 min plus 40 s of concurrency; --growth about 4.5 min; --doors
+about 1.7 min; --scaling about 1 min. --quick cuts the wrk and openloop runs
+to 3 s (2 s for TTFB). Each run prints its duration last.
 
 Needs root (or a high hard limit) for the file-descriptor limit of the
 concurrency run. Not part of `make test`.
