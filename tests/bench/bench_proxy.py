@@ -32,7 +32,8 @@ upstream to CPU 1. Per target and run:
 Three runs; each figure is the median with the range, and its ratio to
 nginx's. Then a concurrency run: 9,500 concurrent 20-second streams through
 llmrouter (tests/bench/streams.c): success rate, RSS per open stream in KiB
-(VmRSS with all streams open minus VmRSS idle, over N), CPU.
+(VmRSS when streams.c says every live stream has its first event, minus
+VmRSS idle, over the number open then: fewer than N if some failed), CPU.
 
     python3 tests/bench/bench_proxy.py [--runs N] [--quick] [--no-concurrency]
                                        [--streams N]
@@ -315,7 +316,7 @@ http {{
         seconds of each pid in `watch` over the run, wrk's own CPU seconds,
         and the busy share of the load core (or of both cores when
         unpinned)."""
-        cores = (cpu,) if cpu else ("0", "1")
+        cores = (cpu,) if cpu else tuple(str(c) for c in sorted(os.sched_getaffinity(0)))
         before = {pid: cpu_seconds(pid) for pid in watch}
         b0 = cpu_busy(cores)
         cmd = (["taskset", "-c", cpu] if cpu else []) + [
@@ -326,7 +327,7 @@ http {{
         out = p.stdout.read()
         err = p.stderr.read()
         _, status, ru = os.wait4(p.pid, 0)
-        p.returncode = 0
+        p.returncode = os.waitstatus_to_exitcode(status)
         wall = time.monotonic() - t0
         b1 = cpu_busy(cores)
         after = {pid: cpu_seconds(pid) for pid in watch}
@@ -342,7 +343,7 @@ http {{
         return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "n": int(m.group(1)),
                 "wall": wall, "cpu": {pid: after[pid] - before[pid] for pid in watch},
                 "wrk_cpu": ru.ru_utime + ru.ru_stime,
-                "busy": (b1[0] - b0[0]) / max(1, b1[1] - b0[1])}
+                "busy": (b1[0] - b0[0]) / max(1, b1[1] - b0[1]), "ncores": len(cores)}
 
     def saturation(self, port, pid, path, threads=1, lua=None):
         w = self.wrk(port, path, threads=threads, lua=lua, watch=(pid,) if pid else ())
@@ -385,10 +386,12 @@ http {{
                               "/v1/chat/completions", "-b", self.body["slow"], "-n", str(n), "-r", "2000", "-t", "90"],
                              stdout=subprocess.PIPE, text=True)
         rss_open = None
+        n_open = None
         lines = []
         for line in p.stdout:
             lines.append(line.rstrip())
             if line.startswith("OPEN") and rss_open is None:
+                n_open = int(line.split()[1])
                 time.sleep(0.5)
                 rss_open = status_kb(pid, "VmRSS")
         p.wait()
@@ -399,8 +402,8 @@ http {{
             m = re.search(r"succeeded[=: ]+(\d+)", line)
             if m:
                 ok = int(m.group(1))
-        return {"n": n, "succeeded": ok, "rss_idle_kb": rss0, "rss_open_kb": rss_open,
-                "per_stream_kb": (rss_open - rss0) / n if rss_open else None, "cpu_s": cpu,
+        return {"n": n, "succeeded": ok, "rss_idle_kb": rss0, "rss_open_kb": rss_open, "n_open": n_open,
+                "per_stream_kb": (rss_open - rss0) / n_open if rss_open and n_open else None, "cpu_s": cpu,
                 "out": lines[-6:]}
 
 
@@ -426,8 +429,11 @@ def print_concurrency(b, n):
     per = f"{c['per_stream_kb']:.1f} KiB per open stream" if c["per_stream_kb"] is not None else \
         "KiB per open stream n/a (the streams never were all open)"
     print(f"concurrency: {c['n']:,} streams of 20 s through llmrouter: succeeded {c['succeeded']}, "
-          f"RSS idle {c['rss_idle_kb']:,} KiB, with all open {c['rss_open_kb']} KiB "
+          f"RSS idle {c['rss_idle_kb']:,} KiB, with {c['n_open']} open {c['rss_open_kb']} KiB "
           f"= {per} (target <= 24 KiB), router CPU {c['cpu_s']:.1f} s")
+    if c["n_open"] is not None and c["n_open"] < c["n"]:
+        print(f"    WARNING: only {c['n_open']:,} of {c['n']:,} streams were open at once (the others had "
+              "finished or failed): not the concurrency asked for")
     for line in c["out"]:
         print("   ", line)
 
@@ -522,7 +528,7 @@ def scaling(b, args):
                                  "router": w["cpu"][pid] / w["wall"], "upstream": w["cpu"][b.up_pid] / w["wall"],
                                  "wrk": w["wrk_cpu"] / w["wall"], "busy": w["busy"]})
             r = res[threads][-1]
-            r["other"] = max(0.0, r["busy"] * 2 - r["router"] - r["upstream"] - r["wrk"])
+            r["other"] = max(0.0, r["busy"] * w["ncores"] - r["router"] - r["upstream"] - r["wrk"])
     print()
     print(f"scaling: server.threads 1 against 2; router, upstream and wrk -t2 -c128 unpinned on both cores "
           f"({args.sat_s} s, {args.runs} runs; access log {args.access_log}); median [range]")
@@ -536,7 +542,7 @@ def scaling(b, args):
     med = lambda t, k: statistics.median(r[k] for r in res[t])  # noqa: E731
     print(f"two threads / one: throughput x{med(2, 'rps') / med(1, 'rps'):.2f}, requests per router CPU-second "
           f"x{med(2, 'rps_cpu') / med(1, 'rps_cpu'):.2f} (target: throughput >= 1.8; 'cores' = CPU seconds per "
-          "second of wall time, of the 2 the machine has)")
+          f"second of wall time, of the {len(os.sched_getaffinity(0))} the machine has)")
 
 
 def main():
