@@ -101,11 +101,19 @@ size_t reply_fmt_fixed(char *out, size_t cap, double x, int decimals)
                 q++;
         }
     }
-    /* digits of q, least significant first, with `decimals` after the point */
-    do {
+    /* digits of q, least significant first, with `decimals` after the point
+     * (64-bit divisions once q fits: 128-bit ones are library calls) */
+    while (q > UINT64_MAX) {
         tmp[n++] = (char)('0' + (int)(q % 10));
         q /= 10;
-    } while (q > 0 || n < (size_t)decimals + 1);
+    }
+    {
+        uint64_t v = (uint64_t)q;
+        do {
+            tmp[n++] = (char)('0' + (int)(v % 10));
+            v /= 10;
+        } while (v > 0 || n < (size_t)decimals + 1);
+    }
     len = n + (decimals > 0 ? 1 : 0);
     if (len >= cap) { /* cut like snprintf would */
         int k = snprintf(out, cap, "%.*f", decimals, x);
