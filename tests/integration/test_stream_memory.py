@@ -10,7 +10,8 @@ daemon's RSS growth per stream is compared with the prompt's size.
     LLMROUTER_BIN=build/asan/llmrouter python3 tests/integration/test_stream_memory.py
 
 Reuses tests/integration/run.py; prints "ok - name" / "not ok - name:
-reason" per test and "N passed, M failed".
+reason" per test and "N passed, M failed". The RSS bound is checked on the
+normal build only (AddressSanitizer keeps freed memory in quarantine).
 """
 import json
 import os
@@ -26,6 +27,11 @@ TESTS = []
 E = None
 N_STREAMS = 40
 PROMPT = 60000  # bytes; the test configuration's max_body_bytes is 65536
+
+
+def asan():
+    with open(f"/proc/{E.proc.pid}/maps") as f:
+        return "libasan" in f.read()
 
 
 def test(fn):
@@ -60,7 +66,10 @@ def test_open_streams_do_not_hold_their_prompt():
         # each stream costs ~40 kB without its prompt (libmicrohttpd's pool,
         # curl's handle and buffer, our request); holding the ~60 kB body sent
         # upstream would make it ~100
-        check(per < 70, f"{per:.1f} kB of RSS per open stream with a {PROMPT // 1000} kB prompt "
+        # under AddressSanitizer freed memory waits in its quarantine, so the
+        # bound holds only for the normal build (the ASan run still checks
+        # that nothing reads the released body)
+        check(asan() or per < 70, f"{per:.1f} kB of RSS per open stream with a {PROMPT // 1000} kB prompt "
                         f"(RSS {rss0} -> {rss1} kB over {N_STREAMS} streams)")
         for i, s in enumerate(open_):
             ev = s.next_event()
