@@ -50,13 +50,6 @@ const char *reply_header(req_t *req, const char *name);
  * routed request, content type, CORS. */
 void reply_add_headers(req_t *req, struct MHD_Response *r, const char *ctype);
 
-/* Writes x with `decimals` digits after the point into out (cap bytes,
- * NUL-terminated) exactly as snprintf(out, cap, "%.*f", decimals, x) does
- * in the default rounding mode, and returns the length. The exact path
- * covers 0 <= x < 2^40 and decimals 0..10 (the x-router-score and
- * x-router-cost-usd headers); anything else goes through snprintf. */
-size_t reply_fmt_fixed(char *out, size_t cap, double x, int decimals);
-
 /* Queues the prepared req->response (state RS_READY). */
 enum MHD_Result reply_queue_ready(req_t *req);
 

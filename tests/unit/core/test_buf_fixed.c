@@ -1,4 +1,4 @@
-/* Unit tests for src/http/reply.c: reply_fmt_fixed, which writes the
+/* Unit tests for src/core/buf.c buf_fmt_fixed, which writes the
  * x-router-score and x-router-cost-usd headers, against snprintf's "%.*f"
  * on millions of values: random magnitudes, random bit patterns, exact
  * ties (rounded to even), the ends of the exact range and the values that
@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "http/reply.h"
+#include "core/buf.h"
 
 static uint64_t rng = 88172645463325252ull;
 
@@ -34,7 +34,7 @@ static void same(double x, int d, size_t cap)
     int k = snprintf(want, cap, "%.*f", d, x);
     size_t wl = k < 0 ? 0 : (size_t)k < cap ? (size_t)k : cap - 1;
     memset(got, 'Z', sizeof got);
-    size_t gl = reply_fmt_fixed(got, cap, x, d);
+    size_t gl = buf_fmt_fixed(got, cap, x, d);
     if (gl != wl || strcmp(got, want) != 0)
         fail_msg("%.17g (%a) with %d decimals, cap %zu: got \"%s\" (%zu), want \"%s\" (%zu)", x, x,
                  d, cap, got, gl, want, wl);
