@@ -65,4 +65,11 @@ void buf_reset(buf_t *b);
  * room beyond the cap, which buf reserves). Returns the string. */
 char *buf_cstr(buf_t *b);
 
+/* Writes x with `decimals` digits after the point into out (cap bytes,
+ * NUL-terminated) exactly as snprintf(out, cap, "%.*f", decimals, x) does
+ * in the default rounding mode, and returns the length. The exact path
+ * covers 0 <= x < 2^40 and decimals 0..10 (the x-router-* headers, the
+ * access log's times); anything else goes through snprintf. */
+size_t buf_fmt_fixed(char *out, size_t cap, double x, int decimals);
+
 #endif

@@ -113,10 +113,40 @@ static int put_time(buf_t *out)
     struct timespec ts;
     struct tm tm;
     char s[128];
+    int year, f[6];
+    char *o = s;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    snprintf(s, sizeof s, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\"", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000000) % 1000);
+    year = tm.tm_year + 1900;
+    if (year < 0 || year > 9999) {
+        snprintf(s, sizeof s, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\"", year, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000000) % 1000);
+        return buf_puts(out, s);
+    }
+    /* the same "YYYY-MM-DDTHH:MM:SS.mmmZ" without the format machinery */
+    f[0] = tm.tm_mon + 1;
+    f[1] = tm.tm_mday;
+    f[2] = tm.tm_hour;
+    f[3] = tm.tm_min;
+    f[4] = tm.tm_sec;
+    f[5] = (int)((ts.tv_nsec / 1000000) % 1000);
+    *o++ = '"';
+    *o++ = (char)('0' + year / 1000);
+    *o++ = (char)('0' + year / 100 % 10);
+    *o++ = (char)('0' + year / 10 % 10);
+    *o++ = (char)('0' + year % 10);
+    for (int i = 0; i < 5; i++) {
+        *o++ = "--T::"[i];
+        *o++ = (char)('0' + f[i] / 10 % 10);
+        *o++ = (char)('0' + f[i] % 10);
+    }
+    *o++ = '.';
+    *o++ = (char)('0' + f[5] / 100);
+    *o++ = (char)('0' + f[5] / 10 % 10);
+    *o++ = (char)('0' + f[5] % 10);
+    *o++ = 'Z';
+    *o++ = '"';
+    *o = '\0';
     return buf_puts(out, s);
 }
 
@@ -142,7 +172,19 @@ static int put_int(buf_t *out, const char *key, int64_t v)
     int rc = put_key(out, key);
     if (v < 0)
         return rc | buf_puts(out, "null");
-    snprintf(s, sizeof s, "%lld", (long long)v);
+    {
+        /* snprintf's "%lld" of v >= 0, without the format machinery */
+        char d[24];
+        size_t n = 0, o = 0;
+        uint64_t u = (uint64_t)v;
+        do {
+            d[n++] = (char)('0' + (int)(u % 10));
+            u /= 10;
+        } while (u > 0);
+        while (n > 0)
+            s[o++] = d[--n];
+        s[o] = '\0';
+    }
     return rc | buf_puts(out, s);
 }
 
@@ -154,6 +196,17 @@ static int put_num(buf_t *out, const char *key, double v, const char *fmt)
     if (!(v >= 0) || !isfinite(v))
         return rc | buf_puts(out, "null");
     snprintf(s, sizeof s, fmt, v);
+    return rc | buf_puts(out, s);
+}
+
+/* the same with "%.<decimals>f" (exact, without printf: core/buf.h) */
+static int put_fixed(buf_t *out, const char *key, double v, int decimals)
+{
+    char s[64];
+    int rc = put_key(out, key);
+    if (!(v >= 0) || !isfinite(v))
+        return rc | buf_puts(out, "null");
+    buf_fmt_fixed(s, sizeof s, v, decimals);
     return rc | buf_puts(out, s);
 }
 
@@ -186,7 +239,7 @@ static int put_head(buf_t *out, const config_t *cfg, const req_t *req)
     bool routed = router_routed(&req->route);
     rc |= put_str(out, "rule", routed ? router_rule_name(cfg, &req->route) : NULL);
     rc |= put_str(out, "tier", routed ? router_tier_name(cfg, &req->route) : NULL);
-    rc |= put_num(out, "score", req->score, "%.3f"); /* null: no rule computed it */
+    rc |= put_fixed(out, "score", req->score, 3); /* null: no rule computed it */
     rc |= put_str(out, "model", model_of(cfg, req->model));
     rc |= put_str(out, "provider", provider_of(cfg, req->model));
     {
@@ -298,12 +351,12 @@ int accesslog_format(const config_t *cfg, const req_t *req, uint64_t now_us, buf
     rc |= put_bool(out, "cost_estimated", req->cost_estimated);
     if (request_unpriced(req)) /* cost_usd is null: the model has no price */
         rc |= put_bool(out, "unpriced", true);
-    rc |= put_num(out, "total_ms", total, "%.3f");
-    rc |= put_num(out, "upstream_ms", upstream, "%.3f");
-    rc |= put_num(out, "ttfb_ms", ttfb, "%.3f");
-    rc |= put_num(out, "overhead_ms", overhead, "%.3f");
+    rc |= put_fixed(out, "total_ms", total, 3);
+    rc |= put_fixed(out, "upstream_ms", upstream, 3);
+    rc |= put_fixed(out, "ttfb_ms", ttfb, 3);
+    rc |= put_fixed(out, "overhead_ms", overhead, 3);
     if (req->adm_waited_ms > 0) /* waited for a provider slot (max_inflight) */
-        rc |= put_num(out, "queue_ms", (double)req->adm_waited_ms, "%.0f");
+        rc |= put_fixed(out, "queue_ms", (double)req->adm_waited_ms, 0);
 
     rc |= put_key(out, "tags") | buf_puts(out, "[");
     if (req->route.rule >= 0 && cfg->rules != NULL &&

@@ -223,6 +223,10 @@ struct metrics {
     series_t **tab;
     size_t n_tab; /* power of two */
     size_t n;
+    /* the series each family found last: consecutive requests mostly share
+     * their labels, and checking this one costs less than building and
+     * hashing the key (series live until metrics_free) */
+    series_t *last[F_COUNT];
 };
 
 metrics_t *metrics_new(void)
@@ -299,16 +303,36 @@ static void grow(metrics_t *m)
 
 /* The series of fam with label values vals, created on first use. Called
  * with m->lock held. */
+/* Whether s's key is the one key_build would make of vals[0..n). */
+static bool key_is(const series_t *s, const char *const *vals, int n)
+{
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        const char *v = vals[i] != NULL ? vals[i] : "-";
+        size_t l = strnlen(v, LABEL_MAX);
+        if (off + l >= s->klen || s->key[off + l] != '\0' || memcmp(s->key + off, v, l) != 0)
+            return false;
+        off += l + 1;
+    }
+    return off == s->klen;
+}
+
 static series_t *series_get(metrics_t *m, int fam, const char *const *vals)
 {
     char key[KEY_MAX];
-    size_t klen = key_build(key, vals, metrics_families[fam].n_labels);
-    uint32_t h = hash_key(fam, key, klen);
-    series_t *s;
+    size_t klen;
+    uint32_t h;
+    series_t *s = m->last[fam];
 
+    if (s != NULL && key_is(s, vals, metrics_families[fam].n_labels))
+        return s;
+    klen = key_build(key, vals, metrics_families[fam].n_labels);
+    h = hash_key(fam, key, klen);
     for (s = m->tab[h & (m->n_tab - 1)]; s != NULL; s = s->next)
-        if (s->hash == h && s->fam == fam && s->klen == klen && memcmp(s->key, key, klen) == 0)
+        if (s->hash == h && s->fam == fam && s->klen == klen && memcmp(s->key, key, klen) == 0) {
+            m->last[fam] = s;
             return s;
+        }
     if (m->n >= m->n_tab)
         grow(m);
     s = xcalloc(1, sizeof *s + klen);
@@ -322,6 +346,7 @@ static series_t *series_get(metrics_t *m, int fam, const char *const *vals)
     s->next = m->tab[j];
     m->tab[j] = s;
     m->n++;
+    m->last[fam] = s;
     return s;
 }
 
@@ -462,7 +487,19 @@ void metrics_observe(metrics_t *m, const config_t *cfg, const req_t *req, uint64
     uint64_t total = now_us > req->t_start_us ? now_us - req->t_start_us : 0;
     uint64_t upstream = 0;
 
-    snprintf(status, sizeof status, "%u", req->resp_status);
+    {
+        /* snprintf's "%u", without the format machinery */
+        char d[16];
+        size_t n = 0, o = 0;
+        unsigned v = req->resp_status;
+        do {
+            d[n++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v > 0);
+        while (n > 0)
+            status[o++] = d[--n];
+        status[o] = '\0';
+    }
     if (req->explain_only) {
         /* an explanation is not a routed request: counted apart, so that
          * request, tier and rule counts stay those of real traffic */

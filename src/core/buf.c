@@ -2,6 +2,9 @@
  * keeps room for a terminating NUL) and is compacted before growing. */
 #include "core/buf.h"
 
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,4 +100,77 @@ char *buf_cstr(buf_t *b)
     reserve(b, 1);
     b->data[b->w] = '\0';
     return b->data + b->r;
+}
+
+/* x = m * 2^e exactly (m < 2^53); x * 10^d = m * 10^d * 2^e < 2^87 fits in
+ * 128 bits, so the decimal value is rounded from the exact product: to
+ * nearest, ties to even, as glibc's printf does. */
+size_t buf_fmt_fixed(char *out, size_t cap, double x, int decimals)
+{
+    static const uint64_t p10[] = {1,      10,      100,      1000,      10000,      100000,
+                                     1000000, 10000000, 100000000, 1000000000, 10000000000ull};
+    uint64_t bits, m;
+    int e, s;
+    unsigned __int128 p, q;
+    char tmp[48];
+    size_t n = 0, len;
+    if (!(x >= 0 && x < 1099511627776.0) || decimals < 0 || decimals > 10 || cap < 2 ||
+        signbit(x)) {
+        int k = snprintf(out, cap, "%.*f", decimals, x);
+        return k < 0 ? 0 : (size_t)k < cap ? (size_t)k : cap - 1;
+    }
+    memcpy(&bits, &x, sizeof bits);
+    e = (int)((bits >> 52) & 0x7ff);
+    m = bits & ((1ull << 52) - 1);
+    if (e == 0) {
+        e = -1074; /* subnormal (or zero) */
+    } else {
+        m |= 1ull << 52;
+        e -= 1075;
+    }
+    p = (unsigned __int128)m * p10[decimals];
+    if (e >= 0) {
+        q = p << e; /* x < 2^40: m * 2^e fits, so does the product */
+    } else {
+        s = -e;
+        if (s >= 120) {
+            q = 0; /* p < 2^87 is below half of 2^s */
+        } else {
+            unsigned __int128 half = (unsigned __int128)1 << (s - 1);
+            unsigned __int128 rem = p & (((unsigned __int128)1 << s) - 1);
+            q = p >> s;
+            if (rem > half || (rem == half && (q & 1)))
+                q++;
+        }
+    }
+    /* digits of q, least significant first, with `decimals` after the point
+     * (64-bit divisions once q fits: 128-bit ones are library calls) */
+    while (q > UINT64_MAX) {
+        tmp[n++] = (char)('0' + (int)(q % 10));
+        q /= 10;
+    }
+    {
+        uint64_t v = (uint64_t)q;
+        do {
+            tmp[n++] = (char)('0' + (int)(v % 10));
+            v /= 10;
+        } while (v > 0 || n < (size_t)decimals + 1);
+    }
+    len = n + (decimals > 0 ? 1 : 0);
+    if (len >= cap) { /* cut like snprintf would */
+        int k = snprintf(out, cap, "%.*f", decimals, x);
+        return k < 0 ? 0 : (size_t)k < cap ? (size_t)k : cap - 1;
+    }
+    {
+        size_t o = 0;
+        while (n > (size_t)decimals)
+            out[o++] = tmp[--n];
+        if (decimals > 0) {
+            out[o++] = '.';
+            while (n > 0)
+                out[o++] = tmp[--n];
+        }
+        out[o] = '\0';
+        return o;
+    }
 }

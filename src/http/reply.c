@@ -58,6 +58,7 @@ static void add_cors(req_t *req, struct MHD_Response *r)
 
 /* ---- responses ---- */
 
+
 /* x-router-skipped: the models of the chain that were not called and why
  * ("m503 (cooling down (27 s left)), mx (environment variable K is not
  * set)"), from the attempt records; absent when none was skipped. */
@@ -112,7 +113,7 @@ void reply_add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
         }
     }
     if (req->score >= 0) { /* only when a rule computed it */
-        snprintf(num, sizeof num, "%.3f", req->score);
+        buf_fmt_fixed(num, sizeof num, req->score, 3);
         MHD_add_response_header(r, "x-router-score", num);
     }
     if (req->model >= 0) {
@@ -120,7 +121,18 @@ void reply_add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
         MHD_add_response_header(r, "x-router-model", m->name);
         MHD_add_response_header(r, "x-router-provider", cfg->providers[m->provider].name);
     }
-    snprintf(num, sizeof num, "%zu", req->n_attempts);
+    {
+        /* snprintf's "%zu", without the format machinery */
+        char d[24];
+        size_t n = 0, o = 0, v = req->n_attempts;
+        do {
+            d[n++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v > 0);
+        while (n > 0)
+            num[o++] = d[--n];
+        num[o] = '\0';
+    }
     MHD_add_response_header(r, "x-router-attempts", num);
     add_skipped(req, r);
     if (req->casc != NULL && req->casc->n_steps > 0) {
@@ -145,7 +157,7 @@ void reply_add_headers(req_t *req, struct MHD_Response *r, const char *ctype)
         /* no price from the configuration or the price table: unknown, not free */
         MHD_add_response_header(r, "x-router-cost-usd", "unpriced");
     } else if (request_cost_total(req) >= 0) {
-        snprintf(num, sizeof num, "%.10f", request_cost_total(req));
+        buf_fmt_fixed(num, sizeof num, request_cost_total(req), 10);
         MHD_add_response_header(r, "x-router-cost-usd", num);
         if (req->cost_estimated)
             MHD_add_response_header(r, "x-router-cost-estimated", "true");

@@ -440,6 +440,15 @@ static enum MHD_Result on_first_call(req_t *req, const char *url, const char *me
     return MHD_YES;
 }
 
+/* snprintf(dst, cap, "%s", src) without the format machinery: src cut to
+ * cap - 1 bytes, NUL-terminated. */
+static void copy_cut(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **con_cls)
@@ -456,8 +465,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                        shard_random(sh));
         req->header = conn_header;
         req->header_arg = conn;
-        snprintf(req->method, sizeof req->method, "%s", method);
-        snprintf(req->path, sizeof req->path, "%s", url);
+        copy_cut(req->method, sizeof req->method, method);
+        copy_cut(req->path, sizeof req->path, url);
         {
             /* the door decides the shape of every error, the early ones too */
             const char *p = strncmp(url, "/v1/", 4) == 0 ? url + 3 : url;

@@ -173,6 +173,22 @@ static void stream_event(req_t *req, const sse_event_t *ev)
     }
 }
 
+/* After the commit no other attempt follows, and once curl has sent the
+ * whole upload it reads req->fwd_body (its CURLOPT_POSTFIELDS) no more: a
+ * long stream stops holding its prompt. Kept while any of it is unsent. */
+static void release_upload(req_t *req)
+{
+    curl_off_t sent = -1;
+    if (req->fwd_body == NULL || req->easy == NULL)
+        return;
+    if (curl_easy_getinfo(req->easy, CURLINFO_SIZE_UPLOAD_T, &sent) != CURLE_OK || sent < 0 ||
+        (uint64_t)sent < req->fwd_len)
+        return;
+    free(req->fwd_body);
+    req->fwd_body = NULL;
+    req->fwd_len = 0;
+}
+
 size_t upstream_stream_write(req_t *req, const char *p, size_t n)
 {
     size_t off = 0;
@@ -225,6 +241,7 @@ size_t upstream_stream_write(req_t *req, const char *p, size_t n)
          * more (curl sent the upload before the answer began) */
         if (!req->sampled)
             buf_free(&req->body);
+        release_upload(req);
         req->last_data_ms = loop_now_ms(shard_loop(req->shard));
         loop_timer_start(shard_loop(req->shard), &req->timer,
                          req->cfg->providers[req->cfg->models[req->model].provider].idle_timeout_ms);

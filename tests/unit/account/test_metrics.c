@@ -750,6 +750,84 @@ static void test_many_series_grow(void **state)
     free(text);
 }
 
+/* Each family remembers the series it found last (metrics.c series_get):
+ * label values that are prefixes of one another, empty, cut at 128 bytes,
+ * or equal but for the label they sit in must still land in their own
+ * series. A shuffled sequence of requests is counted here and compared
+ * with the exposition, series by series. */
+static void test_last_series_cache_exact(void **state)
+{
+    fx_t *fx = *state;
+    static char names[8][160];
+    const char *models[2] = {"good-mini", "good-large"};
+    int want[2][8][2] = {{{0}}}; /* [shard][name][model] */
+    int reqs[2][2] = {{0}};      /* [model][status 200 or 502] */
+    uint32_t rnd = 12345;
+    req_t r;
+    attempt_t att[2];
+    snprintf(names[0], sizeof names[0], "k");
+    snprintf(names[1], sizeof names[1], "k1");
+    snprintf(names[2], sizeof names[2], "k10");
+    snprintf(names[3], sizeof names[3], "-"); /* the same series as no key */
+    names[4][0] = '\0';
+    memset(names[5], 'a', 127); /* 127 bytes: a series of its own */
+    names[5][127] = '\0';
+    memset(names[6], 'a', 128); /* cut at 128: 6 and 7 share one series */
+    snprintf(names[6] + 128, sizeof names[6] - 128, "x");
+    memset(names[7], 'a', 128);
+    snprintf(names[7] + 128, sizeof names[7] - 128, "y");
+    for (int i = 0; i < 3000; i++) {
+        int k, mi, sh, st;
+        rnd = rnd * 1103515245u + 12345u;
+        k = (int)((rnd >> 8) % 8);
+        mi = (int)((rnd >> 16) & 1);
+        sh = (int)((rnd >> 17) & 1);
+        st = (int)((rnd >> 18) & 1);
+        base_req(&r, fx->cfg, att);
+        r.key_name = names[k];
+        r.model = M(fx->cfg, models[mi]);
+        att[0].model = r.model;
+        r.resp_status = st ? 502 : 200;
+        metrics_observe(fx->shard[sh], fx->cfg, &r, T0 + 300000);
+        want[sh][k][mi]++;
+        reqs[mi][st]++;
+    }
+    char *text = render(fx, NULL);
+    expo_parse(fx->e, text);
+    for (int mi = 0; mi < 2; mi++) {
+        /* a key name of "" or "-" is the series "-" */
+        int groups[6][1] = {{0}};
+        const char *label[6] = {"k", "k1", "k10", "-", names[5], names[6]};
+        for (int sh = 0; sh < 2; sh++) {
+            groups[0][0] += want[sh][0][mi];
+            groups[1][0] += want[sh][1][mi];
+            groups[2][0] += want[sh][2][mi];
+            groups[3][0] += want[sh][3][mi] + want[sh][4][mi];
+            groups[4][0] += want[sh][5][mi];
+            groups[5][0] += want[sh][6][mi] + want[sh][7][mi];
+        }
+        char lv[129];
+        for (int g = 0; g < 6; g++) {
+            char labels[400];
+            snprintf(lv, sizeof lv, "%.128s", label[g]);
+            snprintf(labels, sizeof labels, "model=\"%s\",tier=\"standard\",key=\"%s\"", models[mi], lv);
+            double got = expo_get(fx->e, "llmrouter_cost_usd_total", labels);
+            if (!(fabs(got - groups[g][0] * 0.001) < 1e-9))
+                fail_msg("%s key %s: %g, want %g", models[mi], lv, got, groups[g][0] * 0.001);
+        }
+        for (int st = 0; st < 2; st++) {
+            char labels[400];
+            snprintf(labels, sizeof labels,
+                     "model=\"%s\",provider=\"good\",tier=\"standard\",rule=\"default\",status=\"%s\"",
+                     models[mi], st ? "502" : "200");
+            double got = expo_get(fx->e, "llmrouter_requests_total", labels);
+            if (got != reqs[mi][st])
+                fail_msg("%s status %d: %g requests, want %d", models[mi], st, got, reqs[mi][st]);
+        }
+    }
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -762,6 +840,7 @@ int main(void)
         cmocka_unit_test(test_quantile),
         cmocka_unit_test_setup_teardown(test_stats_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_series_grow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_last_series_cache_exact, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
