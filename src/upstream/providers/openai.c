@@ -149,7 +149,8 @@ static void usage_cost(const cfg_model_t *m, const cJSON *usage, provider_result
 typedef struct uscan {
     const char *s;
     size_t n;
-    bool bad; /* cJSON would not parse the object */
+    bool check; /* look for what cJSON refuses (else only walk) */
+    bool bad;   /* cJSON would not parse the object */
 } uscan_t;
 
 static size_t us_ws(const uscan_t *u, size_t i)
@@ -209,6 +210,26 @@ static size_t us_string(uscan_t *u, size_t i)
     return i;
 }
 
+/* s[i] is the opening quote of a string; returns the index past its closing
+ * quote (one memchr per quote instead of a look at every byte). */
+static size_t us_string_end(const uscan_t *u, size_t i)
+{
+    size_t first = i + 1;
+    i = first;
+    for (;;) {
+        const char *q = memchr(u->s + i, '"', u->n - i);
+        size_t j, bs = 0;
+        if (q == NULL)
+            return u->n;
+        j = (size_t)(q - u->s);
+        while (j - bs > first && u->s[j - 1 - bs] == '\\')
+            bs++;
+        if (bs % 2 == 0)
+            return j + 1;
+        i = j + 1;
+    }
+}
+
 static bool us_numchar(char c)
 {
     return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == 'e' || c == 'E' || c == '.';
@@ -257,7 +278,7 @@ static size_t us_skip(uscan_t *u, size_t i, int level)
     do {
         char c = u->s[i];
         if (c == '"') {
-            i = us_string(u, i);
+            i = u->check ? us_string(u, i) : us_string_end(u, i);
         } else if (c == '{' || c == '[') {
             if (level + depth >= USAGE_NESTING_LIMIT)
                 u->bad = true;
@@ -316,6 +337,7 @@ enum { U_PROMPT, U_COMPLETION, U_DETAILS, U_HIT, U_CACHED, U_N };
 static const char *const us_names[U_N] = {"prompt_tokens", "completion_tokens",
                                           "prompt_tokens_details", "prompt_cache_hit_tokens",
                                           "cached_tokens"};
+static const size_t us_lens[U_N] = {13, 17, 21, 23, 13};
 
 typedef struct usage_vals {
     double v[U_N];
@@ -346,7 +368,7 @@ static size_t us_object(uscan_t *u, size_t i, int level, int first, int last, us
                                                 : sizeof key + 1)
                    : us_key(s, ka, kb, key, sizeof key);
         for (int w = first; w <= last; w++)
-            if (strlen(us_names[w]) == klen && memcmp(us_names[w], key, klen) == 0)
+            if (us_lens[w] == klen && memcmp(us_names[w], key, klen) == 0)
                 which = w;
         i = us_ws(u, us_ws(u, kb) + 1); /* past ':' */
         if (which >= 0 && !uv->seen[which]) {
@@ -370,7 +392,7 @@ static size_t us_object(uscan_t *u, size_t i, int level, int first, int last, us
  * as if cJSON had parsed it; nothing when cJSON would not have. */
 static void usage_cost_text(const cfg_model_t *m, const char *s, size_t n, provider_result_t *out)
 {
-    uscan_t u = {.s = s, .n = n};
+    uscan_t u = {.s = s, .n = n, .check = true};
     usage_vals_t uv = {{0}, {false}};
     double prompt, completion, cached;
     us_object(&u, 0, 0, U_PROMPT, U_HIT, &uv);
@@ -385,24 +407,58 @@ static void usage_cost_text(const cfg_model_t *m, const char *s, size_t n, provi
     usage_cost_of(m, prompt, completion, cached, out);
 }
 
+/* How many top-level members of the validated object s[0..n) are named
+ * "error" and "usage", and the first one's value of each: what two calls of
+ * json_find_top_key give (raw key bytes compared, no unescaping), in one
+ * pass. */
+typedef struct top_keys {
+    json_span_t err, usage;
+    int n_err, n_usage;
+} top_keys_t;
+
+static void top_keys(const char *s, size_t n, top_keys_t *t)
+{
+    uscan_t u = {.s = s, .n = n};
+    size_t i = us_ws(&u, us_ws(&u, 0) + 1); /* past '{' */
+    memset(t, 0, sizeof *t);
+    while (i < n && s[i] != '}') {
+        size_t ka = i, kb, vs, ve;
+        if (s[i] == ',') {
+            i = us_ws(&u, i + 1);
+            continue;
+        }
+        kb = us_string_end(&u, i);
+        vs = us_ws(&u, us_ws(&u, kb) + 1); /* past ':' */
+        ve = us_skip(&u, vs, 1);
+        if (kb - ka == 7 && memcmp(s + ka + 1, "error", 5) == 0) {
+            if (t->n_err++ == 0)
+                t->err = (json_span_t){.off = vs, .len = ve - vs};
+        } else if (kb - ka == 7 && memcmp(s + ka + 1, "usage", 5) == 0) {
+            if (t->n_usage++ == 0)
+                t->usage = (json_span_t){.off = vs, .len = ve - vs};
+        }
+        i = us_ws(&u, ve);
+    }
+}
+
 /* The common case (nothing to rewrite, nothing to cache): validate without
  * building a tree, and parse only the usage object. */
 static int check_fast(const config_t *cfg, int m, const char *body, size_t len,
                       provider_result_t *out, char *why, size_t whylen)
 {
     int is_object = 0;
-    json_span_t sp[2];
+    top_keys_t tk;
     if (!json_validate(body, len, &is_object) || !is_object) {
         snprintf(why, whylen, "invalid JSON in the answer");
         return -1;
     }
-    if (json_find_top_key(body, len, "error", sp, 2) > 0 &&
-        !(sp[0].len == 4 && memcmp(body + sp[0].off, "null", 4) == 0)) {
+    top_keys(body, len, &tk);
+    if (tk.n_err > 0 && !(tk.err.len == 4 && memcmp(body + tk.err.off, "null", 4) == 0)) {
         snprintf(why, whylen, "error object in a 2xx answer");
         return -1;
     }
-    if (json_find_top_key(body, len, "usage", sp, 2) == 1 && body[sp[0].off] == '{')
-        usage_cost_text(&cfg->models[m], body + sp[0].off, sp[0].len, out);
+    if (tk.n_usage == 1 && body[tk.usage.off] == '{')
+        usage_cost_text(&cfg->models[m], body + tk.usage.off, tk.usage.len, out);
     return 0;
 }
 
