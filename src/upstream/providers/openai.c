@@ -388,32 +388,16 @@ static size_t us_object(uscan_t *u, size_t i, int level, int first, int last, us
     return i + 1;
 }
 
-/* usage_cost's result for the usage object s[0..n) of a validated answer,
- * as if cJSON had parsed it; nothing when cJSON would not have. */
-static void usage_cost_text(const cfg_model_t *m, const char *s, size_t n, provider_result_t *out)
-{
-    uscan_t u = {.s = s, .n = n, .check = true};
-    usage_vals_t uv = {{0}, {false}};
-    double prompt, completion, cached;
-    us_object(&u, 0, 0, U_PROMPT, U_HIT, &uv);
-    if (u.bad)
-        return;
-    /* num(): a number above 0, else 0 */
-    prompt = uv.v[U_PROMPT] > 0 ? uv.v[U_PROMPT] : 0;
-    completion = uv.v[U_COMPLETION] > 0 ? uv.v[U_COMPLETION] : 0;
-    cached = uv.v[U_CACHED] > 0 ? uv.v[U_CACHED] : 0;
-    if (cached == 0)
-        cached = uv.v[U_HIT] > 0 ? uv.v[U_HIT] : 0; /* DeepSeek */
-    usage_cost_of(m, prompt, completion, cached, out);
-}
-
 /* How many top-level members of the validated object s[0..n) are named
  * "error" and "usage", and the first one's value of each: what two calls of
  * json_find_top_key give (raw key bytes compared, no unescaping), in one
- * pass. */
+ * pass; the first usage member, when an object, is read on the way
+ * (us_object: what cJSON would have given usage_cost). */
 typedef struct top_keys {
     json_span_t err, usage;
     int n_err, n_usage;
+    usage_vals_t uv;
+    bool usage_bad; /* cJSON would not have parsed the first usage object */
 } top_keys_t;
 
 static void top_keys(const char *s, size_t n, top_keys_t *t)
@@ -429,16 +413,34 @@ static void top_keys(const char *s, size_t n, top_keys_t *t)
         }
         kb = us_string_end(&u, i);
         vs = us_ws(&u, us_ws(&u, kb) + 1); /* past ':' */
-        ve = us_skip(&u, vs, 1);
-        if (kb - ka == 7 && memcmp(s + ka + 1, "error", 5) == 0) {
-            if (t->n_err++ == 0)
+        if (kb - ka == 7 && memcmp(s + ka + 1, "usage", 5) == 0 && t->n_usage++ == 0) {
+            if (s[vs] == '{') {
+                uscan_t uu = {.s = s, .n = n, .check = true};
+                ve = us_object(&uu, vs, 0, U_PROMPT, U_HIT, &t->uv);
+                t->usage_bad = uu.bad;
+            } else {
+                ve = us_skip(&u, vs, 1);
+            }
+            t->usage = (json_span_t){.off = vs, .len = ve - vs};
+        } else {
+            ve = us_skip(&u, vs, 1);
+            if (kb - ka == 7 && memcmp(s + ka + 1, "error", 5) == 0 && t->n_err++ == 0)
                 t->err = (json_span_t){.off = vs, .len = ve - vs};
-        } else if (kb - ka == 7 && memcmp(s + ka + 1, "usage", 5) == 0) {
-            if (t->n_usage++ == 0)
-                t->usage = (json_span_t){.off = vs, .len = ve - vs};
         }
         i = us_ws(&u, ve);
     }
+}
+
+/* usage_cost's result from the values of a usage object (top_keys). */
+static void usage_cost_vals(const cfg_model_t *m, const usage_vals_t *uv, provider_result_t *out)
+{
+    /* num(): a number above 0, else 0 */
+    double prompt = uv->v[U_PROMPT] > 0 ? uv->v[U_PROMPT] : 0;
+    double completion = uv->v[U_COMPLETION] > 0 ? uv->v[U_COMPLETION] : 0;
+    double cached = uv->v[U_CACHED] > 0 ? uv->v[U_CACHED] : 0;
+    if (cached == 0)
+        cached = uv->v[U_HIT] > 0 ? uv->v[U_HIT] : 0; /* DeepSeek */
+    usage_cost_of(m, prompt, completion, cached, out);
 }
 
 /* The common case (nothing to rewrite, nothing to cache): validate without
@@ -457,8 +459,8 @@ static int check_fast(const config_t *cfg, int m, const char *body, size_t len,
         snprintf(why, whylen, "error object in a 2xx answer");
         return -1;
     }
-    if (tk.n_usage == 1 && body[tk.usage.off] == '{')
-        usage_cost_text(&cfg->models[m], body + tk.usage.off, tk.usage.len, out);
+    if (tk.n_usage == 1 && body[tk.usage.off] == '{' && !tk.usage_bad)
+        usage_cost_vals(&cfg->models[m], &tk.uv, out);
     return 0;
 }
 
