@@ -10,8 +10,13 @@
 
 enum upstream_owner_kind { UPSTREAM_OWNER_REQ = 0, UPSTREAM_OWNER_CALL = 1 };
 
+struct urlcache_entry;
+
 typedef struct upstream_owner {
     unsigned char kind;
+    /* the parsed URL the transfer uses (upstream/urlcache.h), held until
+     * the transfer ends; NULL when it was given as text */
+    struct urlcache_entry *url;
 } upstream_owner_t;
 
 struct upstream;

@@ -22,6 +22,7 @@
 #include "upstream/owner.h"
 #include "upstream/admit.h"
 #include "upstream/retry.h"
+#include "upstream/urlcache.h"
 
 #include <curl/curl.h>
 #include <stddef.h>
@@ -57,6 +58,7 @@ struct upstream {
     curlloop_t cl; /* the multi handle on the shard's loop */
     CURLM *multi;  /* cl.multi */
     CURL *pool[EASY_POOL]; /* idle easy handles, options that never change set */
+    urlcache_t *urls;      /* parsed upstream URLs (CURLOPT_CURLU) */
     struct upstream_call *calls; /* llmrouter's own calls in flight (call.c) */
     size_t n_pool;
 };
@@ -82,6 +84,7 @@ upstream_t *upstream_new(struct shard *shard, loop_t *loop)
         return NULL;
     }
     up->multi = up->cl.multi;
+    up->urls = urlcache_new();
     return up;
 }
 
@@ -103,6 +106,7 @@ void upstream_free(upstream_t *up)
     while (up->n_pool > 0)
         curl_easy_cleanup(up->pool[--up->n_pool]);
     curlloop_fini(&up->cl);
+    urlcache_free(up->urls); /* after the last handle that could use one */
     free(up);
 }
 
@@ -114,11 +118,17 @@ void upstream_end_transfer(upstream_t *up, req_t *req, bool reusable)
 {
     if (req->easy != NULL) {
         curl_multi_remove_handle(up->multi, req->easy);
-        if (reusable && !req->up_paused && up->n_pool < EASY_POOL)
+        if (reusable && !req->up_paused && up->n_pool < EASY_POOL) {
+            /* an idle handle points at no cache entry: the next transfer
+             * sets its own (start_transfer) */
+            curl_easy_setopt(req->easy, CURLOPT_CURLU, NULL);
             up->pool[up->n_pool++] = req->easy;
-        else
+        } else {
             curl_easy_cleanup(req->easy);
+        }
         req->easy = NULL;
+        urlcache_release(up->urls, req->up_owner.url);
+        req->up_owner.url = NULL;
     }
     loop_timer_stop(up->loop, &req->timer);
     upstream_admit_release_slot(req);
@@ -459,7 +469,15 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
     buf_free(&req->out);
     buf_init(&req->out, req->stream ? UPSTREAM_STREAM_OUT_CAP : cfg->max_response_bytes);
 
+    /* The URL parsed once per shard (urlcache.h) and, as text, the same URL:
+     * libcurl 7.88 keeps the text as the transfer's URL (its retry and
+     * info paths read it) but parses only the CURLU. Without an entry
+     * (unparsable, or all held) CURLU is NULL and libcurl parses the text
+     * as it always did. */
+    req->up_owner.url = urlcache_hold(up->urls, url);
     curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_CURLU,
+                     req->up_owner.url != NULL ? urlcache_curlu(req->up_owner.url) : NULL);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->fwd_body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->fwd_len);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->headers);
@@ -477,6 +495,8 @@ static int start_transfer(upstream_t *up, req_t *req, int m)
     if (curl_multi_add_handle(up->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
         req->easy = NULL;
+        urlcache_release(up->urls, req->up_owner.url);
+        req->up_owner.url = NULL;
         return -1;
     }
     req->timer.cb = on_req_timer;

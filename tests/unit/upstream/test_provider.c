@@ -15,6 +15,8 @@
 
 #include "core/config.h"
 #include "upstream/provider.h"
+#include "core/json.h"
+#include "core/util.h"
 
 static const char YAML[] = "providers:\n"
                            "  p: {type: openai, base_url: \"http://127.0.0.1:9/v1\"}\n"
@@ -358,6 +360,227 @@ static void test_embeddings_already_base64(void **state)
     assert_null(r.new_body);
 }
 
+/* ---- the usage object read without cJSON: a differential test ----
+ * The oracle is the code provider_check_answer ran before (cJSON on the
+ * usage object, then cJSON_GetObjectItemCaseSensitive), kept here verbatim;
+ * both must give the same tokens and the same cost, bit for bit, on many
+ * generated answers: names escaped, cut by \u0000, repeated, of other
+ * types; numbers of every spelling and length around cJSON's 63-byte copy;
+ * strings with good and bad surrogate escapes; nested details. */
+static double oracle_num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) && v->valuedouble > 0 ? v->valuedouble : 0;
+}
+
+static int oracle_usage(const config_t *cfg, int m, const char *body, size_t len,
+                        provider_result_t *out)
+{
+    json_span_t sp[2];
+    memset(out, 0, sizeof *out);
+    out->cost_usd = -1;
+    out->prompt_tokens = out->completion_tokens = out->cached_tokens = -1;
+    if (json_find_top_key(body, len, "error", sp, 2) > 0 &&
+        !(sp[0].len == 4 && memcmp(body + sp[0].off, "null", 4) == 0))
+        return -1;
+    if (json_find_top_key(body, len, "usage", sp, 2) == 1 && body[sp[0].off] == '{') {
+        cJSON *usage = cJSON_ParseWithLength(body + sp[0].off, sp[0].len);
+        if (usage != NULL) {
+            const cJSON *det = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details");
+            double prompt = oracle_num(usage, "prompt_tokens");
+            double completion = oracle_num(usage, "completion_tokens");
+            double cached = det ? oracle_num(det, "cached_tokens") : 0;
+            if (cached == 0)
+                cached = oracle_num(usage, "prompt_cache_hit_tokens");
+            out->prompt_tokens = util_count_i64(prompt);
+            out->completion_tokens = util_count_i64(completion);
+            out->cached_tokens = util_count_i64(cached);
+            out->cost_usd =
+                provider_cost(&cfg->models[m], (double)out->prompt_tokens,
+                              (double)out->completion_tokens, (double)out->cached_tokens);
+        }
+        cJSON_Delete(usage);
+    }
+    return 0;
+}
+
+static uint64_t g_rng = 0x9E3779B97F4A7C15ULL;
+static unsigned rnd(unsigned n)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (unsigned)(g_rng % n);
+}
+
+static void put(char *b, size_t cap, size_t *at, const char *s)
+{
+    size_t n = strlen(s);
+    if (*at + n < cap) {
+        memcpy(b + *at, s, n);
+        *at += n;
+        b[*at] = '\0';
+    }
+}
+
+static const char *const KEYS[] = {
+    "\"prompt_tokens\"", "\"completion_tokens\"", "\"prompt_tokens_details\"",
+    "\"prompt_cache_hit_tokens\"", "\"cached_tokens\"", "\"total_tokens\"",
+    "\"prompt\\u005ftokens\"", "\"\\u0070rompt_tokens\"", "\"prompt_tokens\\u0000junk\"",
+    "\"completion_tokens\\u0000\"", "\"prompt_tokens \"", "\"Prompt_tokens\"",
+    "\"cached\\u005Ftokens\"", "\"prompt_tokens_details\\u0000\"", "\"\\u00e9\"",
+    "\"prompt\\ud83d\\ude00tokens\"", "\"\"", "\"prompt_cache_hit_tokens\\/\"", "\"\\u0170rompt_tokens\"",
+    "\"a_very_long_key_name_that_is_longer_than_thirty_two_bytes\"",
+    "\"prompt_tokens_details_and_more_to_overflow_the_key_buffer\"",
+};
+
+static void gen_number(char *b, size_t cap, size_t *at)
+{
+    static const char *const NUMS[] = {"0", "1", "7", "19", "29", "-5", "-0", "1.5", "2e3", "1E2",
+                                       "3.25e-1", "0.0", "1e400", "-1e400", "123456789012345",
+                                       "1234567890123456", "12345678901234567890", "9007199254740993",
+                                       "4.9e-324", "1.7976931348623157e308", "100000000000000000000"};
+    char tmp[160];
+    unsigned k = rnd(10);
+    if (k < 8) {
+        put(b, cap, at, NUMS[rnd(sizeof NUMS / sizeof NUMS[0])]);
+        return;
+    }
+    /* around cJSON's 63-byte copy: 60..66 digits, integer or with a fraction */
+    {
+        unsigned len = 60 + rnd(7), i = 0;
+        tmp[i++] = '1';
+        while (i < len) {
+            if (k == 9 && i == 3)
+                tmp[i++] = '.';
+            else
+                tmp[i++] = (char)('0' + rnd(10));
+        }
+        tmp[i] = '\0';
+        put(b, cap, at, tmp);
+    }
+}
+
+static void gen_string(char *b, size_t cap, size_t *at)
+{
+    static const char *const STRS[] = {"\"x\"", "\"\"", "\"a\\\"b\"", "\"\\ud83d\\ude00\"",
+                                       "\"\\udc00\"", "\"\\ud800\"", "\"\\ud800x\"",
+                                       "\"\\ud800\\u0041\"", "\"\\ud800\\udbff\"", "\"\\u0000\"",
+                                       "\"tab\\tnl\\n\"", "\"\\u00e9t\\u00e9\"", "\"\\ud800\\\\u\""};
+    put(b, cap, at, STRS[rnd(sizeof STRS / sizeof STRS[0])]);
+}
+
+static void gen_value(char *b, size_t cap, size_t *at, int depth);
+
+static void gen_object(char *b, size_t cap, size_t *at, int depth)
+{
+    unsigned n = rnd(6);
+    put(b, cap, at, rnd(4) == 0 ? "{ " : "{");
+    for (unsigned i = 0; i < n; i++) {
+        if (i > 0)
+            put(b, cap, at, rnd(4) == 0 ? " ,\n" : ",");
+        put(b, cap, at, KEYS[rnd(sizeof KEYS / sizeof KEYS[0])]);
+        put(b, cap, at, rnd(4) == 0 ? " : " : ":");
+        gen_value(b, cap, at, depth + 1);
+    }
+    put(b, cap, at, rnd(4) == 0 ? " }" : "}");
+}
+
+static void gen_value(char *b, size_t cap, size_t *at, int depth)
+{
+    unsigned k = rnd(depth > 3 ? 6 : 9);
+    if (k < 3)
+        gen_number(b, cap, at);
+    else if (k == 3)
+        gen_string(b, cap, at);
+    else if (k == 4)
+        put(b, cap, at, rnd(3) == 0 ? "null" : rnd(2) ? "true" : "false");
+    else if (k == 5)
+        gen_number(b, cap, at);
+    else if (k == 6 || k == 7)
+        gen_object(b, cap, at, depth);
+    else {
+        unsigned n = rnd(4);
+        put(b, cap, at, "[");
+        for (unsigned i = 0; i < n; i++) {
+            if (i > 0)
+                put(b, cap, at, ",");
+            gen_value(b, cap, at, depth + 1);
+        }
+        put(b, cap, at, "]");
+    }
+}
+
+static void check_same(const char *body, size_t len, int m)
+{
+    provider_result_t got, want;
+    char why[160];
+    int vo = 0;
+    if (!json_validate(body, len, &vo) || !vo)
+        fail_msg("generated invalid JSON: %s", body);
+    assert_int_equal(provider_check_answer(g_cfg, m, body, len, false, false, &got, why, sizeof why),
+                     oracle_usage(g_cfg, m, body, len, &want));
+    if (got.prompt_tokens != want.prompt_tokens || got.completion_tokens != want.completion_tokens ||
+        got.cached_tokens != want.cached_tokens ||
+        memcmp(&got.cost_usd, &want.cost_usd, sizeof got.cost_usd) != 0)
+        fail_msg("usage differs on %s: got %lld/%lld/%lld cost %.17g, want %lld/%lld/%lld cost %.17g",
+                 body, (long long)got.prompt_tokens, (long long)got.completion_tokens,
+                 (long long)got.cached_tokens, got.cost_usd, (long long)want.prompt_tokens,
+                 (long long)want.completion_tokens, (long long)want.cached_tokens, want.cost_usd);
+}
+
+static void test_usage_without_cjson_same_as_cjson(void **state)
+{
+    static const char *const FIXED[] = {
+        "{\"usage\":{\"prompt_tokens\":19,\"completion_tokens\":29,\"total_tokens\":48,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":4,\"audio_tokens\":0}}}",
+        "{\"usage\":{\"prompt_tokens\":1,\"prompt_tokens\":2,\"completion_tokens\":\"3\"}}",
+        "{\"usage\":{\"prompt\\u005ftokens\":5,\"completion_tokens\\u0000x\":6}}",
+        "{\"usage\":{\"prompt_tokens\":5,\"x\":\"\\udc00\"}}",
+        "{\"usage\":{\"prompt_tokens\":5,\"x\":\"\\ud800\\u0041\"}}",
+        "{\"usage\":{\"prompt_tokens\":5,\"x\":\"\\ud83d\\ude00\"}}",
+        "{\"usage\":{\"prompt_tokens\":1234567890123456789012345678901234567890123456789012345678901}}",
+        "{\"usage\":{\"prompt_tokens\":123456789012345678901234567890123456789012345678901234567890123}}",
+        "{\"usage\":{\"prompt_tokens\":1234567890123456789012345678901234567890123456789012345678901234}}",
+        "{\"usage\":{\"prompt_tokens\":3,\"prompt_tokens_details\":[{\"cached_tokens\":2}],"
+        "\"prompt_cache_hit_tokens\":1}}",
+        "{\"usage\":{\"prompt_tokens\":3,\"prompt_tokens_details\":{\"cached_tokens\":0},"
+        "\"prompt_cache_hit_tokens\":2,\"prompt_tokens_details\":{\"cached_tokens\":1}}}",
+        "{\"usage\":{\"prompt_tokens\":2.5e1,\"completion_tokens\":1e400,\"prompt_tokens_details\":"
+        "{\"cached_tokens\":-3}}}",
+        "{\"usage\":{},\"usage\":{\"prompt_tokens\":1}}",
+        "{\"usage\":[1]}",
+        "{\"usage\" : { \"prompt_tokens\" : 7 , \"completion_tokens\" :\n8 } }",
+    };
+    char body[4096];
+    (void)state;
+    for (size_t i = 0; i < sizeof FIXED / sizeof FIXED[0]; i++)
+        check_same(FIXED[i], strlen(FIXED[i]), PRICED);
+    for (int iter = 0; iter < 30000; iter++) {
+        size_t at = 0;
+        body[0] = '\0';
+        static const char *const TOP[] = {
+            ",\"error\":null", ",\"error\":{\"message\":\"x\"}", ",\"\\u0065rror\":1",
+            ",\"error\":\"s\"", ",\"error\" : null", ",\"errors\":1", ",\"usage\":null",
+            ",\"usage\":{\"prompt_tokens\":3}", ",\"us\\\"age\":{\"a\":\"\\\\\"}",
+            ",\"x\":\"a\\\\\\\"b\\\\\"", ",\"choices\":[{\"message\":{\"content\":\"q\\\"uoted \\\\\"}}]",
+            ",\"n\":[1,2.5,true,false,null,{\"usage\":{}}]"};
+        put(body, sizeof body, &at, "{\"id\":\"x\",\"choices\":[]");
+        for (unsigned t = rnd(3); t > 0; t--)
+            put(body, sizeof body, &at, TOP[rnd(sizeof TOP / sizeof TOP[0])]);
+        if (rnd(16) != 0) {
+            put(body, sizeof body, &at, ",\"usage\":");
+            gen_object(body, sizeof body, &at, 1);
+        }
+        for (unsigned t = rnd(3); t > 0; t--)
+            put(body, sizeof body, &at, TOP[rnd(sizeof TOP / sizeof TOP[0])]);
+        put(body, sizeof body, &at, "}");
+        if (at + 2 >= sizeof body)
+            continue; /* cut by the buffer */
+        check_same(body, at, iter % 3 == 0 ? NOCACHE : PRICED);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_answer_with_cached_tokens),
         cmocka_unit_test(test_answer_odd_usage_values),
         cmocka_unit_test(test_answer_without_usage),
+        cmocka_unit_test(test_usage_without_cjson_same_as_cjson),
         cmocka_unit_test(test_answer_invalid_json),
         cmocka_unit_test(test_answer_error_object),
         cmocka_unit_test(test_embeddings_to_base64),
