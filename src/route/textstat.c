@@ -358,6 +358,23 @@ static unsigned swar_letters(uint64_t w)
     return (unsigned)((m * ONES) >> 56);
 }
 
+/* The high bit of each byte of w that is an ASCII letter (any byte). */
+static uint64_t ascii_letter_bytes(uint64_t w)
+{
+    uint64_t x = (w & ~HIGHS) | (ONES * 0x20);
+    uint64_t ge_a = x + ONES * (0x80 - 0x61);
+    uint64_t ge_brace = x + ONES * (0x80 - 0x7B);
+    return ge_a & ~ge_brace & ~w & HIGHS;
+}
+
+/* ts_language's eight-byte word start needs little-endian loads (its key
+ * packs the first letter in the low byte) and __builtin_ctzll. */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SWAR_WORDS 1
+#else
+#define SWAR_WORDS 0
+#endif
+
 static int ascii_is_letter(unsigned c)
 {
     return (c | 0x20) - 'a' < 26;
@@ -700,6 +717,27 @@ static const char *latin_language(const unsigned char *s, size_t len)
             i++;
             continue;
         }
+#if SWAR_WORDS
+        if (t > WC_HIGH && len - i >= 8) {
+            /* the ASCII letters the word starts with, eight bytes at once:
+             * the key is their lowercase bytes, first letter lowest, as the
+             * byte loop below packs them */
+            uint64_t w, stop;
+            memcpy(&w, s + i, 8);
+            stop = ~ascii_letter_bytes(w) & HIGHS;
+            if (stop != 0) {
+                unsigned k = (unsigned)__builtin_ctzll(stop) >> 3; /* 1..7 */
+                key = (w | ONES * 0x20) & ((UINT64_C(1) << (8 * k)) - 1);
+                n = k;
+                i += k;
+                t = word_class[s[i]];
+                if (t == WC_SEP) { /* the usual end of a word */
+                    i++;
+                    goto word_done;
+                }
+            }
+        }
+#endif
         /* one word: ends at a separator (consumed) or at len */
         for (;;) {
             if (t > WC_HIGH) {
@@ -707,8 +745,15 @@ static const char *latin_language(const unsigned char *s, size_t len)
                 n++;
                 i++;
             } else if (t == WC_SPOIL) {
+                /* no stop word now: skip its other ASCII letters, digits
+                 * and '_' at once */
                 spoilt = true;
-                i++;
+                do
+                    i++;
+                while (i < len && (t = word_class[s[i]]) != WC_SEP && t != WC_HIGH);
+                if (i >= len)
+                    break;
+                continue;
             } else if (t == WC_HIGH) {
                 uint32_t cp;
                 size_t step;
@@ -743,6 +788,9 @@ static const char *latin_language(const unsigned char *s, size_t len)
                 break;
             t = word_class[s[i]];
         }
+#if SWAR_WORDS
+    word_done:
+#endif
         words++;
         foreign_words += foreign;
         if (spoilt || n == 0 || n > 8)
