@@ -297,7 +297,8 @@ static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, c
             c->words++;
             c->letters += (unsigned)len;
             c->long_words += len >= 10;
-            c->names += !sentence_start & (ch - 'A' < 26) & (len > 1);
+            if (!sentence_start && ch - 'A' < 26 && len > 1)
+                c->names++;
             if (m != 0) { /* most words are no marker */
                 if (prev_was_number && (m & M_UNIT))
                     c->units++;
@@ -333,7 +334,7 @@ static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, c
                 do
                     i++;
                 while (is_digit(s[i])); /* s[end] stops it */
-                if (i + 1 < end && (s[i] == '.' || s[i] == ',') && is_digit(s[i + 1])) {
+                if ((s[i] == '.' || s[i] == ',') && is_digit(s[i + 1])) { /* see above */
                     seps++;
                     i++;
                     continue;
@@ -342,7 +343,7 @@ static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, c
             }
             c->digits += (unsigned)(i - d) - seps;
             c->nonspace += (unsigned)(i - d);
-            if (i < end && s[i] == '%')
+            if (s[i] == '%') /* s[end] is no '%' */
                 c->units++;
             prev_was_number = true;
             first_word = false;
