@@ -753,6 +753,10 @@ static const char *latin_language(const unsigned char *s, size_t len)
                 while (i < len && (t = word_class[s[i]]) != WC_SEP && t != WC_HIGH);
                 if (i >= len)
                     break;
+                if (t == WC_SEP) { /* consumed, as below */
+                    i++;
+                    break;
+                }
                 continue;
             } else if (t == WC_HIGH) {
                 uint32_t cp;
