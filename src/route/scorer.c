@@ -278,11 +278,16 @@ static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, c
         if (k - 1 < 26) {
             /* a word: its key is word_hash's, built as the letters go by
              * (the shifted-out bits of a word over 12 letters are redone) */
-            size_t w = i, len;
+            size_t w, len;
+        word:
+            w = i;
             uint64_t h = k;
             unsigned m, l;
             i++;
-            while ((l = byte_class[s[i]]) - 1 < 26) { /* s[end] stops it */
+            for (;;) { /* s[end] stops it */
+                l = byte_class[s[i]];
+                if (l - 1 >= 26)
+                    break;
                 h = h << 5 | l;
                 i++;
             }
@@ -319,6 +324,13 @@ static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, c
             prev = h;
             prev_was_number = false;
             c->nonspace += (unsigned)len;
+            /* the usual next word, after one space: no dispatch (a letter
+             * after the space is before end, as s[end, n] holds none) */
+            if (s[i] == ' ' && byte_class[s[i + 1]] - 1u < 26) {
+                ch = s[++i];
+                k = byte_class[ch];
+                goto word;
+            }
             continue;
         }
         if (k == BC_SPACE) {
@@ -349,6 +361,11 @@ static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, c
             first_word = false;
             sentence_start = false;
             prev = 0;
+            if (s[i] == ' ' && byte_class[s[i + 1]] - 1u < 26) { /* as after a word */
+                ch = s[++i];
+                k = byte_class[ch];
+                goto word;
+            }
             continue;
         }
         i++;

@@ -748,9 +748,12 @@ static const char *latin_language(const unsigned char *s, size_t len)
                 /* no stop word now: skip its other ASCII letters, digits
                  * and '_' at once */
                 spoilt = true;
-                do
+                do {
                     i++;
-                while (i < len && (t = word_class[s[i]]) != WC_SEP && t != WC_HIGH);
+                    if (i >= len)
+                        break;
+                    t = word_class[s[i]];
+                } while (t != WC_SEP && t != WC_HIGH);
                 if (i >= len)
                     break;
                 if (t == WC_SEP) { /* consumed, as below */
