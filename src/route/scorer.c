@@ -150,6 +150,9 @@ static unsigned char letter[256];
  * 1..26 whatever their case (one load both tests and folds a byte), then
  * these. Everything else is 0 and goes through the punctuation switch. */
 enum { BC_SPACE = 32, BC_DIGIT = 64 };
+/* scan_line's state between tokens: no token of the line yet (or only '#'),
+ * a sentence starts, the last token was a number (or "5%", "2^"). */
+enum { ST_FIRST_WORD = 1, ST_SENTENCE_START = 2, ST_PREV_NUMBER = 4 };
 static unsigned char byte_class[256];
 
 
@@ -253,10 +256,10 @@ static bool list_line(const unsigned char *s, size_t n)
 static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, counts_t *c)
 {
     size_t i = 0, indent = 0, end = n;
-    bool first_word = true, code_start = false, punct = false, fence = false;
-    bool sentence_start = true; /* a capital at a line's start is no name */
+    bool code_start = false, punct = false, fence = false;
+    /* ST_* bits, in one register: a capital at a line's start is no name */
+    unsigned st = ST_FIRST_WORD | ST_SENTENCE_START;
     uint64_t prev = 0;
-    bool prev_was_number = false;
     while (i < n && (s[i] == ' ' || s[i] == '\t')) {
         indent += s[i] == '\t' ? 4 : 1;
         i++;
@@ -302,10 +305,10 @@ static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, c
             c->words++;
             c->letters += (unsigned)len;
             c->long_words += len >= 10;
-            if (!sentence_start && ch - 'A' < 26 && len > 1)
+            if (!(st & ST_SENTENCE_START) && ch - 'A' < 26 && len > 1)
                 c->names++;
             if (m != 0) { /* most words are no marker */
-                if (prev_was_number && (m & M_UNIT))
+                if ((st & ST_PREV_NUMBER) && (m & M_UNIT))
                     c->units++;
                 if (m & M_COUNTED) {
                     c->reason += (m & M_REASON) != 0;
@@ -317,12 +320,10 @@ static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, c
                     c->math += (m & M_MATH) != 0;
                 }
             }
-            if (first_word)
+            if (st & ST_FIRST_WORD)
                 code_start = (m & M_CODE_START) != 0;
-            first_word = false;
-            sentence_start = false;
+            st = 0;
             prev = h;
-            prev_was_number = false;
             c->nonspace += (unsigned)len;
             /* the usual next word, after one space: no dispatch (a letter
              * after the space is before end, as s[end, n] holds none) */
@@ -357,9 +358,7 @@ static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, c
             c->nonspace += (unsigned)(i - d);
             if (s[i] == '%') /* s[end] is no '%' */
                 c->units++;
-            prev_was_number = true;
-            first_word = false;
-            sentence_start = false;
+            st = ST_PREV_NUMBER;
             prev = 0;
             if (s[i] == ' ' && byte_class[s[i + 1]] - 1u < 26) { /* as after a word */
                 ch = s[++i];
@@ -389,12 +388,12 @@ static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, c
             break;
         case '?':
             c->questions++;
-            sentence_start = true;
+            st |= ST_SENTENCE_START;
             break;
         case '.':
         case '!':
         case ':':
-            sentence_start = true;
+            st |= ST_SENTENCE_START;
             break;
         case 0xef: /* full-width question mark U+FF1F */
             if (i + 1 < end && s[i] == 0xbc && s[i + 1] == 0x9f)
@@ -410,10 +409,10 @@ static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, c
         }
         if (ch != '\'' && ch != '-')
             prev = 0;
-        prev_was_number = prev_was_number && (ch == '%' || ch == '^');
-        if (ch == '#' && first_word)
-            continue; /* "#include" */
-        first_word = false;
+        if (ch != '%' && ch != '^')
+            st &= ~(unsigned)ST_PREV_NUMBER;
+        if (ch != '#') /* "#include": the word after is still the first */
+            st &= ~(unsigned)ST_FIRST_WORD;
     }
     if (fence)
         return; /* the fence line itself is not code */
