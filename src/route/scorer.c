@@ -6,8 +6,11 @@
  * letters and its length, see word_hash) and is looked up, alone and with the word before it, in
  * one small open-addressing table of marker words and two-word phrases
  * built once under pthread_once; the table holds a bit set of categories
- * per entry. Tokens, script and language come from prompt.c / textstat.c,
- * which cache them, so a rule set that also reads them pays once. */
+ * per entry. The byte loop dispatches on a byte-class table and runs over a
+ * stack copy of the scanned window that ends with a '\n' sentinel, so that
+ * its word and digit loops need no bound checks. Tokens, script and language
+ * come from prompt.c / textstat.c, which cache them, so a rule set that also
+ * reads them pays once. */
 #include "route/scorer.h"
 
 #include <errno.h>

@@ -1,13 +1,16 @@
 /* textstat: script counts, token estimate and language guess.
  *
- * ts_scan runs ASCII eight bytes at a time (SWAR: the letters of a word with
- * no high bit are counted with a few arithmetic operations, no branch per
- * byte) and decodes everything else strictly, looking the code point's class
+ * ts_scan runs ASCII 32 and then eight bytes at a time (SWAR: the letters of
+ * a word with no high bit are counted with a few arithmetic operations, no
+ * branch per byte) and decodes everything else strictly, looking the code point's class
  * up in a two-level table for the BMP (a binary search of cp_ranges above it).
  *
  * ts_language's stop-word table maps a word, packed into a uint64_t as up to
  * eight Latin-1 bytes, to the set of languages whose list holds it: an
- * open-addressing hash table built from the readable per-language lists.
+ * open-addressing hash table built from the readable per-language lists. A
+ * word's leading ASCII letters are read eight bytes at once (the packing is a
+ * little-endian load, lowercased), and the rest of a word that a digit or '_'
+ * spoilt is skipped without packing.
  *
  * The BMP table, the word-character table and the stop-word table are derived
  * from the const tables in this file by tables_build, run once under
