@@ -153,9 +153,9 @@ static unsigned char letter[256];
  * 1..26 whatever their case (one load both tests and folds a byte), then
  * these. Everything else is 0 and goes through the punctuation switch. */
 enum { BC_SPACE = 32, BC_DIGIT = 64 };
-/* scan_line's state between tokens: no token of the line yet (or only '#'),
- * a sentence starts, the last token was a number (or "5%", "2^"). */
-enum { ST_FIRST_WORD = 1, ST_SENTENCE_START = 2, ST_PREV_NUMBER = 4 };
+/* scan_line's state between tokens: a sentence starts, the last token was a
+ * number (or "5%", "2^"). */
+enum { ST_SENTENCE_START = 1, ST_PREV_NUMBER = 2 };
 static unsigned char byte_class[256];
 
 
@@ -251,6 +251,22 @@ static bool list_line(const unsigned char *s, size_t n)
     return i > 0 && i + 1 < n && (s[i] == '.' || s[i] == ')') && s[i + 1] == ' ';
 }
 
+/* Whether the line [i, end) starts with a word that starts code
+ * (M_CODE_START) after nothing but spaces and '#' ("#include"). Asked at the
+ * line's end, only when it decides, rather than noted for every word. */
+static bool code_start(const unsigned char *s, size_t i, size_t end)
+{
+    size_t w;
+    while (i < end && (byte_class[s[i]] == BC_SPACE || s[i] == '#'))
+        i++;
+    if (i == end || letter[s[i]] == 0)
+        return false;
+    w = i;
+    while (i < end && letter[s[i]] != 0)
+        i++;
+    return (table_get(word_hash((const char *)s + w, i - w)) & M_CODE_START) != 0;
+}
+
 /* Scans one line [s, s + n) (no '\n') into c; in_fence is the fence state.
  * s[n] must be readable and a '\n' (scan_text's copy ends with one): the
  * trimmed line end is then followed by a space or that '\n', and the word
@@ -259,9 +275,10 @@ static bool list_line(const unsigned char *s, size_t n)
 static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, counts_t *c)
 {
     size_t i = 0, indent = 0, end = n;
-    bool code_start = false, punct = false, fence = false;
+    size_t start;
+    bool punct = false, fence = false;
     /* ST_* bits, in one register: a capital at a line's start is no name */
-    unsigned st = ST_FIRST_WORD | ST_SENTENCE_START;
+    unsigned st = ST_SENTENCE_START;
     uint64_t prev = 0;
     while (i < n && (s[i] == ' ' || s[i] == '\t')) {
         indent += s[i] == '\t' ? 4 : 1;
@@ -271,6 +288,7 @@ static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, c
         end--;
     if (i == end)
         return;
+    start = i;
     c->lines++;
     if (end - i >= 3 && s[i] == '`' && s[i + 1] == '`' && s[i + 2] == '`') {
         c->fences++;
@@ -323,8 +341,6 @@ static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, c
                     c->math += (m & M_MATH) != 0;
                 }
             }
-            if (st & ST_FIRST_WORD)
-                code_start = (m & M_CODE_START) != 0;
             st = 0;
             prev = h;
             c->nonspace += (unsigned)len;
@@ -414,15 +430,13 @@ static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, c
             prev = 0;
         if (ch != '%' && ch != '^')
             st &= ~(unsigned)ST_PREV_NUMBER;
-        if (ch != '#') /* "#include": the word after is still the first */
-            st &= ~(unsigned)ST_FIRST_WORD;
     }
     if (fence)
         return; /* the fence line itself is not code */
     {
         unsigned char last = s[end - 1];
         if (*in_fence || last == ';' || last == '{' || last == '}' ||
-            (code_start && punct) || (indent >= 4 && punct))
+            (punct && (indent >= 4 || code_start(s, start, end))))
             c->code_lines++;
     }
 }
