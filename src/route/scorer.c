@@ -6,8 +6,11 @@
  * letters and its length, see word_hash) and is looked up, alone and with the word before it, in
  * one small open-addressing table of marker words and two-word phrases
  * built once under pthread_once; the table holds a bit set of categories
- * per entry. Tokens, script and language come from prompt.c / textstat.c,
- * which cache them, so a rule set that also reads them pays once. */
+ * per entry. The byte loop dispatches on a byte-class table and runs over a
+ * stack copy of the scanned window that ends with a '\n' sentinel, so that
+ * its word and digit loops need no bound checks. Tokens, script and language
+ * come from prompt.c / textstat.c, which cache them, so a rule set that also
+ * reads them pays once. */
 #include "route/scorer.h"
 
 #include <errno.h>
@@ -146,6 +149,15 @@ static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 /* ASCII letters -> 1..26 whatever their case, anything else -> 0 (built
  * with the table): one load both tests and folds a byte in the word loop */
 static unsigned char letter[256];
+/* Byte classes of the word loop (built with the table): ASCII letters are
+ * 1..26 whatever their case (one load both tests and folds a byte), then
+ * these. Everything else is 0 and goes through the punctuation switch. */
+enum { BC_SPACE = 32, BC_DIGIT = 64 };
+/* scan_line's state between tokens: a sentence starts, the last token was a
+ * number (or "5%", "2^"). */
+enum { ST_SENTENCE_START = 1, ST_PREV_NUMBER = 2 };
+static unsigned char byte_class[256];
+
 
 static uint64_t pair_key(uint64_t prev, uint64_t cur)
 {
@@ -194,6 +206,10 @@ static void table_build(void)
 {
     for (int c = 'a'; c <= 'z'; c++)
         letter[c] = letter[c - 32] = (unsigned char)(c - 'a' + 1);
+    memcpy(byte_class, letter, sizeof byte_class);
+    byte_class[' '] = byte_class['\t'] = byte_class['\r'] = BC_SPACE;
+    for (int c = '0'; c <= '9'; c++)
+        byte_class[c] = BC_DIGIT;
     for (size_t i = 0; i < UTIL_ARRAY_LEN(markers); i++) {
         const char *t = markers[i].text, *sp = strchr(t, ' ');
         if (sp == NULL) {
@@ -235,57 +251,85 @@ static bool list_line(const unsigned char *s, size_t n)
     return i > 0 && i + 1 < n && (s[i] == '.' || s[i] == ')') && s[i + 1] == ' ';
 }
 
-/* Scans one line [s, s + n) (no '\n'); in_fence is the fence state. */
-static void scan_line(const unsigned char *s, size_t n, bool *in_fence, bool *sentence_start,
-                      counts_t *c)
+/* Whether the line [i, end) starts with a word that starts code
+ * (M_CODE_START) after nothing but spaces and '#' ("#include"). Asked at the
+ * line's end, only when it decides, rather than noted for every word. */
+static bool code_start(const unsigned char *s, size_t i, size_t end)
+{
+    size_t w;
+    while (i < end && (byte_class[s[i]] == BC_SPACE || s[i] == '#'))
+        i++;
+    if (i == end || letter[s[i]] == 0)
+        return false;
+    w = i;
+    while (i < end && letter[s[i]] != 0)
+        i++;
+    return (table_get(word_hash((const char *)s + w, i - w)) & M_CODE_START) != 0;
+}
+
+/* Scans one line [s, s + n) (no '\n') into c; in_fence is the fence state.
+ * s[n] must be readable and a '\n' (scan_text's copy ends with one): the
+ * trimmed line end is then followed by a space or that '\n', and the word
+ * and digit loops need no bound check. Inlined into scan_text, so that the
+ * counters stay in a local struct the text's bytes cannot alias. */
+static inline void scan_line(const unsigned char *s, size_t n, bool *in_fence, counts_t *c)
 {
     size_t i = 0, indent = 0, end = n;
-    bool first_word = true, code_start = false, punct = false, fence = false;
+    size_t start;
+    bool punct = false, fence = false;
+    /* ST_* bits, in one register: a capital at a line's start is no name */
+    unsigned st = ST_SENTENCE_START;
     uint64_t prev = 0;
-    bool prev_was_number = false;
-    *sentence_start = true; /* a capital at a line's start is no name */
     while (i < n && (s[i] == ' ' || s[i] == '\t')) {
         indent += s[i] == '\t' ? 4 : 1;
         i++;
     }
     while (end > i && (s[end - 1] == ' ' || s[end - 1] == '\t' || s[end - 1] == '\r'))
         end--;
-    if (i == end) {
-        *sentence_start = true;
+    if (i == end)
         return;
-    }
+    start = i;
     c->lines++;
     if (end - i >= 3 && s[i] == '`' && s[i + 1] == '`' && s[i + 2] == '`') {
         c->fences++;
         *in_fence = !*in_fence;
         fence = true;
     }
-    if (list_line(s + i, end - i)) {
+    if (list_line(s + i, end - i))
         c->subtasks++;
-        *sentence_start = true;
-    }
     while (i < end) {
-        unsigned char ch = s[i];
-        if (letter[ch]) {
-            size_t w = i;
-            uint64_t h = 0;
-            unsigned m;
-            do {
-                if (i - w < WORD_LETTERS)
-                    h = h << 5 | letter[s[i]];
+        unsigned ch = s[i], k = byte_class[ch];
+        if (k - 1 < 26) {
+            /* a word: its key is word_hash's, built as the letters go by
+             * (the shifted-out bits of a word over 12 letters are redone) */
+            size_t w, len;
+        word:
+            w = i;
+            uint64_t h = k;
+            unsigned m, l;
+            i++;
+            for (;;) { /* s[end] stops it; letter[]'s 0 test is one op less */
+                l = letter[s[i]];
+                if (l == 0)
+                    break;
+                h = h << 5 | l;
                 i++;
-            } while (i < end && letter[s[i]]);
-            h |= (uint64_t)(i - w < 15 ? i - w : 15) << 60;
+            }
+            len = i - w;
+            if (len > WORD_LETTERS)
+                h = word_hash((const char *)s + w, len);
+            else
+                h |= (uint64_t)len << 60;
             m = table_get(h);
             if ((m & M_PAIR2) && prev != 0)
                 m |= table_get(pair_key(prev, h)) & ~(unsigned)M_UNIT;
             c->words++;
-            c->letters += (unsigned)(i - w);
-            c->long_words += i - w >= 10;
-            if (!*sentence_start && (ch >= 'A' && ch <= 'Z') && i - w > 1)
+            c->letters += (unsigned)len;
+            c->long_words += len >= 10;
+            if (!(st & ST_SENTENCE_START) && ch - 'A' < 26 && len > 1)
                 c->names++;
             if (m != 0) { /* most words are no marker */
-                if (prev_was_number && (m & M_UNIT))
+                if ((st & ST_PREV_NUMBER) && (m & M_UNIT))
                     c->units++;
                 if (m & M_COUNTED) {
                     c->reason += (m & M_REASON) != 0;
@@ -297,34 +341,52 @@ static void scan_line(const unsigned char *s, size_t n, bool *in_fence, bool *se
                     c->math += (m & M_MATH) != 0;
                 }
             }
-            if (first_word)
-                code_start = (m & M_CODE_START) != 0;
-            first_word = false;
-            *sentence_start = false;
+            st = 0;
             prev = h;
-            prev_was_number = false;
-            c->nonspace += (unsigned)(i - w);
+            c->nonspace += (unsigned)len;
+            /* the usual next word, after one space: no dispatch (a letter
+             * after the space is before end, as s[end, n] holds none) */
+            if (s[i] == ' ' && byte_class[s[i + 1]] - 1u < 26) {
+                ch = s[++i];
+                k = byte_class[ch];
+                goto word;
+            }
             continue;
         }
-        if (is_digit(ch)) {
+        if (k == BC_SPACE) {
+            i++;
+            continue;
+        }
+        if (k == BC_DIGIT) {
+            /* digits, and '.' or ',' between digits */
+            size_t d = i;
+            unsigned seps = 0;
             c->numbers++;
-            while (i < end && (is_digit(s[i]) || ((s[i] == '.' || s[i] == ',') && i + 1 < end &&
-                                                   is_digit(s[i + 1])))) {
-                c->digits += is_digit(s[i]);
-                c->nonspace++;
-                i++;
+            for (;;) {
+                do
+                    i++;
+                while (is_digit(s[i])); /* s[end] stops it */
+                if ((s[i] == '.' || s[i] == ',') && is_digit(s[i + 1])) { /* see above */
+                    seps++;
+                    i++;
+                    continue;
+                }
+                break;
             }
-            if (i < end && s[i] == '%')
+            c->digits += (unsigned)(i - d) - seps;
+            c->nonspace += (unsigned)(i - d);
+            if (s[i] == '%') /* s[end] is no '%' */
                 c->units++;
-            prev_was_number = true;
-            first_word = false;
-            *sentence_start = false;
+            st = ST_PREV_NUMBER;
             prev = 0;
+            if (s[i] == ' ' && byte_class[s[i + 1]] - 1u < 26) { /* as after a word */
+                ch = s[++i];
+                k = byte_class[ch];
+                goto word;
+            }
             continue;
         }
         i++;
-        if (ch == ' ' || ch == '\t' || ch == '\r')
-            continue;
         c->nonspace++;
         switch (ch) {
         case '=':
@@ -345,12 +407,12 @@ static void scan_line(const unsigned char *s, size_t n, bool *in_fence, bool *se
             break;
         case '?':
             c->questions++;
-            *sentence_start = true;
+            st |= ST_SENTENCE_START;
             break;
         case '.':
         case '!':
         case ':':
-            *sentence_start = true;
+            st |= ST_SENTENCE_START;
             break;
         case 0xef: /* full-width question mark U+FF1F */
             if (i + 1 < end && s[i] == 0xbc && s[i + 1] == 0x9f)
@@ -366,17 +428,15 @@ static void scan_line(const unsigned char *s, size_t n, bool *in_fence, bool *se
         }
         if (ch != '\'' && ch != '-')
             prev = 0;
-        prev_was_number = prev_was_number && (ch == '%' || ch == '^');
-        if (ch == '#' && first_word)
-            continue; /* "#include" */
-        first_word = false;
+        if (ch != '%' && ch != '^')
+            st &= ~(unsigned)ST_PREV_NUMBER;
     }
     if (fence)
         return; /* the fence line itself is not code */
     {
         unsigned char last = s[end - 1];
         if (*in_fence || last == ';' || last == '{' || last == '}' ||
-            (code_start && punct) || (indent >= 4 && punct))
+            (punct && (indent >= 4 || code_start(s, start, end))))
             c->code_lines++;
     }
 }
@@ -389,15 +449,24 @@ static void scan_line(const unsigned char *s, size_t n, bool *in_fence, bool *se
 #define SCAN_HEAD 4096
 #define SCAN_TAIL 2048
 
-static void scan_text(const char *t, size_t n, bool *in_fence, bool *sentence_start, counts_t *c)
+/* Scans n <= SCAN_HEAD + SCAN_TAIL bytes of t, line by line, from a copy
+ * that ends with a '\n' sentinel (see scan_line). */
+static void scan_text(const char *t, size_t n, bool *in_fence, counts_t *out)
 {
+    unsigned char copy[SCAN_HEAD + SCAN_TAIL + 1];
+    counts_t c = *out;
+    bool fenced = *in_fence;
     size_t at = 0;
+    memcpy(copy, t, n);
+    copy[n] = '\n';
     while (at < n) {
-        const char *nl = memchr(t + at, '\n', n - at);
-        size_t e = nl ? (size_t)(nl - t) : n;
-        scan_line((const unsigned char *)t + at, e - at, in_fence, sentence_start, c);
+        const unsigned char *nl = memchr(copy + at, '\n', n + 1 - at);
+        size_t e = (size_t)(nl - copy);
+        scan_line(copy + at, e - at, &fenced, &c);
         at = e + 1;
     }
+    *out = c;
+    *in_fence = fenced;
 }
 
 static double lg(double v, double scale)
@@ -415,7 +484,7 @@ void scorer_features(prompt_t *p, double x[SCORER_N_FEATURES])
     const char *t;
     size_t n;
     counts_t c = {0};
-    bool in_fence = false, sentence_start = true;
+    bool in_fence = false;
     const ts_stats_t *last, *conv, *sys;
     double rest;
     enum ts_script script;
@@ -423,10 +492,10 @@ void scorer_features(prompt_t *p, double x[SCORER_N_FEATURES])
     pthread_once(&table_once, table_build);
     prompt_text(p, SCOPE_LAST_USER, &t, &n);
     if (n <= SCAN_HEAD + SCAN_TAIL) {
-        scan_text(t, n, &in_fence, &sentence_start, &c);
+        scan_text(t, n, &in_fence, &c);
     } else {
-        scan_text(t, SCAN_HEAD, &in_fence, &sentence_start, &c);
-        scan_text(t + n - SCAN_TAIL, SCAN_TAIL, &in_fence, &sentence_start, &c);
+        scan_text(t, SCAN_HEAD, &in_fence, &c);
+        scan_text(t + n - SCAN_TAIL, SCAN_TAIL, &in_fence, &c);
     }
     last = prompt_stats(p, SCOPE_LAST_USER);
     conv = prompt_stats(p, SCOPE_CONVERSATION);

@@ -1,13 +1,16 @@
 /* textstat: script counts, token estimate and language guess.
  *
- * ts_scan runs ASCII eight bytes at a time (SWAR: the letters of a word with
- * no high bit are counted with a few arithmetic operations, no branch per
- * byte) and decodes everything else strictly, looking the code point's class
+ * ts_scan runs ASCII 32 and then eight bytes at a time (SWAR: the letters of
+ * a word with no high bit are counted with a few arithmetic operations, no
+ * branch per byte) and decodes everything else strictly, looking the code point's class
  * up in a two-level table for the BMP (a binary search of cp_ranges above it).
  *
  * ts_language's stop-word table maps a word, packed into a uint64_t as up to
  * eight Latin-1 bytes, to the set of languages whose list holds it: an
- * open-addressing hash table built from the readable per-language lists.
+ * open-addressing hash table built from the readable per-language lists. A
+ * word's leading ASCII letters are read eight bytes at once (the packing is a
+ * little-endian load, lowercased), and the rest of a word that a digit or '_'
+ * spoilt is skipped without packing.
  *
  * The BMP table, the word-character table and the stop-word table are derived
  * from the const tables in this file by tables_build, run once under
@@ -349,14 +352,36 @@ static inline size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
  * 0x20 maps A-Z onto a-z and nothing else into 0x61..0x7A; the two additions
  * set a byte's high bit for >= 0x61 and for >= 0x7B without carries (every
  * byte stays below 0x100). */
-static unsigned swar_letters(uint64_t w)
+static uint64_t swar_letter_flags(uint64_t w)
 {
     uint64_t x = w | (ONES * 0x20);
     uint64_t ge_a = x + ONES * (0x80 - 0x61);
     uint64_t ge_brace = x + ONES * (0x80 - 0x7B);
-    uint64_t m = (ge_a & ~ge_brace & HIGHS) >> 7;
+    return (ge_a & ~ge_brace & HIGHS) >> 7; /* 1 in each letter's byte */
+}
+
+/* The sum of the bytes of m (at most 255). */
+static unsigned byte_sum(uint64_t m)
+{
     return (unsigned)((m * ONES) >> 56);
 }
+
+/* The high bit of each byte of w that is an ASCII letter (any byte). */
+static uint64_t ascii_letter_bytes(uint64_t w)
+{
+    uint64_t x = (w & ~HIGHS) | (ONES * 0x20);
+    uint64_t ge_a = x + ONES * (0x80 - 0x61);
+    uint64_t ge_brace = x + ONES * (0x80 - 0x7B);
+    return ge_a & ~ge_brace & ~w & HIGHS;
+}
+
+/* ts_language's eight-byte word start needs little-endian loads (its key
+ * packs the first letter in the low byte) and __builtin_ctzll. */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SWAR_WORDS 1
+#else
+#define SWAR_WORDS 0
+#endif
 
 static int ascii_is_letter(unsigned c)
 {
@@ -383,13 +408,24 @@ void ts_scan(const char *text, size_t len, ts_stats_t *out)
         uint32_t cp;
 
         if (c < 0x80) {
-            /* an ASCII run: 8 bytes at a time, then the tail */
+            /* an ASCII run: 32 bytes at a time (one high-bit test and one
+             * byte sum for four words), then 8, then the tail */
+            while (len - i >= 32) {
+                uint64_t w[4];
+                memcpy(w, s + i, 32);
+                if ((w[0] | w[1] | w[2] | w[3]) & HIGHS)
+                    break;
+                ascii_letters += byte_sum(swar_letter_flags(w[0]) + swar_letter_flags(w[1]) +
+                                          swar_letter_flags(w[2]) + swar_letter_flags(w[3]));
+                ascii += 32;
+                i += 32;
+            }
             while (len - i >= 8) {
                 uint64_t w;
                 memcpy(&w, s + i, 8);
                 if (w & HIGHS)
                     break;
-                ascii_letters += swar_letters(w);
+                ascii_letters += byte_sum(swar_letter_flags(w));
                 ascii += 8;
                 i += 8;
             }
@@ -700,6 +736,27 @@ static const char *latin_language(const unsigned char *s, size_t len)
             i++;
             continue;
         }
+#if SWAR_WORDS
+        if (t > WC_HIGH && len - i >= 8) {
+            /* the ASCII letters the word starts with, eight bytes at once:
+             * the key is their lowercase bytes, first letter lowest, as the
+             * byte loop below packs them */
+            uint64_t w, stop;
+            memcpy(&w, s + i, 8);
+            stop = ~ascii_letter_bytes(w) & HIGHS;
+            if (stop != 0) {
+                unsigned k = (unsigned)__builtin_ctzll(stop) >> 3; /* 1..7 */
+                key = (w | ONES * 0x20) & ((UINT64_C(1) << (8 * k)) - 1);
+                n = k;
+                i += k;
+                t = word_class[s[i]];
+                if (t == WC_SEP) { /* the usual end of a word */
+                    i++;
+                    goto word_done;
+                }
+            }
+        }
+#endif
         /* one word: ends at a separator (consumed) or at len */
         for (;;) {
             if (t > WC_HIGH) {
@@ -707,8 +764,22 @@ static const char *latin_language(const unsigned char *s, size_t len)
                 n++;
                 i++;
             } else if (t == WC_SPOIL) {
+                /* no stop word now: skip its other ASCII letters, digits
+                 * and '_' at once */
                 spoilt = true;
-                i++;
+                do {
+                    i++;
+                    if (i >= len)
+                        break;
+                    t = word_class[s[i]];
+                } while (t != WC_SEP && t != WC_HIGH);
+                if (i >= len)
+                    break;
+                if (t == WC_SEP) { /* consumed, as below */
+                    i++;
+                    break;
+                }
+                continue;
             } else if (t == WC_HIGH) {
                 uint32_t cp;
                 size_t step;
@@ -743,6 +814,9 @@ static const char *latin_language(const unsigned char *s, size_t len)
                 break;
             t = word_class[s[i]];
         }
+#if SWAR_WORDS
+    word_done:
+#endif
         words++;
         foreign_words += foreign;
         if (spoilt || n == 0 || n > 8)
