@@ -34,7 +34,7 @@ ASAN_LIB_OBJS := $(LIB_SRCS:%.c=build/asan/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: fuzz fuzz-build fuzz-replay chaos all asan asan-build test check deps-test unit unit-asan integration cache observability budgets edge demo-check sdk deploy demo run deps install uninstall clean lint bench FORCE
+.PHONY: fuzz fuzz-build fuzz-replay chaos all asan test check deps-test unit unit-asan integration cache observability budgets edge demo-check sdk deploy demo run deps install uninstall clean lint bench FORCE
 
 all: build/llmrouter
 
