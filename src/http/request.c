@@ -26,6 +26,7 @@
 #include "upstream/retry.h"
 #include "http/door_wire.h"
 #include "upstream/quirks.h"
+#include "core/json_tree.h"
 
 req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *cfg)
 {
@@ -344,6 +345,7 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
 {
     const char *text;
     size_t len;
+    json_tree_t *tree = NULL;
     cJSON *root, *model, *item;
     json_span_t spans[2];
     json_error_t jerr;
@@ -359,13 +361,14 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
     if (len == 0)
         return fail(err, 400, "invalid_json", NULL,
                     "The request body is empty; expected a JSON object.%s", NULL);
-    /* One strict pass before cJSON: cJSON tolerates what a provider's
-     * parser may read differently (control bytes as whitespace, invalid
-     * UTF-8, duplicate keys it reads first-wins where most read last-wins),
-     * so the body the router understood and the body the provider gets
-     * could differ. Such a body is refused, never forwarded. */
+    /* One strict pass that also builds the tree (core/json_tree.h): cJSON's
+     * own parser tolerates what a provider's parser may read differently
+     * (control bytes as whitespace, invalid UTF-8, duplicate keys it reads
+     * first-wins where most read last-wins), so the body the router
+     * understood and the body the provider gets could differ. Such a body
+     * is refused, never forwarded. */
     {
-        int is_object = 0, ok = json_check(text, len, JSON_CHECK_STRICT, &is_object, &jerr);
+        int is_object = 0, ok = json_tree_parse(text, len, &tree, &is_object, &jerr);
         if (ok < 0) {
             fail(err, 503, "server_overloaded", NULL,
                  "Out of memory while validating the request body; retry later.%s", NULL);
@@ -374,19 +377,13 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
         }
         if (ok == 0)
             return invalid_json(err, text, &jerr);
-        if (!is_object)
+        if (!is_object) {
+            json_tree_free(tree);
             return fail(err, 400, "invalid_json", NULL,
                         "The request body must be a JSON object.%s", NULL);
+        }
     }
-    root = cJSON_ParseWithLength(text, len);
-    if (root == NULL)
-        return fail(err, 400, "invalid_json", NULL,
-                    "The request body is not valid JSON (or nests deeper than 1000 levels).%s",
-                    NULL);
-    if (!cJSON_IsObject(root)) {
-        fail(err, 400, "invalid_json", NULL, "The request body must be a JSON object.%s", NULL);
-        goto out;
-    }
+    root = json_tree_root(tree);
     model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (model == NULL) {
         fail(err, 400, "missing_required_parameter", "model",
@@ -540,7 +537,7 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
     req->usage_mode = req->stream && req->ep != EP_EMBEDDINGS;
     rc = 0;
 out:
-    cJSON_Delete(root);
+    json_tree_free(tree);
     return rc;
 }
 
