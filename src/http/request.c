@@ -1,6 +1,7 @@
 /* request: per-request state, body validation and the forwarded body.
- * The client's body is parsed once with cJSON to validate it and read the
- * few fields routing needs; the tree is freed right away. The body sent
+ * The client's body is read once (core/json_tree.h: the strict check and
+ * the cJSON tree in one pass) to validate it and read the few fields
+ * routing needs; the tree is freed right away. The body sent
  * upstream is the client's bytes with only the "model" value spliced, so
  * every other field passes through untouched and nothing is re-serialised. */
 #include "http/request.h"
