@@ -29,6 +29,15 @@ int json_tree_parse(const char *s, size_t n, json_tree_t **out, int *is_object, 
 /* The top-level value: borrowed, valid until json_tree_free; never NULL. */
 cJSON *json_tree_root(const json_tree_t *t);
 
+/* json_find_top_key(s, n, key, spans, max) for the text s the tree was
+ * parsed from (borrowed), answered from the members of the top-level object
+ * the pass recorded instead of a scan: keys compared raw (escapes not
+ * resolved), value spans as json_find_top_key gives them. Returns the
+ * number found (which may exceed max), or -1 if the top level is not an
+ * object. */
+int json_tree_top_key(const json_tree_t *t, const char *s, const char *key, json_span_t *spans,
+                      int max);
+
 /* Frees the tree and every node and string in it (NULL is a no-op). */
 void json_tree_free(json_tree_t *t);
 

@@ -30,8 +30,19 @@ typedef struct jt_slab {
     cJSON nodes[];
 } jt_slab_t;
 
+/* A member of the top-level object: its raw key and its value's span. */
+typedef struct jt_member {
+    size_t key_off, key_len; /* quotes excluded */
+    json_span_t value;
+} jt_member_t;
+
+#define MEMBERS_INLINE 24
+
 struct json_tree {
     cJSON *root;
+    jt_member_t *members; /* inline_members or a heap copy */
+    size_t n_members, members_cap;
+    jt_member_t inline_members[MEMBERS_INLINE];
     jt_slab_t *slabs;  /* node slabs after the first */
     cJSON *node, *end; /* free nodes of the current slab */
     size_t slab_len;   /* nodes in the current slab */
@@ -113,6 +124,9 @@ static json_tree_t *tree_new(size_t n)
     if (t == NULL)
         return NULL;
     t->root = NULL;
+    t->members = t->inline_members;
+    t->n_members = 0;
+    t->members_cap = MEMBERS_INLINE;
     t->slabs = NULL;
     t->node = (cJSON *)(t + 1);
     t->end = t->node + first;
@@ -155,6 +169,8 @@ void json_tree_free(json_tree_t *t)
     jt_slab_t *sl, *next;
     if (t == NULL)
         return;
+    if (t->members != t->inline_members)
+        free(t->members);
     for (sl = t->slabs; sl != NULL; sl = next) {
         next = sl->next;
         free(sl);
@@ -165,6 +181,47 @@ void json_tree_free(json_tree_t *t)
 cJSON *json_tree_root(const json_tree_t *t)
 {
     return t->root;
+}
+
+int json_tree_top_key(const json_tree_t *t, const char *s, const char *key, json_span_t *spans,
+                      int max)
+{
+    size_t klen = strlen(key);
+    int found = 0;
+    if (t->root == NULL || t->root->type != cJSON_Object)
+        return -1;
+    for (size_t i = 0; i < t->n_members; i++) {
+        const jt_member_t *m = &t->members[i];
+        if (m->key_len == klen && memcmp(s + m->key_off, key, klen) == 0) {
+            if (found < max)
+                spans[found] = m->value;
+            found++;
+        }
+    }
+    return found;
+}
+
+/* Remembers a member of the top-level object (its value's span is filled
+ * in when the value ends); false when memory ran out. */
+static bool member_add(json_tree_t *t, size_t key_off, size_t key_len, size_t value_off)
+{
+    jt_member_t *m;
+    if (t->n_members == t->members_cap) {
+        size_t cap = t->members_cap * 2;
+        m = t->members == t->inline_members ? malloc(cap * sizeof *m)
+                                            : realloc(t->members, cap * sizeof *m);
+        if (m == NULL)
+            return false;
+        if (t->members == t->inline_members)
+            memcpy(m, t->inline_members, sizeof t->inline_members);
+        t->members = m;
+        t->members_cap = cap;
+    }
+    m = &t->members[t->n_members++];
+    m->key_off = key_off;
+    m->key_len = key_len;
+    m->value = (json_span_t){value_off, 0};
+    return true;
 }
 
 /* ---- strings ---- */
@@ -545,6 +602,7 @@ int json_tree_parse(const char *text, size_t n, json_tree_t **out, int *is_objec
     size_t marks[JT_MAX_DEPTH];   /* jt->nkeys when that level opened */
     size_t depth = 0, i;
     char *pending = NULL; /* the key of the value about to be read */
+    bool member_open = false; /* a top-level member's value is being read */
     int rc = 0;
 
     *out = NULL;
@@ -596,6 +654,14 @@ int json_tree_parse(const char *text, size_t n, json_tree_t **out, int *is_objec
             }
             v->string = pending;
             pending = NULL;
+            if (depth == 1 && open[0]->type == cJSON_Object) {
+                const jt_key_t *k = &jt->keys[jt->nkeys - 1];
+                if (!member_add(jt->t, k->off, k->len, i)) {
+                    oom(jt, i);
+                    goto out;
+                }
+                member_open = true;
+            }
         }
         if (c == '{' || c == '[') {
             if (depth == JT_MAX_DEPTH) {
@@ -646,6 +712,11 @@ int json_tree_parse(const char *text, size_t n, json_tree_t **out, int *is_objec
         }
     after_value:
         for (;;) {
+            if (member_open && depth == 1) {
+                jt_member_t *m = &jt->t->members[jt->t->n_members - 1];
+                m->value.len = i - m->value.off;
+                member_open = false;
+            }
             i = ws(s, n, i);
             if (depth == 0) {
                 if (i == n)

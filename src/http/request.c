@@ -446,7 +446,7 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
         break;
     }
 
-    found = json_find_top_key(text, len, "model", spans, 2);
+    found = json_tree_top_key(tree, text, "model", spans, 2);
     /* cJSON compares unescaped keys, the scanner raw ones: both must see
      * exactly one, or an escaped duplicate ("mod\u0065l") could smuggle a
      * second model past the router to the provider. */
@@ -458,7 +458,7 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
     }
     req->model_span = spans[0];
     req->so_span.len = 0;
-    if (json_find_top_key(text, len, "stream_options", spans, 2) == 1)
+    if (json_tree_top_key(tree, text, "stream_options", spans, 2) == 1)
         req->so_span = spans[0];
     req->body_end = len;
     while (req->body_end > 0 && text[req->body_end - 1] != '}')
