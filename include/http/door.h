@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/json_tree.h"
 #include "http/request.h"
 
 struct cJSON;
@@ -46,12 +47,14 @@ const char *door_label(enum door d, enum endpoint ep);
  * "/v1/messages/count_tokens". path is borrowed. */
 enum door door_for_path(const char *path, bool *count_tokens);
 
-/* The strict pass of request.c (json_check with JSON_CHECK_STRICT, a
- * top-level object) on a door's raw body, so a door refuses what cJSON and a
- * provider could read differently before translating it. Returns 0, or -1
- * with *err filled (400 invalid_json, or 503 when memory ran out). body is
- * borrowed. */
-int door_check_body(const char *body, size_t len, req_error_t *err);
+/* The strict pass of request.c (json_tree_parse: json_check's
+ * JSON_CHECK_STRICT verdict, a top-level object) on a door's raw body, so a
+ * door refuses what cJSON and a provider could read differently before
+ * translating it; the same pass builds the tree. Returns 0 with *tree set
+ * (caller frees with json_tree_free; its root is an object), or -1 with
+ * *err filled (400 invalid_json, or 503 when memory ran out) and *tree
+ * NULL. body is borrowed. */
+int door_parse_body(const char *body, size_t len, json_tree_t **tree, req_error_t *err);
 
 /* Fills *err (status, type "invalid_request_error", code, param, message —
  * formatted like printf from fmt and one string argument arg, which may be

@@ -60,15 +60,16 @@ int door_fail(req_error_t *err, unsigned status, const char *code, const char *p
     return -1;
 }
 
-int door_check_body(const char *body, size_t len, req_error_t *err)
+int door_parse_body(const char *body, size_t len, json_tree_t **tree, req_error_t *err)
 {
     json_error_t je;
     int is_object = 0, ok;
     char where[160];
+    *tree = NULL;
     if (len == 0)
         return door_fail(err, 400, "invalid_json", NULL,
                          "The request body is empty; expected a JSON object.%s", NULL);
-    ok = json_check(body, len, JSON_CHECK_STRICT, &is_object, &je);
+    ok = json_tree_parse(body, len, tree, &is_object, &je);
     if (ok < 0) {
         door_fail(err, 503, "server_overloaded", NULL,
                   "Out of memory while validating the request body; retry later.%s", NULL);
@@ -85,9 +86,12 @@ int door_check_body(const char *body, size_t len, req_error_t *err)
             snprintf(where, sizeof where, "is not valid JSON: %s at byte %zu", je.what, je.off);
         return door_fail(err, 400, "invalid_json", NULL, "The request body %s.", where);
     }
-    if (!is_object)
+    if (!is_object) {
+        json_tree_free(*tree);
+        *tree = NULL;
         return door_fail(err, 400, "invalid_json", NULL,
                          "The request body must be a JSON object.%s", NULL);
+    }
     return 0;
 }
 

@@ -520,23 +520,17 @@ int dm_request_to_chat(const char *body, size_t len, unsigned flags, buf_t *out,
                        req_error_t *err)
 {
     tx_t t = {.w = {out, 0}, .info = info, .err = err, .scratch_cap = len};
-    cJSON *root = NULL;
-    const cJSON *v, *msgs;
+    json_tree_t *tree = NULL;
+    const cJSON *root, *v, *msgs;
     size_t start = buf_len(out);
     int rc = -1, i = 0, n_tools;
     bool count = (flags & DM_COUNT_TOKENS) != 0;
 
     memset(info, 0, sizeof *info);
     info->max_tokens = -1;
-    if (door_check_body(body, len, err) < 0)
+    if (door_parse_body(body, len, &tree, err) < 0)
         return -1;
-    root = cJSON_ParseWithLength(body, len);
-    if (!cJSON_IsObject(root)) {
-        door_fail(err, 400, "invalid_json", NULL,
-                  "The request body is not a JSON object (or nests deeper than 1000 levels).%s",
-                  NULL);
-        goto out;
-    }
+    root = json_tree_root(tree);
     v = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsString(v) || v->valuestring[0] == '\0') {
         door_fail(err, 400, v ? "invalid_type" : "missing_required_parameter", "model",
@@ -659,7 +653,7 @@ int dm_request_to_chat(const char *body, size_t len, unsigned flags, buf_t *out,
 out:
     if (rc < 0)
         out->w = out->r + start; /* nothing half-written stays behind */
-    cJSON_Delete(root);
+    json_tree_free(tree);
     return rc;
 }
 

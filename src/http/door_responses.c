@@ -424,20 +424,15 @@ static int copy_field(tx_t *t, const cJSON *root, const char *from, const char *
 }
 
 /* Parses and checks what both paths need: a JSON object, model and input,
- * no server-side state. Returns the tree (caller deletes) or NULL. */
-static cJSON *parse_common(const char *body, size_t len, req_error_t *err)
+ * no server-side state. Returns the tree (caller frees with
+ * json_tree_free) or NULL. */
+static json_tree_t *parse_common(const char *body, size_t len, req_error_t *err)
 {
-    cJSON *root;
-    const cJSON *v;
-    if (door_check_body(body, len, err) < 0)
+    json_tree_t *tree;
+    const cJSON *root, *v;
+    if (door_parse_body(body, len, &tree, err) < 0)
         return NULL;
-    root = cJSON_ParseWithLength(body, len);
-    if (!cJSON_IsObject(root)) {
-        door_fail(err, 400, "invalid_json", NULL,
-                  "The request body is not a JSON object (or nests deeper than 1000 levels).%s",
-                  NULL);
-        goto fail;
-    }
+    root = json_tree_root(tree);
     v = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsString(v) || v->valuestring[0] == '\0') {
         door_fail(err, 400, v ? "invalid_type" : "missing_required_parameter", "model",
@@ -459,18 +454,18 @@ static cJSON *parse_common(const char *body, size_t len, req_error_t *err)
     }
     if (check_stateless(root, err) < 0)
         goto fail;
-    return root;
+    return tree;
 fail:
-    cJSON_Delete(root);
+    json_tree_free(tree);
     return NULL;
 }
 
 int dr_pass_through_check(const char *body, size_t len, req_error_t *err)
 {
-    cJSON *root = parse_common(body, len, err);
-    if (root == NULL)
+    json_tree_t *tree = parse_common(body, len, err);
+    if (tree == NULL)
         return -1;
-    cJSON_Delete(root);
+    json_tree_free(tree);
     return 0;
 }
 
@@ -479,14 +474,15 @@ int dr_request_to_chat(const char *body, size_t len, buf_t *out, dr_info_t *info
 {
     tx_t t = {.w = {out, 0}, .err = err, .scratch_cap = len};
     size_t start = buf_len(out);
-    cJSON *root;
-    const cJSON *v;
+    json_tree_t *tree;
+    const cJSON *root, *v;
     int rc = -1, n_tools;
 
     memset(info, 0, sizeof *info);
-    root = parse_common(body, len, err);
-    if (root == NULL)
+    tree = parse_common(body, len, err);
+    if (tree == NULL)
         return -1;
+    root = json_tree_root(tree);
     info->store_absent = cJSON_GetObjectItemCaseSensitive(root, "store") == NULL;
     door_w_raw(&t.w, "{\"model\":");
     door_w_str(&t.w, door_str_of(root, "model"));
@@ -558,6 +554,6 @@ int dr_request_to_chat(const char *body, size_t len, buf_t *out, dr_info_t *info
 out:
     if (rc < 0)
         out->w = out->r + start;
-    cJSON_Delete(root);
+    json_tree_free(tree);
     return rc;
 }

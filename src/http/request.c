@@ -1,6 +1,7 @@
 /* request: per-request state, body validation and the forwarded body.
- * The client's body is parsed once with cJSON to validate it and read the
- * few fields routing needs; the tree is freed right away. The body sent
+ * The client's body is read once (core/json_tree.h: the strict check and
+ * the cJSON tree in one pass) to validate it and read the few fields
+ * routing needs; the tree is freed right away. The body sent
  * upstream is the client's bytes with only the "model" value spliced, so
  * every other field passes through untouched and nothing is re-serialised. */
 #include "http/request.h"
@@ -26,6 +27,7 @@
 #include "upstream/retry.h"
 #include "http/door_wire.h"
 #include "upstream/quirks.h"
+#include "core/json_tree.h"
 
 req_t *request_new(struct shard *shard, struct MHD_Connection *conn, config_t *cfg)
 {
@@ -344,6 +346,7 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
 {
     const char *text;
     size_t len;
+    json_tree_t *tree = NULL;
     cJSON *root, *model, *item;
     json_span_t spans[2];
     json_error_t jerr;
@@ -359,13 +362,14 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
     if (len == 0)
         return fail(err, 400, "invalid_json", NULL,
                     "The request body is empty; expected a JSON object.%s", NULL);
-    /* One strict pass before cJSON: cJSON tolerates what a provider's
-     * parser may read differently (control bytes as whitespace, invalid
-     * UTF-8, duplicate keys it reads first-wins where most read last-wins),
-     * so the body the router understood and the body the provider gets
-     * could differ. Such a body is refused, never forwarded. */
+    /* One strict pass that also builds the tree (core/json_tree.h): cJSON's
+     * own parser tolerates what a provider's parser may read differently
+     * (control bytes as whitespace, invalid UTF-8, duplicate keys it reads
+     * first-wins where most read last-wins), so the body the router
+     * understood and the body the provider gets could differ. Such a body
+     * is refused, never forwarded. */
     {
-        int is_object = 0, ok = json_check(text, len, JSON_CHECK_STRICT, &is_object, &jerr);
+        int is_object = 0, ok = json_tree_parse(text, len, &tree, &is_object, &jerr);
         if (ok < 0) {
             fail(err, 503, "server_overloaded", NULL,
                  "Out of memory while validating the request body; retry later.%s", NULL);
@@ -374,19 +378,13 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
         }
         if (ok == 0)
             return invalid_json(err, text, &jerr);
-        if (!is_object)
+        if (!is_object) {
+            json_tree_free(tree);
             return fail(err, 400, "invalid_json", NULL,
                         "The request body must be a JSON object.%s", NULL);
+        }
     }
-    root = cJSON_ParseWithLength(text, len);
-    if (root == NULL)
-        return fail(err, 400, "invalid_json", NULL,
-                    "The request body is not valid JSON (or nests deeper than 1000 levels).%s",
-                    NULL);
-    if (!cJSON_IsObject(root)) {
-        fail(err, 400, "invalid_json", NULL, "The request body must be a JSON object.%s", NULL);
-        goto out;
-    }
+    root = json_tree_root(tree);
     model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (model == NULL) {
         fail(err, 400, "missing_required_parameter", "model",
@@ -448,7 +446,7 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
         break;
     }
 
-    found = json_find_top_key(text, len, "model", spans, 2);
+    found = json_tree_top_key(tree, text, "model", spans, 2);
     /* cJSON compares unescaped keys, the scanner raw ones: both must see
      * exactly one, or an escaped duplicate ("mod\u0065l") could smuggle a
      * second model past the router to the provider. */
@@ -460,7 +458,7 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
     }
     req->model_span = spans[0];
     req->so_span.len = 0;
-    if (json_find_top_key(text, len, "stream_options", spans, 2) == 1)
+    if (json_tree_top_key(tree, text, "stream_options", spans, 2) == 1)
         req->so_span = spans[0];
     req->body_end = len;
     while (req->body_end > 0 && text[req->body_end - 1] != '}')
@@ -540,7 +538,7 @@ int request_parse(req_t *req, req_error_t *err, buf_t *explain)
     req->usage_mode = req->stream && req->ep != EP_EMBEDDINGS;
     rc = 0;
 out:
-    cJSON_Delete(root);
+    json_tree_free(tree);
     return rc;
 }
 

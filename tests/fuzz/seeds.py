@@ -59,6 +59,7 @@ def main():
     sses = list(files("tests/unit/**/fixtures/**/*.sse"))
     for j in jsons + CHAT + LEGACY + EMB:
         put("fuzz_json", j)
+        put("fuzz_json_tree", j)
     for body in CHAT:
         for ctl in (0x00, 0x04, 0x08, 0x18, 0x20, 0x44, 0xe0):
             put("fuzz_request", bytes([ctl]) + body)
