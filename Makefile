@@ -19,6 +19,14 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Iinclude $(PKG_CFLAGS) -MMD -MP
 LDLIBS   := $(PKG_LIBS) -lpthread -lm
+# The daemon's allocator: mimalloc from Debian (libmimalloc-dev) replaces
+# glibc malloc for the whole process, libraries included; `make
+# ALLOCATOR=libc` keeps glibc's. Measured in docs/performance.md
+# ("Allocator"). The ASan build, the unit tests and the fuzzers keep the
+# allocator their sanitizer needs.
+ALLOCATOR ?= mimalloc
+MIMALLOC_LIBS := -Wl,--push-state,--no-as-needed -lmimalloc -Wl,--pop-state
+DAEMON_LIBS := $(if $(filter mimalloc,$(ALLOCATOR)),$(MIMALLOC_LIBS))
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -39,7 +47,7 @@ ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 all: build/llmrouter
 
 build/llmrouter: $(OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(DAEMON_LIBS) $(LDLIBS)
 
 build/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -77,7 +85,7 @@ build/installed/config_catalog.o: src/core/config_catalog.c build/installed/sysc
 	$(CC) $(ALL_CFLAGS) -DLLMROUTER_DEFAULT_CATALOG='"$(SYSCONFDIR)/llmrouter/catalog.yaml"' -c -o $@ $<
 
 build/installed/llmrouter: build/installed/main.o build/installed/config_catalog.o $(filter-out build/$(CATALOG_OBJ),$(LIB_OBJS))
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(DAEMON_LIBS) $(LDLIBS)
 
 # ---- tests ----
 build/tests/%: tests/unit/%.c $(LIB_OBJS)

@@ -6,7 +6,7 @@
 #   install-deps.sh bench    + what the benchmarks use (make bench)
 set -eu
 PKGS="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libyaml-dev
-libpcre2-dev libhiredis-dev libssl-dev python3 curl ca-certificates"
+libpcre2-dev libhiredis-dev libssl-dev libmimalloc-dev python3 curl ca-certificates"
 case "${1:-}" in
 test | bench)
     PKGS="$PKGS libcmocka-dev redis-server nodejs npm systemd python3-yaml man-db groff-base

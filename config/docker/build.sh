@@ -32,7 +32,7 @@ mkdir -p "$2"
 OUT=$(cd "$2" && pwd)
 
 BUILD_PKGS="gcc make pkg-config binutils libc6-dev libmicrohttpd-dev libcurl4-openssl-dev
-libcjson-dev libyaml-dev libpcre2-dev libssl-dev libhiredis-dev"
+libcjson-dev libyaml-dev libpcre2-dev libssl-dev libhiredis-dev libmimalloc-dev"
 # Not found through the libraries: TLS roots for https:// providers, and the
 # HEALTHCHECK's client (libcurl is there anyway, so curl adds ~0.5 MB).
 EXTRA_RUNTIME_PKGS="ca-certificates curl"
