@@ -57,6 +57,20 @@ int json_check(const char *s, size_t n, unsigned flags, int *is_object, json_err
  * duplicate keys are allowed). Returns 1 if valid, else 0. */
 int json_validate(const char *s, size_t n, int *is_object);
 
+/* A member of an object: its key, quotes included (raw: escapes not
+ * resolved), and its value, as json_find_top_key gives it. */
+typedef struct json_member {
+    json_span_t key;
+    json_span_t value;
+} json_member_t;
+
+/* json_validate that also records, in one pass, the members of the
+ * top-level object in their order: the first max go to members, *count is
+ * how many there are (it may exceed max; 0 when the text is invalid or not
+ * an object). Returns 1 if valid, else 0. */
+int json_validate_top(const char *s, size_t n, int *is_object, json_member_t *members, size_t max,
+                      size_t *count);
+
 /* Appends a number in one canonical spelling: integers below 2^53 without
  * fraction or exponent ("-0" as "0"), others with 17 significant digits,
  * non-finite values as null. Returns 0 or -1 if b's cap was reached. */

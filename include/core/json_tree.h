@@ -41,4 +41,15 @@ int json_tree_top_key(const json_tree_t *t, const char *s, const char *key, json
 /* Frees the tree and every node and string in it (NULL is a no-op). */
 void json_tree_free(json_tree_t *t);
 
+/* The tree cJSON_ParseWithLength(s, n) gives, for reading only: built by
+ * json_tree_parse when the strict check accepts s (*t set: the nodes are
+ * the tree's), else by cJSON_ParseWithLength itself (*t NULL), which also
+ * reads what the strict check refuses (trailing bytes, invalid UTF-8,
+ * repeated keys). Returns NULL where cJSON_ParseWithLength does. The
+ * caller frees with json_tree_drop(root, *t) and never modifies it. */
+cJSON *json_tree_read(const char *s, size_t n, json_tree_t **t);
+
+/* Frees what json_tree_read returned (root may be NULL). */
+void json_tree_drop(cJSON *root, json_tree_t *t);
+
 #endif

@@ -229,6 +229,7 @@ typedef struct jcheck {
     jkey_t inline_keys[KEYS_INLINE];
     jkey_t *keys; /* inline_keys, or a heap copy once they do not fit */
     size_t nkeys, cap;
+    size_t key_end; /* past the closing quote of the key scan_key read last */
     bool oom;
 } jcheck_t;
 
@@ -453,6 +454,7 @@ static size_t scan_key(jcheck_t *jc, size_t i)
     e = scan_string(jc, i);
     if (e == 0)
         return 0;
+    jc->key_end = e;
     if (jc->flags & JSON_CHECK_DUPLICATES) {
         jkey_t *k;
         if (jc->nkeys == jc->cap) {
@@ -553,7 +555,27 @@ static size_t num_end(const char *s, size_t n, size_t i)
     return i;
 }
 
-int json_check(const char *s, size_t n, unsigned flags, int *is_object, json_error_t *err)
+/* Where check_top records the top-level object's members (NULL: not
+ * recorded). */
+typedef struct jtop {
+    json_member_t *m;
+    size_t max, count;
+    bool open; /* a member's value has started and not yet ended */
+} jtop_t;
+
+/* A top-level member's key is s[k..e) (quotes included) and its value
+ * starts at the first non-blank byte from v. */
+static void top_begin(jtop_t *t, const char *s, size_t n, size_t k, size_t e, size_t v)
+{
+    if (t->count < t->max) {
+        t->m[t->count].key = (json_span_t){.off = k, .len = e - k};
+        t->m[t->count].value.off = ws(s, n, v);
+    }
+    t->open = true;
+}
+
+static int check_top(const char *s, size_t n, unsigned flags, int *is_object, json_error_t *err,
+                     jtop_t *top)
 {
     jcheck_t check, *jc = &check;
     json_error_t scratch;
@@ -572,6 +594,7 @@ int json_check(const char *s, size_t n, unsigned flags, int *is_object, json_err
     jc->keys = jc->inline_keys;
     jc->nkeys = 0;
     jc->cap = KEYS_INLINE;
+    jc->key_end = 0;
     jc->oom = false;
 
     i = ws(s, n, 0);
@@ -599,8 +622,13 @@ int json_check(const char *s, size_t n, unsigned flags, int *is_object, json_err
                 i++;
                 goto after_value;
             }
-            if (c == '{' && (i = scan_key(jc, i)) == 0)
-                goto out;
+            if (c == '{') {
+                size_t k = i;
+                if ((i = scan_key(jc, i)) == 0)
+                    goto out;
+                if (top != NULL && depth == 1)
+                    top_begin(top, s, n, k, jc->key_end, i);
+            }
             continue;
         }
         if (c == '"') {
@@ -626,6 +654,12 @@ int json_check(const char *s, size_t n, unsigned flags, int *is_object, json_err
         }
     after_value:
         for (;;) {
+            if (top != NULL && depth == 1 && top->open) {
+                if (top->count < top->max)
+                    top->m[top->count].value.len = i - top->m[top->count].value.off;
+                top->count++;
+                top->open = false;
+            }
             i = ws(s, n, i);
             if (depth == 0) {
                 if (i == n)
@@ -642,8 +676,13 @@ int json_check(const char *s, size_t n, unsigned flags, int *is_object, json_err
             }
             if (s[i] == ',') {
                 i++;
-                if (stack[depth - 1] == '{' && (i = scan_key(jc, ws(s, n, i))) == 0)
-                    goto out;
+                if (stack[depth - 1] == '{') {
+                    size_t k = ws(s, n, i);
+                    if ((i = scan_key(jc, k)) == 0)
+                        goto out;
+                    if (top != NULL && depth == 1)
+                        top_begin(top, s, n, k, jc->key_end, i);
+                }
                 break; /* next value */
             }
             if (s[i] == '}' && stack[depth - 1] == '{') {
@@ -670,9 +709,23 @@ out:
     return rc;
 }
 
+int json_check(const char *s, size_t n, unsigned flags, int *is_object, json_error_t *err)
+{
+    return check_top(s, n, flags, is_object, err, NULL);
+}
+
 int json_validate(const char *s, size_t n, int *is_object)
 {
-    return json_check(s, n, 0, is_object, NULL) == 1;
+    return check_top(s, n, 0, is_object, NULL, NULL) == 1;
+}
+
+int json_validate_top(const char *s, size_t n, int *is_object, json_member_t *members, size_t max,
+                      size_t *count)
+{
+    jtop_t top = {.m = members, .max = max};
+    int ok = check_top(s, n, 0, is_object, NULL, &top) == 1;
+    *count = ok && *is_object ? top.count : 0;
+    return ok;
 }
 
 int json_append_number(buf_t *b, double d)

@@ -164,6 +164,23 @@ static cJSON *node_new(json_tree_t *t)
     return c;
 }
 
+cJSON *json_tree_read(const char *s, size_t n, json_tree_t **t)
+{
+    int is_object = 0;
+    if (json_tree_parse(s, n, t, &is_object, NULL) == 1)
+        return json_tree_root(*t);
+    *t = NULL;
+    return cJSON_ParseWithLength(s, n);
+}
+
+void json_tree_drop(cJSON *root, json_tree_t *t)
+{
+    if (t != NULL)
+        json_tree_free(t);
+    else
+        cJSON_Delete(root);
+}
+
 void json_tree_free(json_tree_t *t)
 {
     jt_slab_t *sl, *next;

@@ -551,6 +551,7 @@ static int build_forward_anthropic(req_t *req, int m)
     const cfg_model_t *md = &req->cfg->models[m];
     anthropic_req_opts_t opts = {.model = md->upstream, .default_max_tokens = md->default_max_tokens};
     anthropic_err_t aerr = {{0}, {0}};
+    json_tree_t *tree;
     cJSON *chat;
     buf_t b;
     int rc;
@@ -567,7 +568,7 @@ static int build_forward_anthropic(req_t *req, int m)
         err->param = "model";
         return -1;
     }
-    chat = cJSON_ParseWithLength(buf_ptr(&req->body), buf_len(&req->body));
+    chat = json_tree_read(buf_ptr(&req->body), buf_len(&req->body), &tree); /* read only */
     if (chat == NULL) { /* request_parse parsed it already: out of memory */
         snprintf(err->message, sizeof err->message, "Out of memory translating the request.");
         return -1;
@@ -576,7 +577,7 @@ static int build_forward_anthropic(req_t *req, int m)
      * schemas are copied once, JSON strings re-escaped alike) */
     buf_init(&b, buf_len(&req->body) * 2 + 65536);
     rc = anthropic_request_from_chat(chat, &opts, &b, &req->ant_info, &aerr);
-    cJSON_Delete(chat);
+    json_tree_drop(chat, tree);
     if (rc != ANTHROPIC_OK) {
         buf_free(&b);
         if (rc == ANTHROPIC_EINVAL) {

@@ -21,6 +21,7 @@
 
 #include "core/buf.h"
 #include "core/json.h"
+#include "core/json_tree.h"
 #include "core/log.h"
 #include "core/presets.h"
 #include "core/util.h"
@@ -123,14 +124,15 @@ static int call_translate(upstream_call_t *c, const config_t *cfg, int m, const 
 {
     anthropic_req_opts_t opts = {.model = cfg->models[m].upstream,
                                  .default_max_tokens = cfg->models[m].default_max_tokens};
-    cJSON *chat = cJSON_ParseWithLength(body, len);
+    json_tree_t *tree;
+    cJSON *chat = json_tree_read(body, len, &tree); /* read only */
     buf_t b;
     int rc;
     if (chat == NULL)
         return -1;
     buf_init(&b, len * 2 + 65536);
     rc = anthropic_request_from_chat(chat, &opts, &b, &c->ant_info, NULL);
-    cJSON_Delete(chat);
+    json_tree_drop(chat, tree);
     if (rc != ANTHROPIC_OK) {
         buf_free(&b);
         return -1;

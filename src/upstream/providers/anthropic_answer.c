@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "anthropic_wr.h"
+#include "core/json_tree.h"
 #include "core/util.h"
 #include "http/apierror.h"
 #include "upstream/sse.h"
@@ -212,7 +213,8 @@ int anthropic_answer_to_chat(const char *body, size_t len, const anthropic_req_i
                              int64_t created, buf_t *out, anthropic_usage_t *usage, char *why,
                              size_t whylen)
 {
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    json_tree_t *tree;
+    cJSON *root = json_tree_read(body, len, &tree); /* read only */
     const cJSON *content = aj(root, "content"), *b, *json_block = NULL;
     const char *type = ajs(root, "type"), *id = ajs(root, "id"), *model = ajs(root, "model");
     const char *jt = info != NULL && info->json_tool[0] ? info->json_tool : NULL;
@@ -231,7 +233,7 @@ int anthropic_answer_to_chat(const char *body, size_t len, const anthropic_req_i
                                         type != NULL && strcmp(type, "error") == 0
                                             ? "an error object"
                                             : "not a Messages answer (no content array)");
-        cJSON_Delete(root);
+        json_tree_drop(root, tree);
         return ANTHROPIC_EINVAL;
     }
     read_usage(aj(root, "usage"), &u);
@@ -322,7 +324,7 @@ int anthropic_answer_to_chat(const char *body, size_t len, const anthropic_req_i
         write_usage(&w, &u);
     }
     awr_lit(&w, "}");
-    cJSON_Delete(root);
+    json_tree_drop(root, tree);
     if (usage != NULL)
         *usage = u;
     return awr_end(&w);

@@ -431,6 +431,29 @@ static void top_keys(const char *s, size_t n, top_keys_t *t)
     }
 }
 
+/* top_keys from the top-level members json_validate_top recorded (all of
+ * them: n <= the array's size), without scanning the text again. */
+static void top_keys_of(const char *s, size_t n, const json_member_t *mem, size_t count,
+                        top_keys_t *t)
+{
+    memset(t, 0, sizeof *t);
+    for (size_t k = 0; k < count; k++) {
+        const json_member_t *e = &mem[k];
+        if (e->key.len != 7)
+            continue;
+        if (memcmp(s + e->key.off + 1, "usage", 5) == 0 && t->n_usage++ == 0) {
+            t->usage = e->value;
+            if (s[e->value.off] == '{') {
+                uscan_t uu = {.s = s, .n = n, .check = true};
+                us_object(&uu, e->value.off, 0, U_PROMPT, U_HIT, &t->uv);
+                t->usage_bad = uu.bad;
+            }
+        } else if (memcmp(s + e->key.off + 1, "error", 5) == 0 && t->n_err++ == 0) {
+            t->err = e->value;
+        }
+    }
+}
+
 /* usage_cost's result from the values of a usage object (top_keys). */
 static void usage_cost_vals(const cfg_model_t *m, const usage_vals_t *uv, provider_result_t *out)
 {
@@ -443,18 +466,28 @@ static void usage_cost_vals(const cfg_model_t *m, const usage_vals_t *uv, provid
     usage_cost_of(m, prompt, completion, cached, out);
 }
 
+/* Top-level members of an answer check_fast takes from the validator's
+ * pass (a chat completion has about 8). */
+#define CHECK_MEMBERS 32
+
 /* The common case (nothing to rewrite, nothing to cache): validate without
- * building a tree, and parse only the usage object. */
+ * building a tree, noting the top-level members on the way, and parse only
+ * the usage object. */
 static int check_fast(const config_t *cfg, int m, const char *body, size_t len,
                       provider_result_t *out, char *why, size_t whylen)
 {
     int is_object = 0;
     top_keys_t tk;
-    if (!json_validate(body, len, &is_object) || !is_object) {
+    json_member_t mem[CHECK_MEMBERS];
+    size_t count;
+    if (!json_validate_top(body, len, &is_object, mem, CHECK_MEMBERS, &count) || !is_object) {
         snprintf(why, whylen, "invalid JSON in the answer");
         return -1;
     }
-    top_keys(body, len, &tk);
+    if (count <= CHECK_MEMBERS)
+        top_keys_of(body, len, mem, count, &tk);
+    else
+        top_keys(body, len, &tk); /* more members than recorded: scan */
     if (tk.n_err > 0 && !(tk.err.len == 4 && memcmp(body + tk.err.off, "null", 4) == 0)) {
         snprintf(why, whylen, "error object in a 2xx answer");
         return -1;

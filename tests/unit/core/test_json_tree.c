@@ -383,12 +383,99 @@ static void test_corpora(void **state)
     assert_true(t.accepted > 500);
 }
 
+/* json_tree_read against cJSON_ParseWithLength: both NULL, or trees equal
+ * node by node and printed alike; *t set exactly when the strict check
+ * accepts. */
+static void read_same(const char *s, size_t n, size_t *fast, size_t *slow)
+{
+    char why[512];
+    char *p = malloc(n ? n : 1); /* exact size, for ASan */
+    json_tree_t *t = (json_tree_t *)(void *)1;
+    cJSON *got, *want;
+    int is_object;
+    assert_non_null(p);
+    memcpy(p, s, n);
+    got = json_tree_read(p, n, &t);
+    want = cJSON_ParseWithLength(p, n);
+    if ((got == NULL) != (want == NULL))
+        fail_msg("json_tree_read %s, cJSON %s on %.*s", got ? "parsed" : "NULL",
+                 want ? "parsed" : "NULL", (int)n, p);
+    if ((t != NULL) != (json_check(p, n, JSON_CHECK_STRICT, &is_object, NULL) == 1))
+        fail_msg("tree %s, strict check disagrees on %.*s", t ? "built" : "not built", (int)n, p);
+    if (got != NULL) {
+        char *pg, *pw;
+        if (jtd_nodes(got, want, why, sizeof why) != NULL)
+            fail_msg("%s on %.*s", why, (int)n, p);
+        pg = cJSON_PrintUnformatted(got);
+        pw = cJSON_PrintUnformatted(want);
+        if ((pg == NULL) != (pw == NULL) || (pg != NULL && strcmp(pg, pw) != 0))
+            fail_msg("printed differently on %.*s", (int)n, p);
+        free(pg);
+        free(pw);
+        ++*(t != NULL ? fast : slow);
+    }
+    json_tree_drop(got, t);
+    cJSON_Delete(want);
+    free(p);
+}
+
+static void test_read(void **state)
+{
+    static const char *const FIXED[] = {
+        "{\"a\":1}", "{\"a\":1} trailing", "{\"a\":1,\"a\":2}", "{\"a\":\"\xff\"}",
+        "{\"a\":\"\\ud800\"}", "[1,2", "", "  ", "null", "\"s\"", "{\"content\":[{\"type\":"
+        "\"text\",\"text\":\"hi\"}],\"usage\":{\"input_tokens\":3}}"};
+    static const char *const dirs[] = {"tests/fuzz/corpus/fuzz_answer", "tests/fuzz/corpus/fuzz_anthropic",
+                                       "tests/fuzz/corpus/fuzz_stream", "tests/fuzz/corpus/fuzz_request",
+                                       "tests/fuzz/corpus/fuzz_json"};
+    size_t fast = 0, slow = 0, files = 0;
+    (void)state;
+    for (size_t i = 0; i < sizeof FIXED / sizeof FIXED[0]; i++)
+        read_same(FIXED[i], strlen(FIXED[i]), &fast, &slow);
+    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++) {
+        DIR *dir = opendir(dirs[d]);
+        struct dirent *e;
+        if (dir == NULL)
+            fail_msg("no corpus at %s (run from the repository root)", dirs[d]);
+        while ((e = readdir(dir)) != NULL) {
+            char path[1024];
+            FILE *f;
+            char *buf;
+            long len;
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(path, sizeof path, "%s/%s", dirs[d], e->d_name);
+            f = fopen(path, "rb");
+            if (f == NULL)
+                continue;
+            fseek(f, 0, SEEK_END);
+            len = ftell(f);
+            fseek(f, 0, SEEK_SET);
+            buf = malloc((size_t)len + 2);
+            assert_non_null(buf);
+            assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
+            fclose(f);
+            read_same(buf, (size_t)len, &fast, &slow);
+            if (len > 0)
+                read_same(buf + 1, (size_t)len - 1, &fast, &slow);
+            buf[len] = 'x'; /* trailing data: cJSON reads it, the strict check does not */
+            read_same(buf, (size_t)len + 1, &fast, &slow);
+            free(buf);
+            files++;
+        }
+        closedir(dir);
+    }
+    print_message("read: %zu files, %zu trees built, %zu by cJSON\n", files, fast, slow);
+    assert_true(files > 1000);
+    assert_true(fast > 500 && slow > 500);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known),     cmocka_unit_test(test_depth),
         cmocka_unit_test(test_keys),      cmocka_unit_test(test_generated),
-        cmocka_unit_test(test_corpora),
+        cmocka_unit_test(test_corpora),   cmocka_unit_test(test_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
