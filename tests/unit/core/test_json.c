@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -512,6 +513,68 @@ static void test_append_matches_reference(void **state)
     diff_one(s, sizeof s - sizeof s % 3 - 1, 1 << 20, 0);
 }
 
+/* json_append_number against the snprintf writer it replaced (main
+ * 4a606e8), on integers of every magnitude, their neighbours, fractions and
+ * non-finite values. */
+static void ref_append_number(buf_t *b, double d)
+{
+    char tmp[40];
+    if (isfinite(d) && d == floor(d) && fabs(d) < 9007199254740992.0)
+        snprintf(tmp, sizeof tmp, "%.0f", d == 0 ? 0.0 : d);
+    else if (isfinite(d))
+        snprintf(tmp, sizeof tmp, "%.17g", d);
+    else
+        snprintf(tmp, sizeof tmp, "null");
+    assert_int_equal(buf_puts(b, tmp), 0);
+}
+
+static void number_same(double d)
+{
+    buf_t a, b;
+    buf_init(&a, 64);
+    buf_init(&b, 64);
+    ref_append_number(&a, d);
+    assert_int_equal(json_append_number(&b, d), 0);
+    if (strcmp(buf_cstr(&a), buf_cstr(&b)) != 0)
+        fail_msg("json_append_number(%.17g) wrote %s, expected %s", d, buf_cstr(&b), buf_cstr(&a));
+    buf_free(&a);
+    buf_free(&b);
+}
+
+static void test_number_matches_reference(void **state)
+{
+    (void)state;
+    number_same(0.0);
+    number_same(-0.0);
+    number_same(INFINITY);
+    number_same(-INFINITY);
+    number_same(NAN);
+    for (int e = 0; e <= 60; e++) {
+        double p = ldexp(1.0, e);
+        for (int k = -3; k <= 3; k++) {
+            number_same(p + k);
+            number_same(-(p + k));
+            number_same(p + k + 0.5);
+        }
+    }
+    for (double p = 1; p < 1e20; p *= 10) {
+        number_same(p);
+        number_same(p - 1);
+        number_same(-p);
+        number_same(1 / p);
+    }
+    number_same(9007199254740991.0);
+    number_same(-9007199254740991.0);
+    number_same(9007199254740992.0);
+    number_same(1e300);
+    number_same(5e-324);
+    for (int t = 0; t < 200000; t++) {
+        uint64_t r = (uint64_t)diff_rand() << 32 | diff_rand();
+        number_same((double)(int64_t)(r >> (t % 64)) * ((t & 1) ? -1 : 1));
+        number_same((double)(r >> 11) / (double)(1 + (t % 1000)));
+    }
+}
+
 static void test_validate(void **state)
 {
     static const char *valid[] = {
@@ -747,6 +810,7 @@ int main(void)
         cmocka_unit_test(test_append_respects_cap),
         cmocka_unit_test(test_append_after_existing_content),
         cmocka_unit_test(test_append_matches_reference),
+        cmocka_unit_test(test_number_matches_reference),
     };
     return cmocka_run_group_tests_name("json", tests, NULL, NULL);
 }
