@@ -56,6 +56,22 @@ enum door door_for_path(const char *path, bool *count_tokens);
  * NULL. body is borrowed. */
 int door_parse_body(const char *body, size_t len, json_tree_t **tree, req_error_t *err);
 
+/* A parsed answer: the tree cJSON_ParseWithLength would build, read-only. */
+typedef struct door_json {
+    json_tree_t *_tree; /* from json_tree_parse, when the text was strict JSON */
+    struct cJSON *_cj;  /* from cJSON_ParseWithLength otherwise */
+} door_json_t;
+
+/* The tree cJSON_ParseWithLength(s, n) builds (NULL where it gives NULL),
+ * read through json_tree's one pass when s[0..n) is strict JSON (the tree
+ * is then the same, json_tree.h) and through cJSON otherwise (trailing
+ * bytes, repeated keys, lone surrogates: cJSON's own reading stays the
+ * answer). Borrowed from *j until door_json_free; never modify it. */
+const struct cJSON *door_json_parse(door_json_t *j, const char *s, size_t n);
+
+/* Frees what door_json_parse built (a zeroed door_json_t is a no-op). */
+void door_json_free(door_json_t *j);
+
 /* Fills *err (status, type "invalid_request_error", code, param, message —
  * formatted like printf from fmt and one string argument arg, which may be
  * NULL). Returns -1 so that callers can `return door_fail(...)`. code, param

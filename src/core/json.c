@@ -138,17 +138,53 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* The offset of the first byte at or after i that is not plain printable
+ * ASCII ('"', '\\', a control byte or a non-ASCII one), or len. Whole
+ * runs of plain bytes are then copied with one buf_append. */
+static size_t plain_run_end(const unsigned char *u, size_t len, size_t i)
+{
+#if defined(__SSE2__)
+    while (i + 16 <= len) {
+        /* signed bytes below 0x20: the control bytes and, being negative,
+         * every non-ASCII one */
+        __m128i w = _mm_loadu_si128((const __m128i *)(const void *)(u + i));
+        __m128i sp = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(w, _mm_set1_epi8('"')),
+                                               _mm_cmpeq_epi8(w, _mm_set1_epi8('\\'))),
+                                  _mm_cmplt_epi8(w, _mm_set1_epi8(0x20)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(sp);
+        if (mask != 0)
+            return i + (size_t)__builtin_ctz(mask);
+        i += 16;
+    }
+#endif
+    while (i < len && u[i] >= 0x20 && u[i] < 0x80 && u[i] != '"' && u[i] != '\\')
+        i++;
+    return i;
+}
+
+/* The runs written between escapes are the same as a byte-by-byte loop
+ * writes (valid UTF-8 stays inside a run), so even a write that fails at
+ * the cap leaves the same partial content. */
 int json_append_string(buf_t *b, const char *str, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)str;
     size_t start = 0;
+    buf_reserve(b, len + 2);
     if (buf_append(b, "\"", 1) < 0)
         return -1;
-    for (size_t i = 0; i < len;) {
-        unsigned char ch = u[i];
+    for (size_t i = 0;;) {
+        unsigned char ch;
         char esc[6];
-        size_t elen = 2, skip = 1;
+        size_t elen = 2;
+        i = plain_run_end(u, len, i);
+        if (i >= len)
+            break;
+        ch = u[i];
         if (ch >= 0x80) {
             size_t n = utf8_seq(u + i, len - i);
             if (n > 0) {
@@ -158,9 +194,6 @@ int json_append_string(buf_t *b, const char *str, size_t len)
             /* invalid UTF-8 would make the whole document invalid JSON */
             memcpy(esc, "\\ufffd", 6);
             elen = 6;
-        } else if (ch >= 0x20 && ch != '"' && ch != '\\') {
-            i++;
-            continue;
         } else {
             esc[0] = '\\';
             switch (ch) {
@@ -180,7 +213,7 @@ int json_append_string(buf_t *b, const char *str, size_t len)
         }
         if (buf_append(b, str + start, i - start) < 0 || buf_append(b, esc, elen) < 0)
             return -1;
-        i += skip;
+        i++;
         start = i;
     }
     if (buf_append(b, str + start, len - start) < 0)
@@ -728,12 +761,25 @@ int json_validate_top(const char *s, size_t n, int *is_object, json_member_t *me
     return ok;
 }
 
+/* An integral double below 2^53 in magnitude is written with a digit loop:
+ * the digits snprintf's "%.0f" gives, without its cost (token counts and
+ * timestamps are most of the numbers the doors write). */
 int json_append_number(buf_t *b, double d)
 {
     char tmp[40];
-    if (isfinite(d) && d == floor(d) && fabs(d) < 9007199254740992.0)
-        snprintf(tmp, sizeof tmp, "%.0f", d == 0 ? 0.0 : d); /* no "-0" */
-    else if (isfinite(d))
+    if (isfinite(d) && d == floor(d) && fabs(d) < 9007199254740992.0) {
+        int64_t v = (int64_t)d; /* exact: |d| < 2^53; -0 becomes 0 (no "-0") */
+        uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+        char *e = tmp + sizeof tmp, *p = e;
+        do {
+            *--p = (char)('0' + m % 10);
+            m /= 10;
+        } while (m != 0);
+        if (v < 0)
+            *--p = '-';
+        return buf_append(b, p, (size_t)(e - p));
+    }
+    if (isfinite(d))
         snprintf(tmp, sizeof tmp, "%.17g", d);
     else
         snprintf(tmp, sizeof tmp, "null");

@@ -49,6 +49,25 @@ enum door door_for_path(const char *path, bool *count_tokens)
     return DOOR_CHAT;
 }
 
+const cJSON *door_json_parse(door_json_t *j, const char *s, size_t n)
+{
+    int is_object = 0;
+    j->_tree = NULL;
+    j->_cj = NULL;
+    if (n > 0 && json_tree_parse(s, n, &j->_tree, &is_object, NULL) == 1)
+        return json_tree_root(j->_tree);
+    j->_cj = cJSON_ParseWithLength(s, n);
+    return j->_cj;
+}
+
+void door_json_free(door_json_t *j)
+{
+    json_tree_free(j->_tree);
+    cJSON_Delete(j->_cj);
+    j->_tree = NULL;
+    j->_cj = NULL;
+}
+
 int door_fail(req_error_t *err, unsigned status, const char *code, const char *param,
               const char *fmt, const char *arg)
 {

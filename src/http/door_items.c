@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/util.h"
+#include "http/door.h"
 
 #define INDEX_SLOTS (DOOR_ITEMS_MAX * 2) /* power of two, half full at most */
 #define EMPTY 0u
@@ -153,11 +154,11 @@ void door_items_put_output(const cJSON *out)
 
 void door_items_put_response(const char *resp, size_t len)
 {
-    cJSON *root = cJSON_ParseWithLength(resp, len);
-    if (root == NULL)
-        return;
-    door_items_put_output(cJSON_GetObjectItemCaseSensitive(root, "output"));
-    cJSON_Delete(root);
+    door_json_t parsed;
+    const cJSON *root = door_json_parse(&parsed, resp, len);
+    if (root != NULL)
+        door_items_put_output(cJSON_GetObjectItemCaseSensitive(root, "output"));
+    door_json_free(&parsed);
 }
 
 char *door_items_get(const char *id)

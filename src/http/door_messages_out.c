@@ -84,7 +84,8 @@ static void write_input(door_w_t *w, const char *args)
 int dm_answer_from_chat(const char *chat, size_t len, const char *id, const char *model,
                         buf_t *out)
 {
-    cJSON *root = cJSON_ParseWithLength(chat, len);
+    door_json_t parsed;
+    const cJSON *root = door_json_parse(&parsed, chat, len);
     const cJSON *choice, *msg, *tc;
     door_w_t w = {out, 0};
     door_usage_t u;
@@ -97,7 +98,7 @@ int dm_answer_from_chat(const char *chat, size_t len, const char *id, const char
     msg = cJSON_GetObjectItemCaseSensitive(choice, "message");
     if (!cJSON_IsObject(root) || cJSON_GetObjectItemCaseSensitive(root, "error") != NULL ||
         !cJSON_IsObject(msg)) {
-        cJSON_Delete(root);
+        door_json_free(&parsed);
         return -1;
     }
     door_usage_init(&u);
@@ -158,7 +159,7 @@ int dm_answer_from_chat(const char *chat, size_t len, const char *id, const char
     door_w_raw(&w, ",\"stop_sequence\":null,\"usage\":");
     write_usage(&w, &u, 0, 0);
     door_w_raw(&w, "}");
-    cJSON_Delete(root);
+    door_json_free(&parsed);
     if (w.err) {
         out->w = out->r + start;
         return -2;

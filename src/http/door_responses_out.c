@@ -169,7 +169,8 @@ static void w_call_item(door_w_t *w, const char *id, int n, const char *status,
 int dr_answer_from_chat(const char *chat, size_t len, const char *id, const char *model,
                         int64_t created_at, buf_t *out)
 {
-    cJSON *root = cJSON_ParseWithLength(chat, len);
+    door_json_t parsed;
+    const cJSON *root = door_json_parse(&parsed, chat, len);
     const cJSON *choice, *msg, *tc;
     buf_t items;
     door_w_t w = {out, 0}, wi;
@@ -183,7 +184,7 @@ int dr_answer_from_chat(const char *chat, size_t len, const char *id, const char
     msg = cJSON_GetObjectItemCaseSensitive(choice, "message");
     if (!cJSON_IsObject(root) || cJSON_GetObjectItemCaseSensitive(root, "error") != NULL ||
         !cJSON_IsObject(msg)) {
-        cJSON_Delete(root);
+        door_json_free(&parsed);
         return -1;
     }
     /* the items are written once, into the caller's cap */
@@ -236,7 +237,7 @@ int dr_answer_from_chat(const char *chat, size_t len, const char *id, const char
         rc = -2;
     }
     buf_free(&items);
-    cJSON_Delete(root);
+    door_json_free(&parsed);
     return rc;
 }
 

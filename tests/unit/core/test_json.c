@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,6 +336,245 @@ static void test_append_after_existing_content(void **state)
 }
 
 
+/* ---- differential test: json_append_string against a frozen copy of the
+ * byte-by-byte writer it replaced (main 4a606e8) ---- */
+
+static size_t ref_utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+    if (s[0] < 0xC2)
+        return 0;
+    if (s[0] < 0xE0) {
+        len = 2;
+        cp = s[0] & 0x1F;
+    } else if (s[0] < 0xF0) {
+        len = 3;
+        cp = s[0] & 0x0F;
+    } else if (s[0] < 0xF5) {
+        len = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+static int ref_append_string(buf_t *b, const char *str, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)str;
+    size_t start = 0;
+    if (buf_append(b, "\"", 1) < 0)
+        return -1;
+    for (size_t i = 0; i < len;) {
+        unsigned char ch = u[i];
+        char esc[6];
+        size_t elen = 2, skip = 1;
+        if (ch >= 0x80) {
+            size_t n = ref_utf8_seq(u + i, len - i);
+            if (n > 0) {
+                i += n;
+                continue;
+            }
+            memcpy(esc, "\\ufffd", 6);
+            elen = 6;
+        } else if (ch >= 0x20 && ch != '"' && ch != '\\') {
+            i++;
+            continue;
+        } else {
+            esc[0] = '\\';
+            switch (ch) {
+            case '"': esc[1] = '"'; break;
+            case '\\': esc[1] = '\\'; break;
+            case '\n': esc[1] = 'n'; break;
+            case '\r': esc[1] = 'r'; break;
+            case '\t': esc[1] = 't'; break;
+            default:
+                esc[1] = 'u';
+                esc[2] = '0';
+                esc[3] = '0';
+                esc[4] = hex[ch >> 4];
+                esc[5] = hex[ch & 15];
+                elen = 6;
+            }
+        }
+        if (buf_append(b, str + start, i - start) < 0 || buf_append(b, esc, elen) < 0)
+            return -1;
+        i += skip;
+        start = i;
+    }
+    if (buf_append(b, str + start, len - start) < 0)
+        return -1;
+    return buf_append(b, "\"", 1);
+}
+
+static uint64_t diff_rng = 0x9E3779B97F4A7C15ULL;
+
+static uint32_t diff_rand(void)
+{
+    diff_rng ^= diff_rng << 13;
+    diff_rng ^= diff_rng >> 7;
+    diff_rng ^= diff_rng << 17;
+    return (uint32_t)(diff_rng >> 11);
+}
+
+/* Fills s[0..n) with pieces chosen to hit every branch: plain runs of
+ * every length around 16, each special byte, valid UTF-8 of each length,
+ * invalid and cut sequences, surrogates, overlongs and random bytes. */
+static void diff_fill(unsigned char *s, size_t n)
+{
+    static const char *pieces[] = {"\"", "\\", "\n", "\r", "\t", "\x01", "\x1f", "\x7f",
+                                   "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xed\xa0\x80",
+                                   "\xc0\xaf", "\xe0\x80\xaf", "\xf4\x90\x80\x80", "\xff", "\xc3",
+                                   "\xe2\x82", " ", "/"};
+    size_t i = 0;
+    while (i < n) {
+        uint32_t r = diff_rand() % 10;
+        if (r < 5) {
+            size_t run = diff_rand() % 40;
+            for (size_t k = 0; k < run && i < n; k++)
+                s[i++] = (unsigned char)(0x20 + diff_rand() % 0x5f);
+        } else if (r < 8) {
+            const char *p = pieces[diff_rand() % (sizeof pieces / sizeof pieces[0])];
+            for (size_t k = 0; p[k] != '\0' && i < n; k++)
+                s[i++] = (unsigned char)p[k];
+        } else {
+            s[i++] = (unsigned char)(diff_rand() & 0xff);
+        }
+    }
+}
+
+static void diff_one(const unsigned char *s, size_t n, size_t cap, size_t prefix)
+{
+    buf_t a, b;
+    int ra, rb;
+    buf_init(&a, cap);
+    buf_init(&b, cap);
+    if (prefix > 0 && prefix <= cap) {
+        assert_int_equal(buf_append(&a, "{\"k\":xxxxxxxxxxxxxxxxxxxxxxxxxxxxx", prefix), 0);
+        assert_int_equal(buf_append(&b, "{\"k\":xxxxxxxxxxxxxxxxxxxxxxxxxxxxx", prefix), 0);
+    }
+    ra = ref_append_string(&a, (const char *)s, n);
+    rb = json_append_string(&b, (const char *)s, n);
+    if (ra != rb || buf_len(&a) != buf_len(&b) || memcmp(buf_ptr(&a), buf_ptr(&b), buf_len(&a)) != 0)
+        fail_msg("json_append_string differs from the reference (len %zu, cap %zu): rc %d vs %d, "
+                 "%zu vs %zu bytes",
+                 n, cap, ra, rb, buf_len(&a), buf_len(&b));
+    buf_free(&a);
+    buf_free(&b);
+}
+
+static void test_append_matches_reference(void **state)
+{
+    unsigned char s[4096];
+    (void)state;
+    /* every single byte, and every byte after and before plain runs of
+     * lengths 0..40 (the 16-byte scan's edges) */
+    for (int c = 0; c < 256; c++) {
+        for (size_t run = 0; run <= 40; run++) {
+            memset(s, 'a', run);
+            s[run] = (unsigned char)c;
+            memset(s + run + 1, 'b', run);
+            diff_one(s, 2 * run + 1, 1 << 20, 0);
+            diff_one(s, run + 1, 1 << 20, 0);
+        }
+    }
+    /* all two-byte strings */
+    for (int c = 0; c < 256; c++)
+        for (int d = 0; d < 256; d++) {
+            s[0] = (unsigned char)c;
+            s[1] = (unsigned char)d;
+            diff_one(s, 2, 1 << 20, 0);
+        }
+    /* random mixes, unbounded and at caps that cut the output anywhere */
+    for (int t = 0; t < 20000; t++) {
+        size_t n = diff_rand() % (t < 15000 ? 200 : sizeof s);
+        diff_fill(s, n);
+        diff_one(s, n, 1 << 20, diff_rand() % 8);
+        diff_one(s, n, diff_rand() % (2 * n + 8), diff_rand() % 8);
+    }
+    /* long plain runs and long multibyte runs */
+    memset(s, 'x', sizeof s);
+    diff_one(s, sizeof s, 1 << 20, 0);
+    for (size_t i = 0; i + 3 <= sizeof s; i += 3)
+        memcpy(s + i, "\xe2\x82\xac", 3);
+    diff_one(s, sizeof s - sizeof s % 3, 1 << 20, 0);
+    diff_one(s, sizeof s - sizeof s % 3 - 1, 1 << 20, 0);
+}
+
+/* json_append_number against the snprintf writer it replaced (main
+ * 4a606e8), on integers of every magnitude, their neighbours, fractions and
+ * non-finite values. */
+static void ref_append_number(buf_t *b, double d)
+{
+    char tmp[40];
+    if (isfinite(d) && d == floor(d) && fabs(d) < 9007199254740992.0)
+        snprintf(tmp, sizeof tmp, "%.0f", d == 0 ? 0.0 : d);
+    else if (isfinite(d))
+        snprintf(tmp, sizeof tmp, "%.17g", d);
+    else
+        snprintf(tmp, sizeof tmp, "null");
+    assert_int_equal(buf_puts(b, tmp), 0);
+}
+
+static void number_same(double d)
+{
+    buf_t a, b;
+    buf_init(&a, 64);
+    buf_init(&b, 64);
+    ref_append_number(&a, d);
+    assert_int_equal(json_append_number(&b, d), 0);
+    if (strcmp(buf_cstr(&a), buf_cstr(&b)) != 0)
+        fail_msg("json_append_number(%.17g) wrote %s, expected %s", d, buf_cstr(&b), buf_cstr(&a));
+    buf_free(&a);
+    buf_free(&b);
+}
+
+static void test_number_matches_reference(void **state)
+{
+    (void)state;
+    number_same(0.0);
+    number_same(-0.0);
+    number_same(INFINITY);
+    number_same(-INFINITY);
+    number_same(NAN);
+    for (int e = 0; e <= 60; e++) {
+        double p = ldexp(1.0, e);
+        for (int k = -3; k <= 3; k++) {
+            number_same(p + k);
+            number_same(-(p + k));
+            number_same(p + k + 0.5);
+        }
+    }
+    for (double p = 1; p < 1e20; p *= 10) {
+        number_same(p);
+        number_same(p - 1);
+        number_same(-p);
+        number_same(1 / p);
+    }
+    number_same(9007199254740991.0);
+    number_same(-9007199254740991.0);
+    number_same(9007199254740992.0);
+    number_same(1e300);
+    number_same(5e-324);
+    for (int t = 0; t < 200000; t++) {
+        uint64_t r = (uint64_t)diff_rand() << 32 | diff_rand();
+        number_same((double)(int64_t)(r >> (t % 64)) * ((t & 1) ? -1 : 1));
+        number_same((double)(r >> 11) / (double)(1 + (t % 1000)));
+    }
+}
+
 static void test_validate(void **state)
 {
     static const char *valid[] = {
@@ -569,6 +809,8 @@ int main(void)
         cmocka_unit_test(test_append_replaces_invalid_utf8),
         cmocka_unit_test(test_append_respects_cap),
         cmocka_unit_test(test_append_after_existing_content),
+        cmocka_unit_test(test_append_matches_reference),
+        cmocka_unit_test(test_number_matches_reference),
     };
     return cmocka_run_group_tests_name("json", tests, NULL, NULL);
 }
