@@ -6,8 +6,83 @@
 #define LLMROUTER_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/buf.h"
+
+/* ---- byte-level helpers shared by the validator (json.c) and the
+ * one-pass tree builder (json_tree.c); inline: they run per non-ASCII
+ * character and per number on the request path ---- */
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is invalid
+ * (overlong forms, surrogates and code points above U+10FFFF included). */
+static inline size_t json_utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+    if (s[0] < 0xC2)
+        return 0;
+    if (s[0] < 0xE0) {
+        len = 2;
+        cp = s[0] & 0x1F;
+    } else if (s[0] < 0xF0) {
+        len = 3;
+        cp = s[0] & 0x0F;
+    } else if (s[0] < 0xF5) {
+        len = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+
+/* s[i] starts a number: returns the offset past it, or 0 if invalid. */
+static inline size_t json_number_end(const char *s, size_t n, size_t i)
+{
+    size_t d;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i >= n)
+        return 0;
+    if (s[i] == '0') {
+        i++;
+    } else if (s[i] >= '1' && s[i] <= '9') {
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    } else {
+        return 0;
+    }
+    if (i < n && s[i] == '.') {
+        d = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == d)
+            return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        d = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == d)
+            return 0;
+    }
+    return i;
+}
 
 typedef struct json_span {
     size_t off; /* offset of the value's first byte */

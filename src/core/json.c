@@ -105,39 +105,6 @@ int json_find_top_key(const char *s, size_t n, const char *key, json_span_t *spa
     }
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is invalid
- * (overlong forms, surrogates and code points above U+10FFFF included). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    size_t len;
-    uint32_t cp;
-    if (s[0] < 0xC2)
-        return 0;
-    if (s[0] < 0xE0) {
-        len = 2;
-        cp = s[0] & 0x1F;
-    } else if (s[0] < 0xF0) {
-        len = 3;
-        cp = s[0] & 0x0F;
-    } else if (s[0] < 0xF5) {
-        len = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return len;
-}
-
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -186,7 +153,7 @@ int json_append_string(buf_t *b, const char *str, size_t len)
             break;
         ch = u[i];
         if (ch >= 0x80) {
-            size_t n = utf8_seq(u + i, len - i);
+            size_t n = json_utf8_len(u + i, len - i);
             if (n > 0) {
                 i += n;
                 continue;
@@ -365,7 +332,7 @@ static size_t scan_string(jcheck_t *jc, size_t i)
                 i++;
                 break;
             }
-            m = utf8_seq(s + i, n - i);
+            m = json_utf8_len(s + i, n - i);
             if (m == 0)
                 return bad(jc, i, "invalid UTF-8 in a string");
             i += m;
@@ -552,41 +519,6 @@ static bool close_object(jcheck_t *jc, size_t mark)
     return true;
 }
 
-/* s[i] starts a number: returns the offset past it, or 0 if invalid. */
-static size_t num_end(const char *s, size_t n, size_t i)
-{
-    size_t d;
-    if (i < n && s[i] == '-')
-        i++;
-    if (i >= n)
-        return 0;
-    if (s[i] == '0') {
-        i++;
-    } else if (s[i] >= '1' && s[i] <= '9') {
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-    } else {
-        return 0;
-    }
-    if (i < n && s[i] == '.') {
-        d = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return 0;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return 0;
-    }
-    return i;
-}
 
 /* Where check_top records the top-level object's members (NULL: not
  * recorded). */
@@ -669,7 +601,7 @@ static int check_top(const char *s, size_t n, unsigned flags, int *is_object, js
             if (i == 0)
                 goto out;
         } else if (c == '-' || (c >= '0' && c <= '9')) {
-            size_t e = num_end(s, n, i);
+            size_t e = json_number_end(s, n, i);
             if (e == 0) {
                 bad(jc, i, "invalid number");
                 goto out;

@@ -243,38 +243,6 @@ static bool member_add(json_tree_t *t, size_t key_off, size_t key_len, size_t va
 
 /* ---- strings ---- */
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 (json.c's). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    size_t len;
-    uint32_t cp;
-    if (s[0] < 0xC2)
-        return 0;
-    if (s[0] < 0xE0) {
-        len = 2;
-        cp = s[0] & 0x1F;
-    } else if (s[0] < 0xF0) {
-        len = 3;
-        cp = s[0] & 0x0F;
-    } else if (s[0] < 0xF5) {
-        len = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return len;
-}
-
 static long hex4(const unsigned char *s, size_t n, size_t i)
 {
     long v = 0;
@@ -439,7 +407,7 @@ static size_t string(jt_t *jt, size_t i, char **out, size_t *dlen)
         case 3:
             return bad(jt, i, "control character in a string (it must be escaped)");
         default:
-            m = utf8_seq(s + i, n - i);
+            m = json_utf8_len(s + i, n - i);
             if (m == 0)
                 return bad(jt, i, "invalid UTF-8 in a string");
             memcpy(d, s + i, m);
@@ -532,41 +500,6 @@ static bool close_object(jt_t *jt, size_t mark)
 
 /* ---- numbers ---- */
 
-/* s[i] starts a number: returns the offset past it, or 0 (json.c's). */
-static size_t num_end(const unsigned char *s, size_t n, size_t i)
-{
-    size_t d;
-    if (i < n && s[i] == '-')
-        i++;
-    if (i >= n)
-        return 0;
-    if (s[i] == '0') {
-        i++;
-    } else if (s[i] >= '1' && s[i] <= '9') {
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-    } else {
-        return 0;
-    }
-    if (i < n && s[i] == '.') {
-        d = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return 0;
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i == d)
-            return 0;
-    }
-    return i;
-}
 
 /* The number token s[i..e) as cJSON's parse_number reads it: strtod of the
  * token (cJSON copies it, '.' as the locale's decimal point; the daemon
@@ -706,7 +639,7 @@ int json_tree_parse(const char *text, size_t n, json_tree_t **out, int *is_objec
                 goto out;
             v->type = cJSON_String;
         } else if (c == '-' || (c >= '0' && c <= '9')) {
-            size_t e = num_end(s, n, i);
+            size_t e = json_number_end((const char *)s, n, i);
             if (e == 0) {
                 bad(jt, i, "invalid number");
                 goto out;
